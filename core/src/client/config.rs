@@ -1,0 +1,69 @@
+//! Client tunables.
+
+use crate::backoff::BackoffPolicy;
+use crate::codec::DEFAULT_MAX_FRAME;
+use crate::liveness::Heartbeat;
+use crate::wire::UserName;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    pub user: UserName,
+    pub password: String,
+    /// Create the account on first login (if the server allows it).
+    pub register: bool,
+    /// The port this client listens on for peers; advertised to the server at login.
+    pub p2p_port: u16,
+    /// Open direct channels to peers. Off means everything goes through the server relay.
+    pub direct_channels: bool,
+    pub heartbeat: Heartbeat,
+    /// A peer link must finish its authenticated setup within this.
+    pub setup_timeout: Duration,
+    /// The server must answer hello and login within this.
+    pub login_timeout: Duration,
+    /// A sent message not acknowledged within this is sent again on the current route.
+    pub ack_timeout: Duration,
+    pub reconnect: BackoffPolicy,
+    pub redial: BackoffPolicy,
+    pub max_frame: usize,
+    /// Bytes queued or unwritten per link before it is dropped as a slow consumer.
+    pub max_pending_output: usize,
+    pub max_text_len: usize,
+    /// Unacknowledged messages per recipient; `send` refuses more.
+    pub max_outbox: usize,
+    /// Out-of-order messages held per sender while a gap fills.
+    pub max_held: usize,
+    /// Peer links open at once (including ones still in setup).
+    pub max_links: usize,
+}
+
+impl ClientConfig {
+    pub fn new(user: UserName, password: impl Into<String>, p2p_port: u16) -> Self {
+        ClientConfig {
+            user,
+            password: password.into(),
+            register: false,
+            p2p_port,
+            direct_channels: true,
+            heartbeat: Heartbeat::default(),
+            setup_timeout: Duration::from_secs(5),
+            login_timeout: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(10),
+            reconnect: BackoffPolicy {
+                first: Duration::from_millis(500),
+                max: Duration::from_secs(15),
+            },
+            redial: BackoffPolicy {
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(10),
+            },
+            max_frame: DEFAULT_MAX_FRAME,
+            max_pending_output: 1024 * 1024,
+            max_text_len: 16 * 1024,
+            max_outbox: 1000,
+            max_held: 256,
+            max_links: 1024,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Chat over whichever route is up: sending, acknowledging, retransmitting.
+
+use super::output::{Destination, Event};
+use super::Client;
+use crate::delivery::{Path, Sent};
+use crate::wire::{Ack, Chat, ClientFrame, PeerFrame, UserName};
+use std::time::Instant;
+
+impl Client {
+    /// Sends every message to `name` that is waiting for a route, on the best route up now:
+    /// the direct channel, else the relay, else nothing (they wait).
+    pub(super) fn flush(&mut self, name: &UserName, now: Instant) {
+        let server_up = self.server.is_online();
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
+        let (path, destination) = match peer.direct {
+            Some(link) => (Path::Direct, Destination::Peer(link)),
+            None if server_up => (Path::Relay, Destination::Server),
+            None => return,
+        };
+        let mut frames = Vec::new();
+        let outbox_chats: Vec<Chat> = {
+            let outbox = &peer.outbox;
+            outbox
+                .pending()
+                .filter(|p| p.sent.is_none() && !p.held_by_server)
+                .map(|p| outbox.chat(p))
+                .collect()
+        };
+        for pending in peer.outbox.unsent() {
+            pending.sent = Some(Sent { path, at: now });
+        }
+        for chat in outbox_chats {
+            frames.push(chat);
+        }
+        for chat in frames {
+            let sent = match destination {
+                Destination::Peer(link) => self.send_link(link, &PeerFrame::Chat(chat), now),
+                Destination::Server => self.send_server(
+                    &ClientFrame::Relay {
+                        to: name.clone(),
+                        chat,
+                    },
+                    now,
+                ),
+            };
+            if !sent {
+                break;
+            }
+        }
+    }
+
+    pub(super) fn on_chat(&mut self, from: &UserName, chat: Chat, path: Path, now: Instant) {
+        if from == &self.config.user {
+            return;
+        }
+        let receipt = self.peer_mut(from, now).inbox.receive(chat);
+        for chat in receipt.released {
+            self.events.push_back(Event::Message {
+                from: from.clone(),
+                id: chat.id,
+                text: chat.text,
+                route: path,
+            });
+        }
+        if let Some(ack) = receipt.ack {
+            match self
+                .acks_owed
+                .iter_mut()
+                .find(|(n, p, a)| n == from && *p == path && a.epoch == ack.epoch)
+            {
+                Some((_, _, owed)) => owed.through = owed.through.max(ack.through),
+                None => self.acks_owed.push((from.clone(), path, ack)),
+            }
+        }
+    }
+
+    pub(super) fn on_ack(&mut self, from: &UserName, ack: Ack) {
+        let Some(peer) = self.peers.get_mut(from) else {
+            return;
+        };
+        for done in peer.outbox.acknowledge(ack) {
+            let route = if done.held_by_server {
+                Path::Relay
+            } else {
+                done.sent.map_or(Path::Relay, |s| s.path)
+            };
+            self.events.push_back(Event::Delivered {
+                to: from.clone(),
+                id: done.id,
+                route,
+            });
+        }
+    }
+
+    /// Acks go back the way the messages came: a relayed message's ack also tells the server
+    /// it may delete what it stored.
+    pub(super) fn send_owed_acks(&mut self, now: Instant) {
+        for (name, path, ack) in std::mem::take(&mut self.acks_owed) {
+            match path {
+                Path::Direct => {
+                    if let Some(link) = self.peers.get(&name).and_then(|p| p.direct) {
+                        self.send_link(link, &PeerFrame::Ack(ack), now);
+                    }
+                }
+                Path::Relay => {
+                    if self.server.is_online() {
+                        self.send_server(&ClientFrame::RelayAck { to: name, ack }, now);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn peers_deadline(&self) -> Option<Instant> {
+        let ack_timeout = self.config.ack_timeout;
+        self.peers
+            .iter()
+            .flat_map(|(name, peer)| [self.dial_due(name), peer.outbox.retransmit_at(ack_timeout)])
+            .flatten()
+            .min()
+    }
+
+    pub(super) fn peers_timeout(&mut self, now: Instant) {
+        let ack_timeout = self.config.ack_timeout;
+        let expired: Vec<UserName> = self
+            .peers
+            .iter_mut()
+            .filter_map(|(name, peer)| {
+                (peer.outbox.expire(now, ack_timeout) > 0).then(|| name.clone())
+            })
+            .collect();
+        for name in expired {
+            self.flush(&name, now);
+        }
+        // Due dials start in `finish`, which every input ends with.
+    }
+}

@@ -1,0 +1,279 @@
+//! What the client core asks of its host, and what it tells the user.
+
+use super::LinkId;
+use crate::delivery::Path;
+use crate::wire::{ErrorCode, KickReason, LoginRefusal, MessageId, UserName};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where a [`Transmit`](crate::Transmit) goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Destination {
+    Server,
+    Peer(LinkId),
+}
+
+/// IO the host performs. Every `ConnectServer` and `Dial` must be answered by exactly one
+/// success or failure input, in bounded time (the host owns connect timeouts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub enum Action {
+    /// Connect to the server; answer with `handle_server_connected` or
+    /// `handle_server_connect_failed`.
+    ConnectServer,
+    /// Close the server connection once the transmits already polled for it are written.
+    CloseServer,
+    /// Open a TCP connection to `peer` at `addr`, pick a [`LinkId`] for it and answer with
+    /// `handle_dialed`, or `handle_dial_failed`.
+    Dial { peer: UserName, addr: SocketAddr },
+    /// Close a peer link once the transmits already polled for it are written.
+    CloseLink { link: LinkId },
+}
+
+/// The way messages to a peer go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// Over an authenticated direct channel.
+    Direct,
+    /// Through the server (or waiting for it, while it is unreachable).
+    Relay,
+    /// Relay, while a direct channel is being set up.
+    Connecting,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Route::Direct => "direct",
+            Route::Relay => "relay",
+            Route::Connecting => "connecting",
+        })
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Path::Direct => "direct",
+            Path::Relay => "relay",
+        })
+    }
+}
+
+/// Why a route changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteReason {
+    Dialing,
+    ChannelUp,
+    DialFailed,
+    ChannelLost(LinkError),
+    PeerOffline,
+}
+
+impl fmt::Display for RouteReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteReason::Dialing => f.write_str("dialling the peer"),
+            RouteReason::ChannelUp => f.write_str("direct channel authenticated"),
+            RouteReason::DialFailed => f.write_str("could not reach the peer directly"),
+            RouteReason::ChannelLost(error) => write!(f, "direct channel lost: {error}"),
+            RouteReason::PeerOffline => f.write_str("peer went offline"),
+        }
+    }
+}
+
+/// Why a peer link ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkError {
+    Decode(ErrorCode),
+    UnsupportedVersion {
+        theirs: u16,
+    },
+    /// The peer could not prove it holds the secret the server gave this pair.
+    SetupFailed,
+    /// No introduction for the claimed peer arrived before the setup deadline.
+    UnknownPeer,
+    SetupTimeout,
+    Idle,
+    SlowConsumer,
+    UnexpectedFrame,
+    TextTooLong,
+    /// The peer closed the connection (or said goodbye).
+    Closed,
+    /// The peer reported an error.
+    Remote(ErrorCode),
+    /// A second channel to the same peer won the tie-break.
+    Replaced,
+    TooManyLinks,
+}
+
+impl LinkError {
+    /// The code the far side is told, if it should be told anything.
+    pub fn code(self) -> Option<ErrorCode> {
+        Some(match self {
+            LinkError::Decode(code) => code,
+            LinkError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+            LinkError::SetupFailed => ErrorCode::SetupFailed,
+            LinkError::UnknownPeer => ErrorCode::UnknownPeer,
+            LinkError::SetupTimeout => ErrorCode::HelloTimeout,
+            LinkError::Idle => ErrorCode::Idle,
+            LinkError::SlowConsumer => return None,
+            LinkError::UnexpectedFrame => ErrorCode::UnexpectedFrame,
+            LinkError::TextTooLong => ErrorCode::TextTooLong,
+            LinkError::TooManyLinks => ErrorCode::TooManyConnections,
+            LinkError::Closed | LinkError::Remote(_) | LinkError::Replaced => return None,
+        })
+    }
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::Decode(code) => write!(f, "bad data from peer: {code}"),
+            LinkError::UnsupportedVersion { theirs } => write!(f, "peer speaks protocol {theirs}"),
+            LinkError::SetupFailed => f.write_str("peer failed authentication"),
+            LinkError::UnknownPeer => f.write_str("peer was never introduced by the server"),
+            LinkError::SetupTimeout => f.write_str("setup took too long"),
+            LinkError::Idle => f.write_str("no heartbeat"),
+            LinkError::SlowConsumer => f.write_str("peer not reading"),
+            LinkError::UnexpectedFrame => f.write_str("peer broke protocol"),
+            LinkError::TextTooLong => f.write_str("peer sent an oversized message"),
+            LinkError::Closed => f.write_str("closed by peer"),
+            LinkError::Remote(code) => write!(f, "peer reported: {code}"),
+            LinkError::Replaced => f.write_str("replaced by another channel"),
+            LinkError::TooManyLinks => f.write_str("too many peer links"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+/// Why the server connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerLinkError {
+    ConnectFailed,
+    Closed,
+    Idle,
+    LoginTimeout,
+    Decode(ErrorCode),
+    UnsupportedVersion {
+        theirs: u16,
+    },
+    UnexpectedFrame,
+    /// The server reported an error.
+    Remote(ErrorCode),
+    ShuttingDown,
+    SlowConsumer,
+    /// A transient refusal (busy, rate-limited).
+    Refused(LoginRefusal),
+}
+
+impl fmt::Display for ServerLinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerLinkError::ConnectFailed => f.write_str("cannot connect to the server"),
+            ServerLinkError::Closed => f.write_str("server closed the connection"),
+            ServerLinkError::Idle => f.write_str("server silent"),
+            ServerLinkError::LoginTimeout => f.write_str("server did not answer the login"),
+            ServerLinkError::Decode(code) => write!(f, "bad data from server: {code}"),
+            ServerLinkError::UnsupportedVersion { theirs } => {
+                write!(f, "server speaks protocol {theirs}")
+            }
+            ServerLinkError::UnexpectedFrame => f.write_str("server broke protocol"),
+            ServerLinkError::Remote(code) => write!(f, "server reported: {code}"),
+            ServerLinkError::ShuttingDown => f.write_str("server is shutting down"),
+            ServerLinkError::SlowConsumer => f.write_str("server not reading"),
+            ServerLinkError::Refused(reason) => write!(f, "login refused: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerLinkError {}
+
+/// Why [`Client::send`](super::Client::send) refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    ToSelf,
+    TextTooLong {
+        len: usize,
+        max: usize,
+    },
+    /// Too many unacknowledged messages to this recipient already.
+    Backlog,
+    /// Logged out, kicked or refused: this client sends nothing more.
+    Stopped,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::ToSelf => f.write_str("cannot send a message to yourself"),
+            SendError::TextTooLong { len, max } => {
+                write!(f, "message is {len} bytes, the limit is {max}")
+            }
+            SendError::Backlog => f.write_str("too many undelivered messages to this user"),
+            SendError::Stopped => f.write_str("not logged in any more"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Everything a chat UI shows. Drain with [`Client::poll_event`](super::Client::poll_event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    LoggedIn {
+        user: UserName,
+    },
+    /// The login was refused for good (wrong password, name taken…): the client stops.
+    LoginFailed {
+        reason: LoginRefusal,
+    },
+    /// The server connection is gone; the client retries by itself after `retry_in`.
+    ServerLost {
+        error: ServerLinkError,
+        retry_in: Duration,
+    },
+    /// The server ended this session; the client stops.
+    Kicked {
+        reason: KickReason,
+    },
+    Presence {
+        user: UserName,
+        online: bool,
+    },
+    Route {
+        peer: UserName,
+        route: Route,
+        reason: RouteReason,
+    },
+    Message {
+        from: UserName,
+        id: MessageId,
+        text: String,
+        route: Path,
+    },
+    Delivered {
+        to: UserName,
+        id: MessageId,
+        route: Path,
+    },
+    /// The recipient is offline; the server stored the message for their next login.
+    Stored {
+        to: UserName,
+        id: MessageId,
+    },
+    /// A peer link was refused or dropped for misbehaving (not for ordinary loss).
+    PeerRejected {
+        claimed: Option<UserName>,
+        error: LinkError,
+    },
+    LoggedOut,
+}

@@ -1,0 +1,372 @@
+//! The client's connection to the server: login, presence, relay, reconnect with backoff.
+
+use super::output::{Action, Destination, Event, RouteReason, ServerLinkError};
+use super::peers::Dial;
+use super::Client;
+use crate::codec::{DecodeError, FrameDecoder};
+use crate::delivery::Path;
+use crate::liveness::Liveness;
+use crate::wire::{
+    ClientFrame, ErrorCode, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION,
+};
+use std::collections::HashSet;
+use std::time::Instant;
+
+#[derive(Debug)]
+pub(super) enum ServerLink {
+    /// Disconnected; reconnect at `retry_at`.
+    Waiting { retry_at: Instant },
+    /// The host is connecting.
+    Connecting,
+    /// Hello and login sent, waiting for the verdict.
+    LoggingIn { since: Instant, wire: Wire },
+    Online {
+        wire: Wire,
+        snapshot: Option<HashSet<UserName>>,
+    },
+    /// Logged out, kicked or refused: no more reconnects.
+    Stopped,
+}
+
+#[derive(Debug)]
+pub(super) struct Wire {
+    decoder: FrameDecoder,
+    liveness: Liveness,
+}
+
+impl ServerLink {
+    pub fn is_online(&self) -> bool {
+        matches!(self, ServerLink::Online { .. })
+    }
+
+    fn wire_mut(&mut self) -> Option<&mut Wire> {
+        match self {
+            ServerLink::LoggingIn { wire, .. } | ServerLink::Online { wire, .. } => Some(wire),
+            _ => None,
+        }
+    }
+}
+
+impl Client {
+    pub fn handle_server_connected(&mut self, now: Instant) {
+        if !matches!(self.server, ServerLink::Connecting) {
+            // Logged out while the host was connecting.
+            self.actions.push_back(Action::CloseServer);
+            return;
+        }
+        self.outbound.open(Destination::Server);
+        let wire = Wire {
+            decoder: FrameDecoder::new(self.config.max_frame),
+            liveness: Liveness::new(now),
+        };
+        self.server = ServerLink::LoggingIn { since: now, wire };
+        self.send_server(
+            &ClientFrame::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            now,
+        );
+        let login = ClientFrame::Login {
+            user: self.config.user.clone(),
+            password: self.config.password.clone(),
+            p2p_port: self.config.p2p_port,
+            register: self.config.register,
+        };
+        self.send_server(&login, now);
+        self.finish(now);
+    }
+
+    pub fn handle_server_connect_failed(&mut self, now: Instant) {
+        if matches!(self.server, ServerLink::Connecting) {
+            self.wait_to_reconnect(ServerLinkError::ConnectFailed, now);
+        }
+        self.finish(now);
+    }
+
+    pub fn handle_server_bytes(&mut self, mut bytes: &[u8], now: Instant) {
+        let Some(wire) = self.server.wire_mut() else {
+            return;
+        };
+        wire.liveness.received(now);
+        let mut decoder = std::mem::replace(&mut wire.decoder, FrameDecoder::new(0));
+        loop {
+            match decoder.decode::<ServerFrame>(&mut bytes) {
+                Ok(Some(frame)) => {
+                    self.on_server_frame(frame, now);
+                    if self.server.wire_mut().is_none() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    let code = match err {
+                        DecodeError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
+                        _ => ErrorCode::Malformed,
+                    };
+                    self.server_lost(ServerLinkError::Decode(code), true, now);
+                    break;
+                }
+            }
+        }
+        if let Some(wire) = self.server.wire_mut() {
+            wire.decoder = decoder;
+        }
+        self.finish(now);
+    }
+
+    pub fn handle_server_closed(&mut self, now: Instant) {
+        if self.server.wire_mut().is_some() {
+            self.server_lost(ServerLinkError::Closed, false, now);
+        } else if matches!(self.server, ServerLink::Connecting) {
+            self.wait_to_reconnect(ServerLinkError::ConnectFailed, now);
+        }
+        self.finish(now);
+    }
+
+    pub(super) fn server_deadline(&self) -> Option<Instant> {
+        let heartbeat = &self.config.heartbeat;
+        match &self.server {
+            ServerLink::Waiting { retry_at } => Some(*retry_at),
+            ServerLink::LoggingIn { since, wire } => {
+                Some((*since + self.config.login_timeout).min(wire.liveness.dead_at(heartbeat)))
+            }
+            ServerLink::Online { wire, .. } => Some(wire.liveness.next_deadline(heartbeat)),
+            ServerLink::Connecting | ServerLink::Stopped => None,
+        }
+    }
+
+    pub(super) fn server_timeout(&mut self, now: Instant) {
+        let heartbeat = self.config.heartbeat;
+        match &self.server {
+            ServerLink::Waiting { retry_at } if *retry_at <= now => {
+                self.server = ServerLink::Connecting;
+                self.actions.push_back(Action::ConnectServer);
+            }
+            ServerLink::LoggingIn { since, wire } => {
+                if *since + self.config.login_timeout <= now {
+                    self.server_lost(ServerLinkError::LoginTimeout, true, now);
+                } else if wire.liveness.dead_at(&heartbeat) <= now {
+                    self.server_lost(ServerLinkError::Idle, true, now);
+                }
+            }
+            ServerLink::Online { wire, .. } => {
+                if wire.liveness.dead_at(&heartbeat) <= now {
+                    self.server_lost(ServerLinkError::Idle, true, now);
+                } else if wire.liveness.ping_at(&heartbeat) <= now {
+                    self.send_server(&ClientFrame::Ping, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Queues a frame for the server; a server that cannot take it is dropped once the input
+    /// is handled.
+    pub(super) fn send_server(&mut self, frame: &ClientFrame, now: Instant) -> bool {
+        match self.outbound.send(Destination::Server, frame) {
+            Ok(()) => {
+                if let Some(wire) = self.server.wire_mut() {
+                    wire.liveness.sent(now);
+                }
+                true
+            }
+            Err(crate::outbound::QueueError::Full) => {
+                self.doomed.push(Destination::Server);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Ends the server connection for good (logout, kick, fatal refusal).
+    pub(super) fn stop_server(&mut self, say_logout: bool, now: Instant) {
+        if say_logout && self.server.is_online() {
+            self.send_server(&ClientFrame::Logout, now);
+        }
+        if self.server.wire_mut().is_some() {
+            self.outbound.close(Destination::Server);
+            self.actions.push_back(Action::CloseServer);
+        }
+        self.server = ServerLink::Stopped;
+    }
+
+    /// The server connection failed: close it (unless already gone), fall back, and retry.
+    pub(super) fn server_lost(&mut self, error: ServerLinkError, close: bool, now: Instant) {
+        if self.server.wire_mut().is_none() {
+            return;
+        }
+        if close {
+            self.outbound.close(Destination::Server);
+            self.actions.push_back(Action::CloseServer);
+        } else {
+            self.outbound.forget(Destination::Server);
+        }
+        self.wait_to_reconnect(error, now);
+        // What went to the relay may be lost with the server: send it again on whatever route
+        // is up (a direct channel, or the relay once logged in again).
+        let names: Vec<UserName> = self.peers.keys().cloned().collect();
+        for name in names {
+            if let Some(peer) = self.peers.get_mut(&name) {
+                peer.outbox.path_failed(Path::Relay);
+            }
+            self.flush(&name, now);
+        }
+    }
+
+    fn wait_to_reconnect(&mut self, error: ServerLinkError, now: Instant) {
+        let retry_in = self.reconnect.next_delay(&mut self.rng);
+        self.server = ServerLink::Waiting {
+            retry_at: now + retry_in,
+        };
+        self.events.push_back(Event::ServerLost { error, retry_in });
+    }
+
+    fn on_server_frame(&mut self, frame: ServerFrame, now: Instant) {
+        let logging_in = matches!(self.server, ServerLink::LoggingIn { .. });
+        match frame {
+            ServerFrame::Ping => {}
+            ServerFrame::Hello { version } => {
+                if version != PROTOCOL_VERSION {
+                    self.server_lost(
+                        ServerLinkError::UnsupportedVersion { theirs: version },
+                        true,
+                        now,
+                    );
+                }
+            }
+            ServerFrame::LoginOk { .. } if logging_in => self.logged_in(now),
+            ServerFrame::LoginRefused { reason } if logging_in => match reason {
+                LoginRefusal::TooManyAttempts | LoginRefusal::ServerBusy => {
+                    self.server_lost(ServerLinkError::Refused(reason), true, now)
+                }
+                _ => {
+                    self.stop_server(false, now);
+                    self.events.push_back(Event::LoginFailed { reason });
+                }
+            },
+            ServerFrame::Kicked { reason } => {
+                self.stop_server(false, now);
+                let links: Vec<_> = self.links.keys().copied().collect();
+                for link in links {
+                    self.say_goodbye(link, now);
+                }
+                self.events.push_back(Event::Kicked { reason });
+            }
+            ServerFrame::ShuttingDown => self.server_lost(ServerLinkError::ShuttingDown, true, now),
+            ServerFrame::Error { code } => {
+                self.server_lost(ServerLinkError::Remote(code), true, now)
+            }
+            _ if !self.server.is_online() => {
+                self.server_lost(ServerLinkError::UnexpectedFrame, true, now)
+            }
+            ServerFrame::Presence { peers, last } => self.on_presence_page(peers, last, now),
+            ServerFrame::PeerOnline(intro) => self.peer_online(intro, now),
+            ServerFrame::PeerOffline { user } => self.peer_offline(&user, now),
+            ServerFrame::Relayed { from, chat } => self.on_chat(&from, chat, Path::Relay, now),
+            ServerFrame::RelayedAck { from, ack } => self.on_ack(&from, ack),
+            ServerFrame::Stored { to, epoch, seq } => {
+                if let Some(id) = self
+                    .peers
+                    .get_mut(&to)
+                    .and_then(|p| p.outbox.mark_held(epoch, seq))
+                {
+                    self.events.push_back(Event::Stored { to, id });
+                }
+            }
+            _ => self.server_lost(ServerLinkError::UnexpectedFrame, true, now),
+        }
+    }
+
+    fn logged_in(&mut self, now: Instant) {
+        let ServerLink::LoggingIn { wire, .. } =
+            std::mem::replace(&mut self.server, ServerLink::Stopped)
+        else {
+            return;
+        };
+        self.server = ServerLink::Online {
+            wire,
+            snapshot: Some(HashSet::new()),
+        };
+        self.reconnect.reset();
+        // The account exists now; a reconnect must not try to create it again.
+        self.config.register = false;
+        self.events.push_back(Event::LoggedIn {
+            user: self.config.user.clone(),
+        });
+        let names: Vec<UserName> = self.peers.keys().cloned().collect();
+        for name in names {
+            self.flush(&name, now);
+        }
+    }
+
+    fn on_presence_page(&mut self, intros: Vec<PeerIntro>, last: bool, now: Instant) {
+        for intro in intros {
+            if let ServerLink::Online {
+                snapshot: Some(listed),
+                ..
+            } = &mut self.server
+            {
+                listed.insert(intro.user.clone());
+            }
+            self.peer_online(intro, now);
+        }
+        if !last {
+            return;
+        }
+        let listed = match &mut self.server {
+            ServerLink::Online { snapshot, .. } => snapshot.take().unwrap_or_default(),
+            _ => return,
+        };
+        // Whoever we believed online but the new list omits left while we were away.
+        let gone: Vec<UserName> = self
+            .peers
+            .iter()
+            .filter(|(name, peer)| peer.online && !listed.contains(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            self.peer_offline(&name, now);
+        }
+    }
+
+    fn peer_online(&mut self, intro: PeerIntro, now: Instant) {
+        if intro.user == self.config.user {
+            return;
+        }
+        let name = intro.user.clone();
+        let peer = self.peer_mut(&name, now);
+        let was_online = peer.online;
+        peer.online = true;
+        peer.intro = Some(intro);
+        if let Dial::Idle { .. } = peer.dial {
+            // A fresh introduction is worth an immediate attempt.
+            peer.dial = Dial::Idle { next_at: now };
+            peer.redial.reset();
+        }
+        if !was_online {
+            self.events.push_back(Event::Presence {
+                user: name.clone(),
+                online: true,
+            });
+        }
+        self.introduction_arrived(&name, now);
+    }
+
+    fn peer_offline(&mut self, name: &UserName, now: Instant) {
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
+        if !peer.online {
+            return;
+        }
+        peer.online = false;
+        self.events.push_back(Event::Presence {
+            user: name.clone(),
+            online: false,
+        });
+        // A live direct channel stays: the peer may only have lost the server. Heartbeats
+        // decide whether the channel itself is still good.
+        self.update_route(name, RouteReason::PeerOffline);
+        let _ = now;
+    }
+}

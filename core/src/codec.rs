@@ -1,0 +1,271 @@
+//! Length-prefixed postcard frames and an incremental decoder.
+//!
+//! A frame is a 4-byte big-endian payload length followed by the postcard payload. The decoder
+//! takes bytes in whatever chunks the transport hands it, decodes frames straight out of the
+//! caller's buffer when they are whole, and copies only a trailing partial frame. The length is
+//! checked against the limit as soon as the 4 prefix bytes are known, so an oversized frame is
+//! refused before a single payload byte is buffered: the internal buffer never exceeds
+//! `4 + max_frame` bytes.
+
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt;
+
+/// Bytes in the length prefix.
+pub const PREFIX_LEN: usize = 4;
+
+/// Default largest payload accepted: plenty for a chat message or a presence page.
+pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
+
+/// Why a byte stream cannot be decoded any further. Once returned, the decoder stays failed:
+/// framing is lost, and the connection must be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The prefix announced more than the limit.
+    FrameTooLarge { len: usize, max: usize },
+    /// The payload is not a valid message of the expected family.
+    Malformed,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the {max}-byte limit")
+            }
+            DecodeError::Malformed => f.write_str("malformed frame payload"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Why a message could not be encoded (too big for the frame limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError {
+    pub len: usize,
+    pub max: usize,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "message of {} bytes exceeds the {}-byte frame limit",
+            self.len, self.max
+        )
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Appends one frame holding `message` to `out`. On error `out` is left as it was.
+pub fn encode_frame<T: Serialize>(
+    message: &T,
+    max_frame: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX_LEN]);
+    let taken = std::mem::take(out);
+    let mut buf = match postcard::to_extend(message, taken) {
+        Ok(buf) => buf,
+        Err(_) => {
+            // postcard only fails on types it cannot express, which ours never are; treat it
+            // as an oversized frame rather than panic.
+            return Err(EncodeError {
+                len: usize::MAX,
+                max: max_frame,
+            });
+        }
+    };
+    let len = buf.len() - start - PREFIX_LEN;
+    if len > max_frame || len > u32::MAX as usize {
+        buf.truncate(start);
+        *out = buf;
+        return Err(EncodeError {
+            len,
+            max: max_frame,
+        });
+    }
+    buf[start..start + PREFIX_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+    *out = buf;
+    Ok(())
+}
+
+/// Incremental frame decoder for one connection.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    /// A partial frame carried over between calls (prefix included).
+    partial: Vec<u8>,
+    max_frame: usize,
+    failed: Option<DecodeError>,
+}
+
+impl FrameDecoder {
+    pub fn new(max_frame: usize) -> Self {
+        FrameDecoder {
+            partial: Vec::new(),
+            max_frame,
+            failed: None,
+        }
+    }
+
+    /// Bytes held for a frame not yet complete. Never more than `4 + max_frame`.
+    pub fn buffered(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Decodes the next frame, consuming from `input` only the bytes it needs.
+    ///
+    /// Returns `Ok(None)` once `input` is used up without completing a frame (the partial frame
+    /// is kept). Call in a loop until it returns `Ok(None)` or an error.
+    pub fn decode<T: DeserializeOwned>(
+        &mut self,
+        input: &mut &[u8],
+    ) -> Result<Option<T>, DecodeError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let result = self.decode_inner(input);
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+            self.partial = Vec::new();
+        }
+        result
+    }
+
+    fn decode_inner<T: DeserializeOwned>(
+        &mut self,
+        input: &mut &[u8],
+    ) -> Result<Option<T>, DecodeError> {
+        if self.partial.is_empty() {
+            // Fast path: a whole frame at the front of the caller's bytes decodes in place.
+            if let Some(len) = self.peek_len(input)? {
+                if let Some(payload) = input.get(PREFIX_LEN..PREFIX_LEN + len) {
+                    let message = parse(payload)?;
+                    *input = input.get(PREFIX_LEN + len..).unwrap_or_default();
+                    return Ok(Some(message));
+                }
+            }
+        }
+        // Slow path: top up the partial frame, first to a whole prefix, then to a whole frame.
+        if self.partial.len() < PREFIX_LEN {
+            take_into(&mut self.partial, input, PREFIX_LEN);
+            if self.partial.len() < PREFIX_LEN {
+                return Ok(None);
+            }
+        }
+        let Some(len) = self.peek_len(&self.partial)? else {
+            return Ok(None);
+        };
+        take_into(&mut self.partial, input, PREFIX_LEN + len);
+        if self.partial.len() < PREFIX_LEN + len {
+            return Ok(None);
+        }
+        let message = parse(self.partial.get(PREFIX_LEN..).unwrap_or_default());
+        self.partial.clear();
+        message.map(Some)
+    }
+
+    /// The payload length announced at the front of `bytes`, checked against the limit.
+    fn peek_len(&self, bytes: &[u8]) -> Result<Option<usize>, DecodeError> {
+        let Some(prefix) = bytes.get(..PREFIX_LEN) else {
+            return Ok(None);
+        };
+        let mut raw = [0u8; PREFIX_LEN];
+        raw.copy_from_slice(prefix);
+        let len = u32::from_be_bytes(raw) as usize;
+        if len > self.max_frame {
+            return Err(DecodeError::FrameTooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        Ok(Some(len))
+    }
+}
+
+/// Moves bytes from the front of `input` into `buf` until `buf` holds `want` bytes.
+fn take_into(buf: &mut Vec<u8>, input: &mut &[u8], want: usize) {
+    let need = want.saturating_sub(buf.len()).min(input.len());
+    let (head, tail) = input.split_at(need);
+    buf.extend_from_slice(head);
+    *input = tail;
+}
+
+fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+    match postcard::take_from_bytes::<T>(payload) {
+        // Trailing bytes inside a frame mean the peer and we disagree on the layout.
+        Ok((message, [])) => Ok(message),
+        _ => Err(DecodeError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{ClientFrame, PROTOCOL_VERSION};
+
+    #[test]
+    fn oversized_prefix_is_refused_before_buffering() {
+        let mut decoder = FrameDecoder::new(1024);
+        let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 2, 3];
+        let err = decoder.decode::<ClientFrame>(&mut input).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::FrameTooLarge {
+                len: u32::MAX as usize,
+                max: 1024
+            }
+        );
+        assert_eq!(decoder.buffered(), 0);
+        // Sticky: framing is lost for good.
+        assert!(decoder.decode::<ClientFrame>(&mut &[0u8; 8][..]).is_err());
+    }
+
+    #[test]
+    fn byte_at_a_time_decodes() {
+        let mut bytes = Vec::new();
+        encode_frame(
+            &ClientFrame::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            1024,
+            &mut bytes,
+        )
+        .unwrap();
+        encode_frame(&ClientFrame::Ping, 1024, &mut bytes).unwrap();
+        let mut decoder = FrameDecoder::new(1024);
+        let mut out = Vec::new();
+        for byte in &bytes {
+            let mut input = std::slice::from_ref(byte);
+            while let Some(frame) = decoder.decode::<ClientFrame>(&mut input).unwrap() {
+                out.push(frame);
+            }
+            assert!(input.is_empty());
+        }
+        assert_eq!(
+            out,
+            vec![
+                ClientFrame::Hello {
+                    version: PROTOCOL_VERSION
+                },
+                ClientFrame::Ping
+            ]
+        );
+    }
+
+    #[test]
+    fn encode_refuses_oversized_and_leaves_buffer_intact() {
+        let mut out = vec![9];
+        let big = ClientFrame::Login {
+            user: crate::wire::UserName::new("a").unwrap(),
+            password: "x".repeat(100),
+            p2p_port: 1,
+            register: false,
+        };
+        assert!(encode_frame(&big, 10, &mut out).is_err());
+        assert_eq!(out, vec![9]);
+    }
+}

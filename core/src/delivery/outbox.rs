@@ -1,0 +1,145 @@
+//! The sender's side: messages to one recipient that are not yet acknowledged.
+
+use super::Path;
+use crate::wire::{Ack, Chat, MessageId};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// The last transmission of a pending message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub path: Path,
+    pub at: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: MessageId,
+    pub seq: u64,
+    pub text: String,
+    /// `None` until sent, and again once the path it went over failed.
+    pub sent: Option<Sent>,
+    /// The server stored it for an offline recipient: the server now owns delivery, so the
+    /// sender stops retransmitting it but keeps it (unacknowledged) for ordering.
+    pub held_by_server: bool,
+}
+
+/// Unacknowledged messages to one recipient, in sequence order.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    epoch: u64,
+    next_seq: u64,
+    pending: VecDeque<Pending>,
+}
+
+impl Outbox {
+    pub fn new(epoch: u64) -> Self {
+        Outbox {
+            epoch,
+            next_seq: 1,
+            pending: VecDeque::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    pub fn push(&mut self, id: MessageId, text: String) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.push_back(Pending {
+            id,
+            seq,
+            text,
+            sent: None,
+            held_by_server: false,
+        });
+    }
+
+    fn first_unacked(&self) -> u64 {
+        self.pending.front().map_or(self.next_seq, |p| p.seq)
+    }
+
+    /// The wire form of a pending message.
+    pub fn chat(&self, pending: &Pending) -> Chat {
+        Chat {
+            id: pending.id,
+            epoch: self.epoch,
+            seq: pending.seq,
+            first_unacked: self.first_unacked(),
+            text: pending.text.clone(),
+        }
+    }
+
+    /// Messages waiting for a route, in order.
+    pub fn unsent(&mut self) -> impl Iterator<Item = &mut Pending> {
+        self.pending
+            .iter_mut()
+            .filter(|p| p.sent.is_none() && !p.held_by_server)
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = &Pending> {
+        self.pending.iter()
+    }
+
+    /// Removes everything the acknowledgement covers, oldest first.
+    pub fn acknowledge(&mut self, ack: Ack) -> Vec<Pending> {
+        let mut done = Vec::new();
+        if ack.epoch != self.epoch {
+            return done;
+        }
+        while self.pending.front().is_some_and(|p| p.seq <= ack.through) {
+            done.extend(self.pending.pop_front());
+        }
+        done
+    }
+
+    /// Marks a message as stored by the server; returns its id the first time.
+    pub fn mark_held(&mut self, epoch: u64, seq: u64) -> Option<MessageId> {
+        if epoch != self.epoch {
+            return None;
+        }
+        let pending = self
+            .pending
+            .iter_mut()
+            .find(|p| p.seq == seq && !p.held_by_server)?;
+        pending.held_by_server = true;
+        Some(pending.id)
+    }
+
+    /// The path went down: whatever last went over it must go again.
+    pub fn path_failed(&mut self, path: Path) {
+        for pending in &mut self.pending {
+            if pending.sent.is_some_and(|s| s.path == path) && !pending.held_by_server {
+                pending.sent = None;
+            }
+        }
+    }
+
+    /// The earliest instant a sent message goes unacknowledged for `timeout`.
+    pub fn retransmit_at(&self, timeout: std::time::Duration) -> Option<Instant> {
+        self.pending
+            .iter()
+            .filter(|p| !p.held_by_server)
+            .filter_map(|p| p.sent.map(|s| s.at + timeout))
+            .min()
+    }
+
+    /// Forgets the last transmission of messages unacknowledged for `timeout` at `now`;
+    /// returns how many will be re-sent.
+    pub fn expire(&mut self, now: Instant, timeout: std::time::Duration) -> usize {
+        let mut expired = 0;
+        for pending in &mut self.pending {
+            if !pending.held_by_server && pending.sent.is_some_and(|s| s.at + timeout <= now) {
+                pending.sent = None;
+                expired += 1;
+            }
+        }
+        expired
+    }
+}

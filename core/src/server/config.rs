@@ -1,0 +1,41 @@
+//! Server tunables, with the defaults a LAN deployment wants.
+
+use crate::codec::DEFAULT_MAX_FRAME;
+use crate::liveness::Heartbeat;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    pub heartbeat: Heartbeat,
+    /// A new connection must finish hello and login within this (slowloris defence).
+    pub login_timeout: Duration,
+    /// How often connections are swept for heartbeats and deadlines. Heartbeat timing is exact
+    /// to within one sweep; a sweep costs one pass over the connections.
+    pub sweep_interval: Duration,
+    pub max_frame: usize,
+    /// Bytes queued or unwritten per connection before it is dropped as a slow consumer.
+    pub max_pending_output: usize,
+    pub max_text_len: usize,
+    /// Online users per presence frame: the list is sent in pages, never one giant frame.
+    pub presence_page: usize,
+    pub max_connections: usize,
+    /// Clients may create accounts by logging in with `register: true`.
+    pub open_registration: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            heartbeat: Heartbeat::default(),
+            login_timeout: Duration::from_secs(10),
+            sweep_interval: Duration::from_millis(500),
+            max_frame: DEFAULT_MAX_FRAME,
+            max_pending_output: 4 * 1024 * 1024,
+            max_text_len: 16 * 1024,
+            presence_page: 256,
+            max_connections: 100_000,
+            open_registration: false,
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! What the server core asks of its host, and what it reports.
+
+use super::ConnId;
+use crate::wire::{Chat, ErrorCode, KickReason, LoginRefusal, UserName};
+use std::net::SocketAddr;
+
+/// Work the host performs for the core. Drain with [`Server::poll_action`](super::Server::poll_action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub enum Action {
+    /// Close the socket once the transmits already polled for it are written.
+    Close { conn: ConnId },
+    /// Check the credentials (or create the account when `register`), then call
+    /// [`Server::handle_login_checked`](super::Server::handle_login_checked).
+    CheckLogin {
+        conn: ConnId,
+        user: UserName,
+        password: String,
+        register: bool,
+    },
+    /// Persist a message for an offline recipient, before the transmits polled after it are
+    /// written (the sender is told it is stored).
+    StoreOffline {
+        to: UserName,
+        from: UserName,
+        chat: Chat,
+    },
+    /// Load what is stored for `user`, then call
+    /// [`Server::handle_offline_loaded`](super::Server::handle_offline_loaded).
+    LoadOffline { user: UserName },
+    /// The recipient acknowledged: delete what it covers.
+    DeleteOffline {
+        to: UserName,
+        from: UserName,
+        epoch: u64,
+        through: u64,
+    },
+}
+
+/// Things worth logging. Drain with [`Server::poll_event`](super::Server::poll_event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    LoggedIn {
+        conn: ConnId,
+        user: UserName,
+        endpoint: SocketAddr,
+    },
+    LoginRefused {
+        conn: ConnId,
+        user: UserName,
+        reason: LoginRefusal,
+    },
+    /// The server handed `a` and `b` a fresh secret for a direct channel.
+    Introduced { a: UserName, b: UserName },
+    LoggedOut {
+        user: UserName,
+        reason: LogoutReason,
+    },
+    /// A connection was closed by the core because of what it sent (or did not send).
+    ConnectionFailed { conn: ConnId, error: ConnError },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogoutReason {
+    Requested,
+    Disconnected,
+    Kicked(KickReason),
+    Failed(ConnError),
+}
+
+/// Why the core closed one connection. The connection's peer is told the matching
+/// [`ErrorCode`] when it can still be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnError {
+    Decode(ErrorCode),
+    UnsupportedVersion { theirs: u16 },
+    UnexpectedFrame,
+    LoginTimeout,
+    Idle,
+    SlowConsumer,
+    TextTooLong,
+    TooManyConnections,
+}
+
+impl ConnError {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            ConnError::Decode(code) => code,
+            ConnError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+            ConnError::UnexpectedFrame => ErrorCode::UnexpectedFrame,
+            ConnError::LoginTimeout => ErrorCode::HelloTimeout,
+            ConnError::Idle => ErrorCode::Idle,
+            ConnError::SlowConsumer => ErrorCode::SlowConsumer,
+            ConnError::TextTooLong => ErrorCode::TextTooLong,
+            ConnError::TooManyConnections => ErrorCode::TooManyConnections,
+        }
+    }
+}
+
+impl std::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnError::UnsupportedVersion { theirs } => {
+                write!(f, "unsupported protocol version {theirs}")
+            }
+            other => other.code().fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+/// Counters for monitoring and for tests that must prove what went through the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub connections: usize,
+    pub online: usize,
+    /// Chat messages forwarded to an online recipient.
+    pub relayed: u64,
+    /// Chat messages stored for an offline recipient.
+    pub stored: u64,
+    /// Text bytes of chat messages that went through the server either way.
+    pub relayed_text_bytes: u64,
+}

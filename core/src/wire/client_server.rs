@@ -1,0 +1,91 @@
+//! The client↔server family.
+
+use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, UserName};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// What a client sends its server.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ClientFrame {
+    Hello {
+        version: u16,
+    },
+    /// `p2p_port` is where the client listens for peers; the server pairs it with the IP it
+    /// observes on this connection, because a client cannot know its own LAN-visible address.
+    Login {
+        user: UserName,
+        password: String,
+        p2p_port: u16,
+        register: bool,
+    },
+    Logout,
+    /// A chat message for `to`, to be forwarded (or stored while `to` is offline).
+    Relay {
+        to: UserName,
+        chat: Chat,
+    },
+    /// An acknowledgement for messages that arrived from `to` via the server.
+    RelayAck {
+        to: UserName,
+        ack: Ack,
+    },
+    Ping,
+}
+
+/// An introduction: a peer that is online, where to dial it, and the fresh per-pair secret
+/// both sides use to prove who they are on the direct channel.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PeerIntro {
+    pub user: UserName,
+    pub endpoint: SocketAddr,
+    pub secret: [u8; 32],
+}
+
+/// What a server sends a client.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ServerFrame {
+    Hello {
+        version: u16,
+    },
+    LoginOk {
+        user: UserName,
+    },
+    LoginRefused {
+        reason: LoginRefusal,
+    },
+    /// One page of the online list sent after login; `last` marks the final page, after which
+    /// the client drops anyone it knew of who was not listed.
+    Presence {
+        peers: Vec<PeerIntro>,
+        last: bool,
+    },
+    PeerOnline(PeerIntro),
+    PeerOffline {
+        user: UserName,
+    },
+    Relayed {
+        from: UserName,
+        chat: Chat,
+    },
+    RelayedAck {
+        from: UserName,
+        ack: Ack,
+    },
+    /// `to` is offline: the message is stored and will be delivered at their next login.
+    Stored {
+        to: UserName,
+        epoch: u64,
+        seq: u64,
+    },
+    Kicked {
+        reason: KickReason,
+    },
+    /// The server is going down on purpose; the client should reconnect later.
+    ShuttingDown,
+    Error {
+        code: ErrorCode,
+    },
+    Ping,
+}

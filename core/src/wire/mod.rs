@@ -1,0 +1,18 @@
+//! Everything that crosses a socket: the three message families and the types they share.
+//!
+//! Every connection starts with a hello carrying [`PROTOCOL_VERSION`]; a peer speaking another
+//! version is told so with an error frame and then closed. Frames themselves are length-prefixed
+//! postcard (see [`crate::codec`]).
+
+mod client_server;
+mod peer;
+mod shared;
+
+pub use client_server::{ClientFrame, PeerIntro, ServerFrame};
+pub use peer::PeerFrame;
+pub use shared::{
+    Ack, Chat, ErrorCode, KickReason, LoginRefusal, MessageId, UserName, UserNameError,
+};
+
+/// The protocol version this build speaks. Bumped on any incompatible wire change.
+pub const PROTOCOL_VERSION: u16 = 1;

@@ -1,0 +1,41 @@
+//! The peer↔peer family: the authenticated setup handshake, then chat.
+//!
+//! Setup (dialer D, acceptor A, secret S from the server's introduction of the pair):
+//! 1. D → A `Hello { user: D, nonce: nd }`
+//! 2. A → D `Challenge { user: A, nonce: na, proof: mac(S, accept, D, A, nd, na) }`
+//! 3. D → A `Auth { proof: mac(S, dial, D, A, nd, na) }`
+//!
+//! The dialer treats the channel as up once it has checked the challenge and sent its proof;
+//! the acceptor once it has checked that proof. No extra round trip is spent on a "ready".
+//!
+//! Both nonces are fresh per connection, so a recorded handshake cannot be replayed, and a
+//! claimed user name is worthless without the secret the server gave that exact pair.
+
+use super::shared::{Ack, Chat, ErrorCode, UserName};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PeerFrame {
+    Hello {
+        version: u16,
+        user: UserName,
+        nonce: [u8; 32],
+    },
+    Challenge {
+        user: UserName,
+        nonce: [u8; 32],
+        proof: [u8; 32],
+    },
+    Auth {
+        proof: [u8; 32],
+    },
+    Chat(Chat),
+    Ack(Ack),
+    Ping,
+    /// Orderly close: the sender logs out or drops a duplicate channel.
+    Bye,
+    Error {
+        code: ErrorCode,
+    },
+}
