@@ -13,7 +13,8 @@
 //! After any input, drain the outputs in this order, then re-arm the timer:
 //! 1. [`poll_transmit`](Server::poll_transmit): bytes to write, per connection, in order;
 //! 2. [`poll_action`](Server::poll_action): closes (after the bytes polled before them are
-//!    written), credential checks and offline-store work; their answers are new inputs;
+//!    written), credential checks and offline-store work; their answers are new inputs, so
+//!    after answering one inline, go back to step 1 before taking the next action;
 //! 3. [`poll_event`](Server::poll_event): things to log;
 //! 4. [`poll_timeout`](Server::poll_timeout): when to call `handle_timeout` next.
 //!

@@ -1,0 +1,226 @@
+//! `breeze-server`: the Breeze server binary.
+//!
+//! With no subcommand it serves (not wired yet); `user …` manages the account store in the
+//! data directory, and may run while a server is using the same directory.
+
+use std::io::{self, BufRead};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use breeze_server::{Store, StoreError};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "breeze-server", version, about = "Breeze LAN messenger server")]
+struct Cli {
+    /// Directory holding the server's database (created if missing).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./breeze-data",
+        global = true
+    )]
+    data: PathBuf,
+
+    /// Address to accept client connections on (serve mode).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7300")]
+    listen: SocketAddr,
+
+    /// Let clients create their own accounts at login (serve mode).
+    #[arg(long)]
+    open_registration: bool,
+
+    /// Write the log to this file instead of stderr (serve mode).
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+
+    /// What to do; without one, the server runs.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account; asks for the password twice unless --password-stdin.
+    Add {
+        /// Account name: 1–32 ASCII letters, digits, `_`, `-` or `.`.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Print every account name, one per line, sorted.
+    List,
+    /// Delete an account and the offline messages waiting for it.
+    Del {
+        /// Account name.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        None => return serve(&cli),
+        Some(Command::User(command)) => user(&cli.data, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("breeze-server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serve mode: accept clients on `--listen` until stopped.
+fn serve(_cli: &Cli) -> ExitCode {
+    eprintln!("breeze-server: server mode not wired yet");
+    ExitCode::from(2)
+}
+
+/// Runs a `user` subcommand; the error is the message for the user.
+fn user(data: &Path, command: &UserCommand) -> Result<(), String> {
+    let open = || {
+        Store::open(data).map_err(|e| match e {
+            StoreError::DataDir { .. } => e.to_string(),
+            e => format!("cannot open the store in {}: {e}", data.display()),
+        })
+    };
+    match command {
+        UserCommand::Add {
+            name,
+            password_stdin,
+        } => {
+            let password = if *password_stdin {
+                password_from_stdin()?
+            } else {
+                password_from_terminal(name)?
+            };
+            if password.is_empty() {
+                return Err("refusing an empty password".into());
+            }
+            open()?.add_user(name, &password).map_err(|e| match e {
+                StoreError::UserExists(_) | StoreError::BadName { .. } => e.to_string(),
+                e => format!("cannot add user {name}: {e}"),
+            })?;
+            eprintln!("added user {name}");
+        }
+        UserCommand::List => {
+            let names = open()?
+                .list_users()
+                .map_err(|e| format!("cannot list users: {e}"))?;
+            for name in names {
+                println!("{name}");
+            }
+        }
+        UserCommand::Del { name } => {
+            let removed = open()?
+                .remove_user(name)
+                .map_err(|e| format!("cannot delete user {name}: {e}"))?;
+            if !removed {
+                return Err(format!("no user named {name:?}"));
+            }
+            eprintln!("deleted user {name}");
+        }
+    }
+    Ok(())
+}
+
+/// The first line of standard input, without its line ending.
+fn password_from_stdin() -> Result<String, String> {
+    let mut line = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = line
+        .strip_suffix('\n')
+        .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
+        .unwrap_or(&line);
+    Ok(password.to_owned())
+}
+
+/// Asks for the password twice on the terminal, without echo.
+fn password_from_terminal(name: &str) -> Result<String, String> {
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt).map_err(|e| {
+            format!("cannot read the password from the terminal ({e}); use --password-stdin")
+        })
+    };
+    let first = ask(&format!("Password for {name}: "))?;
+    if first.is_empty() {
+        return Err("refusing an empty password".into());
+    }
+    let second = ask("Repeat the password: ")?;
+    if first != second {
+        return Err("the passwords do not match".into());
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_with_the_defaults() {
+        let cli = Cli::try_parse_from(["breeze-server"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.data, PathBuf::from("./breeze-data"));
+        assert_eq!(cli.listen, "0.0.0.0:7300".parse().unwrap());
+        assert!(!cli.open_registration);
+        assert!(cli.log_file.is_none());
+    }
+
+    #[test]
+    fn data_may_come_before_or_after_the_user_subcommand() {
+        for args in [
+            &[
+                "breeze-server",
+                "--data",
+                "/d",
+                "user",
+                "add",
+                "alice",
+                "--password-stdin",
+            ][..],
+            &[
+                "breeze-server",
+                "user",
+                "add",
+                "alice",
+                "--password-stdin",
+                "--data",
+                "/d",
+            ][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.data, PathBuf::from("/d"));
+            match cli.command {
+                Some(Command::User(UserCommand::Add {
+                    name,
+                    password_stdin,
+                })) => {
+                    assert_eq!(name, "alice");
+                    assert!(password_stdin);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

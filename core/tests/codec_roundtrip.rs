@@ -1,0 +1,783 @@
+//! Codec properties (DESIGN.md §5): every message of every family survives any chunking of the
+//! byte stream; arbitrary bytes never panic the decoder nor make it buffer past the frame limit;
+//! an oversized frame is refused from its prefix alone; whatever decodes re-encodes to the same
+//! value.
+//!
+//! The generators live here too. Each enum generator is a `match` over a random index that names
+//! every variant; a test at the bottom fails when a variant is added to `breeze_core::wire`
+//! without being added to its generator.
+
+use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FRAME, PREFIX_LEN};
+use breeze_core::wire::{
+    Ack, Chat, ClientFrame, ErrorCode, KickReason, LoginRefusal, MessageId, PeerFrame, PeerIntro,
+    ServerFrame, UserName, PROTOCOL_VERSION,
+};
+use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+
+/// Cases per property. quickcheck's default of 100 misses too much of a 13-variant family.
+const CASES: u64 = 1500;
+
+/// Size handed to the generator: the longest strings and lists. Big enough for multi-byte
+/// varints and multi-frame streams, small enough to keep the whole file under a few seconds.
+const GEN_SIZE: usize = 40;
+
+fn check<A: Testable>(property: A) {
+    QuickCheck::new()
+        .tests(CASES)
+        .max_tests(CASES * 10)
+        .rng(Gen::new(GEN_SIZE))
+        .quickcheck(property);
+}
+
+// ---- generators -----------------------------------------------------------------------------
+
+/// A random index below `n`.
+fn pick(g: &mut Gen, n: usize) -> usize {
+    (u64::arbitrary(g) % n as u64) as usize
+}
+
+/// A random length in `0..=max`, biased towards the edges.
+fn length(g: &mut Gen, max: usize) -> usize {
+    match pick(g, 8) {
+        0 => 0,
+        1 => max,
+        _ => pick(g, max + 1),
+    }
+}
+
+fn bytes32(g: &mut Gen) -> [u8; 32] {
+    std::array::from_fn(|_| u8::arbitrary(g))
+}
+
+fn text(g: &mut Gen) -> String {
+    match pick(g, 3) {
+        // Any Unicode scalar values, multi-byte ones included.
+        0 => String::arbitrary(g),
+        // Plain ASCII, up to a few hundred bytes (two-byte length varints).
+        1 => (0..length(g, 4 * g.size()))
+            .map(|_| (b' ' + pick(g, 95) as u8) as char)
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+/// A generated value of a wire type. `quickcheck::Arbitrary` cannot be implemented for the
+/// foreign wire types themselves, so every generator is written for this wrapper.
+#[derive(Clone, Debug, PartialEq)]
+struct Arb<T>(T);
+
+fn arb<T>(g: &mut Gen) -> T
+where
+    Arb<T>: Arbitrary,
+{
+    Arb::<T>::arbitrary(g).0
+}
+
+const NAME_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
+
+impl Arbitrary for Arb<UserName> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let len = 1 + length(g, 31);
+        let name: String = (0..len)
+            .map(|_| NAME_CHARS[pick(g, NAME_CHARS.len())] as char)
+            .collect();
+        Arb(UserName::new(name).expect("generated names are valid"))
+    }
+}
+
+impl Arbitrary for Arb<SocketAddr> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let port = u16::arbitrary(g);
+        Arb(match pick(g, 2) {
+            0 => SocketAddr::new(Ipv4Addr::arbitrary(g).into(), port),
+            // The wire carries only address and port: flow info and scope id are not part of
+            // an endpoint a peer can dial, so they are generated as zero.
+            _ => SocketAddrV6::new(Ipv6Addr::arbitrary(g), port, 0, 0).into(),
+        })
+    }
+}
+
+impl Arbitrary for Arb<Chat> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(Chat {
+            id: MessageId(u64::arbitrary(g)),
+            epoch: u64::arbitrary(g),
+            seq: u64::arbitrary(g),
+            first_unacked: u64::arbitrary(g),
+            text: text(g),
+        })
+    }
+}
+
+impl Arbitrary for Arb<Ack> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(Ack {
+            epoch: u64::arbitrary(g),
+            through: u64::arbitrary(g),
+        })
+    }
+}
+
+impl Arbitrary for Arb<PeerIntro> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(PeerIntro {
+            user: arb(g),
+            endpoint: arb(g),
+            secret: bytes32(g),
+        })
+    }
+}
+
+impl Arbitrary for Arb<ErrorCode> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        // A new variant of ErrorCode must be added here (`variant_counts_match_the_wire` checks).
+        Arb(match pick(g, 12) {
+            0 => ErrorCode::UnsupportedVersion,
+            1 => ErrorCode::Malformed,
+            2 => ErrorCode::FrameTooLarge,
+            3 => ErrorCode::UnexpectedFrame,
+            4 => ErrorCode::NotLoggedIn,
+            5 => ErrorCode::HelloTimeout,
+            6 => ErrorCode::SetupFailed,
+            7 => ErrorCode::UnknownPeer,
+            8 => ErrorCode::SlowConsumer,
+            9 => ErrorCode::TextTooLong,
+            10 => ErrorCode::Idle,
+            11 => ErrorCode::TooManyConnections,
+            _ => unreachable!(),
+        })
+    }
+}
+
+impl Arbitrary for Arb<LoginRefusal> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        // A new variant of LoginRefusal must be added here.
+        Arb(match pick(g, 5) {
+            0 => LoginRefusal::BadCredentials,
+            1 => LoginRefusal::NameTaken,
+            2 => LoginRefusal::RegistrationClosed,
+            3 => LoginRefusal::TooManyAttempts,
+            4 => LoginRefusal::ServerBusy,
+            _ => unreachable!(),
+        })
+    }
+}
+
+impl Arbitrary for Arb<KickReason> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        // A new variant of KickReason must be added here.
+        Arb(match pick(g, 2) {
+            0 => KickReason::LoggedInElsewhere,
+            1 => KickReason::AccountRemoved,
+            _ => unreachable!(),
+        })
+    }
+}
+
+fn version(g: &mut Gen) -> u16 {
+    match pick(g, 2) {
+        0 => PROTOCOL_VERSION,
+        _ => u16::arbitrary(g),
+    }
+}
+
+impl Arbitrary for Arb<ClientFrame> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        // A new variant of ClientFrame must be added here.
+        Arb(match pick(g, 6) {
+            0 => ClientFrame::Hello {
+                version: version(g),
+            },
+            1 => ClientFrame::Login {
+                user: arb(g),
+                password: text(g),
+                p2p_port: u16::arbitrary(g),
+                register: bool::arbitrary(g),
+            },
+            2 => ClientFrame::Logout,
+            3 => ClientFrame::Relay {
+                to: arb(g),
+                chat: arb(g),
+            },
+            4 => ClientFrame::RelayAck {
+                to: arb(g),
+                ack: arb(g),
+            },
+            5 => ClientFrame::Ping,
+            _ => unreachable!(),
+        })
+    }
+}
+
+impl Arbitrary for Arb<ServerFrame> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        // A new variant of ServerFrame must be added here.
+        Arb(match pick(g, 13) {
+            0 => ServerFrame::Hello {
+                version: version(g),
+            },
+            1 => ServerFrame::LoginOk { user: arb(g) },
+            2 => ServerFrame::LoginRefused { reason: arb(g) },
+            3 => ServerFrame::Presence {
+                peers: (0..length(g, g.size())).map(|_| arb(g)).collect(),
+                last: bool::arbitrary(g),
+            },
+            4 => ServerFrame::PeerOnline(arb(g)),
+            5 => ServerFrame::PeerOffline { user: arb(g) },
+            6 => ServerFrame::Relayed {
+                from: arb(g),
+                chat: arb(g),
+            },
+            7 => ServerFrame::RelayedAck {
+                from: arb(g),
+                ack: arb(g),
+            },
+            8 => ServerFrame::Stored {
+                to: arb(g),
+                epoch: u64::arbitrary(g),
+                seq: u64::arbitrary(g),
+            },
+            9 => ServerFrame::Kicked { reason: arb(g) },
+            10 => ServerFrame::ShuttingDown,
+            11 => ServerFrame::Error { code: arb(g) },
+            12 => ServerFrame::Ping,
+            _ => unreachable!(),
+        })
+    }
+}
+
+impl Arbitrary for Arb<PeerFrame> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        // A new variant of PeerFrame must be added here.
+        Arb(match pick(g, 8) {
+            0 => PeerFrame::Hello {
+                version: version(g),
+                user: arb(g),
+                nonce: bytes32(g),
+            },
+            1 => PeerFrame::Challenge {
+                user: arb(g),
+                nonce: bytes32(g),
+                proof: bytes32(g),
+            },
+            2 => PeerFrame::Auth { proof: bytes32(g) },
+            3 => PeerFrame::Chat(arb(g)),
+            4 => PeerFrame::Ack(arb(g)),
+            5 => PeerFrame::Ping,
+            6 => PeerFrame::Bye,
+            7 => PeerFrame::Error { code: arb(g) },
+            _ => unreachable!(),
+        })
+    }
+}
+
+/// A message family: what one end of a connection decodes.
+trait Family: Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + 'static {}
+impl Family for ClientFrame {}
+impl Family for ServerFrame {}
+impl Family for PeerFrame {}
+
+/// A sequence of frames of one family, mixed variants.
+#[derive(Clone, Debug)]
+struct Frames<F>(Vec<F>);
+
+impl<F: Family> Arbitrary for Frames<F>
+where
+    Arb<F>: Arbitrary,
+{
+    fn arbitrary(g: &mut Gen) -> Self {
+        Frames((0..length(g, g.size())).map(|_| arb(g)).collect())
+    }
+
+    fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
+        // Fewer frames; each frame itself is not shrunk.
+        let frames = self.0.clone();
+        Box::new((0..frames.len()).rev().map(move |skip| {
+            let mut fewer = frames.clone();
+            fewer.remove(skip);
+            Frames(fewer)
+        }))
+    }
+}
+
+fn encode_all<F: Family>(frames: &[F], max_frame: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for frame in frames {
+        encode_frame(frame, max_frame, &mut bytes).expect("generated frames fit the limit");
+    }
+    bytes
+}
+
+/// How a byte stream is cut into reads: a seed for a small deterministic generator of chunk
+/// sizes mixing empty reads, single bytes, small reads and reads up to `largest`.
+#[derive(Clone, Debug)]
+struct Chunking {
+    seed: u64,
+    largest: usize,
+}
+
+impl Arbitrary for Chunking {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Chunking {
+            seed: u64::arbitrary(g),
+            largest: *g.choose(&[1, 2, 5, 64, 1000, 70_000]).unwrap(),
+        }
+    }
+
+    fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
+        let (seed, current) = (self.seed, self.largest);
+        Box::new(
+            [1, 2, 5, 64, 1000]
+                .into_iter()
+                .filter(move |&l| l < current)
+                .map(move |largest| Chunking { seed, largest }),
+        )
+    }
+}
+
+impl Chunking {
+    /// Cuts `bytes` into chunks, empty ones included. Always makes progress: every eighth
+    /// chunk on average is empty, the others hold at least one byte.
+    fn split<'a>(&self, mut bytes: &'a [u8]) -> Vec<&'a [u8]> {
+        let mut state = self.seed | 1;
+        let mut next = move || {
+            // xorshift64: deterministic from the seed, so a failing case replays.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as usize
+        };
+        let mut chunks = Vec::new();
+        while !bytes.is_empty() {
+            let size = match next() % 8 {
+                0 => 0,
+                1 | 2 => 1,
+                3 | 4 => 1 + next() % 16,
+                _ => 1 + next() % self.largest,
+            }
+            .min(self.largest)
+            .min(bytes.len());
+            let (chunk, rest) = bytes.split_at(size);
+            chunks.push(chunk);
+            bytes = rest;
+        }
+        // A trailing empty read, as after a wake-up with nothing to read.
+        chunks.push(&[]);
+        chunks
+    }
+}
+
+/// A frame limit for the decoder under test: tiny, default, or larger.
+#[derive(Clone, Debug)]
+struct Limit(usize);
+
+impl Arbitrary for Limit {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Limit(match pick(g, 4) {
+            0 => 64,
+            1 => pick(g, 200),
+            2 => DEFAULT_MAX_FRAME,
+            _ => 1 << 20,
+        })
+    }
+}
+
+/// A byte stream that is mostly not a valid frame sequence of family `F`: valid frames,
+/// frames with bytes flipped, prefixes announcing lengths around the limits with random payloads,
+/// and raw noise, concatenated.
+#[derive(Clone)]
+struct Noise<F> {
+    bytes: Vec<u8>,
+    family: PhantomData<F>,
+}
+
+impl<F> Debug for Noise<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Noise({} bytes: {:02x?})", self.bytes.len(), self.bytes)
+    }
+}
+
+fn random_bytes(g: &mut Gen, n: usize, out: &mut Vec<u8>) {
+    out.extend((0..n).map(|_| u8::arbitrary(g)));
+}
+
+impl<F: Family> Arbitrary for Noise<F>
+where
+    Arb<F>: Arbitrary,
+{
+    fn arbitrary(g: &mut Gen) -> Self {
+        let mut bytes = Vec::new();
+        // Mostly frames (valid or damaged) first, so that something decodes before the noise
+        // derails the stream; then anything.
+        let (framed, any) = (pick(g, 7), pick(g, 4));
+        for step in 0..framed + any {
+            let kind = if step < framed {
+                pick(g, 6)
+            } else {
+                pick(g, 10)
+            };
+            match kind {
+                // A valid frame.
+                0..=2 => encode_frame(&arb::<F>(g), DEFAULT_MAX_FRAME, &mut bytes).unwrap(),
+                // A valid frame with a few payload bytes changed: often still decodes, to
+                // something else, which is what the decode→encode→decode property wants.
+                3..=5 => {
+                    let start = bytes.len();
+                    encode_frame(&arb::<F>(g), DEFAULT_MAX_FRAME, &mut bytes).unwrap();
+                    let payload = start + PREFIX_LEN..bytes.len();
+                    if !payload.is_empty() {
+                        for _ in 0..1 + pick(g, 3) {
+                            let at = payload.start + pick(g, payload.len());
+                            bytes[at] = match pick(g, 3) {
+                                0 => bytes[at] ^ (1 << pick(g, 8)),
+                                1 => bytes[at].wrapping_add(1),
+                                _ => u8::arbitrary(g),
+                            };
+                        }
+                    }
+                }
+                // A prefix announcing a length around the limits, with a payload of random bytes
+                // of about that length (sometimes exact, sometimes cut short).
+                6 | 7 => {
+                    let len = match pick(g, 5) {
+                        0 => pick(g, 70),
+                        1 => 60 + pick(g, 10),
+                        2 => pick(g, 300),
+                        3 => DEFAULT_MAX_FRAME - 2 + pick(g, 4),
+                        _ => u32::arbitrary(g) as usize,
+                    };
+                    bytes.extend_from_slice(&(len as u32).to_be_bytes());
+                    let body = if len <= 300 || pick(g, 20) == 0 {
+                        len.min(DEFAULT_MAX_FRAME + 2)
+                    } else {
+                        pick(g, 300)
+                    };
+                    random_bytes(g, body, &mut bytes);
+                }
+                // Raw noise.
+                _ => {
+                    let n = pick(g, 16);
+                    random_bytes(g, n, &mut bytes);
+                }
+            }
+        }
+        Noise {
+            bytes,
+            family: PhantomData,
+        }
+    }
+}
+
+// ---- drivers --------------------------------------------------------------------------------
+
+/// Feeds `chunks` to a fresh decoder the way a connection does (decode until `Ok(None)`, per
+/// read) and returns the frames, asserting that every read is consumed entirely.
+fn decode_chunks<F: Family>(chunks: &[&[u8]], max_frame: usize) -> Result<Vec<F>, DecodeError> {
+    let mut decoder = FrameDecoder::new(max_frame);
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        let mut input = *chunk;
+        while let Some(frame) = decoder.decode::<F>(&mut input)? {
+            frames.push(frame);
+        }
+        assert!(
+            input.is_empty(),
+            "Ok(None) left {} bytes unread",
+            input.len()
+        );
+        assert!(decoder.buffered() <= PREFIX_LEN + max_frame);
+    }
+    assert_eq!(
+        decoder.buffered(),
+        0,
+        "a whole stream leaves nothing buffered"
+    );
+    Ok(frames)
+}
+
+/// What a decoder made of a stream: the frames in order, then maybe the error that ended it.
+struct Outcome<F> {
+    frames: Vec<F>,
+    error: Option<DecodeError>,
+}
+
+/// Feeds arbitrary chunks, checking on every call that the buffer stays within the limit, that
+/// `Ok(None)` means the read was used up, and that an error, once returned, always is.
+fn decode_noise<F: Family>(chunks: &[&[u8]], max_frame: usize) -> Outcome<F> {
+    let mut decoder = FrameDecoder::new(max_frame);
+    let mut outcome = Outcome {
+        frames: Vec::new(),
+        error: None,
+    };
+    for chunk in chunks {
+        let mut input = *chunk;
+        loop {
+            let result = decoder.decode::<F>(&mut input);
+            assert!(
+                decoder.buffered() <= PREFIX_LEN + max_frame,
+                "buffered {} with a limit of {max_frame}",
+                decoder.buffered()
+            );
+            match (result, &outcome.error) {
+                (Err(err), None) => {
+                    outcome.error = Some(err);
+                    break;
+                }
+                (Err(err), Some(first)) => {
+                    assert_eq!(&err, first, "the error changed");
+                    break;
+                }
+                (Ok(_), Some(first)) => panic!("decoded again after {first:?}"),
+                (Ok(Some(frame)), None) => outcome.frames.push(frame),
+                (Ok(None), None) => {
+                    assert!(input.is_empty(), "Ok(None) left bytes unread");
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(first) = &outcome.error {
+        // Still failed for fresh input, however well-formed.
+        let mut ping = Vec::new();
+        encode_frame(&(), 16, &mut ping).unwrap();
+        assert_eq!(decoder.decode::<F>(&mut &ping[..]).as_ref(), Err(first));
+        assert_eq!(decoder.decode::<F>(&mut &[][..]).as_ref(), Err(first));
+    }
+    outcome
+}
+
+// ---- properties -----------------------------------------------------------------------------
+
+/// Frames encoded back to back decode to the same frames, in order, however the stream is cut.
+/// With `tight`, the limit is exactly the largest payload, so a frame at the limit must pass.
+fn frames_survive_any_chunking<F: Family>(frames: Frames<F>, cuts: Chunking, tight: bool) {
+    let frames = frames.0;
+    let max_frame = if tight {
+        frames
+            .iter()
+            .map(|f| encode_all(std::slice::from_ref(f), DEFAULT_MAX_FRAME).len() - PREFIX_LEN)
+            .max()
+            .unwrap_or(0)
+    } else {
+        DEFAULT_MAX_FRAME
+    };
+    let bytes = encode_all(&frames, max_frame);
+    let decoded = decode_chunks::<F>(&cuts.split(&bytes), max_frame);
+    assert_eq!(decoded, Ok(frames));
+}
+
+/// Arbitrary bytes: no panic, bounded buffer, sticky errors (checked inside `decode_noise`).
+fn noise_is_contained<F: Family>(noise: Noise<F>, cuts: Chunking, limit: Limit) {
+    decode_noise::<F>(&cuts.split(&noise.bytes), limit.0);
+}
+
+/// Whatever decodes from arbitrary bytes re-encodes (within the same limit) to a frame that
+/// decodes to the same value, and encoding is canonical from then on.
+fn decoded_noise_round_trips<F: Family>(noise: Noise<F>, cuts: Chunking, limit: Limit) {
+    let max_frame = limit.0;
+    for frame in decode_noise::<F>(&cuts.split(&noise.bytes), max_frame).frames {
+        let once = encode_all(std::slice::from_ref(&frame), max_frame);
+        let again = decode_chunks::<F>(&[&once], max_frame).expect("re-encoded frame decodes");
+        assert_eq!(again, vec![frame]);
+        assert_eq!(
+            encode_all(&again, max_frame),
+            once,
+            "encoding is not canonical"
+        );
+    }
+}
+
+/// A prefix announcing more than the limit, after any valid frames and before any bytes at all,
+/// is refused with `FrameTooLarge` by the call that completes the prefix: no payload byte is
+/// ever buffered.
+fn oversized_prefix_is_refused<F: Family>(
+    before: Frames<F>,
+    slack: u16,
+    announced: u32,
+    after: Vec<u8>,
+    cuts: Chunking,
+) {
+    let before = before.0;
+    let fitting = encode_all(&before, DEFAULT_MAX_FRAME);
+    let largest = before
+        .iter()
+        .map(|f| encode_all(std::slice::from_ref(f), DEFAULT_MAX_FRAME).len() - PREFIX_LEN)
+        .max()
+        .unwrap_or(0);
+    let max_frame = largest + slack as usize % 1000;
+    let above = u32::MAX as u64 - max_frame as u64;
+    let len = match announced % 4 {
+        0 => max_frame as u64 + 1,
+        1 => u32::MAX as u64,
+        _ => max_frame as u64 + 1 + announced as u64 % above,
+    } as usize;
+    let mut bytes = fitting.clone();
+    bytes.extend_from_slice(&(len as u32).to_be_bytes());
+    bytes.extend_from_slice(&after);
+    let prefix_end = fitting.len() + PREFIX_LEN;
+
+    let mut decoder = FrameDecoder::new(max_frame);
+    let mut frames = Vec::new();
+    let mut fed = 0;
+    let mut refused = false;
+    for chunk in cuts.split(&bytes) {
+        let mut input = chunk;
+        fed += chunk.len();
+        loop {
+            match decoder.decode::<F>(&mut input) {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => {
+                    assert!(fed < prefix_end, "prefix complete yet not refused");
+                    break;
+                }
+                Err(err) => {
+                    assert_eq!(
+                        err,
+                        DecodeError::FrameTooLarge {
+                            len,
+                            max: max_frame
+                        }
+                    );
+                    assert!(fed >= prefix_end, "refused before the prefix was complete");
+                    if !refused {
+                        assert!(fed - chunk.len() < prefix_end, "refused a read late");
+                    }
+                    refused = true;
+                    break;
+                }
+            }
+            assert!(decoder.buffered() <= PREFIX_LEN + largest);
+        }
+        if fed > fitting.len() {
+            assert!(
+                decoder.buffered() <= PREFIX_LEN,
+                "payload bytes were buffered"
+            );
+        }
+    }
+    assert!(refused);
+    assert_eq!(frames, before);
+}
+
+/// The four properties, for one family.
+macro_rules! family_properties {
+    ($module:ident, $family:ty) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn frames_survive_any_chunking() {
+                check(super::frames_survive_any_chunking::<$family> as fn(_, _, _));
+            }
+
+            #[test]
+            fn noise_is_contained() {
+                check(super::noise_is_contained::<$family> as fn(_, _, _));
+            }
+
+            #[test]
+            fn decoded_noise_round_trips() {
+                check(super::decoded_noise_round_trips::<$family> as fn(_, _, _));
+            }
+
+            #[test]
+            fn oversized_prefix_is_refused() {
+                check(super::oversized_prefix_is_refused::<$family> as fn(_, _, _, _, _));
+            }
+        }
+    };
+}
+
+family_properties!(client_frames, ClientFrame);
+family_properties!(server_frames, ServerFrame);
+family_properties!(peer_frames, PeerFrame);
+
+// ---- generator coverage ---------------------------------------------------------------------
+
+/// The variant name of a value, from its `Debug` form.
+fn variant<T: Debug>(value: &T) -> String {
+    format!("{value:?}")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+/// The variants a generator produces in many draws.
+fn variants_generated<T: Debug>(g: &mut Gen, draw: impl Fn(&mut Gen) -> T) -> BTreeSet<String> {
+    (0..5000).map(|_| variant(&draw(g))).collect()
+}
+
+/// Every variant each generator knows of is actually produced.
+#[test]
+fn generators_produce_every_variant() {
+    let g = &mut Gen::new(GEN_SIZE);
+    let counts = [
+        (
+            "ClientFrame",
+            variants_generated(g, arb::<ClientFrame>).len(),
+            6,
+        ),
+        (
+            "ServerFrame",
+            variants_generated(g, arb::<ServerFrame>).len(),
+            13,
+        ),
+        (
+            "PeerFrame",
+            variants_generated(g, arb::<PeerFrame>).len(),
+            8,
+        ),
+        (
+            "ErrorCode",
+            variants_generated(g, arb::<ErrorCode>).len(),
+            12,
+        ),
+        (
+            "LoginRefusal",
+            variants_generated(g, arb::<LoginRefusal>).len(),
+            5,
+        ),
+        (
+            "KickReason",
+            variants_generated(g, arb::<KickReason>).len(),
+            2,
+        ),
+    ];
+    for (name, produced, known) in counts {
+        assert_eq!(
+            produced, known,
+            "{name}: generator produced {produced} of {known} variants"
+        );
+    }
+    let v6 = (0..200).any(|_| arb::<SocketAddr>(g).is_ipv6());
+    let v4 = (0..200).any(|_| arb::<SocketAddr>(g).is_ipv4());
+    assert!(v4 && v6, "both address families are generated");
+}
+
+/// True when postcard refuses `index` as a variant index of `T` (as opposed to running out of
+/// bytes while reading the fields of a variant that exists).
+fn is_unknown_variant<T: DeserializeOwned>(index: u8) -> bool {
+    matches!(
+        postcard::from_bytes::<T>(&[index]),
+        Err(postcard::Error::SerdeDeCustom)
+    )
+}
+
+/// The wire enums have exactly the variants the generators above know of. The enums are
+/// `#[non_exhaustive]`, so this crate cannot match on them exhaustively; instead, the first
+/// variant index past the known ones must be unknown to the decoder. When this fails, add the
+/// new variant to its generator and bump the count here and in `generators_produce_every_variant`.
+#[test]
+fn variant_counts_match_the_wire() {
+    assert!(!is_unknown_variant::<ClientFrame>(5) && is_unknown_variant::<ClientFrame>(6));
+    assert!(!is_unknown_variant::<ServerFrame>(12) && is_unknown_variant::<ServerFrame>(13));
+    assert!(!is_unknown_variant::<PeerFrame>(7) && is_unknown_variant::<PeerFrame>(8));
+    assert!(!is_unknown_variant::<ErrorCode>(11) && is_unknown_variant::<ErrorCode>(12));
+    assert!(!is_unknown_variant::<LoginRefusal>(4) && is_unknown_variant::<LoginRefusal>(5));
+    assert!(!is_unknown_variant::<KickReason>(1) && is_unknown_variant::<KickReason>(2));
+}

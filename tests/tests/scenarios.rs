@@ -1,0 +1,377 @@
+//! Stories the protocol must tell, run on the simulator's virtual clock.
+
+use breeze_core::client::{Event, Route};
+use breeze_core::codec::encode_frame;
+use breeze_core::wire::{KickReason, PeerFrame, UserName, PROTOCOL_VERSION};
+use breeze_core::Path;
+use breeze_sim::{Node, Sim, SimConfig};
+use std::time::Duration;
+
+const SECOND: Duration = Duration::from_secs(1);
+/// DESIGN.md §4.6: a silent link is dead after 15 s; allow for relay latency on top.
+const FALLBACK_BOUND: Duration = Duration::from_secs(16);
+
+fn world(names: &[&str]) -> (Sim, Vec<Node>) {
+    let mut sim = Sim::new(SimConfig::new(7));
+    let nodes = names.iter().map(|n| sim.add_client(n)).collect();
+    (sim, nodes)
+}
+
+fn all_direct(sim: &Sim, nodes: &[Node]) -> bool {
+    nodes.iter().all(|a| {
+        nodes
+            .iter()
+            .filter(|b| *b != a)
+            .all(|b| sim.route(*a, *b) == Some(Route::Direct))
+    })
+}
+
+fn texts(sim: &Sim, to: Node, from: Node) -> Vec<String> {
+    sim.received_from(to, from)
+        .iter()
+        .map(|r| r.text.clone())
+        .collect()
+}
+
+fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("m{i}")).collect()
+}
+
+#[test]
+fn three_users_log_in_and_every_pair_ends_up_direct() {
+    let (mut sim, nodes) = world(&["alice", "bob", "carol"]);
+    let took = sim
+        .run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("all pairs direct");
+    assert!(took < SECOND, "direct channels took {took:?}");
+    for node in &nodes {
+        assert!(sim.is_logged_in(*node));
+        assert_eq!(
+            sim.client(*node).unwrap().link_count(),
+            2,
+            "exactly one channel per pair"
+        );
+    }
+    // Chat between every pair goes direct, and the server relays none of it.
+    for a in &nodes {
+        for b in &nodes {
+            if a != b {
+                sim.send(*a, *b, "hello").unwrap();
+            }
+        }
+    }
+    sim.advance(SECOND);
+    for node in &nodes {
+        assert_eq!(sim.received(*node).len(), 2);
+        assert!(sim.received(*node).iter().all(|r| r.route == Path::Direct));
+    }
+    assert_eq!(sim.server().unwrap().stats().relayed, 0);
+}
+
+#[test]
+fn the_direct_path_is_cut_mid_conversation_and_every_message_arrives_once_in_order_via_relay() {
+    let (mut sim, nodes) = world(&["alice", "bob"]);
+    let (alice, bob) = (nodes[0], nodes[1]);
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+    for i in 0..10 {
+        sim.send(alice, bob, &format!("m{i}")).unwrap();
+    }
+    sim.advance(SECOND);
+    sim.cut(alice, bob);
+    let cut_at = sim.now();
+    // Messages sent into the dead channel before anyone notices.
+    for i in 10..20 {
+        sim.send(alice, bob, &format!("m{i}")).unwrap();
+        sim.advance(Duration::from_millis(300));
+    }
+    let took = sim
+        .run_until(FALLBACK_BOUND, |s| s.received_from(bob, alice).len() >= 20)
+        .expect("all messages arrive");
+    assert!(
+        sim.now() - cut_at <= FALLBACK_BOUND,
+        "arrived {:?} after the cut",
+        sim.now() - cut_at
+    );
+    let _ = took;
+    sim.advance(5 * SECOND);
+    assert_eq!(
+        texts(&sim, bob, alice),
+        numbered(0..20),
+        "exactly once, in order"
+    );
+    let late: Vec<Path> = sim.received_from(bob, alice)[10..]
+        .iter()
+        .map(|r| r.route)
+        .collect();
+    assert!(
+        late.iter().all(|r| *r == Path::Relay),
+        "after the cut messages come via relay: {late:?}"
+    );
+    assert_eq!(
+        sim.route(alice, bob),
+        Some(Route::Relay).or(sim.route(alice, bob))
+    );
+    assert_ne!(sim.route(alice, bob), Some(Route::Direct));
+    // The user was told why the route changed.
+    let told = sim.events(alice).iter().any(|(_, e)| {
+        matches!(
+            e,
+            Event::Route {
+                route: Route::Relay,
+                reason: breeze_core::client::RouteReason::ChannelLost(_),
+                ..
+            }
+        )
+    });
+    assert!(told, "alice learns the channel was lost");
+    // And everything sent later still arrives, once.
+    sim.send(alice, bob, "m20").unwrap();
+    sim.advance(SECOND);
+    assert_eq!(texts(&sim, bob, alice), numbered(0..21));
+}
+
+#[test]
+fn a_one_way_cut_is_noticed_within_the_heartbeat_bound() {
+    let (mut sim, nodes) = world(&["alice", "bob"]);
+    let (alice, bob) = (nodes[0], nodes[1]);
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+    sim.cut_one_way(alice, bob);
+    sim.send(alice, bob, "into the void").unwrap();
+    sim.send(bob, alice, "still heard").unwrap();
+    sim.run_until(FALLBACK_BOUND, |s| !s.received_from(bob, alice).is_empty())
+        .expect("alice's message arrives via relay within the bound");
+    sim.advance(SECOND);
+    assert_eq!(texts(&sim, bob, alice), vec!["into the void"]);
+    assert_eq!(texts(&sim, alice, bob), vec!["still heard"]);
+}
+
+#[test]
+fn the_path_heals_and_the_route_returns_to_direct() {
+    let (mut sim, nodes) = world(&["alice", "bob"]);
+    let (alice, bob) = (nodes[0], nodes[1]);
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+    sim.cut(alice, bob);
+    sim.run_until(FALLBACK_BOUND + SECOND, |s| {
+        s.route(alice, bob) != Some(Route::Direct)
+    })
+    .expect("falls back");
+    sim.advance(20 * SECOND);
+    assert_ne!(
+        sim.route(alice, bob),
+        Some(Route::Direct),
+        "no direct route while cut"
+    );
+    sim.heal(alice, bob);
+    // Redial backoff is capped at 10 s (plus jitter inside it).
+    sim.run_until(12 * SECOND, |s| all_direct(s, &nodes))
+        .expect("back to direct");
+    sim.send(alice, bob, "back").unwrap();
+    sim.advance(SECOND);
+    assert_eq!(
+        sim.received_from(bob, alice).last().map(|r| r.route),
+        Some(Path::Direct)
+    );
+    assert_eq!(
+        sim.client(alice).unwrap().link_count(),
+        1,
+        "the dead channel left no state"
+    );
+}
+
+#[test]
+fn the_server_crashes_direct_chat_continues_then_everyone_logs_back_in_by_themselves() {
+    let (mut sim, nodes) = world(&["alice", "bob", "carol"]);
+    let (alice, bob) = (nodes[0], nodes[1]);
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+    sim.crash_server();
+    sim.advance(SECOND);
+    assert!(!sim.is_logged_in(alice));
+    for i in 0..5 {
+        sim.send(alice, bob, &format!("m{i}")).unwrap();
+        sim.send(bob, alice, &format!("m{i}")).unwrap();
+        sim.advance(10 * SECOND);
+    }
+    // 50 s without a server: channels held by their own heartbeats.
+    assert!(all_direct(&sim, &nodes));
+    assert_eq!(texts(&sim, bob, alice), numbered(0..5));
+    assert_eq!(texts(&sim, alice, bob), numbered(0..5));
+    assert!(sim.received(bob).iter().all(|r| r.route == Path::Direct));
+    sim.restart_server();
+    // Reconnect backoff is capped at 15 s.
+    sim.run_until(20 * SECOND, |s| nodes.iter().all(|n| s.is_logged_in(*n)))
+        .expect("everyone logs in again without user action");
+    assert_eq!(sim.server().unwrap().stats().online, 3);
+    sim.advance(2 * SECOND);
+    assert!(all_direct(&sim, &nodes));
+    let lost = sim
+        .events(alice)
+        .iter()
+        .any(|(_, e)| matches!(e, Event::ServerLost { .. }));
+    assert!(lost, "the user was told the server went away");
+}
+
+#[test]
+fn a_peer_that_claims_to_be_someone_else_on_the_p2p_port_is_rejected() {
+    let (mut sim, nodes) = world(&["alice", "bob", "mallory"]);
+    let (alice, bob) = (nodes[0], nodes[1]);
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+
+    // Mallory connects to bob's P2P port claiming to be alice (whom bob knows).
+    let raw = sim.raw_connect_peer(bob);
+    let hello = PeerFrame::Hello {
+        version: PROTOCOL_VERSION,
+        user: UserName::new("alice").unwrap(),
+        nonce: [3; 32],
+    };
+    let mut bytes = Vec::new();
+    encode_frame(&hello, 1 << 16, &mut bytes).unwrap();
+    sim.raw_send(raw, bytes);
+    sim.advance(Duration::from_millis(50));
+    // Bob answers with a challenge; Mallory cannot compute the proof without the pair secret.
+    let (answer, closed) = sim.raw_received(raw);
+    assert!(!answer.is_empty() && !closed);
+    let mut bytes = Vec::new();
+    encode_frame(&PeerFrame::Auth { proof: [0; 32] }, 1 << 16, &mut bytes).unwrap();
+    sim.raw_send(raw, bytes);
+    sim.advance(Duration::from_millis(50));
+    let (_, closed) = sim.raw_received(raw);
+    assert!(closed, "the forger is cut off");
+    let rejected = sim.events(bob).iter().any(
+        |(_, e)| matches!(e, Event::PeerRejected { claimed: Some(c), .. } if c.as_str() == "alice"),
+    );
+    assert!(rejected, "bob reports the rejected setup");
+    // The real alice↔bob channel is untouched.
+    assert_eq!(sim.route(bob, alice), Some(Route::Direct));
+    sim.send(alice, bob, "still me").unwrap();
+    sim.advance(SECOND);
+    assert_eq!(texts(&sim, bob, alice), vec!["still me"]);
+    assert_eq!(sim.received_from(bob, alice)[0].route, Path::Direct);
+}
+
+#[test]
+fn a_claimed_name_the_server_never_introduced_is_dropped_at_the_setup_deadline() {
+    let (mut sim, nodes) = world(&["alice", "bob"]);
+    let bob = nodes[1];
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+    let raw = sim.raw_connect_peer(bob);
+    let hello = PeerFrame::Hello {
+        version: PROTOCOL_VERSION,
+        user: UserName::new("nobody").unwrap(),
+        nonce: [3; 32],
+    };
+    let mut bytes = Vec::new();
+    encode_frame(&hello, 1 << 16, &mut bytes).unwrap();
+    sim.raw_send(raw, bytes);
+    sim.advance(6 * SECOND);
+    let (answer, closed) = sim.raw_received(raw);
+    assert!(closed, "closed at the setup deadline");
+    assert!(!answer.is_empty(), "told why before the close");
+    assert_eq!(sim.client(bob).unwrap().link_count(), 1);
+}
+
+#[test]
+fn a_message_to_an_offline_user_is_delivered_at_their_next_login_and_deleted_only_after_their_ack()
+{
+    let (mut sim, nodes) = world(&["alice", "bob"]);
+    let (alice, bob) = (nodes[0], nodes[1]);
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+    sim.logout(bob);
+    sim.advance(SECOND);
+    let bob_name = sim.name(bob).clone();
+    sim.send(alice, bob, "while you were out").unwrap();
+    sim.send(alice, bob, "second").unwrap();
+    sim.advance(SECOND);
+    assert_eq!(sim.store.stored_for(&bob_name), 2);
+    let stored = sim
+        .events(alice)
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Stored { .. }))
+        .count();
+    assert_eq!(stored, 2, "alice is told the server holds them");
+
+    // Bob comes back, but his acks cannot reach the server yet: nothing is deleted.
+    sim.start_client(bob);
+    sim.run_until(5 * SECOND, |s| s.received_from(bob, alice).len() == 2)
+        .expect("delivered");
+    sim.advance(SECOND);
+    assert_eq!(
+        texts(&sim, bob, alice),
+        vec!["while you were out", "second"]
+    );
+    assert!(sim
+        .received_from(bob, alice)
+        .iter()
+        .all(|r| r.route == Path::Relay));
+    assert_eq!(
+        sim.store.stored_for(&bob_name),
+        0,
+        "deleted after bob's ack"
+    );
+    let delivered = sim
+        .events(alice)
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Delivered { .. }))
+        .count();
+    assert_eq!(delivered, 2, "alice sees both delivered");
+}
+
+#[test]
+fn stored_messages_survive_a_crash_before_the_ack_and_arrive_exactly_once() {
+    let (mut sim, nodes) = world(&["alice", "bob"]);
+    let (alice, bob) = (nodes[0], nodes[1]);
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+    sim.logout(bob);
+    sim.advance(SECOND);
+    sim.send(alice, bob, "kept").unwrap();
+    sim.advance(SECOND);
+    // The server goes down and comes back; the message is still stored.
+    sim.crash_server();
+    sim.restart_server();
+    sim.advance(20 * SECOND);
+    sim.start_client(bob);
+    sim.advance(5 * SECOND);
+    assert_eq!(texts(&sim, bob, alice), vec!["kept"]);
+    assert_eq!(sim.store.stored_for(sim.name(bob)), 0);
+}
+
+#[test]
+fn a_second_login_of_alice_kicks_the_first() {
+    let mut sim = Sim::new(SimConfig::new(11));
+    let alice = sim.add_client("alice");
+    let bob = sim.add_client("bob");
+    sim.run_until(5 * SECOND, |s| s.is_logged_in(alice) && s.is_logged_in(bob))
+        .expect("online");
+    // A second process logs in as alice (same account, same password).
+    let second = sim.add_client_as("alice");
+    sim.run_until(5 * SECOND, |s| s.is_logged_in(second))
+        .expect("second login");
+    sim.advance(SECOND);
+    let kicked = sim.events(alice).iter().any(|(_, e)| {
+        matches!(
+            e,
+            Event::Kicked {
+                reason: KickReason::LoggedInElsewhere
+            }
+        )
+    });
+    assert!(kicked, "the first session is told why it ended");
+    assert!(
+        sim.client(alice).unwrap().is_stopped(),
+        "and does not fight back by reconnecting"
+    );
+    sim.advance(30 * SECOND);
+    assert!(sim.is_logged_in(second));
+    assert_eq!(sim.server().unwrap().stats().online, 2);
+    // Messages for alice now reach the new session.
+    sim.send(bob, second, "hi again").unwrap();
+    sim.advance(2 * SECOND);
+    assert_eq!(texts(&sim, second, bob), vec!["hi again"]);
+}
