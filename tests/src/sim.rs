@@ -227,13 +227,23 @@ impl Sim {
         to: Node,
         text: &str,
     ) -> Result<MessageId, client::SendError> {
+        let to = self.clients[to.0].name.clone();
+        self.send_to_name(from, &to, text)
+    }
+
+    /// Sends to any user name, with or without an account.
+    pub fn send_to_name(
+        &mut self,
+        from: Node,
+        to: &UserName,
+        text: &str,
+    ) -> Result<MessageId, client::SendError> {
         let now = self.now;
-        let to_name = self.clients[to.0].name.clone();
         let core = self.clients[from.0]
             .core
             .as_mut()
             .ok_or(client::SendError::Stopped)?;
-        let result = core.send(&to_name, text.to_string(), now);
+        let result = core.send(to, text.to_string(), now);
         self.drive();
         result
     }
@@ -504,7 +514,11 @@ impl Sim {
                     let verdict = self.store.check(&user, &password, register);
                     server.handle_login_checked(conn, verdict, now);
                 }
-                server::Action::StoreOffline { to, from, chat } => self.store.store(to, from, chat),
+                server::Action::StoreOffline { to, from, chat } => {
+                    if let Err(reason) = self.store.store(to.clone(), from.clone(), chat.clone()) {
+                        server.handle_store_failed(&from, to, &chat, reason, now);
+                    }
+                }
                 server::Action::LoadOffline { user } => {
                     let stored = self.store.load(&user);
                     server.handle_offline_loaded(&user, stored, now);

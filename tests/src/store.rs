@@ -1,7 +1,7 @@
 //! The server host's persistent side in memory: accounts and offline messages. It outlives
 //! server crashes, like the database file of the real server.
 
-use breeze_core::wire::{Chat, LoginRefusal, UserName};
+use breeze_core::wire::{Chat, LoginRefusal, Undeliverable, UserName};
 use std::collections::HashMap;
 
 #[derive(Debug, Default, Clone)]
@@ -35,7 +35,10 @@ impl MemoryStore {
         }
     }
 
-    pub fn store(&mut self, to: UserName, from: UserName, chat: Chat) {
+    pub fn store(&mut self, to: UserName, from: UserName, chat: Chat) -> Result<(), Undeliverable> {
+        if !self.accounts.contains_key(&to) {
+            return Err(Undeliverable::NoSuchUser);
+        }
         let duplicate = self
             .offline
             .iter()
@@ -43,6 +46,7 @@ impl MemoryStore {
         if !duplicate {
             self.offline.push((to, from, chat));
         }
+        Ok(())
     }
 
     pub fn load(&self, user: &UserName) -> Vec<(UserName, Chat)> {

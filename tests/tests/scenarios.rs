@@ -375,3 +375,26 @@ fn a_second_login_of_alice_kicks_the_first() {
     sim.advance(2 * SECOND);
     assert_eq!(texts(&sim, second, bob), vec!["hi again"]);
 }
+
+#[test]
+fn a_message_to_a_user_without_an_account_is_reported_undeliverable_and_does_not_block_others() {
+    let (mut sim, nodes) = world(&["alice", "bob"]);
+    let (alice, bob) = (nodes[0], nodes[1]);
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+    let ghost = UserName::new("ghost").unwrap();
+    let id = sim.send_to_name(alice, &ghost, "anyone there?").unwrap();
+    sim.advance(SECOND);
+    let told = sim.events(alice).iter().any(
+        |(_, e)| matches!(e, Event::Undeliverable { to, id: i, .. } if *to == ghost && *i == id),
+    );
+    assert!(told, "alice learns the message cannot be delivered");
+    assert_eq!(
+        sim.client(alice).unwrap().unacknowledged(&ghost),
+        0,
+        "and it is not retried forever"
+    );
+    sim.send(alice, bob, "hi bob").unwrap();
+    sim.advance(SECOND);
+    assert_eq!(texts(&sim, bob, alice), vec!["hi bob"]);
+}

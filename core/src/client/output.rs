@@ -2,7 +2,7 @@
 
 use super::LinkId;
 use crate::delivery::Path;
-use crate::wire::{ErrorCode, KickReason, LoginRefusal, MessageId, UserName};
+use crate::wire::{ErrorCode, KickReason, LoginRefusal, MessageId, Undeliverable, UserName};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -269,6 +269,12 @@ pub enum Event {
     Stored {
         to: UserName,
         id: MessageId,
+    },
+    /// The server gave up on a message: it will never be delivered.
+    Undeliverable {
+        to: UserName,
+        id: MessageId,
+        reason: Undeliverable,
     },
     /// A peer link was refused or dropped for misbehaving (not for ordinary loss).
     PeerRejected {

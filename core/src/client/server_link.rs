@@ -273,6 +273,21 @@ impl Client {
                     self.events.push_back(Event::Stored { to, id });
                 }
             }
+            ServerFrame::Undeliverable {
+                to,
+                epoch,
+                seq,
+                reason,
+            } => {
+                if let Some(id) = self
+                    .peers
+                    .get_mut(&to)
+                    .and_then(|p| p.outbox.give_up(epoch, seq))
+                {
+                    self.events
+                        .push_back(Event::Undeliverable { to, id, reason });
+                }
+            }
             _ => self.server_lost(ServerLinkError::UnexpectedFrame, true, now),
         }
     }

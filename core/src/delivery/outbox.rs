@@ -112,6 +112,16 @@ impl Outbox {
         Some(pending.id)
     }
 
+    /// Gives up on one message (the server says it can never be delivered). The recipient
+    /// skips the gap once the sender's first unacknowledged message moves past it.
+    pub fn give_up(&mut self, epoch: u64, seq: u64) -> Option<MessageId> {
+        if epoch != self.epoch {
+            return None;
+        }
+        let index = self.pending.iter().position(|p| p.seq == seq)?;
+        self.pending.remove(index).map(|p| p.id)
+    }
+
     /// The path went down: whatever last went over it must go again.
     pub fn path_failed(&mut self, path: Path) {
         for pending in &mut self.pending {

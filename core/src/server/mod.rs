@@ -35,8 +35,8 @@ use crate::liveness::Liveness;
 use crate::outbound::{Outbound, QueueError, Transmit};
 use crate::rng::SeededRng;
 use crate::wire::{
-    Chat, ClientFrame, ErrorCode, KickReason, LoginRefusal, PeerIntro, ServerFrame, UserName,
-    PROTOCOL_VERSION,
+    Chat, ClientFrame, ErrorCode, KickReason, LoginRefusal, PeerIntro, ServerFrame, Undeliverable,
+    UserName, PROTOCOL_VERSION,
 };
 use connection::{Connection, Phase, Session};
 use presence::Presence;
@@ -259,6 +259,28 @@ impl Server {
                 session.stored_delivered.insert((from.clone(), chat.epoch));
             }
             self.send(conn, &ServerFrame::Relayed { from, chat }, now);
+        }
+        self.reap(now);
+    }
+
+    /// The host could not store a message from [`Action::StoreOffline`]: the sender is told
+    /// it will never be delivered.
+    pub fn handle_store_failed(
+        &mut self,
+        from: &UserName,
+        to: UserName,
+        chat: &Chat,
+        reason: Undeliverable,
+        now: Instant,
+    ) {
+        if let Some(conn) = self.presence.conn_of(from) {
+            let frame = ServerFrame::Undeliverable {
+                to,
+                epoch: chat.epoch,
+                seq: chat.seq,
+                reason,
+            };
+            self.send(conn, &frame, now);
         }
         self.reap(now);
     }

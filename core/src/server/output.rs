@@ -20,7 +20,8 @@ pub enum Action {
         register: bool,
     },
     /// Persist a message for an offline recipient, before the transmits polled after it are
-    /// written (the sender is told it is stored).
+    /// written (the sender is told it is stored). If it cannot be stored, call
+    /// [`Server::handle_store_failed`](super::Server::handle_store_failed).
     StoreOffline {
         to: UserName,
         from: UserName,

@@ -1,6 +1,6 @@
 //! The client↔server family.
 
-use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, UserName};
+use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -78,6 +78,14 @@ pub enum ServerFrame {
         to: UserName,
         epoch: u64,
         seq: u64,
+    },
+    /// The message can never be delivered (no such account, or the recipient's storage is
+    /// full); the sender stops trying.
+    Undeliverable {
+        to: UserName,
+        epoch: u64,
+        seq: u64,
+        reason: Undeliverable,
     },
     Kicked {
         reason: KickReason,

@@ -11,7 +11,8 @@ mod shared;
 pub use client_server::{ClientFrame, PeerIntro, ServerFrame};
 pub use peer::PeerFrame;
 pub use shared::{
-    Ack, Chat, ErrorCode, KickReason, LoginRefusal, MessageId, UserName, UserNameError,
+    Ack, Chat, ErrorCode, KickReason, LoginRefusal, MessageId, Undeliverable, UserName,
+    UserNameError,
 };
 
 /// The protocol version this build speaks. Bumped on any incompatible wire change.

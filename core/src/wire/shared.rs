@@ -178,6 +178,24 @@ impl fmt::Display for LoginRefusal {
     }
 }
 
+/// Why the server gave up on a message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Undeliverable {
+    NoSuchUser,
+    /// The recipient has too many messages waiting already.
+    RecipientFull,
+}
+
+impl fmt::Display for Undeliverable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Undeliverable::NoSuchUser => "no such user",
+            Undeliverable::RecipientFull => "the recipient has too many messages waiting",
+        })
+    }
+}
+
 /// Why the server ended a session.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
