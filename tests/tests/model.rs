@@ -341,3 +341,26 @@ proptest! {
         run(seed, &ops)?;
     }
 }
+
+/// Found by the model: carol read a stored message while alice was offline, so alice never
+/// saw the acknowledgement; carol restarted, and alice's next message waited behind the stored
+/// one at carol forever. Stored messages are now offered again after a long timeout.
+#[test]
+fn regression_a_lost_ack_for_a_stored_message_does_not_stall_the_pair() {
+    use Op::*;
+    let ops = [
+        Send { from: 0, to: 1 },
+        RestartServer,
+        Send { from: 1, to: 0 },
+        Logout(2),
+        Send { from: 0, to: 2 },
+        Advance(6),
+        CrashServer,
+        RestartServer,
+        Login(2),
+        Advance(7),
+        Logout(2),
+        Send { from: 0, to: 2 },
+    ];
+    run(315628457909714298, &ops).unwrap();
+}

@@ -24,6 +24,9 @@ pub struct ClientConfig {
     pub login_timeout: Duration,
     /// A sent message not acknowledged within this is sent again on the current route.
     pub ack_timeout: Duration,
+    /// A message the server stored for an offline recipient is offered again after this, in
+    /// case the recipient's acknowledgement was lost on its way back.
+    pub stored_retry: Duration,
     pub reconnect: BackoffPolicy,
     pub redial: BackoffPolicy,
     pub max_frame: usize,
@@ -50,6 +53,7 @@ impl ClientConfig {
             setup_timeout: Duration::from_secs(5),
             login_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(10),
+            stored_retry: Duration::from_secs(60),
             reconnect: BackoffPolicy {
                 first: Duration::from_millis(500),
                 max: Duration::from_secs(15),

@@ -2,7 +2,7 @@
 
 use super::output::{Destination, Event};
 use super::Client;
-use crate::delivery::{Path, Sent};
+use crate::delivery::{Path, Sent, Timeouts};
 use crate::wire::{Ack, Chat, ClientFrame, PeerFrame, UserName};
 use std::time::Instant;
 
@@ -113,22 +113,29 @@ impl Client {
         }
     }
 
+    fn ack_timeouts(&self) -> Timeouts {
+        Timeouts {
+            ack: self.config.ack_timeout,
+            stored: self.config.stored_retry,
+        }
+    }
+
     pub(super) fn peers_deadline(&self) -> Option<Instant> {
-        let ack_timeout = self.config.ack_timeout;
+        let timeouts = self.ack_timeouts();
         self.peers
             .iter()
-            .flat_map(|(name, peer)| [self.dial_due(name), peer.outbox.retransmit_at(ack_timeout)])
+            .flat_map(|(name, peer)| [self.dial_due(name), peer.outbox.retransmit_at(timeouts)])
             .flatten()
             .min()
     }
 
     pub(super) fn peers_timeout(&mut self, now: Instant) {
-        let ack_timeout = self.config.ack_timeout;
+        let timeouts = self.ack_timeouts();
         let expired: Vec<UserName> = self
             .peers
             .iter_mut()
             .filter_map(|(name, peer)| {
-                (peer.outbox.expire(now, ack_timeout) > 0).then(|| name.clone())
+                (peer.outbox.expire(now, timeouts) > 0).then(|| name.clone())
             })
             .collect();
         for name in expired {

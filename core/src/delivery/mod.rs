@@ -11,7 +11,7 @@ mod inbox;
 mod outbox;
 
 pub use inbox::{Inbox, Receipt};
-pub use outbox::{Outbox, Pending, Sent};
+pub use outbox::{Outbox, Pending, Sent, Timeouts};
 
 /// Which way a message (or an acknowledgement) travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -131,25 +131,48 @@ impl Outbox {
         }
     }
 
-    /// The earliest instant a sent message goes unacknowledged for `timeout`.
-    pub fn retransmit_at(&self, timeout: std::time::Duration) -> Option<Instant> {
+    /// How long a message waits for its acknowledgement before it is sent again.
+    fn patience(pending: &Pending, timeouts: Timeouts) -> std::time::Duration {
+        if pending.held_by_server {
+            timeouts.stored
+        } else {
+            timeouts.ack
+        }
+    }
+
+    /// The earliest instant a sent message has waited too long for its acknowledgement.
+    pub fn retransmit_at(&self, timeouts: Timeouts) -> Option<Instant> {
         self.pending
             .iter()
-            .filter(|p| !p.held_by_server)
-            .filter_map(|p| p.sent.map(|s| s.at + timeout))
+            .filter_map(|p| p.sent.map(|s| s.at + Self::patience(p, timeouts)))
             .min()
     }
 
-    /// Forgets the last transmission of messages unacknowledged for `timeout` at `now`;
-    /// returns how many will be re-sent.
-    pub fn expire(&mut self, now: Instant, timeout: std::time::Duration) -> usize {
+    /// Forgets the last transmission of messages that waited too long at `now`, so they go
+    /// again; returns how many.
+    ///
+    /// A stored message is retried too, only much later: the server's acknowledgement for it
+    /// travels once, and if it was lost (the sender was offline when the recipient read it)
+    /// nothing else would ever release the messages queued behind it.
+    pub fn expire(&mut self, now: Instant, timeouts: Timeouts) -> usize {
         let mut expired = 0;
         for pending in &mut self.pending {
-            if !pending.held_by_server && pending.sent.is_some_and(|s| s.at + timeout <= now) {
+            let patience = Self::patience(pending, timeouts);
+            if pending.sent.is_some_and(|s| s.at + patience <= now) {
                 pending.sent = None;
+                pending.held_by_server = false;
                 expired += 1;
             }
         }
         expired
     }
+}
+
+/// Acknowledgement deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// For a message sent to its recipient.
+    pub ack: std::time::Duration,
+    /// For a message the server stored for an offline recipient.
+    pub stored: std::time::Duration,
 }
