@@ -10,6 +10,7 @@
 //! It drives the cores only through their public API, like any other runtime would, which is
 //! the proof that the core needs nothing else. Fuzz targets and property tests reuse it.
 
+pub mod model;
 mod network;
 mod sim;
 mod store;

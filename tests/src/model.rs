@@ -1,0 +1,339 @@
+//! A reference model of DESIGN.md §4's promises, and a runner that applies operation
+//! sequences to the simulator and the model side by side, checking the invariants after every
+//! step. Used by the proptest in `tests/model.rs` and by the `scenario` fuzz target.
+
+use crate::{Node, Sim, SimConfig};
+use breeze_core::client::{Event, Route};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {
+        ensure_eq!($left, $right, "{} == {}", stringify!($left), stringify!($right))
+    };
+    ($left:expr, $right:expr, $($fmt:tt)+) => {{
+        let (left, right) = (&$left, &$right);
+        if left != right {
+            return Err(format!("{}: {:?} != {:?}", format!($($fmt)+), left, right));
+        }
+    }};
+}
+
+macro_rules! ensure_ne {
+    ($left:expr, $right:expr, $($fmt:tt)+) => {{
+        let (left, right) = (&$left, &$right);
+        if left == right {
+            return Err(format!("{}: both {:?}", format!($($fmt)+), left));
+        }
+    }};
+}
+
+pub const USERS: [&str; 3] = ["alice", "bob", "carol"];
+/// Dead after 15 s of silence, plus delivery slack.
+const FALLBACK_BOUND: Duration = Duration::from_millis(15_500);
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Send { from: usize, to: usize },
+    Cut { a: usize, b: usize },
+    CutOneWay { from: usize, to: usize },
+    Heal { a: usize, b: usize },
+    CrashServer,
+    RestartServer,
+    Logout(usize),
+    Login(usize),
+    CrashClient(usize),
+    Advance(u64),
+}
+
+/// One message as the model knows it.
+#[derive(Debug, Clone)]
+struct Sent {
+    from: usize,
+    from_incarnation: u64,
+    to: usize,
+    serial: u64,
+    /// The sender stayed up until the message was delivered or stored, so it must arrive.
+    must_arrive: bool,
+}
+
+struct Model {
+    sent: BTreeMap<String, Sent>,
+    serial: u64,
+    /// When each directed cut started.
+    cuts: HashMap<(usize, usize), Instant>,
+    running: [bool; 3],
+    /// Events already scanned per node (events are append-only).
+    scanned: [usize; 3],
+    /// (sender, sender run, message id) → text.
+    ids: HashMap<(usize, u64, u64), String>,
+}
+
+fn text_of(sent: &Sent) -> String {
+    format!(
+        "{}.{}>{}#{}",
+        USERS[sent.from], sent.from_incarnation, USERS[sent.to], sent.serial
+    )
+}
+
+fn parse(text: &str) -> Option<(usize, u64, u64)> {
+    let (head, serial) = text.split_once('#')?;
+    let (from_inc, _) = head.split_once('>')?;
+    let (from, inc) = from_inc.split_once('.')?;
+    Some((
+        USERS.iter().position(|u| *u == from)?,
+        inc.parse().ok()?,
+        serial.parse().ok()?,
+    ))
+}
+
+fn apply(sim: &mut Sim, model: &mut Model, nodes: &[Node], op: &Op) {
+    match *op {
+        Op::Send { from, to } => {
+            if !model.running[from] {
+                return;
+            }
+            model.serial += 1;
+            let sent = Sent {
+                from,
+                from_incarnation: sim.incarnation(nodes[from]),
+                to,
+                serial: model.serial,
+                must_arrive: false,
+            };
+            let text = text_of(&sent);
+            if let Ok(id) = sim.send(nodes[from], nodes[to], &text) {
+                model
+                    .ids
+                    .insert((from, sent.from_incarnation, id.0), text.clone());
+                model.sent.insert(text, sent);
+            }
+        }
+        Op::Cut { a, b } => {
+            let now = sim.now();
+            model.cuts.entry((a, b)).or_insert(now);
+            model.cuts.entry((b, a)).or_insert(now);
+            sim.cut(nodes[a], nodes[b]);
+        }
+        Op::CutOneWay { from, to } => {
+            model.cuts.entry((from, to)).or_insert(sim.now());
+            sim.cut_one_way(nodes[from], nodes[to]);
+        }
+        Op::Heal { a, b } => {
+            model.cuts.remove(&(a, b));
+            model.cuts.remove(&(b, a));
+            sim.heal(nodes[a], nodes[b]);
+        }
+        Op::CrashServer => sim.crash_server(),
+        Op::RestartServer => sim.restart_server(),
+        Op::Logout(n) => {
+            model.running[n] = false;
+            sim.logout(nodes[n]);
+        }
+        Op::CrashClient(n) => {
+            model.running[n] = false;
+            sim.crash_client(nodes[n]);
+        }
+        Op::Login(n) => {
+            model.running[n] = true;
+            sim.start_client(nodes[n]);
+        }
+        Op::Advance(ms) => sim.advance(Duration::from_millis(ms)),
+    }
+}
+
+/// Learns from the senders' events which messages the system took responsibility for:
+/// delivered (acknowledged end to end) or stored by the server for an offline recipient.
+/// Called before and after every operation, so events are read while their process runs.
+fn note_settled(sim: &Sim, model: &mut Model, nodes: &[Node]) {
+    for (i, node) in nodes.iter().enumerate() {
+        let incarnation = sim.incarnation(*node);
+        let events = sim.events(*node);
+        for (_, event) in &events[model.scanned[i]..] {
+            let id = match event {
+                Event::Delivered { id, .. } | Event::Stored { id, .. } => id,
+                _ => continue,
+            };
+            if let Some(text) = model.ids.get(&(i, incarnation, id.0)) {
+                if let Some(sent) = model.sent.get_mut(text) {
+                    sent.must_arrive = true;
+                }
+            }
+        }
+        model.scanned[i] = events.len();
+    }
+}
+
+fn check_delivery(sim: &Sim, model: &Model, nodes: &[Node]) -> Result<(), String> {
+    for (to, node) in nodes.iter().enumerate() {
+        let mut seen = BTreeSet::new();
+        let mut last: HashMap<(usize, u64, u64), u64> = HashMap::new();
+        for received in sim.received(*node) {
+            let text = &received.text;
+            let Some((from, from_inc, serial)) = parse(text) else {
+                return Err(format!("unknown text {text:?}"));
+            };
+            let sent = model
+                .sent
+                .get(text)
+                .ok_or_else(|| format!("never sent: {text}"))?;
+            ensure_eq!(sent.to, to, "delivered to the wrong user");
+            ensure_eq!(received.from.as_str(), USERS[from]);
+            ensure!(
+                seen.insert((received.incarnation, text.clone())),
+                "{} received twice by {} (run {})",
+                text,
+                USERS[to],
+                received.incarnation
+            );
+            let key = (from, from_inc, received.incarnation);
+            if let Some(prev) = last.insert(key, serial) {
+                ensure!(
+                    prev < serial,
+                    "{} arrived after #{} at {}: out of order",
+                    text,
+                    prev,
+                    USERS[to]
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_fallback(sim: &Sim, model: &Model, nodes: &[Node]) -> Result<(), String> {
+    let now = sim.now();
+    // Whoever stops hearing its peer falls back within the bound. (The other side learns
+    // from the close, which may itself be cut; its own silence timer covers that case.)
+    for (&(from, to), &since) in &model.cuts {
+        if now - since > FALLBACK_BOUND && model.running[from] && model.running[to] {
+            ensure_ne!(
+                sim.route(nodes[to], nodes[from]),
+                Some(Route::Direct),
+                "{} still direct to {} {:?} after {}→{} was cut",
+                USERS[to],
+                USERS[from],
+                now - since,
+                USERS[from],
+                USERS[to]
+            );
+        }
+    }
+    if let Some(server) = sim.server() {
+        server
+            .check_invariants()
+            .map_err(|e| format!("server invariant: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Heals everything, brings everyone up, lets the system settle, then checks convergence,
+/// liveness of delivery, route recovery and that nothing is left behind.
+fn settle_and_check(sim: &mut Sim, model: &mut Model, nodes: &[Node]) -> Result<(), String> {
+    for a in 0..USERS.len() {
+        for b in 0..USERS.len() {
+            if a != b {
+                sim.heal(nodes[a], nodes[b]);
+            }
+        }
+    }
+    model.cuts.clear();
+    sim.restart_server();
+    for (i, node) in nodes.iter().enumerate() {
+        if !model.running[i] {
+            sim.start_client(*node);
+            model.running[i] = true;
+        }
+    }
+    sim.advance(Duration::from_secs(90));
+    note_settled(sim, model, nodes);
+    check_delivery(sim, model, nodes)?;
+
+    // Presence converged and every pair is direct over exactly one channel.
+    for (i, node) in nodes.iter().enumerate() {
+        ensure!(sim.is_logged_in(*node), "{} logged in", USERS[i]);
+        let client = sim.client(*node).expect("running");
+        for (j, other) in nodes.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let name = sim.name(*other);
+            let online = client.peers().any(|(n, online, _)| n == name && online);
+            ensure!(online, "{} sees {} online", USERS[i], USERS[j]);
+            ensure_eq!(
+                sim.route(*node, *other),
+                Some(Route::Direct),
+                "{}→{} direct",
+                USERS[i],
+                USERS[j]
+            );
+        }
+        ensure_eq!(
+            client.link_count(),
+            USERS.len() - 1,
+            "{} has one channel per peer",
+            USERS[i]
+        );
+    }
+    let n = USERS.len();
+    ensure_eq!(sim.server().map(|s| s.stats().connections), Some(n));
+    ensure_eq!(
+        sim.open_streams(),
+        n + n * (n - 1) / 2,
+        "no stray connections"
+    );
+
+    // Every message whose sender saw it delivered or stored has arrived. A message whose
+    // sender went away before that may be lost, never duplicated.
+    let arrived: BTreeSet<&str> = nodes
+        .iter()
+        .flat_map(|n| sim.received(*n))
+        .map(|r| r.text.as_str())
+        .collect();
+    for (text, sent) in &model.sent {
+        let sender_kept_it = sim.incarnation(nodes[sent.from]) == sent.from_incarnation;
+        if sent.must_arrive || sender_kept_it {
+            ensure!(arrived.contains(text.as_str()), "{} never arrived", text);
+        }
+    }
+
+    // Everyone logs out: no connection or session may remain.
+    for node in nodes {
+        sim.logout(*node);
+    }
+    sim.advance(Duration::from_secs(1));
+    ensure_eq!(sim.server().map(|s| s.stats().connections), Some(0));
+    ensure_eq!(sim.server().map(|s| s.stats().online), Some(0));
+    ensure_eq!(sim.open_streams(), 0);
+    Ok(())
+}
+
+pub fn run(seed: u64, ops: &[Op]) -> Result<(), String> {
+    let mut sim = Sim::new(SimConfig::new(seed));
+    let nodes: Vec<Node> = USERS.iter().map(|u| sim.add_client(u)).collect();
+    let mut model = Model {
+        sent: BTreeMap::new(),
+        serial: 0,
+        cuts: HashMap::new(),
+        running: [true; 3],
+        scanned: [0; 3],
+        ids: HashMap::new(),
+    };
+    sim.advance(Duration::from_secs(1));
+    for op in ops {
+        note_settled(&sim, &mut model, &nodes);
+        apply(&mut sim, &mut model, &nodes, op);
+        note_settled(&sim, &mut model, &nodes);
+        check_delivery(&sim, &model, &nodes)?;
+        check_fallback(&sim, &model, &nodes)?;
+    }
+    settle_and_check(&mut sim, &mut model, &nodes)
+}
