@@ -398,3 +398,71 @@ fn a_message_to_a_user_without_an_account_is_reported_undeliverable_and_does_not
     sim.advance(SECOND);
     assert_eq!(texts(&sim, bob, alice), vec!["hi bob"]);
 }
+
+#[test]
+fn password_guessing_is_cut_off_after_ten_failures_a_minute_and_honest_users_still_log_in() {
+    use breeze_core::wire::{ClientFrame, ServerFrame};
+    let (mut sim, nodes) = world(&["alice", "bob"]);
+    sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
+        .expect("direct");
+    let attempt = |sim: &mut Sim, password: &str| -> ServerFrame {
+        let raw = sim.raw_connect_server();
+        let mut bytes = Vec::new();
+        encode_frame(
+            &ClientFrame::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            1 << 16,
+            &mut bytes,
+        )
+        .unwrap();
+        let login = ClientFrame::Login {
+            user: UserName::new("alice").unwrap(),
+            password: password.into(),
+            p2p_port: 1,
+            register: false,
+        };
+        encode_frame(&login, 1 << 16, &mut bytes).unwrap();
+        sim.raw_send(raw, bytes);
+        sim.advance(Duration::from_millis(50));
+        let (answer, closed) = sim.raw_received(raw);
+        assert!(closed);
+        let mut decoder = breeze_core::codec::FrameDecoder::new(1 << 16);
+        let mut input = answer;
+        let mut frames = Vec::new();
+        while let Some(frame) = decoder.decode::<ServerFrame>(&mut input).unwrap() {
+            frames.push(frame);
+        }
+        frames.pop().expect("an answer")
+    };
+    for _ in 0..10 {
+        let answer = attempt(&mut sim, "guess");
+        assert!(matches!(
+            answer,
+            ServerFrame::LoginRefused {
+                reason: breeze_core::wire::LoginRefusal::BadCredentials
+            }
+        ));
+    }
+    // The eleventh is refused without a password check, even with the right password.
+    let answer = attempt(&mut sim, "alice-password");
+    assert!(matches!(
+        answer,
+        ServerFrame::LoginRefused {
+            reason: breeze_core::wire::LoginRefusal::TooManyAttempts
+        }
+    ));
+    // Honest clients elsewhere were never disturbed, and chat goes on.
+    sim.send(nodes[0], nodes[1], "still here").unwrap();
+    sim.advance(SECOND);
+    assert_eq!(texts(&sim, nodes[1], nodes[0]), vec!["still here"]);
+    // A minute later the address may try again.
+    sim.advance(61 * SECOND);
+    let answer = attempt(&mut sim, "guess");
+    assert!(matches!(
+        answer,
+        ServerFrame::LoginRefused {
+            reason: breeze_core::wire::LoginRefusal::BadCredentials
+        }
+    ));
+}

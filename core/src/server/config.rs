@@ -20,6 +20,11 @@ pub struct ServerConfig {
     /// Online users per presence frame: the list is sent in pages, never one giant frame.
     pub presence_page: usize,
     pub max_connections: usize,
+    /// Connections one IP address may hold open (before login included).
+    pub max_connections_per_ip: usize,
+    /// Failed logins one IP address may make per minute before it is refused without a
+    /// password check (password guessing; also spares the host's hashing).
+    pub max_login_failures_per_ip: u32,
     /// Clients may create accounts by logging in with `register: true`.
     pub open_registration: bool,
 }
@@ -35,6 +40,8 @@ impl Default for ServerConfig {
             max_text_len: 16 * 1024,
             presence_page: 256,
             max_connections: 100_000,
+            max_connections_per_ip: 64,
+            max_login_failures_per_ip: 10,
             open_registration: false,
         }
     }

@@ -24,6 +24,7 @@
 
 mod config;
 mod connection;
+mod limits;
 mod output;
 mod presence;
 
@@ -39,6 +40,7 @@ use crate::wire::{
     UserName, PROTOCOL_VERSION,
 };
 use connection::{Connection, Phase, Session};
+use limits::AddressLimits;
 use presence::Presence;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -53,6 +55,7 @@ pub struct Server {
     rng: SeededRng,
     conns: HashMap<ConnId, Connection>,
     presence: Presence,
+    limits: AddressLimits,
     outbound: Outbound<ConnId>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -72,6 +75,7 @@ impl Server {
             rng: SeededRng::from_seed(seed),
             conns: HashMap::new(),
             presence: Presence::default(),
+            limits: AddressLimits::default(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             doomed: Vec::new(),
@@ -135,6 +139,9 @@ impl Server {
                 return Err(format!("{conn:?} exceeds its output bound"));
             }
         }
+        if self.limits.total_connections() != self.conns.len() {
+            return Err("per-address connection counts out of step".into());
+        }
         if self.outbound.len() != self.conns.len() {
             return Err("output buffers out of step with connections".into());
         }
@@ -160,10 +167,13 @@ impl Server {
         );
         self.next_sweep
             .get_or_insert(now + self.config.sweep_interval);
+        let from_this_ip = self.limits.connected(remote.ip());
         if self.shutting_down {
             self.send(conn, &ServerFrame::ShuttingDown, now);
             self.close(conn, LogoutReason::Requested, now);
-        } else if self.conns.len() > self.config.max_connections {
+        } else if self.conns.len() > self.config.max_connections
+            || from_this_ip > self.config.max_connections_per_ip
+        {
             self.fail(conn, ConnError::TooManyConnections, now);
         }
     }
@@ -208,6 +218,7 @@ impl Server {
     pub fn handle_disconnected(&mut self, conn: ConnId, now: Instant) {
         if let Some(connection) = self.conns.remove(&conn) {
             self.outbound.forget(conn);
+            self.limits.disconnected(connection.remote.ip());
             if let Phase::Online(session) = connection.phase {
                 self.go_offline(conn, session.user, LogoutReason::Disconnected, now);
             }
@@ -234,6 +245,10 @@ impl Server {
         let (user, p2p_port) = (user.clone(), *p2p_port);
         match verdict {
             Err(reason) => {
+                if reason == LoginRefusal::BadCredentials {
+                    let ip = connection.remote.ip();
+                    self.limits.login_failed(ip, now);
+                }
                 self.events
                     .push_back(Event::LoginRefused { conn, user, reason });
                 self.send(conn, &ServerFrame::LoginRefused { reason }, now);
@@ -290,6 +305,7 @@ impl Server {
         if now < due {
             return;
         }
+        self.limits.sweep(now);
         self.next_sweep = if self.conns.is_empty() {
             None
         } else {
@@ -394,6 +410,18 @@ impl Server {
             ) => {
                 if register && !self.config.open_registration {
                     let reason = LoginRefusal::RegistrationClosed;
+                    self.events
+                        .push_back(Event::LoginRefused { conn, user, reason });
+                    self.send(conn, &ServerFrame::LoginRefused { reason }, now);
+                    self.close(conn, LogoutReason::Requested, now);
+                    return;
+                }
+                let ip = connection.remote.ip();
+                if self
+                    .limits
+                    .too_many_failures(ip, self.config.max_login_failures_per_ip, now)
+                {
+                    let reason = LoginRefusal::TooManyAttempts;
                     self.events
                         .push_back(Event::LoginRefused { conn, user, reason });
                     self.send(conn, &ServerFrame::LoginRefused { reason }, now);
@@ -592,6 +620,7 @@ impl Server {
         let Some(connection) = self.conns.remove(&conn) else {
             return;
         };
+        self.limits.disconnected(connection.remote.ip());
         self.outbound.close(conn);
         self.actions.push_back(Action::Close { conn });
         if let Phase::Online(session) = connection.phase {

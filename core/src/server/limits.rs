@@ -1,0 +1,74 @@
+//! Per-address limits: connections held open and failed logins per minute.
+//!
+//! Both are protocol decisions the server core can make from the remote address the driver
+//! reports, so they live here (and are tested in the simulator) rather than in an adapter.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// The window failed logins are counted in.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+struct Address {
+    connections: usize,
+    /// Failed logins since `window_start`.
+    failures: u32,
+    window_start: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct AddressLimits {
+    addresses: HashMap<IpAddr, Address>,
+}
+
+impl AddressLimits {
+    /// Counts a new connection; returns how many this address now holds.
+    pub fn connected(&mut self, ip: IpAddr) -> usize {
+        let address = self.addresses.entry(ip).or_default();
+        address.connections += 1;
+        address.connections
+    }
+
+    pub fn disconnected(&mut self, ip: IpAddr) {
+        if let Some(address) = self.addresses.get_mut(&ip) {
+            address.connections = address.connections.saturating_sub(1);
+        }
+    }
+
+    pub fn login_failed(&mut self, ip: IpAddr, now: Instant) {
+        let address = self.addresses.entry(ip).or_default();
+        match address.window_start {
+            Some(start) if now < start + FAILURE_WINDOW => address.failures += 1,
+            _ => {
+                address.window_start = Some(now);
+                address.failures = 1;
+            }
+        }
+    }
+
+    /// Whether `ip` used up its failed logins for the current window.
+    pub fn too_many_failures(&self, ip: IpAddr, max: u32, now: Instant) -> bool {
+        self.addresses.get(&ip).is_some_and(|a| {
+            a.failures >= max
+                && a.window_start
+                    .is_some_and(|start| now < start + FAILURE_WINDOW)
+        })
+    }
+
+    /// Forgets addresses with no connection and no live failure window, so the table stays
+    /// as small as the set of addresses that matter now.
+    pub fn sweep(&mut self, now: Instant) {
+        self.addresses.retain(|_, a| {
+            a.connections > 0
+                || a.window_start
+                    .is_some_and(|start| now < start + FAILURE_WINDOW)
+        });
+    }
+
+    /// Connections counted over all addresses; equals the server's connection count.
+    pub fn total_connections(&self) -> usize {
+        self.addresses.values().map(|a| a.connections).sum()
+    }
+}
