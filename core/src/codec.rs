@@ -40,6 +40,35 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+impl DecodeError {
+    /// The code the peer is told before its connection is closed.
+    pub fn code(&self) -> crate::wire::ErrorCode {
+        match self {
+            DecodeError::FrameTooLarge { .. } => crate::wire::ErrorCode::FrameTooLarge,
+            DecodeError::Malformed => crate::wire::ErrorCode::Malformed,
+        }
+    }
+}
+
+/// Decodes every whole frame in `bytes` and hands each to `on_frame` with the state machine,
+/// until the bytes run out or `on_frame` returns `false` (its connection is gone).
+///
+/// The decoder is passed separately so the state machine that owns it can be borrowed
+/// mutably while frames are handled; callers take it out of the connection and put it back.
+pub fn decode_each<T: DeserializeOwned, S>(
+    decoder: &mut FrameDecoder,
+    mut bytes: &[u8],
+    state: &mut S,
+    mut on_frame: impl FnMut(&mut S, T) -> bool,
+) -> Result<(), DecodeError> {
+    while let Some(frame) = decoder.decode::<T>(&mut bytes)? {
+        if !on_frame(state, frame) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Why a message could not be encoded (too big for the frame limit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodeError {

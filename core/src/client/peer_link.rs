@@ -4,11 +4,11 @@ use super::output::{Action, Destination, Event, LinkError, RouteReason};
 use super::peers::Dial;
 use super::{Client, LinkId};
 use crate::auth::{proof_matches, setup_proof, Role};
-use crate::codec::{DecodeError, FrameDecoder};
+use crate::codec::{decode_each, FrameDecoder};
 use crate::delivery::Path;
 use crate::liveness::Liveness;
 use crate::outbound::QueueError;
-use crate::wire::{ErrorCode, PeerFrame, UserName, PROTOCOL_VERSION};
+use crate::wire::{PeerFrame, UserName, PROTOCOL_VERSION};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -128,30 +128,18 @@ impl Client {
         self.finish(now);
     }
 
-    pub fn handle_link_bytes(&mut self, link: LinkId, mut bytes: &[u8], now: Instant) {
+    pub fn handle_link_bytes(&mut self, link: LinkId, bytes: &[u8], now: Instant) {
         let Some(state) = self.links.get_mut(&link) else {
             return;
         };
         state.liveness.received(now);
         let mut decoder = std::mem::replace(&mut state.decoder, FrameDecoder::new(0));
-        loop {
-            match decoder.decode::<PeerFrame>(&mut bytes) {
-                Ok(Some(frame)) => {
-                    self.on_link_frame(link, frame, now);
-                    if !self.links.contains_key(&link) {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    let code = match err {
-                        DecodeError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
-                        _ => ErrorCode::Malformed,
-                    };
-                    self.reject_link(link, LinkError::Decode(code), now);
-                    break;
-                }
-            }
+        let decoded = decode_each(&mut decoder, bytes, self, |client, frame| {
+            client.on_link_frame(link, frame, now);
+            client.links.contains_key(&link)
+        });
+        if let Err(err) = decoded {
+            self.reject_link(link, LinkError::Decode(err.code()), now);
         }
         if let Some(state) = self.links.get_mut(&link) {
             state.decoder = decoder;
@@ -298,12 +286,7 @@ impl Client {
             ) => {
                 let (peer, dialer_nonce) = (peer.clone(), *nonce);
                 let me = self.config.user.clone();
-                let Some(secret) = self
-                    .peers
-                    .get(&peer)
-                    .and_then(|p| p.intro.as_ref())
-                    .map(|i| i.secret)
-                else {
+                let Some(secret) = self.pair_secret(&peer) else {
                     return self.reject_link(link, LinkError::SetupFailed, now);
                 };
                 let expected =
@@ -325,11 +308,7 @@ impl Client {
             ) => {
                 let (peer, dialer_nonce, nonce) = (peer.clone(), *dialer_nonce, *nonce);
                 let me = self.config.user.clone();
-                let secret = self
-                    .peers
-                    .get(&peer)
-                    .and_then(|p| p.intro.as_ref())
-                    .map(|i| i.secret);
+                let secret = self.pair_secret(&peer);
                 let valid = secret.is_some_and(|secret| {
                     let expected =
                         setup_proof(&secret, Role::Dialer, &peer, &me, &dialer_nonce, &nonce);
@@ -345,14 +324,18 @@ impl Client {
         }
     }
 
+    /// The secret the server's latest introduction gave us for `peer`.
+    fn pair_secret(&self, peer: &UserName) -> Option<[u8; 32]> {
+        self.peers
+            .get(peer)?
+            .intro
+            .as_ref()
+            .map(|intro| intro.secret)
+    }
+
     /// Acceptor: prove we hold the pair secret and ask the dialer to prove it too.
     fn challenge(&mut self, link: LinkId, peer: UserName, dialer_nonce: [u8; 32], now: Instant) {
-        let Some(secret) = self
-            .peers
-            .get(&peer)
-            .and_then(|p| p.intro.as_ref())
-            .map(|i| i.secret)
-        else {
+        let Some(secret) = self.pair_secret(&peer) else {
             return;
         };
         let nonce = self.rng.bytes32();

@@ -3,12 +3,10 @@
 use super::output::{Action, Destination, Event, RouteReason, ServerLinkError};
 use super::peers::Dial;
 use super::Client;
-use crate::codec::{DecodeError, FrameDecoder};
+use crate::codec::{decode_each, FrameDecoder};
 use crate::delivery::Path;
 use crate::liveness::Liveness;
-use crate::wire::{
-    ClientFrame, ErrorCode, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION,
-};
+use crate::wire::{ClientFrame, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -83,30 +81,18 @@ impl Client {
         self.finish(now);
     }
 
-    pub fn handle_server_bytes(&mut self, mut bytes: &[u8], now: Instant) {
+    pub fn handle_server_bytes(&mut self, bytes: &[u8], now: Instant) {
         let Some(wire) = self.server.wire_mut() else {
             return;
         };
         wire.liveness.received(now);
         let mut decoder = std::mem::replace(&mut wire.decoder, FrameDecoder::new(0));
-        loop {
-            match decoder.decode::<ServerFrame>(&mut bytes) {
-                Ok(Some(frame)) => {
-                    self.on_server_frame(frame, now);
-                    if self.server.wire_mut().is_none() {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    let code = match err {
-                        DecodeError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
-                        _ => ErrorCode::Malformed,
-                    };
-                    self.server_lost(ServerLinkError::Decode(code), true, now);
-                    break;
-                }
-            }
+        let decoded = decode_each(&mut decoder, bytes, self, |client, frame| {
+            client.on_server_frame(frame, now);
+            client.server.wire_mut().is_some()
+        });
+        if let Err(err) = decoded {
+            self.server_lost(ServerLinkError::Decode(err.code()), true, now);
         }
         if let Some(wire) = self.server.wire_mut() {
             wire.decoder = decoder;

@@ -31,13 +31,13 @@ mod presence;
 pub use config::ServerConfig;
 pub use output::{Action, ConnError, Event, LogoutReason, Stats};
 
-use crate::codec::{DecodeError, FrameDecoder};
+use crate::codec::{decode_each, FrameDecoder};
 use crate::liveness::Liveness;
 use crate::outbound::{Outbound, QueueError, Transmit};
 use crate::rng::SeededRng;
 use crate::wire::{
-    Chat, ClientFrame, ErrorCode, KickReason, LoginRefusal, PeerIntro, ServerFrame, Undeliverable,
-    UserName, PROTOCOL_VERSION,
+    Chat, ClientFrame, KickReason, LoginRefusal, PeerIntro, ServerFrame, Undeliverable, UserName,
+    PROTOCOL_VERSION,
 };
 use connection::{Connection, Phase, Session};
 use limits::AddressLimits;
@@ -178,30 +178,18 @@ impl Server {
         }
     }
 
-    pub fn handle_bytes(&mut self, conn: ConnId, mut bytes: &[u8], now: Instant) {
+    pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };
         connection.liveness.received(now);
         let mut decoder = std::mem::replace(&mut connection.decoder, FrameDecoder::new(0));
-        loop {
-            match decoder.decode::<ClientFrame>(&mut bytes) {
-                Ok(Some(frame)) => {
-                    self.on_frame(conn, frame, now);
-                    if !self.conns.contains_key(&conn) {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    let code = match err {
-                        DecodeError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
-                        _ => ErrorCode::Malformed,
-                    };
-                    self.fail(conn, ConnError::Decode(code), now);
-                    break;
-                }
-            }
+        let decoded = decode_each(&mut decoder, bytes, self, |server, frame| {
+            server.on_frame(conn, frame, now);
+            server.conns.contains_key(&conn)
+        });
+        if let Err(err) = decoded {
+            self.fail(conn, ConnError::Decode(err.code()), now);
         }
         if let Some(connection) = self.conns.get_mut(&conn) {
             connection.decoder = decoder;
