@@ -113,6 +113,7 @@ pub mod delivery;
 pub mod liveness;
 mod outbound;
 pub mod rng;
+mod seeded_hash;
 pub mod server;
 pub mod wire;
 

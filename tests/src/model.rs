@@ -301,6 +301,16 @@ fn settle_and_check(sim: &mut Sim, model: &mut Model, nodes: &[Node]) -> Result<
     for (text, sent) in &model.sent {
         let sender_kept_it = sim.incarnation(nodes[sent.from]) == sent.from_incarnation;
         if sent.must_arrive || sender_kept_it {
+            if !arrived.contains(text.as_str()) && std::env::var("BREEZE_MODEL_DEBUG").is_ok() {
+                for node in nodes {
+                    for (at, e) in sim.events(*node) {
+                        eprintln!("{} -{:.3?} {:?}", sim.name(*node), sim.now() - *at, e);
+                    }
+                }
+                for (at, e) in sim.server_events() {
+                    eprintln!("server -{:.3?} {:?}", sim.now() - *at, e);
+                }
+            }
             ensure!(arrived.contains(text.as_str()), "{} never arrived", text);
         }
     }

@@ -6,7 +6,7 @@ use breeze_core::client::{self, Client, ClientConfig, Destination, LinkId, Route
 use breeze_core::server::{self, ConnId, Server, ServerConfig};
 use breeze_core::wire::{MessageId, UserName};
 use breeze_core::Path;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ struct ClientNode {
     incarnation: u64,
     listening: bool,
     server_stream: Option<StreamId>,
-    links: HashMap<LinkId, StreamId>,
+    links: BTreeMap<LinkId, StreamId>,
     next_link: u64,
     received: Vec<Received>,
     events: Vec<(Instant, client::Event)>,
@@ -75,7 +75,7 @@ pub struct Sim {
     net: Network,
     server: Option<Server>,
     server_incarnation: u64,
-    server_conns: HashMap<ConnId, StreamId>,
+    server_conns: BTreeMap<ConnId, StreamId>,
     next_conn: u64,
     pub store: MemoryStore,
     server_events: Vec<(Instant, server::Event)>,
@@ -94,7 +94,7 @@ impl Sim {
             net: Network::new(config.net, config.seed),
             server: None,
             server_incarnation: 0,
-            server_conns: HashMap::new(),
+            server_conns: BTreeMap::new(),
             next_conn: 0,
             store: MemoryStore::default(),
             server_events: Vec::new(),
@@ -129,7 +129,7 @@ impl Sim {
             incarnation: 0,
             listening: true,
             server_stream: None,
-            links: HashMap::new(),
+            links: BTreeMap::new(),
             next_link: 0,
             received: Vec::new(),
             events: Vec::new(),
@@ -515,9 +515,11 @@ impl Sim {
                     server.handle_login_checked(conn, verdict, now);
                 }
                 server::Action::StoreOffline { to, from, chat } => {
-                    if let Err(reason) = self.store.store(to.clone(), from.clone(), chat.clone()) {
-                        server.handle_store_failed(&from, to, &chat, reason, now);
-                    }
+                    let outcome = match self.store.store(to.clone(), from.clone(), chat.clone()) {
+                        Ok(()) => server::StoreOutcome::Stored,
+                        Err(reason) => server::StoreOutcome::Undeliverable(reason),
+                    };
+                    server.handle_offline_stored(&from, to, &chat, outcome, now);
                 }
                 server::Action::LoadOffline { user } => {
                     let stored = self.store.load(&user);

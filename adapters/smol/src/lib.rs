@@ -1,1 +1,61 @@
-//! placeholder
+//! Drives the Breeze protocol cores over real TCP with [smol](https://docs.rs/smol).
+//!
+//! This crate makes no protocol decisions. Each driver is one owner task holding its core by
+//! `&mut`; it reads socket bytes into `handle_*`, drains `poll_transmit` to the sockets'
+//! writer tasks (and reports `handle_written` once the bytes reach the kernel), performs
+//! `poll_action` (connect, dial, close, check a password, store a message), forwards
+//! `poll_event`, and arms one reusable timer from `poll_timeout`. After every input it drains
+//! transmits, then actions (transmits again before each action, so a close never overtakes
+//! the bytes polled before it), then events, then re-arms the timer.
+//!
+//! Where things are:
+//! - `server.rs`: [`ServerDriver`] / [`run_server`], the server's owner loop; `host.rs`: the
+//!   [`ServerHost`] trait the application implements; `memory_host.rs`: [`MemoryHost`].
+//! - `client.rs`: the [`Client`] handle; `client_driver.rs`: its owner loop;
+//!   `client_options.rs`: [`ClientOptions`].
+//! - `socket.rs`: the reader and writer tasks of one socket; `listener.rs`: the accept loop;
+//!   `dial.rs`: connects with a timeout; `timer.rs`: the one timer; `seed.rs`: OS randomness.
+//!
+//! ```no_run
+//! use breeze_core::server::ServerConfig;
+//! use breeze_core::wire::UserName;
+//! use breeze_smol::{Client, ClientOptions, MemoryHost, ServerDriver};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! smol::block_on(async {
+//!     let listener = smol::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     let server = ServerDriver::new(listener, ServerConfig::default(), MemoryHost::welcoming());
+//!     let addr = server.local_addr()?;
+//!     let (stop, stopped) = async_channel::bounded::<()>(1);
+//!     let serving = smol::spawn(server.run(async move {
+//!         let _ = stopped.recv().await;
+//!     }));
+//!     let alice = Client::start(ClientOptions::new(addr, UserName::new("alice")?, "pw"))?;
+//!     while let Some(event) = alice.next_event().await {
+//!         println!("{event:?}");
+//!     }
+//!     drop(stop);
+//!     serving.await?;
+//!     Ok(())
+//! })
+//! # }
+//! ```
+
+mod client;
+mod client_driver;
+mod client_options;
+mod dial;
+mod host;
+mod listener;
+mod memory_host;
+mod seed;
+mod server;
+mod socket;
+mod timer;
+
+pub use client::{Client, PeerStatus};
+pub use client_options::{ClientOptions, ConfigTweak};
+pub use host::ServerHost;
+pub use memory_host::MemoryHost;
+pub use seed::os_seed;
+pub use server::{run_server, ServerDriver, ServerStats};

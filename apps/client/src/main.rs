@@ -1,1 +1,107 @@
-fn main() {}
+//! `breeze`: the Breeze LAN messenger client.
+//!
+//! - `cli.rs`: the command line;
+//! - `tui.rs`: the interactive screen (stdin is a terminal, no `--json`);
+//! - `line_mode.rs`: the scripting contract of DESIGN.md §6, with `command.rs` (what scripts
+//!   type) and `json.rs` (the events they read);
+//! - `oneshot.rs`: `breeze … send USER TEXT…`.
+
+mod cli;
+mod command;
+mod json;
+mod line_mode;
+mod oneshot;
+mod tui;
+
+use breeze_core::wire::UserName;
+use breeze_smol::{Client, ClientOptions};
+use clap::Parser;
+use cli::{Cli, OneShot};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where the password comes from when not asked on the terminal.
+const PASSWORD_ENV: &str = "BREEZE_PASSWORD";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(message) = init_logging(&cli) {
+        eprintln!("breeze: {message}");
+        return ExitCode::FAILURE;
+    }
+    let options = match options(&cli) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("breeze: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = match Client::start(options) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!(
+                "breeze: cannot listen on {} for peers: {error}",
+                cli.p2p_listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json;
+    smol::block_on(async {
+        match cli.command {
+            Some(OneShot::Send { to, text, timeout }) => {
+                let timeout = Duration::from_secs(timeout);
+                oneshot::run(client, &to, text.join(" "), timeout, json).await
+            }
+            None if !json && std::io::stdin().is_terminal() => tui::run(client).await,
+            None => line_mode::run(client).await,
+        }
+    })
+}
+
+fn options(cli: &Cli) -> Result<ClientOptions, String> {
+    let server = cli::resolve(&cli.server)?;
+    let user = UserName::new(cli.user.as_str()).map_err(|e| format!("bad user name: {e}"))?;
+    let password = password(&user)?;
+    let mut options = ClientOptions::new(server, user, password);
+    options.register = cli.register;
+    options.p2p_listen = cli.p2p_listen;
+    options.direct_channels = !cli.no_direct;
+    Ok(options)
+}
+
+/// `BREEZE_PASSWORD`, or asked on the terminal without echo.
+fn password(user: &UserName) -> Result<String, String> {
+    if let Ok(password) = std::env::var(PASSWORD_ENV) {
+        return Ok(password);
+    }
+    rpassword::prompt_password(format!("Password for {user}: ")).map_err(|e| {
+        format!("cannot read the password from the terminal ({e}); set {PASSWORD_ENV}")
+    })
+}
+
+/// Logs go to stderr (or `--log-file`), and only when RUST_LOG is set: stdout belongs to the
+/// events, and the screen to the TUI.
+fn init_logging(cli: &Cli) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let Ok(filter) = EnvFilter::try_from_default_env() else {
+        return Ok(());
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match &cli.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}

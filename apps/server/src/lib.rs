@@ -1,8 +1,10 @@
 //! The Breeze server app: everything around the protocol core that touches the outside world.
 //!
-//! For now this is the persistent [`store`] (accounts and offline messages in embedded SQLite);
-//! the binary in `main.rs` uses it for the `user` subcommands and, later, for serving.
+//! The persistent [`store`] (accounts and offline messages in embedded SQLite) and the
+//! [`host`] that lets the smol server driver use it; the binary in `main.rs` uses them for the
+//! `user` subcommands and for serving (`serve.rs`).
 
+pub mod host;
 pub mod store;
 
 pub use store::{

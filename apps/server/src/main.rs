@@ -1,7 +1,10 @@
 //! `breeze-server`: the Breeze server binary.
 //!
-//! With no subcommand it serves (not wired yet); `user …` manages the account store in the
-//! data directory, and may run while a server is using the same directory.
+//! With no subcommand it serves (`serve.rs`): the first line on stdout is `listening on ADDR`,
+//! logs go to stderr (or `--log-file`). `user …` manages the account store in the data
+//! directory, and may run while a server is using the same directory.
+
+mod serve;
 
 use std::io::{self, BufRead};
 use std::net::SocketAddr;
@@ -12,7 +15,16 @@ use breeze_server::{Store, StoreError};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "breeze-server", version, about = "Breeze LAN messenger server")]
+#[command(
+    name = "breeze-server",
+    version,
+    about = "Breeze LAN messenger server",
+    long_about = "Breeze LAN messenger server.\n\n\
+        Without a subcommand it serves: once listening it prints `listening on ADDR` (the \
+        actual address, useful with --listen 127.0.0.1:0) as the first line on stdout. Logs go \
+        to stderr, or to --log-file; RUST_LOG sets the level (default info). Ctrl-C or SIGTERM \
+        stops it gracefully, telling every client."
+)]
 struct Cli {
     /// Directory holding the server's database (created if missing).
     #[arg(
@@ -82,9 +94,20 @@ fn main() -> ExitCode {
 }
 
 /// Serve mode: accept clients on `--listen` until stopped.
-fn serve(_cli: &Cli) -> ExitCode {
-    eprintln!("breeze-server: server mode not wired yet");
-    ExitCode::from(2)
+fn serve(cli: &Cli) -> ExitCode {
+    let options = serve::ServeOptions {
+        listen: cli.listen,
+        data: &cli.data,
+        open_registration: cli.open_registration,
+        log_file: cli.log_file.as_ref(),
+    };
+    match serve::serve(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("breeze-server: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs a `user` subcommand; the error is the message for the user.

@@ -38,11 +38,12 @@ use crate::backoff::Backoff;
 use crate::delivery::{Inbox, Outbox, Path};
 use crate::outbound::{Outbound, Transmit};
 use crate::rng::SeededRng;
+use crate::seeded_hash::{SeededMap, SeededState};
 use crate::wire::{Ack, MessageId, UserName};
 use peer_link::PeerLink;
 use peers::{Dial, Peer};
 use server_link::ServerLink;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 /// A peer link id chosen by the driver; unique among the links it has open.
@@ -56,7 +57,7 @@ pub struct Client {
     epoch: u64,
     server: ServerLink,
     reconnect: Backoff,
-    links: HashMap<LinkId, PeerLink>,
+    links: SeededMap<LinkId, PeerLink>,
     peers: BTreeMap<UserName, Peer>,
     outbound: Outbound<Destination>,
     actions: VecDeque<Action>,
@@ -73,6 +74,7 @@ impl Client {
     pub fn new(config: ClientConfig, seed: [u8; 32], now: Instant) -> Self {
         let mut rng = SeededRng::from_seed(seed);
         let epoch = rng.next_u64();
+        let hash = SeededState::new(rng.next_u64());
         let mut client = Client {
             outbound: Outbound::new(config.max_frame, config.max_pending_output),
             reconnect: Backoff::new(config.reconnect),
@@ -80,7 +82,7 @@ impl Client {
             rng,
             epoch,
             server: ServerLink::Connecting,
-            links: HashMap::new(),
+            links: SeededMap::with_hasher(hash),
             peers: BTreeMap::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),

@@ -3,7 +3,7 @@
 //! Both are protocol decisions the server core can make from the remote address the driver
 //! reports, so they live here (and are tested in the simulator) rather than in an adapter.
 
-use std::collections::HashMap;
+use crate::seeded_hash::{SeededMap, SeededState};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -18,12 +18,18 @@ struct Address {
     window_start: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct AddressLimits {
-    addresses: HashMap<IpAddr, Address>,
+    addresses: SeededMap<IpAddr, Address>,
 }
 
 impl AddressLimits {
+    pub fn new(hash: SeededState) -> Self {
+        AddressLimits {
+            addresses: SeededMap::with_hasher(hash),
+        }
+    }
+
     /// Counts a new connection; returns how many this address now holds.
     pub fn connected(&mut self, ip: IpAddr) -> usize {
         let address = self.addresses.entry(ip).or_default();

@@ -29,20 +29,20 @@ mod output;
 mod presence;
 
 pub use config::ServerConfig;
-pub use output::{Action, ConnError, Event, LogoutReason, Stats};
+pub use output::{Action, ConnError, Event, LogoutReason, Stats, StoreOutcome};
 
 use crate::codec::{decode_each, FrameDecoder};
 use crate::liveness::Liveness;
 use crate::outbound::{Outbound, QueueError, Transmit};
 use crate::rng::SeededRng;
+use crate::seeded_hash::{SeededMap, SeededState};
 use crate::wire::{
-    Chat, ClientFrame, KickReason, LoginRefusal, PeerIntro, ServerFrame, Undeliverable, UserName,
-    PROTOCOL_VERSION,
+    Chat, ClientFrame, KickReason, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION,
 };
 use connection::{Connection, Phase, Session};
 use limits::AddressLimits;
 use presence::Presence;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -53,7 +53,7 @@ pub struct ConnId(pub u64);
 pub struct Server {
     config: ServerConfig,
     rng: SeededRng,
-    conns: HashMap<ConnId, Connection>,
+    conns: SeededMap<ConnId, Connection>,
     presence: Presence,
     limits: AddressLimits,
     outbound: Outbound<ConnId>,
@@ -69,13 +69,15 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: ServerConfig, seed: [u8; 32]) -> Self {
+        let mut rng = SeededRng::from_seed(seed);
+        let hash = SeededState::new(rng.next_u64());
         Server {
             outbound: Outbound::new(config.max_frame, config.max_pending_output),
             config,
-            rng: SeededRng::from_seed(seed),
-            conns: HashMap::new(),
-            presence: Presence::default(),
-            limits: AddressLimits::default(),
+            rng,
+            conns: SeededMap::with_hasher(hash),
+            presence: Presence::new(hash),
+            limits: AddressLimits::new(hash),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             doomed: Vec::new(),
@@ -266,23 +268,29 @@ impl Server {
         self.reap(now);
     }
 
-    /// The host could not store a message from [`Action::StoreOffline`]: the sender is told
-    /// it will never be delivered.
-    pub fn handle_store_failed(
+    /// The host's answer to [`Action::StoreOffline`]. Only now is the sender told "stored":
+    /// a promise to deliver later must not go out before the message is safe on disk.
+    pub fn handle_offline_stored(
         &mut self,
         from: &UserName,
         to: UserName,
         chat: &Chat,
-        reason: Undeliverable,
+        outcome: StoreOutcome,
         now: Instant,
     ) {
-        if let Some(conn) = self.presence.conn_of(from) {
-            let frame = ServerFrame::Undeliverable {
+        let (epoch, seq) = (chat.epoch, chat.seq);
+        let frame = match outcome {
+            StoreOutcome::Stored => ServerFrame::Stored { to, epoch, seq },
+            StoreOutcome::Undeliverable(reason) => ServerFrame::Undeliverable {
                 to,
-                epoch: chat.epoch,
-                seq: chat.seq,
+                epoch,
+                seq,
                 reason,
-            };
+            },
+            // Nothing said: the sender's acknowledgement timeout offers it again.
+            StoreOutcome::Failed => return,
+        };
+        if let Some(conn) = self.presence.conn_of(from) {
             self.send(conn, &frame, now);
         }
         self.reap(now);
@@ -436,7 +444,7 @@ impl Server {
                     return;
                 }
                 let from = session.user.clone();
-                self.relay(conn, from, to, chat, now);
+                self.relay(from, to, chat, now);
             }
             (Phase::Online(session), ClientFrame::RelayAck { to, ack }) => {
                 let me = session.user.clone();
@@ -465,7 +473,7 @@ impl Server {
         }
     }
 
-    fn relay(&mut self, conn: ConnId, from: UserName, to: UserName, chat: Chat, now: Instant) {
+    fn relay(&mut self, from: UserName, to: UserName, chat: Chat, now: Instant) {
         self.stats.relayed_text_bytes += chat.text.len() as u64;
         match self.presence.conn_of(&to) {
             Some(peer) => {
@@ -474,13 +482,8 @@ impl Server {
             }
             None => {
                 self.stats.stored += 1;
-                let (epoch, seq) = (chat.epoch, chat.seq);
-                self.actions.push_back(Action::StoreOffline {
-                    to: to.clone(),
-                    from,
-                    chat,
-                });
-                self.send(conn, &ServerFrame::Stored { to, epoch, seq }, now);
+                self.actions
+                    .push_back(Action::StoreOffline { to, from, chat });
             }
         }
     }
@@ -493,7 +496,7 @@ impl Server {
         connection.phase = Phase::Online(Session {
             user: user.clone(),
             endpoint,
-            stored_delivered: HashSet::new(),
+            stored_delivered: HashSet::default(),
         });
         if let Some(old) = self.presence.insert(user.clone(), conn) {
             let reason = KickReason::LoggedInElsewhere;

@@ -1,7 +1,7 @@
 //! What the server core asks of its host, and what it reports.
 
 use super::ConnId;
-use crate::wire::{Chat, ErrorCode, KickReason, LoginRefusal, UserName};
+use crate::wire::{Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
 use std::net::SocketAddr;
 
 /// Work the host performs for the core. Drain with [`Server::poll_action`](super::Server::poll_action).
@@ -19,9 +19,8 @@ pub enum Action {
         password: String,
         register: bool,
     },
-    /// Persist a message for an offline recipient, before the transmits polled after it are
-    /// written (the sender is told it is stored). If it cannot be stored, call
-    /// [`Server::handle_store_failed`](super::Server::handle_store_failed).
+    /// Persist a message for an offline recipient, then answer with
+    /// [`Server::handle_offline_stored`](super::Server::handle_offline_stored).
     StoreOffline {
         to: UserName,
         from: UserName,
@@ -37,6 +36,17 @@ pub enum Action {
         epoch: u64,
         through: u64,
     },
+}
+
+/// What became of a message the host was asked to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreOutcome {
+    Stored,
+    /// It can never be stored (no such account, recipient full): the sender gives up.
+    Undeliverable(Undeliverable),
+    /// Storage is failing right now: the sender is told nothing and tries again later.
+    Failed,
 }
 
 /// Things worth logging. Drain with [`Server::poll_event`](super::Server::poll_event).

@@ -1,19 +1,25 @@
 //! Who is online where, and the introductions that pair them up for direct channels.
 
 use super::ConnId;
+use crate::seeded_hash::{SeededMap, SeededState};
 use crate::wire::UserName;
-use std::collections::HashMap;
 
 /// The online table: one session per user, by connection.
 ///
 /// Invariant: a user maps to a connection exactly when that connection's phase is `Online`
 /// with that user. [`Server::check_invariants`](super::Server::check_invariants) verifies it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Presence {
-    online: HashMap<UserName, ConnId>,
+    online: SeededMap<UserName, ConnId>,
 }
 
 impl Presence {
+    pub fn new(hash: SeededState) -> Self {
+        Presence {
+            online: SeededMap::with_hasher(hash),
+        }
+    }
+
     pub fn conn_of(&self, user: &UserName) -> Option<ConnId> {
         self.online.get(user).copied()
     }

@@ -1,0 +1,126 @@
+//! The embedding API of the client driver: start a client, send, watch events, log out.
+
+use crate::client_driver::{self, Command};
+use crate::seed::os_seed;
+use crate::ClientOptions;
+use async_channel::{Receiver, Sender};
+use breeze_core::client::{Event, Route, SendError};
+use breeze_core::wire::{MessageId, UserName};
+use futures_lite::Stream;
+use smol::net::TcpListener;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// A running Breeze client: a handle on the task that owns the client core.
+///
+/// Clones share the same client. The client logs out by itself once every handle is dropped.
+/// The handle's methods are plain futures over channels: they work from any executor; the
+/// driver's own tasks run on smol's global executor.
+#[derive(Clone)]
+pub struct Client {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    user: UserName,
+    p2p_addr: SocketAddr,
+}
+
+/// One row of [`Client::peers`]: what the core knows about another user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub user: UserName,
+    /// Online according to the server's last word.
+    pub online: bool,
+    pub route: Route,
+}
+
+impl Client {
+    /// Binds the P2P listener (to learn the port to advertise), then starts connecting to the
+    /// server and logging in in the background. Watch [`events`](Client::events) for the outcome.
+    pub fn start(options: ClientOptions) -> io::Result<Client> {
+        let listener = TcpListener::try_from(std::net::TcpListener::bind(options.p2p_listen)?)?;
+        let p2p_addr = listener.local_addr()?;
+        let config = options.core_config(p2p_addr.port());
+        let core = breeze_core::Client::new(config, os_seed()?, Instant::now());
+        let (commands, commands_rx) = async_channel::bounded(64);
+        // Unbounded: the owner must never wait for the application (which may be waiting for
+        // the owner), and dropping an event would lie to the user. The application is local
+        // and drains it; the network-facing queues are all bounded.
+        let (events_tx, events) = async_channel::unbounded();
+        let user = options.user.clone();
+        smol::spawn(client_driver::run(
+            core,
+            options,
+            listener,
+            commands_rx,
+            events_tx,
+        ))
+        .detach();
+        tracing::debug!(%user, %p2p_addr, "client started");
+        Ok(Client {
+            commands,
+            events,
+            user,
+            p2p_addr,
+        })
+    }
+
+    pub fn user(&self) -> &UserName {
+        &self.user
+    }
+
+    /// The address the P2P listener is bound to.
+    pub fn p2p_addr(&self) -> SocketAddr {
+        self.p2p_addr
+    }
+
+    /// Queues a chat message; its fate is reported as `Delivered` or `Stored` events with the
+    /// returned id.
+    pub async fn send(&self, to: &UserName, text: String) -> Result<MessageId, SendError> {
+        let (reply, answer) = async_channel::bounded(1);
+        let command = Command::Send {
+            to: to.clone(),
+            text,
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
+            return Err(SendError::Stopped);
+        }
+        answer.recv().await.unwrap_or(Err(SendError::Stopped))
+    }
+
+    /// Logs out and waits (a couple of seconds at most) until the goodbyes are written.
+    pub async fn logout(&self) {
+        let (reply, done) = async_channel::bounded(1);
+        if self.commands.send(Command::Logout { reply }).await.is_ok() {
+            let _ = done.recv().await;
+        }
+    }
+
+    /// Every user the core knows of, with presence and route.
+    pub async fn peers(&self) -> Vec<PeerStatus> {
+        let (reply, answer) = async_channel::bounded(1);
+        if self.commands.send(Command::Peers { reply }).await.is_err() {
+            return Vec::new();
+        }
+        answer.recv().await.unwrap_or_default()
+    }
+
+    /// A test hook that makes the direct path unusable (or usable again): while blocked, every
+    /// peer socket is torn down, accepted peer connections are dropped unseen and dials fail.
+    /// The core sees ordinary network failures and falls back to the relay by itself.
+    pub async fn set_p2p_blocked(&self, blocked: bool) {
+        let _ = self.commands.send(Command::SetP2pBlocked(blocked)).await;
+    }
+
+    /// The core's events, in order. Clones of the stream share one queue: each event goes to
+    /// one reader, so have a single consumer.
+    pub fn events(&self) -> impl Stream<Item = Event> + Send + 'static {
+        self.events.clone()
+    }
+
+    /// The next event, or `None` once the client task has ended.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.events.recv().await.ok()
+    }
+}

@@ -1,0 +1,77 @@
+//! How to start a [`Client`](crate::Client): the server, the account, the P2P listener.
+
+use breeze_core::client::ClientConfig;
+use breeze_core::liveness::Heartbeat;
+use breeze_core::wire::UserName;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Adjusts the core's configuration beyond what [`ClientOptions`] names (tests shorten timeouts).
+pub type ConfigTweak = Arc<dyn Fn(&mut ClientConfig) + Send + Sync>;
+
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// The Breeze server.
+    pub server: SocketAddr,
+    pub user: UserName,
+    pub password: String,
+    /// Create the account on first login (if the server allows it).
+    pub register: bool,
+    /// Where to listen for peers. The default, `0.0.0.0:0`, listens on every interface on a
+    /// port the OS picks; the server tells peers that port with the address it sees us on.
+    pub p2p_listen: SocketAddr,
+    /// Open direct channels to peers; off sends everything through the server relay.
+    pub direct_channels: bool,
+    pub heartbeat: Heartbeat,
+    /// How long a TCP connect (to the server or a peer) may take before it counts as failed.
+    pub connect_timeout: Duration,
+    /// Applied last to the core's configuration.
+    pub tweak: Option<ConfigTweak>,
+}
+
+impl ClientOptions {
+    pub fn new(server: SocketAddr, user: UserName, password: impl Into<String>) -> ClientOptions {
+        ClientOptions {
+            server,
+            user,
+            password: password.into(),
+            register: false,
+            p2p_listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            direct_channels: true,
+            heartbeat: Heartbeat::default(),
+            connect_timeout: Duration::from_secs(3),
+            tweak: None,
+        }
+    }
+
+    /// The core's configuration, advertising `p2p_port` (the port actually bound).
+    pub fn core_config(&self, p2p_port: u16) -> ClientConfig {
+        let mut config = ClientConfig::new(self.user.clone(), self.password.clone(), p2p_port);
+        config.register = self.register;
+        config.direct_channels = self.direct_channels;
+        config.heartbeat = self.heartbeat;
+        if let Some(tweak) = &self.tweak {
+            tweak(&mut config);
+        }
+        config
+    }
+}
+
+/// Never prints the password.
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("server", &self.server)
+            .field("user", &self.user)
+            .field("register", &self.register)
+            .field("p2p_listen", &self.p2p_listen)
+            .field("direct_channels", &self.direct_channels)
+            .field("heartbeat", &self.heartbeat)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("tweak", &self.tweak.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,316 @@
+//! The server driver: one owner task holds the [`breeze_core::Server`] and wires it to the
+//! listener, the sockets, the host and the timer.
+
+use crate::listener::accept_loop;
+use crate::seed::os_seed;
+use crate::socket::{Socket, SocketEvent};
+use crate::timer::Alarm;
+use crate::ServerHost;
+use async_channel::{Receiver, Sender};
+use breeze_core::server::{Action, ConnId, Event, Server, ServerConfig, Stats};
+use breeze_core::wire::LoginRefusal;
+use futures_lite::future::race;
+use smol::net::{TcpListener, TcpStream};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Socket reports and host answers queued for the owner task; readers wait when it is full.
+const INBOUND_QUEUE: usize = 256;
+/// After shutdown, how long clients get to read the goodbye before the driver returns.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The core's [`Stats`], updated after every input: a cheap snapshot any thread can read.
+#[derive(Debug, Clone, Default)]
+pub struct ServerStats(Arc<Mutex<Stats>>);
+
+impl ServerStats {
+    pub fn get(&self) -> Stats {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set(&self, stats: Stats) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = stats;
+    }
+}
+
+/// A server ready to run on a bound listener.
+pub struct ServerDriver<H> {
+    listener: TcpListener,
+    config: ServerConfig,
+    host: Arc<H>,
+    stats: ServerStats,
+}
+
+impl<H: ServerHost> ServerDriver<H> {
+    pub fn new(listener: TcpListener, config: ServerConfig, host: H) -> ServerDriver<H> {
+        ServerDriver {
+            listener,
+            config,
+            host: Arc::new(host),
+            stats: ServerStats::default(),
+        }
+    }
+
+    /// The address clients connect to (useful after binding port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A live view of the core's counters, valid while and after the server runs.
+    pub fn stats(&self) -> ServerStats {
+        self.stats.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then says goodbye to every client (waiting up to a
+    /// few seconds for the goodbyes to be written) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let (inbound_tx, inbound) = async_channel::bounded(INBOUND_QUEUE);
+        let accept = smol::spawn(accept_loop(
+            self.listener,
+            inbound_tx.clone(),
+            Input::Accepted,
+        ));
+        let mut owner = Owner {
+            core: Server::new(self.config, os_seed()?),
+            host: self.host,
+            stats: self.stats,
+            sockets: HashMap::new(),
+            next_conn: 0,
+            inbound_tx,
+            alarm: Alarm::new(),
+        };
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let wake = race(owner.wake(&inbound), async {
+                shutdown.as_mut().await;
+                Wake::Shutdown
+            });
+            match wake.await {
+                Wake::Input(input) => owner.handle(input, Instant::now()),
+                Wake::Timer => owner.core.handle_timeout(Instant::now()),
+                Wake::Shutdown => break,
+            }
+            owner.drain().await;
+        }
+        drop(accept);
+        tracing::info!("shutting down");
+        owner.core.shutdown(Instant::now());
+        owner.drain().await;
+        owner
+            .linger(&inbound, Instant::now() + SHUTDOWN_GRACE)
+            .await;
+        let stats = owner.core.stats();
+        tracing::info!(
+            relayed = stats.relayed,
+            stored = stats.stored,
+            relayed_text_bytes = stats.relayed_text_bytes,
+            "stopped"
+        );
+        Ok(())
+    }
+}
+
+/// Runs a server on `listener` until `shutdown` resolves; see [`ServerDriver`] for stats.
+pub async fn run_server(
+    listener: TcpListener,
+    config: ServerConfig,
+    host: impl ServerHost,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    ServerDriver::new(listener, config, host)
+        .run(shutdown)
+        .await
+}
+
+/// What the owner task reacts to, besides its timer.
+enum Input {
+    Accepted(TcpStream, SocketAddr),
+    Socket(SocketEvent<ConnId>),
+    LoginChecked(ConnId, Result<(), LoginRefusal>),
+}
+
+impl From<SocketEvent<ConnId>> for Input {
+    fn from(event: SocketEvent<ConnId>) -> Input {
+        Input::Socket(event)
+    }
+}
+
+enum Wake {
+    Input(Input),
+    Timer,
+    Shutdown,
+}
+
+struct Owner<H> {
+    core: Server,
+    host: Arc<H>,
+    stats: ServerStats,
+    sockets: HashMap<ConnId, Socket>,
+    next_conn: u64,
+    /// Handed to every socket and host task so they can report back.
+    inbound_tx: Sender<Input>,
+    alarm: Alarm,
+}
+
+impl<H: ServerHost> Owner<H> {
+    async fn wake(&mut self, inbound: &Receiver<Input>) -> Wake {
+        let alarm = &mut self.alarm;
+        race(
+            async {
+                match inbound.recv().await {
+                    Ok(input) => Wake::Input(input),
+                    // The owner holds a sender itself, so this never happens.
+                    Err(_) => std::future::pending().await,
+                }
+            },
+            async {
+                alarm.ring().await;
+                Wake::Timer
+            },
+        )
+        .await
+    }
+
+    fn handle(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Accepted(stream, remote) => {
+                let conn = ConnId(self.next_conn);
+                self.next_conn += 1;
+                let socket = Socket::spawn(conn, stream, self.inbound_tx.clone());
+                self.sockets.insert(conn, socket);
+                self.core.handle_connected(conn, remote, now);
+            }
+            Input::Socket(SocketEvent::Bytes(conn, bytes)) => {
+                if self.sockets.get(&conn).is_some_and(|s| !s.closing) {
+                    self.core.handle_bytes(conn, &bytes, now);
+                }
+            }
+            Input::Socket(SocketEvent::Written(conn, n)) => self.core.handle_written(conn, n),
+            Input::Socket(SocketEvent::Closed(conn)) => {
+                if self.sockets.remove(&conn).is_some_and(|s| !s.closing) {
+                    self.core.handle_disconnected(conn, now);
+                }
+            }
+            Input::LoginChecked(conn, verdict) => {
+                self.core.handle_login_checked(conn, verdict, now)
+            }
+        }
+    }
+
+    /// Drains the core after an input: transmits before each action, then events, then the
+    /// timer.
+    async fn drain(&mut self) {
+        loop {
+            while let Some(transmit) = self.core.poll_transmit() {
+                if let Some(socket) = self.sockets.get_mut(&transmit.to) {
+                    socket.write(transmit.bytes);
+                }
+            }
+            let Some(action) = self.core.poll_action() else {
+                break;
+            };
+            self.perform(action).await;
+        }
+        while let Some(event) = self.core.poll_event() {
+            log_event(event);
+        }
+        self.stats.set(self.core.stats());
+        self.alarm.arm(self.core.poll_timeout());
+    }
+
+    async fn perform(&mut self, action: Action) {
+        let host = self.host.clone();
+        match action {
+            Action::Close { conn } => {
+                if let Some(socket) = self.sockets.get_mut(&conn) {
+                    socket.close();
+                }
+            }
+            Action::CheckLogin {
+                conn,
+                user,
+                password,
+                register,
+            } => {
+                let answer = self.inbound_tx.clone();
+                smol::spawn(async move {
+                    let verdict =
+                        smol::unblock(move || host.check_login(&user, &password, register)).await;
+                    let _ = answer.send(Input::LoginChecked(conn, verdict)).await;
+                })
+                .detach();
+            }
+            Action::StoreOffline { to, from, chat } => {
+                let (to, from, chat, outcome) = smol::unblock(move || {
+                    let outcome = host.store_offline(&to, &from, &chat);
+                    (to, from, chat, outcome)
+                })
+                .await;
+                self.core
+                    .handle_offline_stored(&from, to, &chat, outcome, Instant::now());
+            }
+            Action::LoadOffline { user } => {
+                let (user, messages) = smol::unblock(move || {
+                    let messages = host.load_offline(&user);
+                    (user, messages)
+                })
+                .await;
+                self.core
+                    .handle_offline_loaded(&user, messages, Instant::now());
+            }
+            Action::DeleteOffline {
+                to,
+                from,
+                epoch,
+                through,
+            } => smol::unblock(move || host.delete_offline(&to, &from, epoch, through)).await,
+            other => tracing::debug!(?other, "action not supported by this driver"),
+        }
+    }
+
+    /// After shutdown: keep writing and reaping until every socket is gone or `deadline`.
+    async fn linger(&mut self, inbound: &Receiver<Input>, deadline: Instant) {
+        while !self.sockets.is_empty() {
+            let input = race(async { inbound.recv().await.ok() }, async {
+                async_io::Timer::at(deadline).await;
+                None
+            });
+            let Some(input) = input.await else { break };
+            self.handle(input, Instant::now());
+            self.drain().await;
+        }
+    }
+}
+
+/// The server's log: logins, logouts and introductions at info (the P2P log), failures at warn.
+fn log_event(event: Event) {
+    match event {
+        Event::LoggedIn {
+            conn,
+            user,
+            endpoint,
+        } => tracing::info!(conn = conn.0, %user, %endpoint, "logged in"),
+        Event::LoginRefused { conn, user, reason } => {
+            tracing::info!(conn = conn.0, %user, %reason, "login refused")
+        }
+        Event::Introduced { a, b } => {
+            tracing::info!(%a, %b, "introduced peers for a direct channel")
+        }
+        Event::LoggedOut { user, reason } => tracing::info!(%user, ?reason, "logged out"),
+        Event::ConnectionFailed { conn, error } => {
+            tracing::warn!(conn = conn.0, %error, "closed a connection")
+        }
+        other => tracing::debug!(?other, "server event"),
+    }
+}

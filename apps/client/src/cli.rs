@@ -1,0 +1,127 @@
+//! The command line: where the server is, who we are, and which mode to run.
+
+use clap::{Parser, Subcommand};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "breeze",
+    version,
+    about = "Breeze LAN messenger client",
+    long_about = "Breeze LAN messenger client.\n\n\
+        With a terminal on stdin and without --json it runs an interactive chat screen. \
+        With --json (or when stdin is not a terminal) it reads commands from stdin, one per \
+        line (send USER TEXT…, file USER PATH, accept ID [DIR], who, quit), and writes events \
+        to stdout as JSON objects, one per line; the end of stdin counts as quit. `breeze … send USER TEXT…` sends one message \
+        and exits once it is delivered or stored.\n\n\
+        The password comes from the BREEZE_PASSWORD environment variable, or is asked for on \
+        the terminal. Logs go to stderr (or --log-file) when RUST_LOG is set (e.g. RUST_LOG=debug)."
+)]
+pub struct Cli {
+    /// The Breeze server, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: String,
+
+    /// Your user name.
+    #[arg(long, value_name = "NAME")]
+    pub user: String,
+
+    /// Create the account at first login (the server must allow registration).
+    #[arg(long)]
+    pub register: bool,
+
+    /// Where to listen for direct connections from peers.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0")]
+    pub p2p_listen: SocketAddr,
+
+    /// Scriptable line mode: commands on stdin, JSON events on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Never open direct channels: everything goes through the server relay.
+    #[arg(long)]
+    pub no_direct: bool,
+
+    /// Write logs to this file instead of stderr (when RUST_LOG is set).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<OneShot>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OneShot {
+    /// Log in, send one message, wait until it is delivered (or stored for an offline
+    /// recipient), and exit.
+    Send {
+        /// The recipient.
+        to: String,
+        /// The message; several words are joined with spaces.
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        text: Vec<String>,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        timeout: u64,
+    },
+}
+
+/// Resolves `HOST:PORT` (a name or an address) to the first address it names.
+pub fn resolve(server: &str) -> Result<SocketAddr, String> {
+    server
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve server address {server:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("server address {server:?} names no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn one_shot_send_joins_the_words_of_the_message() {
+        let cli = Cli::try_parse_from([
+            "breeze", "--server", "h:1", "--user", "alice", "send", "bob", "hi", "-", "there",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(OneShot::Send { to, text, timeout }) => {
+                assert_eq!(to, "bob");
+                assert_eq!(text.join(" "), "hi - there");
+                assert_eq!(timeout, 30);
+            }
+            None => panic!("no subcommand"),
+        }
+    }
+
+    #[test]
+    fn line_mode_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "breeze",
+            "--server",
+            "127.0.0.1:7300",
+            "--user",
+            "bob",
+            "--json",
+            "--no-direct",
+            "--register",
+            "--p2p-listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        assert!(cli.json && cli.no_direct && cli.register);
+        assert!(cli.command.is_none());
+        assert_eq!(
+            resolve(&cli.server).unwrap(),
+            "127.0.0.1:7300".parse().unwrap()
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Line-mode commands (DESIGN.md §6): `send USER TEXT…`, `file USER PATH`, `accept ID [DIR]`,
+//! `who`, `quit`.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `text` is the rest of the line after the user, spaces kept.
+    Send {
+        to: String,
+        text: String,
+    },
+    File {
+        to: String,
+        path: String,
+    },
+    Accept {
+        id: String,
+        dir: Option<String>,
+    },
+    Who,
+    Quit,
+}
+
+/// Parses one line; `Ok(None)` for a blank line, `Err` with a message for the user.
+pub fn parse(line: &str) -> Result<Option<Command>, String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let (verb, rest) = split_word(line);
+    let command = match verb {
+        "" => return Ok(None),
+        "send" => {
+            let (to, text) = split_word(rest);
+            if to.is_empty() || text.is_empty() {
+                return Err("usage: send USER TEXT…".into());
+            }
+            Command::Send {
+                to: to.into(),
+                text: text.into(),
+            }
+        }
+        "file" => {
+            let (to, path) = split_word(rest);
+            if to.is_empty() || path.is_empty() {
+                return Err("usage: file USER PATH".into());
+            }
+            Command::File {
+                to: to.into(),
+                path: path.into(),
+            }
+        }
+        "accept" => {
+            let (id, dir) = split_word(rest);
+            if id.is_empty() {
+                return Err("usage: accept ID [DIR]".into());
+            }
+            Command::Accept {
+                id: id.into(),
+                dir: (!dir.is_empty()).then(|| dir.into()),
+            }
+        }
+        "who" => Command::Who,
+        "quit" => Command::Quit,
+        other => {
+            return Err(format!(
+                "unknown command {other:?} (commands: send, file, accept, who, quit)"
+            ))
+        }
+    };
+    Ok(Some(command))
+}
+
+/// The first whitespace-separated word and the rest, with the whitespace between them removed.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(end) => (&s[..end], s[end..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_keeps_the_spacing_of_the_text() {
+        assert_eq!(
+            parse("send bob  hello   there \r\n"),
+            Ok(Some(Command::Send {
+                to: "bob".into(),
+                text: "hello   there ".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn blank_lines_are_ignored_and_unknown_words_refused() {
+        assert_eq!(parse("   "), Ok(None));
+        assert!(parse("dance").is_err());
+        assert!(parse("send bob").is_err());
+        assert!(parse("send").is_err());
+    }
+
+    #[test]
+    fn the_other_commands() {
+        assert_eq!(parse("who"), Ok(Some(Command::Who)));
+        assert_eq!(parse(" quit "), Ok(Some(Command::Quit)));
+        assert_eq!(
+            parse("accept 7"),
+            Ok(Some(Command::Accept {
+                id: "7".into(),
+                dir: None
+            }))
+        );
+        assert_eq!(
+            parse("file bob /tmp/a b.txt"),
+            Ok(Some(Command::File {
+                to: "bob".into(),
+                path: "/tmp/a b.txt".into()
+            }))
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! The line-mode event vocabulary (DESIGN.md §6): one JSON object per line, each with an
+//! `"event"` field. This enum is the scripting contract; its variants are the event names.
+
+use breeze_core::client::Event;
+use breeze_core::wire::{MessageId, UserName};
+use serde::Serialize;
+use std::io::Write;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LineEvent {
+    LoggedIn {
+        user: UserName,
+    },
+    Presence {
+        user: UserName,
+        online: bool,
+    },
+    /// `route` is `"direct"`, `"relay"` or `"connecting"`.
+    Route {
+        peer: UserName,
+        route: String,
+        reason: String,
+    },
+    Message {
+        from: UserName,
+        id: MessageId,
+        text: String,
+        route: String,
+    },
+    Delivered {
+        to: UserName,
+        id: MessageId,
+        route: String,
+    },
+    /// The recipient is offline; the server keeps the message for their next login.
+    Stored {
+        to: UserName,
+        id: MessageId,
+    },
+    /// The server gave up on the message (no such user, recipient's storage full).
+    Undeliverable {
+        to: UserName,
+        id: MessageId,
+        reason: String,
+    },
+    /// A `send` command was accepted: `id` is what `delivered`/`stored` will name.
+    Sent {
+        to: UserName,
+        id: MessageId,
+    },
+    Who {
+        users: Vec<WhoEntry>,
+    },
+    /// `fatal` errors end the client with a non-zero exit code.
+    Error {
+        message: String,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        fatal: bool,
+    },
+    ServerLost {
+        error: String,
+        retry_in_ms: u64,
+    },
+    /// A peer connection was refused for failing authentication or breaking protocol.
+    PeerRejected {
+        claimed: Option<UserName>,
+        error: String,
+    },
+    LoggedOut,
+    Kicked {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WhoEntry {
+    pub user: UserName,
+    pub online: bool,
+    pub route: String,
+}
+
+impl LineEvent {
+    pub fn error(message: impl Into<String>) -> LineEvent {
+        LineEvent::Error {
+            message: message.into(),
+            fatal: false,
+        }
+    }
+
+    pub fn fatal_error(message: impl Into<String>) -> LineEvent {
+        LineEvent::Error {
+            message: message.into(),
+            fatal: true,
+        }
+    }
+
+    /// Ends the client: the login was refused for good, or the session was taken away.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            LineEvent::Error { fatal: true, .. } | LineEvent::Kicked { .. }
+        )
+    }
+
+    /// Writes the event as one line of JSON and flushes, so a script sees it at once.
+    pub fn emit(&self, out: &mut impl Write) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, self)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+}
+
+impl From<Event> for LineEvent {
+    fn from(event: Event) -> LineEvent {
+        match event {
+            Event::LoggedIn { user } => LineEvent::LoggedIn { user },
+            Event::LoginFailed { reason } => LineEvent::Error {
+                message: format!("login refused: {reason}"),
+                fatal: true,
+            },
+            Event::ServerLost { error, retry_in } => LineEvent::ServerLost {
+                error: error.to_string(),
+                retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+            },
+            Event::Kicked { reason } => LineEvent::Kicked {
+                reason: reason.to_string(),
+            },
+            Event::Presence { user, online } => LineEvent::Presence { user, online },
+            Event::Route {
+                peer,
+                route,
+                reason,
+            } => LineEvent::Route {
+                peer,
+                route: route.to_string(),
+                reason: reason.to_string(),
+            },
+            Event::Message {
+                from,
+                id,
+                text,
+                route,
+            } => LineEvent::Message {
+                from,
+                id,
+                text,
+                route: route.to_string(),
+            },
+            Event::Delivered { to, id, route } => LineEvent::Delivered {
+                to,
+                id,
+                route: route.to_string(),
+            },
+            Event::Stored { to, id } => LineEvent::Stored { to, id },
+            Event::Undeliverable { to, id, reason } => LineEvent::Undeliverable {
+                to,
+                id,
+                reason: reason.to_string(),
+            },
+            Event::PeerRejected { claimed, error } => LineEvent::PeerRejected {
+                claimed,
+                error: error.to_string(),
+            },
+            Event::LoggedOut => LineEvent::LoggedOut,
+            other => LineEvent::error(format!("unhandled client event: {other:?}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use breeze_core::client::{Route, RouteReason};
+    use breeze_core::wire::LoginRefusal;
+    use breeze_core::Path;
+
+    fn name(n: &str) -> UserName {
+        UserName::new(n).unwrap()
+    }
+
+    fn json(event: LineEvent) -> String {
+        let mut out = Vec::new();
+        event.emit(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_direct_message_is_one_line_with_the_route() {
+        let event = Event::Message {
+            from: name("alice"),
+            id: MessageId(3),
+            text: "hi \"bob\"".into(),
+            route: Path::Direct,
+        };
+        assert_eq!(
+            json(event.into()),
+            "{\"event\":\"message\",\"from\":\"alice\",\"id\":3,\"text\":\"hi \\\"bob\\\"\",\"route\":\"direct\"}\n"
+        );
+    }
+
+    #[test]
+    fn routes_and_deliveries_name_their_path() {
+        let route = Event::Route {
+            peer: name("bob"),
+            route: Route::Connecting,
+            reason: RouteReason::Dialing,
+        };
+        assert_eq!(
+            json(route.into()),
+            "{\"event\":\"route\",\"peer\":\"bob\",\"route\":\"connecting\",\"reason\":\"dialling the peer\"}\n"
+        );
+        let delivered = Event::Delivered {
+            to: name("bob"),
+            id: MessageId(1),
+            route: Path::Relay,
+        };
+        assert_eq!(
+            json(delivered.into()),
+            "{\"event\":\"delivered\",\"to\":\"bob\",\"id\":1,\"route\":\"relay\"}\n"
+        );
+    }
+
+    #[test]
+    fn a_refused_login_is_a_fatal_error_and_ordinary_errors_are_not() {
+        let refused = LineEvent::from(Event::LoginFailed {
+            reason: LoginRefusal::BadCredentials,
+        });
+        assert!(refused.is_fatal());
+        assert_eq!(
+            json(refused),
+            "{\"event\":\"error\",\"message\":\"login refused: wrong user name or password\",\"fatal\":true}\n"
+        );
+        let plain = LineEvent::error("unknown command");
+        assert!(!plain.is_fatal());
+        assert_eq!(
+            json(plain),
+            "{\"event\":\"error\",\"message\":\"unknown command\"}\n"
+        );
+        assert_eq!(json(LineEvent::LoggedOut), "{\"event\":\"logged_out\"}\n");
+    }
+}

@@ -1,0 +1,101 @@
+//! `breeze … send USER TEXT…`: log in, send one message, wait for `delivered` or `stored`.
+
+use crate::json::LineEvent;
+use breeze_core::client::Event;
+use breeze_core::wire::UserName;
+use breeze_smol::Client;
+use futures_lite::future::or;
+use std::io;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exits 0 once the message is delivered or stored; 1 on a refused login, a kick or
+/// `timeout`. With `json`, every event is printed as in line mode; otherwise one line of text
+/// says what became of the message.
+pub async fn run(
+    client: Client,
+    to: &str,
+    text: String,
+    timeout: Duration,
+    json: bool,
+) -> ExitCode {
+    let outcome = match UserName::new(to) {
+        Ok(to) => {
+            let timed_out = async {
+                async_io::Timer::after(timeout).await;
+                Err(format!(
+                    "no delivery to {to} within {} s",
+                    timeout.as_secs_f64()
+                ))
+            };
+            or(deliver(&client, &to, text, json), timed_out).await
+        }
+        Err(e) => Err(format!("bad user name {to:?}: {e}")),
+    };
+    client.logout().await;
+    match outcome {
+        Ok(done) => {
+            if !json {
+                println!("{done}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("breeze: {message}");
+            if json {
+                let _ = LineEvent::fatal_error(message).emit(&mut io::stdout());
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends once logged in and waits for the message's fate; the line to print on success.
+async fn deliver(
+    client: &Client,
+    to: &UserName,
+    text: String,
+    json: bool,
+) -> Result<String, String> {
+    let mut text = Some(text);
+    let mut sent = None;
+    while let Some(event) = client.next_event().await {
+        match &event {
+            Event::LoginFailed { reason } => return Err(format!("login refused: {reason}")),
+            Event::Kicked { reason } => return Err(format!("kicked: {reason}")),
+            _ => {}
+        }
+        if json {
+            let _ = LineEvent::from(event.clone()).emit(&mut io::stdout());
+        }
+        match event {
+            Event::LoggedIn { .. } => {
+                if let Some(text) = text.take() {
+                    let id = client
+                        .send(to, text)
+                        .await
+                        .map_err(|e| format!("cannot send to {to}: {e}"))?;
+                    if json {
+                        let sent = LineEvent::Sent { to: to.clone(), id };
+                        let _ = sent.emit(&mut io::stdout());
+                    }
+                    sent = Some(id);
+                }
+            }
+            Event::Delivered { id, route, .. } if Some(id) == sent => {
+                return Ok(format!("delivered to {to} ({route})"));
+            }
+            Event::Stored { id, .. } if Some(id) == sent => {
+                return Ok(format!("{to} is offline: stored for their next login"));
+            }
+            Event::Undeliverable { id, reason, .. } if Some(id) == sent => {
+                return Err(format!("the message to {to} cannot be delivered: {reason}"));
+            }
+            Event::ServerLost { error, retry_in } if sent.is_none() => {
+                eprintln!("breeze: {error}; retrying in {} ms", retry_in.as_millis());
+            }
+            _ => {}
+        }
+    }
+    Err("the client stopped".into())
+}

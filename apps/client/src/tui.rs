@@ -1,0 +1,370 @@
+//! The interactive chat screen: users with their route on the left, the conversation with the
+//! selected user on the right, an input line at the bottom.
+
+use breeze_core::client::{Event, Route};
+use breeze_core::wire::{MessageId, UserName};
+use breeze_core::Path;
+use breeze_smol::{Client, PeerStatus};
+use crossterm::event::{
+    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+};
+use futures_lite::future::race;
+use futures_lite::StreamExt;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Modifier, Style, Stylize};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::{DefaultTerminal, Frame};
+use std::collections::HashMap;
+use std::io;
+use std::process::ExitCode;
+
+/// Entries kept per conversation; older ones scroll away for good.
+const HISTORY: usize = 1000;
+const KEYS_HELP: &str = " Tab/↓ next user · Shift-Tab/↑ previous · Enter send · Esc/Ctrl-C quit ";
+
+/// Runs the screen until the user quits; non-zero exit after a refused login or a kick.
+pub async fn run(client: Client) -> ExitCode {
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(error) => {
+            eprintln!("breeze: cannot set up the terminal: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = event_loop(&mut terminal, &client).await;
+    ratatui::restore();
+    client.logout().await;
+    match outcome {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(fatal)) => {
+            eprintln!("breeze: {fatal}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("breeze: terminal error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Wake {
+    Key(Option<io::Result<TermEvent>>),
+    Client(Option<Event>),
+}
+
+/// What a key press asks for.
+enum Intent {
+    Nothing,
+    Quit,
+    Send(UserName, String),
+}
+
+/// Returns the fatal error that ended the session, if one did.
+async fn event_loop(terminal: &mut DefaultTerminal, client: &Client) -> io::Result<Option<String>> {
+    let mut keys = EventStream::new();
+    let mut screen = Screen::new(client.user().clone());
+    loop {
+        terminal.draw(|frame| screen.render(frame))?;
+        let wake = race(async { Wake::Key(keys.next().await) }, async {
+            Wake::Client(client.next_event().await)
+        });
+        match wake.await {
+            Wake::Key(Some(Ok(TermEvent::Key(key)))) if key.kind == KeyEventKind::Press => {
+                match screen.key(key) {
+                    Intent::Quit => return Ok(screen.fatal),
+                    Intent::Send(to, text) => match client.send(&to, text.clone()).await {
+                        Ok(id) => screen.push(
+                            &to,
+                            Entry::Mine {
+                                id,
+                                text,
+                                fate: Fate::Sending,
+                            },
+                        ),
+                        Err(error) => screen.push(&to, Entry::Notice(format!("not sent: {error}"))),
+                    },
+                    Intent::Nothing => {}
+                }
+            }
+            Wake::Key(Some(Ok(_))) => {}
+            Wake::Key(Some(Err(error))) => return Err(error),
+            Wake::Key(None) | Wake::Client(None) => return Ok(screen.fatal),
+            Wake::Client(Some(event)) => {
+                screen.apply(event);
+                screen.users = client.peers().await;
+                screen.keep_selection();
+            }
+        }
+    }
+}
+
+enum Entry {
+    Mine {
+        id: MessageId,
+        text: String,
+        fate: Fate,
+    },
+    Theirs {
+        text: String,
+        route: Path,
+    },
+    Notice(String),
+}
+
+enum Fate {
+    Sending,
+    Delivered(Path),
+    Stored,
+    Undeliverable(String),
+}
+
+struct Screen {
+    me: UserName,
+    status: String,
+    users: Vec<PeerStatus>,
+    selected: Option<UserName>,
+    chats: HashMap<UserName, Vec<Entry>>,
+    input: String,
+    fatal: Option<String>,
+}
+
+impl Screen {
+    fn new(me: UserName) -> Screen {
+        Screen {
+            me,
+            status: "connecting…".into(),
+            users: Vec::new(),
+            selected: None,
+            chats: HashMap::new(),
+            input: String::new(),
+            fatal: None,
+        }
+    }
+
+    fn push(&mut self, user: &UserName, entry: Entry) {
+        let chat = self.chats.entry(user.clone()).or_default();
+        chat.push(entry);
+        if chat.len() > HISTORY {
+            chat.remove(0);
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::LoggedIn { .. } => self.status = "online".into(),
+            Event::LoginFailed { reason } => {
+                self.status = format!("login refused: {reason} (Esc to quit)");
+                self.fatal = Some(format!("login refused: {reason}"));
+            }
+            Event::ServerLost { error, retry_in } => {
+                self.status = format!("{error}; reconnecting in {:.1} s", retry_in.as_secs_f64())
+            }
+            Event::Kicked { reason } => {
+                self.status = format!("kicked: {reason} (Esc to quit)");
+                self.fatal = Some(format!("kicked: {reason}"));
+            }
+            Event::Presence { user, online } => {
+                let word = if online { "online" } else { "offline" };
+                self.push(&user, Entry::Notice(format!("{user} is {word}")));
+            }
+            Event::Route {
+                peer,
+                route,
+                reason,
+            } => self.push(&peer, Entry::Notice(format!("route: {route} ({reason})"))),
+            Event::Message {
+                from, text, route, ..
+            } => self.push(&from, Entry::Theirs { text, route }),
+            Event::Delivered { to, id, route } => self.settle(&to, id, Fate::Delivered(route)),
+            Event::Stored { to, id } => self.settle(&to, id, Fate::Stored),
+            Event::Undeliverable { to, id, reason } => {
+                self.settle(&to, id, Fate::Undeliverable(reason.to_string()))
+            }
+            Event::PeerRejected { claimed, error } => {
+                let who = claimed.map_or_else(|| "someone".to_string(), |c| c.to_string());
+                self.status = format!("refused a direct connection from {who}: {error}");
+            }
+            Event::LoggedOut => self.status = "logged out".into(),
+            _ => {}
+        }
+    }
+
+    fn settle(&mut self, user: &UserName, sent: MessageId, new_fate: Fate) {
+        let entries = self.chats.entry(user.clone()).or_default();
+        for entry in entries.iter_mut().rev() {
+            if let Entry::Mine { id, fate, .. } = entry {
+                if *id == sent {
+                    *fate = new_fate;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn key(&mut self, key: KeyEvent) -> Intent {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Esc => return Intent::Quit,
+            KeyCode::Char('c') if ctrl => return Intent::Quit,
+            KeyCode::Tab | KeyCode::Down => self.select(1),
+            KeyCode::BackTab | KeyCode::Up => self.select(-1),
+            KeyCode::Enter => {
+                if let Some(to) = self.selected.clone() {
+                    if !self.input.trim().is_empty() {
+                        return Intent::Send(to, std::mem::take(&mut self.input));
+                    }
+                }
+            }
+            KeyCode::Backspace => {
+                self.input.pop();
+            }
+            KeyCode::Char(c) if !ctrl => self.input.push(c),
+            _ => {}
+        }
+        Intent::Nothing
+    }
+
+    fn selected_index(&self) -> Option<usize> {
+        let selected = self.selected.as_ref()?;
+        self.users.iter().position(|u| &u.user == selected)
+    }
+
+    fn select(&mut self, step: isize) {
+        if self.users.is_empty() {
+            return;
+        }
+        let len = self.users.len() as isize;
+        let next = match self.selected_index() {
+            Some(i) => (i as isize + step).rem_euclid(len),
+            None => 0,
+        };
+        self.selected = Some(self.users[next as usize].user.clone());
+    }
+
+    /// Selects the first user once there is one; keeps the selection by name otherwise.
+    fn keep_selection(&mut self) {
+        if self.selected_index().is_none() {
+            self.selected = self.users.first().map(|u| u.user.clone());
+        }
+    }
+
+    fn render(&self, frame: &mut Frame) {
+        let [main, input, help] = Layout::vertical([
+            Constraint::Min(3),
+            Constraint::Length(3),
+            Constraint::Length(1),
+        ])
+        .areas(frame.area());
+        let [users, chat] =
+            Layout::horizontal([Constraint::Length(30), Constraint::Min(10)]).areas(main);
+        self.render_users(frame, users);
+        self.render_chat(frame, chat);
+        self.render_input(frame, input);
+        frame.render_widget(Paragraph::new(KEYS_HELP).dark_gray(), help);
+    }
+
+    fn render_users(&self, frame: &mut Frame, area: Rect) {
+        let items: Vec<ListItem> = self
+            .users
+            .iter()
+            .map(|peer| {
+                let (dot, tag) = if peer.online {
+                    ("● ".green(), route_span(peer.route))
+                } else {
+                    ("○ ".dark_gray(), "offline".dark_gray())
+                };
+                let name = format!("{:<16} ", peer.user.as_str());
+                ListItem::new(Line::from(vec![dot, Span::raw(name), tag]))
+            })
+            .collect();
+        let title = format!(" {} · {} ", self.me, self.status);
+        let list = List::new(items)
+            .block(Block::bordered().title(title))
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+        let mut state = ListState::default().with_selected(self.selected_index());
+        frame.render_stateful_widget(list, area, &mut state);
+    }
+
+    fn render_chat(&self, frame: &mut Frame, area: Rect) {
+        let Some(peer) = &self.selected else {
+            let hint = "No one else is known yet. Users appear here when they come online.";
+            let paragraph = Paragraph::new(hint)
+                .wrap(Wrap { trim: true })
+                .block(Block::bordered().title(" Conversation "));
+            frame.render_widget(paragraph, area);
+            return;
+        };
+        let route = self
+            .users
+            .iter()
+            .find(|u| &u.user == peer)
+            .map_or("unknown".to_string(), |u| u.route.to_string());
+        let lines: Vec<Line> = self
+            .chats
+            .get(peer)
+            .into_iter()
+            .flatten()
+            .map(|entry| self.entry_line(peer, entry))
+            .collect();
+        let block = Block::bordered().title(format!(" {peer} · {route} "));
+        let paragraph = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
+        let inner = block.inner(area);
+        let height = paragraph.line_count(inner.width);
+        let scroll = height.saturating_sub(inner.height as usize);
+        let scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
+        frame.render_widget(paragraph.block(block).scroll((scroll, 0)), area);
+    }
+
+    fn entry_line(&self, peer: &UserName, entry: &Entry) -> Line<'static> {
+        match entry {
+            Entry::Mine { text, fate, .. } => {
+                let tick = match fate {
+                    Fate::Sending => " …".dark_gray(),
+                    Fate::Delivered(path) => format!(" ✓ {path}").green(),
+                    Fate::Stored => " ✓ stored (offline)".yellow(),
+                    Fate::Undeliverable(reason) => format!(" ✗ not delivered: {reason}").red(),
+                };
+                Line::from(vec![
+                    format!("{}: ", self.me).bold().cyan(),
+                    Span::raw(text.clone()),
+                    tick,
+                ])
+            }
+            Entry::Theirs { text, route } => Line::from(vec![
+                format!("{peer}: ").bold().magenta(),
+                Span::raw(text.clone()),
+                format!("  ({route})").dark_gray(),
+            ]),
+            Entry::Notice(text) => Line::from(format!("— {text}").dark_gray().italic()),
+        }
+    }
+
+    fn render_input(&self, frame: &mut Frame, area: Rect) {
+        let title = match &self.selected {
+            Some(peer) => format!(" Message to {peer} "),
+            None => " Message ".to_string(),
+        };
+        let block = Block::bordered().title(title);
+        let inner = block.inner(area);
+        // Show the end of a long line, where the cursor is.
+        let width = inner.width.saturating_sub(1) as usize;
+        let chars = self.input.chars().count();
+        let visible: String = self
+            .input
+            .chars()
+            .skip(chars.saturating_sub(width))
+            .collect();
+        let cursor_x = inner.x + visible.chars().count() as u16;
+        frame.render_widget(Paragraph::new(visible).block(block), area);
+        frame.set_cursor_position(Position::new(cursor_x, inner.y));
+    }
+}
+
+fn route_span(route: Route) -> Span<'static> {
+    match route {
+        Route::Direct => "direct".green(),
+        Route::Relay => "relay".yellow(),
+        Route::Connecting => "connecting".cyan(),
+    }
+}

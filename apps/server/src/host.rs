@@ -1,0 +1,227 @@
+//! The server's [`ServerHost`]: logins and offline messages backed by the SQLite [`Store`].
+
+use crate::{OfflineMessage, Store, StoreError, StoreOptions, Verdict};
+use breeze_core::server::StoreOutcome;
+use breeze_core::wire::{Chat, LoginRefusal, MessageId, Undeliverable, UserName};
+use breeze_smol::ServerHost;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Accounts and offline messages for a running server.
+///
+/// Logins and offline messages use two connections to the same database, so a password check
+/// (argon2, tens of milliseconds and ~19 MiB by design) never holds up storing or loading
+/// messages. Logins are checked one at a time, which also bounds the memory hashing takes.
+pub struct StoreHost {
+    logins: Arc<Mutex<Store>>,
+    offline: Arc<Mutex<Store>>,
+}
+
+impl StoreHost {
+    /// Opens the store in `dir` twice (see above).
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<StoreHost, StoreError> {
+        Ok(StoreHost {
+            logins: Arc::new(Mutex::new(Store::open_with(dir, options.clone())?)),
+            offline: Arc::new(Mutex::new(Store::open_with(dir, options)?)),
+        })
+    }
+
+    /// One store for everything (e.g. an in-memory store in tests).
+    pub fn from_store(store: Store) -> StoreHost {
+        let store = Arc::new(Mutex::new(store));
+        StoreHost {
+            logins: store.clone(),
+            offline: store,
+        }
+    }
+}
+
+fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+    store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ServerHost for StoreHost {
+    fn check_login(
+        &self,
+        user: &UserName,
+        password: &str,
+        register: bool,
+    ) -> Result<(), LoginRefusal> {
+        let mut store = lock(&self.logins);
+        let name = user.as_str();
+        if register {
+            match store.register(name, password) {
+                Ok(()) => {
+                    tracing::info!(%user, "account registered");
+                    return Ok(());
+                }
+                Err(StoreError::EmptyPassword) => return Err(LoginRefusal::BadCredentials),
+                // Registering an existing account with its own password is just a login.
+                Err(StoreError::UserExists(_)) => {}
+                Err(error) => {
+                    tracing::error!(%user, %error, "cannot register");
+                    return Err(LoginRefusal::ServerBusy);
+                }
+            }
+        }
+        match store.verify(name, password) {
+            Ok(Verdict::Ok) => Ok(()),
+            Ok(Verdict::WrongPassword) if register => Err(LoginRefusal::NameTaken),
+            Ok(verdict) => {
+                // Told apart here for the operator; the client gets the same answer for both.
+                tracing::info!(%user, ?verdict, "bad credentials");
+                Err(LoginRefusal::BadCredentials)
+            }
+            Err(error) => {
+                tracing::error!(%user, %error, "cannot check a login");
+                Err(LoginRefusal::ServerBusy)
+            }
+        }
+    }
+
+    fn store_offline(&self, to: &UserName, from: &UserName, chat: &Chat) -> StoreOutcome {
+        let message = OfflineMessage {
+            recipient: to.as_str().to_owned(),
+            sender: from.as_str().to_owned(),
+            epoch: chat.epoch,
+            seq: chat.seq,
+            first_unacked: chat.first_unacked,
+            message_id: chat.id.0,
+            text: chat.text.clone(),
+        };
+        match lock(&self.offline).store_offline(&message) {
+            Ok(()) => StoreOutcome::Stored,
+            Err(StoreError::UnknownUser(_)) => {
+                StoreOutcome::Undeliverable(Undeliverable::NoSuchUser)
+            }
+            Err(StoreError::RecipientFull(_)) => {
+                StoreOutcome::Undeliverable(Undeliverable::RecipientFull)
+            }
+            Err(error) => {
+                // Not the message's fault: the sender hears nothing and offers it again.
+                tracing::error!(%to, %from, %error, "cannot store an offline message");
+                StoreOutcome::Failed
+            }
+        }
+    }
+
+    fn load_offline(&self, user: &UserName) -> Vec<(UserName, Chat)> {
+        let stored = match lock(&self.offline).load_offline(user.as_str()) {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::error!(%user, %error, "cannot load offline messages");
+                return Vec::new();
+            }
+        };
+        stored
+            .into_iter()
+            .filter_map(|message| {
+                let sender = match UserName::new(message.sender.as_str()) {
+                    Ok(sender) => sender,
+                    Err(error) => {
+                        tracing::warn!(sender = %message.sender, %error, "skipping a stored message");
+                        return None;
+                    }
+                };
+                let chat = Chat {
+                    id: MessageId(message.message_id),
+                    epoch: message.epoch,
+                    seq: message.seq,
+                    first_unacked: message.first_unacked,
+                    text: message.text,
+                };
+                Some((sender, chat))
+            })
+            .collect()
+    }
+
+    fn delete_offline(&self, to: &UserName, from: &UserName, epoch: u64, through: u64) {
+        let deleted =
+            lock(&self.offline).delete_offline(to.as_str(), from.as_str(), epoch, through);
+        if let Err(error) = deleted {
+            tracing::error!(%to, %from, %error, "cannot delete acknowledged offline messages");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(n: &str) -> UserName {
+        UserName::new(n).unwrap()
+    }
+
+    fn host() -> StoreHost {
+        let mut store = Store::open_in_memory_with(StoreOptions::fast_for_tests()).unwrap();
+        store.add_user("alice", "wonderland").unwrap();
+        store.add_user("bob", "builder").unwrap();
+        StoreHost::from_store(store)
+    }
+
+    fn chat(seq: u64, text: &str) -> Chat {
+        Chat {
+            id: MessageId(seq + 10),
+            epoch: 7,
+            seq,
+            first_unacked: 1,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn logins_are_checked_against_the_accounts() {
+        let host = host();
+        assert_eq!(
+            host.check_login(&name("alice"), "wonderland", false),
+            Ok(())
+        );
+        let wrong = host.check_login(&name("alice"), "nope", false);
+        assert_eq!(wrong, Err(LoginRefusal::BadCredentials));
+        let unknown = host.check_login(&name("carol"), "x", false);
+        assert_eq!(unknown, Err(LoginRefusal::BadCredentials));
+    }
+
+    #[test]
+    fn registration_creates_an_account_once() {
+        let host = host();
+        assert_eq!(host.check_login(&name("carol"), "pw", true), Ok(()));
+        assert_eq!(host.check_login(&name("carol"), "pw", false), Ok(()));
+        assert_eq!(host.check_login(&name("carol"), "pw", true), Ok(()));
+        let taken = host.check_login(&name("alice"), "guess", true);
+        assert_eq!(taken, Err(LoginRefusal::NameTaken));
+    }
+
+    #[test]
+    fn offline_messages_round_trip_and_an_ack_deletes_them() {
+        let host = host();
+        let (alice, bob) = (name("alice"), name("bob"));
+        assert_eq!(
+            host.store_offline(&bob, &alice, &chat(1, "one")),
+            StoreOutcome::Stored
+        );
+        assert_eq!(
+            host.store_offline(&bob, &alice, &chat(2, "two")),
+            StoreOutcome::Stored
+        );
+        assert_eq!(
+            host.load_offline(&bob),
+            vec![
+                (alice.clone(), chat(1, "one")),
+                (alice.clone(), chat(2, "two"))
+            ]
+        );
+        host.delete_offline(&bob, &alice, 7, 1);
+        assert_eq!(host.load_offline(&bob), vec![(alice, chat(2, "two"))]);
+    }
+
+    #[test]
+    fn a_message_for_a_name_without_account_is_undeliverable() {
+        let host = host();
+        let lost = host.store_offline(&name("nobody"), &name("alice"), &chat(1, "x"));
+        assert_eq!(lost, StoreOutcome::Undeliverable(Undeliverable::NoSuchUser));
+    }
+}

@@ -1,0 +1,91 @@
+//! Serve mode: open the store, listen, run the server until Ctrl-C or SIGTERM.
+
+use breeze_core::server::ServerConfig;
+use breeze_server::host::StoreHost;
+use breeze_server::StoreOptions;
+use breeze_smol::ServerDriver;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What serve mode needs from the command line.
+pub struct ServeOptions<'a> {
+    pub listen: SocketAddr,
+    pub data: &'a Path,
+    pub open_registration: bool,
+    pub log_file: Option<&'a PathBuf>,
+}
+
+/// Runs the server; the error is the message for the operator.
+///
+/// Once listening, prints `listening on ADDR` (the actual address, so `--listen
+/// 127.0.0.1:0` is usable by scripts) as the first line on **stdout**; logs go to stderr or
+/// the log file.
+pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
+    init_logging(options.log_file)?;
+    let host = StoreHost::open(options.data, StoreOptions::default())
+        .map_err(|e| format!("cannot open the store in {}: {e}", options.data.display()))?;
+    let stop = stop_signal()?;
+    let mut config = ServerConfig::default();
+    config.open_registration = options.open_registration;
+    smol::block_on(async {
+        let listener = smol::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let server = ServerDriver::new(listener, config, host);
+        let addr = server
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "listening on {addr}").and_then(|()| stdout.flush());
+        tracing::info!(%addr, open_registration = options.open_registration, "listening");
+        let stopped = async move {
+            let _ = stop.recv().await;
+        };
+        server
+            .run(stopped)
+            .await
+            .map_err(|e| format!("server failed: {e}"))
+    })?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Resolves at the first Ctrl-C / SIGTERM; a second one exits at once.
+fn stop_signal() -> Result<async_channel::Receiver<()>, String> {
+    let (tx, rx) = async_channel::bounded(1);
+    let signalled = AtomicBool::new(false);
+    ctrlc::set_handler(move || {
+        if signalled.swap(true, Ordering::SeqCst) {
+            eprintln!("breeze-server: second signal, exiting now");
+            std::process::exit(130);
+        }
+        let _ = tx.try_send(());
+    })
+    .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    Ok(rx)
+}
+
+/// `RUST_LOG` (default `info`) to stderr, or appended to `log_file`. Passwords are never
+/// logged: the adapter and the host only ever log user names.
+fn init_logging(log_file: Option<&PathBuf>) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
