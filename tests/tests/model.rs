@@ -62,3 +62,30 @@ fn regression_a_lost_ack_for_a_stored_message_does_not_stall_the_pair() {
     ];
     run(315628457909714298, &ops).unwrap();
 }
+
+/// Found by the model: bob's process ended with its first message to carol unacknowledged
+/// (lost with the process) while his second was stored; carol then held the stored one
+/// forever, waiting for the first. Gaps nobody fills are now skipped after `gap_timeout`.
+#[test]
+fn regression_a_gap_left_by_an_ended_sender_does_not_hold_stored_messages_forever() {
+    use Op::*;
+    let ops = [
+        Advance(3373),
+        Send { from: 2, to: 0 },
+        Cut { a: 2, b: 1 },
+        Advance(13690),
+        Cut { a: 2, b: 0 },
+        Logout(2),
+        Send { from: 2, to: 1 },
+        Send { from: 1, to: 2 },
+        Send { from: 1, to: 2 },
+        Advance(6253),
+        Login(1),
+        Logout(1),
+        Send { from: 0, to: 2 },
+        Advance(5575),
+        Advance(3670),
+        Login(2),
+    ];
+    run(1741191652665767168, &ops).unwrap();
+}

@@ -27,6 +27,9 @@ pub struct ClientConfig {
     /// A message the server stored for an offline recipient is offered again after this, in
     /// case the recipient's acknowledgement was lost on its way back.
     pub stored_retry: Duration,
+    /// A gap in a sender's messages left open this long is skipped and the messages behind it
+    /// released: its sender ended before the missing one got anywhere.
+    pub gap_timeout: Duration,
     pub reconnect: BackoffPolicy,
     pub redial: BackoffPolicy,
     pub max_frame: usize,
@@ -54,6 +57,7 @@ impl ClientConfig {
             login_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(10),
             stored_retry: Duration::from_secs(60),
+            gap_timeout: Duration::from_secs(60),
             reconnect: BackoffPolicy {
                 first: Duration::from_millis(500),
                 max: Duration::from_secs(15),

@@ -2,7 +2,7 @@
 
 use super::output::{Destination, Event};
 use super::Client;
-use crate::delivery::{Path, Sent, Timeouts};
+use crate::delivery::{Path, Receipt, Sent, Timeouts};
 use crate::wire::{Ack, Chat, ClientFrame, PeerFrame, UserName};
 use std::time::Instant;
 
@@ -55,15 +55,21 @@ impl Client {
         if from == &self.config.user {
             return;
         }
-        let receipt = self.peer_mut(from, now).inbox.receive(chat);
-        for chat in receipt.released {
+        let receipt = self.peer_mut(from, now).inbox.receive(chat, path, now);
+        self.take_receipt(from, receipt, path);
+    }
+
+    /// Shows what the inbox released and owes the acknowledgement on `ack_path`.
+    fn take_receipt(&mut self, from: &UserName, receipt: Receipt, ack_path: Path) {
+        for (chat, route) in receipt.released {
             self.events.push_back(Event::Message {
                 from: from.clone(),
                 id: chat.id,
                 text: chat.text,
-                route: path,
+                route,
             });
         }
+        let path = ack_path;
         if let Some(ack) = receipt.ack {
             match self
                 .acks_owed
@@ -124,7 +130,13 @@ impl Client {
         let timeouts = self.ack_timeouts();
         self.peers
             .iter()
-            .flat_map(|(name, peer)| [self.dial_due(name), peer.outbox.retransmit_at(timeouts)])
+            .flat_map(|(name, peer)| {
+                [
+                    self.dial_due(name),
+                    peer.outbox.retransmit_at(timeouts),
+                    peer.inbox.gap_deadline(self.config.gap_timeout),
+                ]
+            })
             .flatten()
             .min()
     }
@@ -140,6 +152,22 @@ impl Client {
             .collect();
         for name in expired {
             self.flush(&name, now);
+        }
+        let gap_timeout = self.config.gap_timeout;
+        let skipped: Vec<(UserName, Receipt)> = self
+            .peers
+            .iter_mut()
+            .flat_map(|(name, peer)| {
+                let receipts = peer.inbox.skip_stale_gaps(now, gap_timeout);
+                receipts.into_iter().map(move |r| (name.clone(), r))
+            })
+            .collect();
+        for (name, receipt) in skipped {
+            let path = receipt
+                .released
+                .first()
+                .map_or(Path::Relay, |(_, path)| *path);
+            self.take_receipt(&name, receipt, path);
         }
         // Due dials start in `finish`, which every input ends with.
     }

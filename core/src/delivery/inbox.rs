@@ -1,17 +1,19 @@
 //! The recipient's side: release messages from one sender exactly once, in order.
 
+use super::Path;
 use crate::wire::{Ack, Chat};
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// How many sender epochs (sender process lifetimes) are remembered per sender. An old epoch
 /// only matters while the server still holds stored messages from it.
 const EPOCHS_KEPT: usize = 4;
 
-/// What one received message led to.
+/// What one received message (or one skipped gap) led to.
 #[derive(Debug, Default)]
 pub struct Receipt {
-    /// Messages now in order, to show the user (possibly more than the one received).
-    pub released: Vec<Chat>,
+    /// Messages now in order, to show the user, each with the path it arrived by.
+    pub released: Vec<(Chat, Path)>,
     /// The acknowledgement to send back; present even for a duplicate, whose earlier ack may
     /// have been lost.
     pub ack: Option<Ack>,
@@ -23,7 +25,33 @@ struct EpochState {
     /// The next sequence number to release.
     next: u64,
     /// Early arrivals waiting for a gap to fill, bounded by `max_held`.
-    held: BTreeMap<u64, Chat>,
+    held: BTreeMap<u64, (Chat, Path)>,
+    /// Since when the oldest gap has been waiting.
+    waiting_since: Option<Instant>,
+}
+
+impl EpochState {
+    /// Releases `chat`, then whatever was held right behind it.
+    fn release_from(&mut self, chat: Chat, path: Path, receipt: &mut Receipt, now: Instant) {
+        self.next = chat.seq + 1;
+        receipt.released.push((chat, path));
+        while let Some(next) = self.held.remove(&self.next) {
+            self.next += 1;
+            receipt.released.push(next);
+        }
+        self.waiting_since = if self.held.is_empty() {
+            None
+        } else {
+            Some(now)
+        };
+    }
+
+    fn ack(&self) -> Option<Ack> {
+        (self.next > 1).then(|| Ack {
+            epoch: self.epoch,
+            through: self.next - 1,
+        })
+    }
 }
 
 /// Messages from one sender.
@@ -46,7 +74,7 @@ impl Inbox {
         self.epochs.iter().map(|e| e.held.len()).sum()
     }
 
-    pub fn receive(&mut self, chat: Chat) -> Receipt {
+    pub fn receive(&mut self, chat: Chat, path: Path, now: Instant) -> Receipt {
         let max_held = self.max_held;
         let state = self.epoch_mut(chat.epoch, chat.first_unacked);
         // Everything below the sender's first unacknowledged message was released before
@@ -57,23 +85,50 @@ impl Inbox {
         }
         let mut receipt = Receipt::default();
         if chat.seq == state.next {
-            state.next += 1;
-            receipt.released.push(chat);
-            while let Some(next) = state.held.remove(&state.next) {
-                state.next += 1;
-                receipt.released.push(next);
-            }
+            state.release_from(chat, path, &mut receipt, now);
         } else if chat.seq > state.next && state.held.len() < max_held {
             // Not acknowledged yet: if it is dropped here the sender sends it again.
-            state.held.entry(chat.seq).or_insert(chat);
+            state.held.entry(chat.seq).or_insert((chat, path));
+            state.waiting_since.get_or_insert(now);
         }
-        if state.next > 1 {
-            receipt.ack = Some(Ack {
-                epoch: state.epoch,
-                through: state.next - 1,
-            });
-        }
+        receipt.ack = state.ack();
         receipt
+    }
+
+    /// When the oldest gap will have waited `timeout`.
+    pub fn gap_deadline(&self, timeout: Duration) -> Option<Instant> {
+        self.epochs
+            .iter()
+            .filter_map(|e| e.waiting_since)
+            .min()
+            .map(|since| since + timeout)
+    }
+
+    /// Gives up on gaps that waited `timeout`: the messages behind them are released.
+    ///
+    /// A live sender fills a gap within its acknowledgement timeout, over whatever route
+    /// works; a gap that lasts much longer was left by a sender process that ended before
+    /// its message got anywhere, while later ones were stored by the server. Waiting for it
+    /// would hold everything behind it forever.
+    pub fn skip_stale_gaps(&mut self, now: Instant, timeout: Duration) -> Vec<Receipt> {
+        let mut receipts = Vec::new();
+        for state in &mut self.epochs {
+            if !state
+                .waiting_since
+                .is_some_and(|since| since + timeout <= now)
+            {
+                continue;
+            }
+            let Some((chat, path)) = state.held.pop_first().map(|(_, held)| held) else {
+                state.waiting_since = None;
+                continue;
+            };
+            let mut receipt = Receipt::default();
+            state.release_from(chat, path, &mut receipt, now);
+            receipt.ack = state.ack();
+            receipts.push(receipt);
+        }
+        receipts
     }
 
     fn epoch_mut(&mut self, epoch: u64, first_unacked: u64) -> &mut EpochState {
@@ -87,6 +142,7 @@ impl Inbox {
                     epoch,
                     next: first_unacked.max(1),
                     held: BTreeMap::new(),
+                    waiting_since: None,
                 }
             }
         };
@@ -112,15 +168,24 @@ mod tests {
     }
 
     fn seqs(receipt: &Receipt) -> Vec<u64> {
-        receipt.released.iter().map(|c| c.seq).collect()
+        receipt.released.iter().map(|(c, _)| c.seq).collect()
     }
 
     #[test]
     fn releases_in_order_and_drops_duplicates() {
+        let now = Instant::now();
         let mut inbox = Inbox::new(16);
-        assert_eq!(seqs(&inbox.receive(chat(2, 1))), Vec::<u64>::new());
-        let receipt = inbox.receive(chat(1, 1));
+        assert_eq!(
+            seqs(&inbox.receive(chat(2, 1), Path::Relay, now)),
+            Vec::<u64>::new()
+        );
+        let receipt = inbox.receive(chat(1, 1), Path::Direct, now);
         assert_eq!(seqs(&receipt), vec![1, 2]);
+        assert_eq!(
+            receipt.released[1].1,
+            Path::Relay,
+            "each keeps the path it came by"
+        );
         assert_eq!(
             receipt.ack,
             Some(Ack {
@@ -128,7 +193,7 @@ mod tests {
                 through: 2
             })
         );
-        let dup = inbox.receive(chat(2, 1));
+        let dup = inbox.receive(chat(2, 1), Path::Direct, now);
         assert!(dup.released.is_empty());
         assert_eq!(
             dup.ack,
@@ -141,17 +206,58 @@ mod tests {
 
     #[test]
     fn a_fresh_inbox_starts_at_the_first_unacknowledged() {
+        let now = Instant::now();
         let mut inbox = Inbox::new(16);
-        assert_eq!(seqs(&inbox.receive(chat(5, 4))), Vec::<u64>::new());
-        assert_eq!(seqs(&inbox.receive(chat(4, 4))), vec![4, 5]);
+        assert_eq!(
+            seqs(&inbox.receive(chat(5, 4), Path::Direct, now)),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            seqs(&inbox.receive(chat(4, 4), Path::Direct, now)),
+            vec![4, 5]
+        );
     }
 
     #[test]
     fn early_arrivals_are_bounded() {
+        let now = Instant::now();
         let mut inbox = Inbox::new(2);
         for seq in 3..10 {
-            inbox.receive(chat(seq, 1));
+            inbox.receive(chat(seq, 1), Path::Direct, now);
         }
         assert_eq!(inbox.held(), 2);
+    }
+
+    #[test]
+    fn a_gap_nobody_fills_is_skipped_after_the_timeout() {
+        let start = Instant::now();
+        let timeout = Duration::from_secs(60);
+        let mut inbox = Inbox::new(16);
+        inbox.receive(chat(3, 1), Path::Relay, start);
+        inbox.receive(chat(5, 1), Path::Relay, start);
+        assert_eq!(inbox.gap_deadline(timeout), Some(start + timeout));
+        assert!(inbox
+            .skip_stale_gaps(start + timeout / 2, timeout)
+            .is_empty());
+        let later = start + timeout;
+        let receipts = inbox.skip_stale_gaps(later, timeout);
+        assert_eq!(seqs(&receipts[0]), vec![3]);
+        assert_eq!(
+            receipts[0].ack,
+            Some(Ack {
+                epoch: 9,
+                through: 3
+            })
+        );
+        // The next gap gets its own full wait.
+        assert_eq!(inbox.gap_deadline(timeout), Some(later + timeout));
+        let receipts = inbox.skip_stale_gaps(later + timeout, timeout);
+        assert_eq!(seqs(&receipts[0]), vec![5]);
+        assert_eq!(inbox.gap_deadline(timeout), None);
+        // The skipped message, should it turn up after all, is not shown out of order.
+        assert!(inbox
+            .receive(chat(1, 1), Path::Direct, later + timeout)
+            .released
+            .is_empty());
     }
 }
