@@ -1,1 +1,237 @@
-fn main() {}
+//! Core benchmarks, in memory with no sockets: how fast the codec decodes a stream of chat
+//! frames, and how many chat messages the server core routes per second. Targets and the
+//! figures measured are in BENCHMARKS.md at the repository root.
+//!
+//! `cargo bench -p breeze-core --bench core` measures; `-- --test` runs each benchmark once.
+//! Debug builds (`cargo test --benches`) use a smaller stream and fewer users so they stay quick.
+
+use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
+use breeze_core::server::{Action, ConnId, Event, Server, ServerConfig};
+use breeze_core::wire::{Chat, ClientFrame, MessageId, PeerFrame, UserName, PROTOCOL_VERSION};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+};
+use serde::{de::DeserializeOwned, Serialize};
+use std::hint::black_box;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Bytes of chat text per message: a typical short chat line.
+const TEXT_LEN: usize = 100;
+
+/// Bytes handed to the decoder per call, like one socket read.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Bytes of frames decoded per iteration.
+const STREAM_BYTES: usize = if cfg!(debug_assertions) {
+    1 << 20
+} else {
+    64 << 20
+};
+
+/// Users logged in on the server under test.
+const USERS: u64 = if cfg!(debug_assertions) { 50 } else { 1000 };
+
+/// Relay frames per `handle_bytes` call: what one socket read from a busy sender carries.
+const PER_READ: u64 = 64;
+
+/// Some users, as in the directory of a small company.
+fn user(i: u64) -> UserName {
+    UserName::new(format!("user.{i:04}")).unwrap()
+}
+
+/// A chat line of exactly `TEXT_LEN` bytes, varying with `i`.
+fn text(i: u64) -> String {
+    let line = format!("message {i}: the quick brown fox jumps over the lazy dog. ");
+    line.repeat(3)[..TEXT_LEN].to_string()
+}
+
+/// Message `i` of a sender whose process drew `epoch` at start-up (a random, so full-width, u64).
+fn chat(i: u64) -> Chat {
+    Chat {
+        id: MessageId(i),
+        epoch: 0x9e37_79b9_7f4a_7c15,
+        seq: i + 1,
+        first_unacked: i + 1,
+        text: text(i),
+    }
+}
+
+fn encode(frame: &impl Serialize, out: &mut Vec<u8>) {
+    encode_frame(frame, DEFAULT_MAX_FRAME, out).unwrap();
+}
+
+/// Frames `frame(0)`, `frame(1)`, … back to back, until the stream holds `STREAM_BYTES`.
+fn stream<F: Serialize>(frame: impl Fn(u64) -> F) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(STREAM_BYTES + 1024);
+    let mut i = 0;
+    while bytes.len() < STREAM_BYTES {
+        encode(&frame(i), &mut bytes);
+        i += 1;
+    }
+    bytes
+}
+
+/// Decodes the whole stream, fed in socket-sized reads; returns the number of frames.
+fn decode_all<F: DeserializeOwned>(stream: &[u8]) -> usize {
+    let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME);
+    let mut frames = 0;
+    for read in stream.chunks(READ_SIZE) {
+        let mut input = read;
+        while let Some(frame) = decoder.decode::<F>(&mut input).unwrap() {
+            black_box(frame);
+            frames += 1;
+        }
+    }
+    assert_eq!(decoder.buffered(), 0);
+    frames
+}
+
+fn bench_decode<F: DeserializeOwned>(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    stream: &[u8],
+) {
+    group.throughput(Throughput::Bytes(stream.len() as u64));
+    group.bench_function(id, |b| b.iter(|| decode_all::<F>(black_box(stream))));
+}
+
+fn decode_throughput(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode_throughput");
+    // One iteration decodes the whole stream (tens of milliseconds): flat sampling keeps the
+    // run within its measurement time.
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let relay = stream(|i| ClientFrame::Relay {
+        to: user(i % 1000),
+        chat: chat(i),
+    });
+    bench_decode::<ClientFrame>(&mut group, "client_relay_100B", &relay);
+    drop(relay);
+    let direct = stream(|i| PeerFrame::Chat(chat(i)));
+    bench_decode::<PeerFrame>(&mut group, "peer_chat_100B", &direct);
+    group.finish();
+}
+
+/// Drains every output the way a driver does, writing everything at once and answering the
+/// host's requests: every login is accepted, nobody has stored messages. Returns the number of
+/// transmits written.
+fn drain(server: &mut Server, now: Instant) -> usize {
+    let mut written = 0;
+    loop {
+        let mut idle = true;
+        while let Some(transmit) = server.poll_transmit() {
+            black_box(&transmit.bytes);
+            server.handle_written(transmit.to, transmit.bytes.len());
+            written += 1;
+            idle = false;
+        }
+        while let Some(action) = server.poll_action() {
+            idle = false;
+            match action {
+                Action::CheckLogin { conn, .. } => server.handle_login_checked(conn, Ok(()), now),
+                Action::LoadOffline { user } => server.handle_offline_loaded(&user, vec![], now),
+                other => panic!("the benchmark does not expect {other:?}"),
+            }
+        }
+        while let Some(event) = server.poll_event() {
+            if let Event::ConnectionFailed { conn, error } = event {
+                panic!("{conn:?} failed: {error}");
+            }
+        }
+        if idle {
+            return written;
+        }
+    }
+}
+
+/// A server with `USERS` users logged in, each on connection `ConnId(i)`.
+fn server_with_everyone_online(now: Instant) -> Server {
+    let mut server = Server::new(ServerConfig::default(), [7; 32]);
+    for i in 0..USERS {
+        let conn = ConnId(i);
+        let ip = Ipv4Addr::from(0x0a00_0000 + i as u32 + 1);
+        server.handle_connected(conn, SocketAddr::new(ip.into(), 50_000), now);
+        let mut hello_login = Vec::new();
+        let hello = ClientFrame::Hello {
+            version: PROTOCOL_VERSION,
+        };
+        encode(&hello, &mut hello_login);
+        let login = ClientFrame::Login {
+            user: user(i),
+            password: "correct horse battery staple".into(),
+            p2p_port: 7000,
+            register: false,
+        };
+        encode(&login, &mut hello_login);
+        server.handle_bytes(conn, &hello_login, now);
+        let _ = drain(&mut server, now);
+    }
+    assert_eq!(server.stats().online, USERS as usize);
+    server
+}
+
+/// One read per user: `PER_READ` relay frames, each to a pseudo-random other user.
+fn relay_reads() -> Vec<(ConnId, Vec<u8>)> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..USERS)
+        .map(|from| {
+            let mut read = Vec::new();
+            for n in 0..PER_READ {
+                let to = (from + 1 + next() % (USERS - 1)) % USERS;
+                let frame = ClientFrame::Relay {
+                    to: user(to),
+                    chat: chat(from * PER_READ + n),
+                };
+                encode(&frame, &mut read);
+            }
+            (ConnId(from), read)
+        })
+        .collect()
+}
+
+/// Feeds every read to the server, draining its output after each as a driver does.
+fn route(server: &mut Server, reads: &[(ConnId, Vec<u8>)], now: Instant) {
+    for (conn, read) in reads {
+        server.handle_bytes(*conn, read, now);
+        let _ = drain(server, now);
+    }
+}
+
+fn server_relay(c: &mut Criterion) {
+    let now = Instant::now();
+    let mut server = server_with_everyone_online(now);
+    let reads = relay_reads();
+    let messages = USERS * PER_READ;
+
+    // Every message is routed live: none stored, none refused.
+    let before = server.stats();
+    route(&mut server, &reads, now);
+    let after = server.stats();
+    assert_eq!(after.relayed - before.relayed, messages);
+    assert_eq!(after.stored, before.stored);
+    assert_eq!(after.online, USERS as usize);
+
+    let mut group = c.benchmark_group("server_relay");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(messages));
+    let id = format!("{USERS}_users_{PER_READ}_per_read_100B");
+    group.bench_function(id, |b| b.iter(|| route(&mut server, &reads, now)));
+    group.finish();
+    assert_eq!(server.stats().online, USERS as usize);
+}
+
+criterion_group!(benches, decode_throughput, server_relay);
+criterion_main!(benches);

@@ -113,9 +113,9 @@ impl Inbox {
     pub fn skip_stale_gaps(&mut self, now: Instant, timeout: Duration) -> Vec<Receipt> {
         let mut receipts = Vec::new();
         for state in &mut self.epochs {
-            if !state
+            if state
                 .waiting_since
-                .is_some_and(|since| since + timeout <= now)
+                .is_none_or(|since| since + timeout > now)
             {
                 continue;
             }
