@@ -10,6 +10,9 @@ use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
+/// Output buffer capacity kept between transmits; a burst beyond it is given back.
+const RETAINED_CAPACITY: usize = 16 * 1024;
+
 /// Bytes for the driver to write, in order, to one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
@@ -119,7 +122,13 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
             if buffer.bytes.is_empty() {
                 continue;
             }
-            let bytes = std::mem::take(&mut buffer.bytes);
+            // Hand out an exact-size copy and keep the buffer's capacity for the next frames:
+            // one allocation per transmit instead of regrowing from empty every time.
+            let bytes = buffer.bytes.clone();
+            buffer.bytes.clear();
+            if buffer.bytes.capacity() > RETAINED_CAPACITY {
+                buffer.bytes.shrink_to(RETAINED_CAPACITY);
+            }
             buffer.in_flight += bytes.len();
             return Some(Transmit { to: id, bytes });
         }

@@ -10,9 +10,16 @@ pub const MAX_USER_NAME: usize = 32;
 ///
 /// Validation also runs on deserialisation, so a name read off the wire is as trustworthy as one
 /// built locally: it can be logged, used as a file name component or a map key without escaping.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct UserName(String);
+
+// By hand rather than `into = "String"`, which would clone the name for every frame.
+impl Serialize for UserName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 /// Why a string is not a [`UserName`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
