@@ -115,6 +115,7 @@ mod outbound;
 pub mod rng;
 mod seeded_hash;
 pub mod server;
+pub mod transfer;
 pub mod wire;
 
 pub use client::Client;

@@ -9,8 +9,8 @@
 
 use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FRAME, PREFIX_LEN};
 use breeze_core::wire::{
-    Ack, Chat, ClientFrame, ErrorCode, KickReason, LoginRefusal, MessageId, PeerFrame, PeerIntro,
-    ServerFrame, Undeliverable, UserName, PROTOCOL_VERSION,
+    Ack, Chat, ClientFrame, ErrorCode, FileMessage, FileName, KickReason, LoginRefusal, MessageId,
+    PeerFrame, PeerIntro, ServerFrame, TransferId, Undeliverable, UserName, PROTOCOL_VERSION,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
 use serde::{de::DeserializeOwned, Serialize};
@@ -201,7 +201,7 @@ fn version(g: &mut Gen) -> u16 {
 impl Arbitrary for Arb<ClientFrame> {
     fn arbitrary(g: &mut Gen) -> Self {
         // A new variant of ClientFrame must be added here.
-        Arb(match pick(g, 6) {
+        Arb(match pick(g, 7) {
             0 => ClientFrame::Hello {
                 version: version(g),
             },
@@ -221,6 +221,10 @@ impl Arbitrary for Arb<ClientFrame> {
                 ack: arb(g),
             },
             5 => ClientFrame::Ping,
+            6 => ClientFrame::RelayFile {
+                to: arb(g),
+                message: arb(g),
+            },
             _ => unreachable!(),
         })
     }
@@ -229,7 +233,7 @@ impl Arbitrary for Arb<ClientFrame> {
 impl Arbitrary for Arb<ServerFrame> {
     fn arbitrary(g: &mut Gen) -> Self {
         // A new variant of ServerFrame must be added here.
-        Arb(match pick(g, 14) {
+        Arb(match pick(g, 17) {
             0 => ServerFrame::Hello {
                 version: version(g),
             },
@@ -264,6 +268,20 @@ impl Arbitrary for Arb<ServerFrame> {
             11 => ServerFrame::ShuttingDown,
             12 => ServerFrame::Error { code: arb(g) },
             13 => ServerFrame::Ping,
+            14 => ServerFrame::RelayedFile {
+                from: arb(g),
+                message: arb(g),
+            },
+            15 => ServerFrame::FileUndeliverable {
+                to: arb(g),
+                id: TransferId(u64::arbitrary(g)),
+            },
+            16 => ServerFrame::FileThrottled {
+                to: arb(g),
+                id: TransferId(u64::arbitrary(g)),
+                offset: u64::arbitrary(g),
+                retry_after_ms: u32::arbitrary(g),
+            },
             _ => unreachable!(),
         })
     }
@@ -272,7 +290,7 @@ impl Arbitrary for Arb<ServerFrame> {
 impl Arbitrary for Arb<PeerFrame> {
     fn arbitrary(g: &mut Gen) -> Self {
         // A new variant of PeerFrame must be added here.
-        Arb(match pick(g, 8) {
+        Arb(match pick(g, 9) {
             0 => PeerFrame::Hello {
                 version: version(g),
                 user: arb(g),
@@ -289,6 +307,61 @@ impl Arbitrary for Arb<PeerFrame> {
             5 => PeerFrame::Ping,
             6 => PeerFrame::Bye,
             7 => PeerFrame::Error { code: arb(g) },
+            8 => PeerFrame::File(arb(g)),
+            _ => unreachable!(),
+        })
+    }
+}
+
+impl Arbitrary for Arb<FileName> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        // Valid names only: letters, digits and a few safe characters, never all dots.
+        let alphabet: Vec<char> = "abcXYZ019 _-.é漢".chars().collect();
+        let len = 1 + length(g, 40);
+        let name: String = (0..len).map(|_| *g.choose(&alphabet).unwrap()).collect();
+        Arb(FileName::new(format!("f{name}x"))
+            .unwrap_or_else(|_| FileName::new("file.bin").unwrap()))
+    }
+}
+
+impl Arbitrary for Arb<FileMessage> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let id = TransferId(u64::arbitrary(g));
+        // A new variant of FileMessage must be added here.
+        Arb(match pick(g, 7) {
+            0 => FileMessage::Offer {
+                id,
+                name: arb(g),
+                size: u64::arbitrary(g),
+                hash: bytes32(g),
+            },
+            1 => FileMessage::Accept {
+                id,
+                offset: u64::arbitrary(g),
+                window: u64::arbitrary(g),
+            },
+            2 => FileMessage::Decline { id },
+            3 => FileMessage::Cancel {
+                id,
+                by_sender: bool::arbitrary(g),
+            },
+            4 => FileMessage::Chunk {
+                id,
+                offset: u64::arbitrary(g),
+                data: (0..length(g, 4 * g.size()))
+                    .map(|_| u8::arbitrary(g))
+                    .collect(),
+            },
+            5 => FileMessage::Progress {
+                id,
+                accepted: u64::arbitrary(g),
+                credit_end: u64::arbitrary(g),
+                resync: bool::arbitrary(g),
+            },
+            6 => FileMessage::Done {
+                id,
+                verified: bool::arbitrary(g),
+            },
             _ => unreachable!(),
         })
     }
@@ -792,9 +865,10 @@ where
 /// Every variant of every wire enum is generated: the properties above see them all.
 #[test]
 fn generators_cover_every_wire_variant() {
-    assert_generator_covers::<ClientFrame>("ClientFrame", 6);
-    assert_generator_covers::<ServerFrame>("ServerFrame", 14);
-    assert_generator_covers::<PeerFrame>("PeerFrame", 8);
+    assert_generator_covers::<ClientFrame>("ClientFrame", 7);
+    assert_generator_covers::<ServerFrame>("ServerFrame", 17);
+    assert_generator_covers::<PeerFrame>("PeerFrame", 9);
+    assert_generator_covers::<FileMessage>("FileMessage", 7);
     assert_generator_covers::<ErrorCode>("ErrorCode", 12);
     assert_generator_covers::<LoginRefusal>("LoginRefusal", 5);
     assert_generator_covers::<KickReason>("KickReason", 2);

@@ -10,11 +10,13 @@
 //! It drives the cores only through their public API, like any other runtime would, which is
 //! the proof that the core needs nothing else. Fuzz targets and property tests reuse it.
 
+mod disk;
 pub mod model;
 mod network;
 mod sim;
 mod store;
 
+pub use disk::Disk;
 pub use network::{NetConfig, RawId};
 pub use sim::{Node, Received, Sim, SimConfig};
 pub use store::MemoryStore;

@@ -20,6 +20,10 @@ pub struct NetConfig {
     pub max_chunks: usize,
     /// How long a connect through a cut path takes to fail.
     pub connect_timeout: Duration,
+    /// Bytes per second each direction of a stream carries; `None` for unlimited. With a
+    /// limit, a write counts as written (`handle_written`) only once it has gone out, so
+    /// the cores see real backpressure.
+    pub bandwidth: Option<u64>,
 }
 
 impl Default for NetConfig {
@@ -29,6 +33,7 @@ impl Default for NetConfig {
             jitter: Duration::from_millis(2),
             max_chunks: 3,
             connect_timeout: Duration::from_secs(3),
+            bandwidth: None,
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct Stream {
     /// The user a client dialled, for `handle_dialed`.
     pub dialled: Option<UserName>,
     last_at: [Instant; 2],
+    /// Until when each direction is busy putting earlier bytes on the wire.
+    busy_until: [Instant; 2],
     stalled: [VecDeque<Segment>; 2],
 }
 
@@ -102,6 +109,12 @@ pub enum Scheduled {
     ConnectFailed {
         opener: Endpoint,
         dialled: Option<UserName>,
+    },
+    /// `from`'s bytes have gone out: its core may count them written.
+    Written {
+        stream: StreamId,
+        from: Endpoint,
+        bytes: usize,
     },
 }
 
@@ -182,6 +195,7 @@ impl Network {
                 attached: [true, true],
                 dialled,
                 last_at: [at, at],
+                busy_until: [now, now],
                 stalled: [VecDeque::new(), VecDeque::new()],
             },
         );
@@ -201,14 +215,23 @@ impl Network {
     }
 
     /// Sends bytes from `from` (an end of `stream`), in random chunks, keeping stream order.
-    pub fn send(&mut self, stream: StreamId, from: Endpoint, bytes: Vec<u8>, now: Instant) {
+    /// Returns when the last byte has gone out (now, without a bandwidth limit).
+    pub fn send(
+        &mut self,
+        stream: StreamId,
+        from: Endpoint,
+        bytes: Vec<u8>,
+        now: Instant,
+    ) -> Instant {
         let Some(dir) = self.dir_of(stream, from) else {
-            return;
+            return now;
         };
         let chunks = self.split(bytes);
+        let mut sent = now;
         for chunk in chunks {
-            self.push_segment(stream, dir, Segment::Bytes(chunk), now);
+            sent = self.push_segment(stream, dir, Segment::Bytes(chunk), now);
         }
+        sent
     }
 
     /// `from` closes its end: the other end gets a FIN after the data already sent.
@@ -219,7 +242,7 @@ impl Network {
         if let Some(s) = self.streams.get_mut(&stream) {
             s.attached[dir] = false;
         }
-        self.push_segment(stream, dir, Segment::Fin, now);
+        let _ = self.push_segment(stream, dir, Segment::Fin, now);
         self.remove_if_done(stream);
     }
 
@@ -246,12 +269,32 @@ impl Network {
         (0..2).find(|d| s.ends[*d] == from && s.attached[*d])
     }
 
-    fn push_segment(&mut self, stream: StreamId, dir: usize, segment: Segment, now: Instant) {
+    /// Schedules a segment's arrival; returns when it has gone out.
+    fn push_segment(
+        &mut self,
+        stream: StreamId,
+        dir: usize,
+        segment: Segment,
+        now: Instant,
+    ) -> Instant {
         let delay = self.delay();
+        let bandwidth = self.config.bandwidth;
         let Some(s) = self.streams.get_mut(&stream) else {
-            return;
+            return now;
         };
-        let at = (now + delay).max(s.last_at[dir]);
+        let len = match &segment {
+            Segment::Bytes(bytes) => bytes.len() as u64,
+            Segment::Fin => 0,
+        };
+        let sent = match bandwidth {
+            Some(rate) => {
+                let start = now.max(s.busy_until[dir]);
+                start + Duration::from_micros(len.saturating_mul(1_000_000) / rate.max(1))
+            }
+            None => now,
+        };
+        s.busy_until[dir] = sent;
+        let at = (sent + delay).max(s.last_at[dir]);
         s.last_at[dir] = at;
         self.at(
             at,
@@ -261,6 +304,7 @@ impl Network {
                 segment,
             },
         );
+        sent
     }
 
     fn split(&mut self, bytes: Vec<u8>) -> Vec<Vec<u8>> {

@@ -1,10 +1,11 @@
 //! The simulator proper: drives the cores over the [`Network`] on a virtual clock.
 
+use crate::disk::Disk;
 use crate::network::{Endpoint, NetConfig, Network, RawId, Scheduled, Segment, StreamId};
 use crate::store::MemoryStore;
 use breeze_core::client::{self, Client, ClientConfig, Destination, LinkId, Route};
 use breeze_core::server::{self, ConnId, Server, ServerConfig};
-use breeze_core::wire::{MessageId, UserName};
+use breeze_core::wire::{FileName, MessageId, TransferId, UserName};
 use breeze_core::Path;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -60,6 +61,7 @@ struct ClientNode {
     next_link: u64,
     received: Vec<Received>,
     events: Vec<(Instant, client::Event)>,
+    disk: Disk,
 }
 
 struct RawConn {
@@ -133,6 +135,7 @@ impl Sim {
             next_link: 0,
             received: Vec::new(),
             events: Vec::new(),
+            disk: Disk::default(),
         });
         self.start_client(Node(index));
         Node(index)
@@ -246,6 +249,80 @@ impl Sim {
         let result = core.send(to, text.to_string(), now);
         self.drive();
         result
+    }
+
+    // ---- files ------------------------------------------------------------------------------
+
+    /// Offers `content` to `to` as transfer `id`.
+    pub fn offer_file(
+        &mut self,
+        from: Node,
+        to: Node,
+        id: u64,
+        content: Vec<u8>,
+    ) -> Result<(), client::FileError> {
+        let now = self.now;
+        let id = TransferId(id);
+        let to = self.clients[to.0].name.clone();
+        let (size, hash) = (content.len() as u64, *blake3::hash(&content).as_bytes());
+        let name = FileName::new(format!("file-{}.bin", id.0)).expect("a plain name");
+        let c = &mut self.clients[from.0];
+        c.disk.outgoing.insert(id, content);
+        let core = c.core.as_mut().ok_or(client::FileError::Stopped)?;
+        let result = core.offer_file(&to, id, name, size, hash, now);
+        self.drive();
+        result
+    }
+
+    /// Accepts `from`'s offer `id`, resuming after whatever part is already on disk.
+    pub fn accept_file(&mut self, at: Node, from: Node, id: u64) -> Result<(), client::FileError> {
+        let now = self.now;
+        let (id, from) = (TransferId(id), self.clients[from.0].name.clone());
+        let c = &mut self.clients[at.0];
+        let held = c
+            .disk
+            .incoming
+            .get(&(from.clone(), id))
+            .map_or(0, |f| f.len() as u64);
+        let core = c.core.as_mut().ok_or(client::FileError::Stopped)?;
+        let result = core.accept_file(&from, id, held, now);
+        self.drive();
+        result
+    }
+
+    pub fn decline_file(&mut self, at: Node, from: Node, id: u64) -> Result<(), client::FileError> {
+        let now = self.now;
+        let (id, from) = (TransferId(id), self.clients[from.0].name.clone());
+        let core = self.clients[at.0]
+            .core
+            .as_mut()
+            .ok_or(client::FileError::Stopped)?;
+        let result = core.decline_file(&from, id, now);
+        self.drive();
+        result
+    }
+
+    /// The bytes of `from`'s file `id` on `at`'s disk so far.
+    pub fn received_file(&self, at: Node, from: Node, id: u64) -> Option<&[u8]> {
+        let key = (self.clients[from.0].name.clone(), TransferId(id));
+        self.clients[at.0]
+            .disk
+            .incoming
+            .get(&key)
+            .map(Vec::as_slice)
+    }
+
+    /// Flips a byte of a partly received file, as a bad disk or a lying relay would.
+    pub fn corrupt_received_file(&mut self, at: Node, from: Node, id: u64, offset: usize) {
+        let key = (self.clients[from.0].name.clone(), TransferId(id));
+        if let Some(byte) = self.clients[at.0]
+            .disk
+            .incoming
+            .get_mut(&key)
+            .and_then(|f| f.get_mut(offset))
+        {
+            *byte ^= 0xff;
+        }
     }
 
     // ---- time -------------------------------------------------------------------------------
@@ -484,13 +561,24 @@ impl Sim {
             // can queue bytes that must go out before a later close.
             if let Some(transmit) = server.poll_transmit() {
                 busy = true;
-                server.handle_written(transmit.to, transmit.bytes.len());
-                if let Some(stream) = self.server_conns.get(&transmit.to) {
-                    let from = Endpoint::Server {
-                        incarnation,
-                        conn: transmit.to,
-                    };
-                    self.net.send(*stream, from, transmit.bytes, now);
+                let (conn, bytes) = (transmit.to, transmit.bytes.len());
+                let Some(stream) = self.server_conns.get(&conn).copied() else {
+                    server.handle_written(conn, bytes);
+                    continue;
+                };
+                let from = Endpoint::Server { incarnation, conn };
+                let sent = self.net.send(stream, from, transmit.bytes, now);
+                if sent <= now {
+                    server.handle_written(conn, bytes);
+                } else {
+                    self.net.at(
+                        sent,
+                        Scheduled::Written {
+                            stream,
+                            from,
+                            bytes,
+                        },
+                    );
                 }
                 continue;
             }
@@ -551,7 +639,7 @@ impl Sim {
             let incarnation = c.incarnation;
             if let Some(transmit) = core.poll_transmit() {
                 busy = true;
-                core.handle_written(transmit.to, transmit.bytes.len());
+                let (to, bytes) = (transmit.to, transmit.bytes.len());
                 let (stream, from) = match transmit.to {
                     Destination::Server => (
                         c.server_stream,
@@ -569,8 +657,22 @@ impl Sim {
                         },
                     ),
                 };
-                if let Some(stream) = stream {
-                    self.net.send(stream, from, transmit.bytes, now);
+                let Some(stream) = stream else {
+                    core.handle_written(to, bytes);
+                    continue;
+                };
+                let sent = self.net.send(stream, from, transmit.bytes, now);
+                if sent <= now {
+                    core.handle_written(to, bytes);
+                } else {
+                    self.net.at(
+                        sent,
+                        Scheduled::Written {
+                            stream,
+                            from,
+                            bytes,
+                        },
+                    );
                 }
                 continue;
             }
@@ -596,6 +698,9 @@ impl Sim {
                         incarnation,
                         at: now,
                     });
+                }
+                if let client::Event::FileOffered { from, id, hash, .. } = &event {
+                    c.disk.expected.insert((from.clone(), *id), *hash);
                 }
                 c.events.push((now, event));
                 continue;
@@ -680,6 +785,39 @@ impl Sim {
                     );
                 }
             }
+            client::Action::ReadFile { id, offset, len } => {
+                let c = &mut self.clients[i];
+                let data = c.disk.read(id, offset, len);
+                if let Some(core) = c.core.as_mut() {
+                    match data {
+                        Some(data) => core.handle_file_read(id, offset, data, now),
+                        None => core.handle_file_read_failed(id, now),
+                    }
+                }
+            }
+            client::Action::WriteFile {
+                from,
+                id,
+                offset,
+                data,
+            } => {
+                let c = &mut self.clients[i];
+                let written = c.disk.write(&from, id, offset, &data);
+                if let Some(core) = c.core.as_mut() {
+                    if written {
+                        core.handle_file_written(&from, id, offset, data.len(), now);
+                    } else {
+                        core.handle_file_write_failed(&from, id, now);
+                    }
+                }
+            }
+            client::Action::VerifyFile { from, id } => {
+                let c = &mut self.clients[i];
+                let verified = c.disk.verify(&from, id);
+                if let Some(core) = c.core.as_mut() {
+                    core.handle_file_verified(&from, id, verified, now);
+                }
+            }
             other => panic!("unexpected client action {other:?}"),
         }
     }
@@ -707,6 +845,40 @@ impl Sim {
                     None => core.handle_server_connect_failed(now),
                 }
             }
+            Scheduled::Written {
+                stream,
+                from,
+                bytes,
+            } => self.written(stream, from, bytes),
+        }
+    }
+
+    /// Bytes a core handed over have gone out on the wire; tell it, if the socket is still
+    /// the one they were written to.
+    fn written(&mut self, stream: StreamId, from: Endpoint, bytes: usize) {
+        match from {
+            Endpoint::Server { incarnation, conn } => {
+                let current = incarnation == self.server_incarnation
+                    && self.server_conns.get(&conn) == Some(&stream);
+                if let Some(server) = self.server.as_mut().filter(|_| current) {
+                    server.handle_written(conn, bytes);
+                }
+            }
+            Endpoint::ClientServer { node, .. } => {
+                if self.clients[node].server_stream == Some(stream) {
+                    if let Some(core) = self.core_for(from) {
+                        core.handle_written(Destination::Server, bytes);
+                    }
+                }
+            }
+            Endpoint::ClientPeer { node, link, .. } => {
+                if self.clients[node].links.get(&link) == Some(&stream) {
+                    if let Some(core) = self.core_for(from) {
+                        core.handle_written(Destination::Peer(link), bytes);
+                    }
+                }
+            }
+            Endpoint::Raw(_) => {}
         }
     }
 

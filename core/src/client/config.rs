@@ -42,6 +42,16 @@ pub struct ClientConfig {
     pub max_held: usize,
     /// Peer links open at once (including ones still in setup).
     pub max_links: usize,
+    /// Bytes a receiver lets a sender have in flight per transfer (and so buffers at most).
+    pub file_window: u64,
+    /// A transfer whose other side has been silent this long is offered again, which makes
+    /// the receiver say where it stands.
+    pub file_retry: Duration,
+    /// Active transfers per direction.
+    pub max_transfers: usize,
+    /// File chunks are queued on a link only while less than this is waiting to be written,
+    /// so a chat message never waits behind more than this much file data.
+    pub file_high_water: usize,
 }
 
 impl ClientConfig {
@@ -72,6 +82,10 @@ impl ClientConfig {
             max_outbox: 1000,
             max_held: 256,
             max_links: 1024,
+            file_window: 1024 * 1024,
+            file_retry: Duration::from_secs(10),
+            max_transfers: 64,
+            file_high_water: 128 * 1024,
         }
     }
 }

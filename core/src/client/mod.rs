@@ -23,15 +23,18 @@
 //! calling `handle_timeout` early does nothing.
 
 mod config;
+mod files;
 mod messaging;
 mod output;
 mod peer_link;
 mod peers;
 mod server_link;
 
+pub use crate::transfer::Direction;
 pub use config::ClientConfig;
 pub use output::{
-    Action, Destination, Event, LinkError, Route, RouteReason, SendError, ServerLinkError,
+    Action, Destination, Event, FileError, FileFailure, LinkError, Route, RouteReason, SendError,
+    ServerLinkError,
 };
 
 use crate::backoff::Backoff;
@@ -39,7 +42,8 @@ use crate::delivery::{Inbox, Outbox, Path};
 use crate::outbound::{Outbound, Transmit};
 use crate::rng::SeededRng;
 use crate::seeded_hash::{SeededMap, SeededState};
-use crate::wire::{Ack, MessageId, UserName};
+use crate::transfer::{Incoming, Outgoing};
+use crate::wire::{Ack, MessageId, TransferId, UserName};
 use peer_link::PeerLink;
 use peers::{Dial, Peer};
 use server_link::ServerLink;
@@ -68,6 +72,11 @@ pub struct Client {
     acks_owed: Vec<(UserName, Path, Ack)>,
     /// Destinations that failed a send (slow consumer), closed once the input is handled.
     doomed: Vec<Destination>,
+    outgoing: BTreeMap<TransferId, Outgoing>,
+    incoming: BTreeMap<(UserName, TransferId), Incoming>,
+    /// The latest `now` an input brought, for the one input that carries none
+    /// (`handle_written`, which may free room for file chunks).
+    last_now: Instant,
 }
 
 impl Client {
@@ -89,8 +98,10 @@ impl Client {
             next_message_id: 1,
             acks_owed: Vec::new(),
             doomed: Vec::new(),
+            outgoing: BTreeMap::new(),
+            incoming: BTreeMap::new(),
+            last_now: now,
         };
-        let _ = now;
         client.actions.push_back(Action::ConnectServer);
         client
     }
@@ -140,12 +151,16 @@ impl Client {
     /// The host wrote `bytes` of what it polled for `to`.
     pub fn handle_written(&mut self, to: Destination, bytes: usize) {
         self.outbound.written(to, bytes);
+        if !self.outgoing.is_empty() {
+            self.pump_files(self.last_now);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.server_timeout(now);
         self.links_timeout(now);
         self.peers_timeout(now);
+        self.files_timeout(now);
         self.finish(now);
     }
 
@@ -219,6 +234,7 @@ impl Client {
             self.server_deadline(),
             self.links_deadline(),
             self.peers_deadline(),
+            self.files_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -259,6 +275,7 @@ impl Client {
 
     /// Work deferred to the end of every input: owed acks, slow consumers, due dials.
     fn finish(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
         self.send_owed_acks(now);
         while let Some(destination) = self.doomed.pop() {
             match destination {
@@ -268,5 +285,6 @@ impl Client {
             self.send_owed_acks(now);
         }
         self.start_due_dials(now);
+        self.pump_files(now);
     }
 }

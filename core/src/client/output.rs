@@ -2,7 +2,10 @@
 
 use super::LinkId;
 use crate::delivery::Path;
-use crate::wire::{ErrorCode, KickReason, LoginRefusal, MessageId, Undeliverable, UserName};
+use crate::transfer::Direction;
+use crate::wire::{
+    ErrorCode, FileName, KickReason, LoginRefusal, MessageId, TransferId, Undeliverable, UserName,
+};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,6 +33,25 @@ pub enum Action {
     Dial { peer: UserName, addr: SocketAddr },
     /// Close a peer link once the transmits already polled for it are written.
     CloseLink { link: LinkId },
+    /// Read `len` bytes at `offset` of the file offered as `id`; answer with
+    /// `handle_file_read` (fewer bytes only at the end of the file) or
+    /// `handle_file_read_failed`.
+    ReadFile {
+        id: TransferId,
+        offset: u64,
+        len: usize,
+    },
+    /// Write `data` at `offset` of the file `from` is sending as `id` (to a temporary name);
+    /// answer with `handle_file_written` or `handle_file_write_failed`. Writes come in order.
+    WriteFile {
+        from: UserName,
+        id: TransferId,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    /// Every byte is written: check the file against the offered hash, and only then give
+    /// it its real name; answer with `handle_file_verified`.
+    VerifyFile { from: UserName, id: TransferId },
 }
 
 /// The way messages to a peer go now.
@@ -225,6 +247,55 @@ impl fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// Why a file transfer could not be started or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileError {
+    ToSelf,
+    Stopped,
+    /// A transfer with this id is still going on.
+    DuplicateId,
+    TooManyTransfers,
+    UnknownTransfer,
+    /// The transfer was already answered.
+    NotOffered,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileError::ToSelf => "cannot send a file to yourself",
+            FileError::Stopped => "not logged in any more",
+            FileError::DuplicateId => "a transfer with this id is already going on",
+            FileError::TooManyTransfers => "too many transfers at once",
+            FileError::UnknownTransfer => "no such transfer",
+            FileError::NotOffered => "that offer was already answered",
+        })
+    }
+}
+
+impl std::error::Error for FileError {}
+
+/// Why a transfer ended without completing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileFailure {
+    /// The receiver is offline (files are not stored on the server).
+    PeerOffline,
+    ReadFailed,
+    WriteFailed,
+}
+
+impl fmt::Display for FileFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileFailure::PeerOffline => "the receiver is offline",
+            FileFailure::ReadFailed => "cannot read the file",
+            FileFailure::WriteFailed => "cannot write the file",
+        })
+    }
+}
+
 /// Everything a chat UI shows. Drain with [`Client::poll_event`](super::Client::poll_event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -275,6 +346,51 @@ pub enum Event {
         to: UserName,
         id: MessageId,
         reason: Undeliverable,
+    },
+    /// `from` offers a file; answer with `accept_file` or `decline_file`.
+    FileOffered {
+        from: UserName,
+        id: TransferId,
+        name: FileName,
+        size: u64,
+        hash: [u8; 32],
+    },
+    FileAccepted {
+        to: UserName,
+        id: TransferId,
+        offset: u64,
+    },
+    FileDeclined {
+        to: UserName,
+        id: TransferId,
+    },
+    /// The peer cancelled.
+    FileCancelled {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+    },
+    /// `bytes` of `size` are through (accepted by the receiver, or written here).
+    FileProgress {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+        bytes: u64,
+        size: u64,
+        route: Path,
+    },
+    /// The transfer is complete; `verified` is false when the content hash did not match.
+    FileDone {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+        verified: bool,
+    },
+    FileFailed {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+        failure: FileFailure,
     },
     /// A peer link was refused or dropped for misbehaving (not for ordinary loss).
     PeerRejected {

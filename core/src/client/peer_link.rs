@@ -251,6 +251,10 @@ impl Client {
                 self.on_ack(&peer, ack);
             }
             (Setup::Up { .. }, PeerFrame::Ping) => {}
+            (Setup::Up { peer, .. }, PeerFrame::File(message)) => {
+                let peer = peer.clone();
+                self.on_file_message(&peer, message, Path::Direct, now);
+            }
             (_, PeerFrame::Bye) => self.drop_link(link, LinkError::Closed, true, now),
             (_, PeerFrame::Error { code }) => {
                 self.drop_link(link, LinkError::Remote(code), true, now)
@@ -431,6 +435,13 @@ impl Client {
         let Some(name) = state.peer().cloned() else {
             return;
         };
+        if self
+            .peers
+            .get(&name)
+            .is_some_and(|p| p.direct == Some(link))
+        {
+            self.file_path_failed(Some(&name), Path::Direct);
+        }
         let Some(peer) = self.peers.get_mut(&name) else {
             return;
         };

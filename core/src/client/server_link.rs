@@ -188,6 +188,7 @@ impl Client {
             self.outbound.forget(Destination::Server);
         }
         self.wait_to_reconnect(error, now);
+        self.file_path_failed(None, Path::Relay);
         // What went to the relay may be lost with the server: send it again on whatever route
         // is up (a direct channel, or the relay once logged in again).
         let names: Vec<UserName> = self.peers.keys().cloned().collect();
@@ -258,6 +259,19 @@ impl Client {
                 {
                     self.events.push_back(Event::Stored { to, id });
                 }
+            }
+            ServerFrame::RelayedFile { from, message } => {
+                self.on_file_message(&from, message, Path::Relay, now)
+            }
+            ServerFrame::FileUndeliverable { to, id } => self.file_undeliverable(&to, id),
+            ServerFrame::FileThrottled {
+                to,
+                id,
+                offset,
+                retry_after_ms,
+            } => {
+                let wait = std::time::Duration::from_millis(retry_after_ms.into());
+                self.file_throttled(&to, id, offset, wait, now)
             }
             ServerFrame::Undeliverable {
                 to,

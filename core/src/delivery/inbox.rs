@@ -75,6 +75,11 @@ impl Inbox {
     }
 
     pub fn receive(&mut self, chat: Chat, path: Path, now: Instant) -> Receipt {
+        // Sequence numbers count from 1 and never reach the end of u64; a chat claiming 0 or
+        // u64::MAX is a lie (found by fuzzing), and nothing after it could be numbered.
+        if chat.seq == 0 || chat.seq == u64::MAX {
+            return Receipt::default();
+        }
         let max_held = self.max_held;
         let state = self.epoch_mut(chat.epoch, chat.first_unacked);
         // Everything below the sender's first unacknowledged message was released before

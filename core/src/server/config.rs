@@ -1,5 +1,6 @@
 //! Server tunables, with the defaults a LAN deployment wants.
 
+use super::FileRelayLimit;
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::liveness::Heartbeat;
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub struct ServerConfig {
     pub max_login_failures_per_ip: u32,
     /// Clients may create accounts by logging in with `register: true`.
     pub open_registration: bool,
+    /// Per-user budget for relayed file data.
+    pub file_relay: FileRelayLimit,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +46,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: 64,
             max_login_failures_per_ip: 10,
             open_registration: false,
+            file_relay: FileRelayLimit::default(),
         }
     }
 }

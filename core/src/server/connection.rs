@@ -1,5 +1,6 @@
 //! One client connection as the server sees it.
 
+use super::file_relay::FileBudget;
 use crate::codec::FrameDecoder;
 use crate::liveness::Liveness;
 use crate::wire::UserName;
@@ -29,6 +30,8 @@ pub(super) struct Session {
     /// (sender, epoch) of stored messages delivered on this session, whose acknowledgements
     /// must reach the store. Acks for live relayed traffic skip the store entirely.
     pub stored_delivered: HashSet<(UserName, u64)>,
+    /// This user's relay budget for file data.
+    pub file_budget: FileBudget,
 }
 
 #[derive(Debug)]

@@ -24,11 +24,13 @@
 
 mod config;
 mod connection;
+mod file_relay;
 mod limits;
 mod output;
 mod presence;
 
 pub use config::ServerConfig;
+pub use file_relay::FileRelayLimit;
 pub use output::{Action, ConnError, Event, LogoutReason, Stats, StoreOutcome};
 
 use crate::codec::{decode_each, FrameDecoder};
@@ -37,9 +39,11 @@ use crate::outbound::{Outbound, QueueError, Transmit};
 use crate::rng::SeededRng;
 use crate::seeded_hash::{SeededMap, SeededState};
 use crate::wire::{
-    Chat, ClientFrame, KickReason, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION,
+    Chat, ClientFrame, FileMessage, KickReason, LoginRefusal, PeerIntro, ServerFrame, UserName,
+    PROTOCOL_VERSION,
 };
 use connection::{Connection, Phase, Session};
+use file_relay::{Budget, FileBudget};
 use limits::AddressLimits;
 use presence::Presence;
 use std::collections::{HashSet, VecDeque};
@@ -460,6 +464,12 @@ impl Server {
                     self.send(peer, &ServerFrame::RelayedAck { from: me, ack }, now);
                 }
             }
+            (Phase::Online(session), ClientFrame::RelayFile { to, message }) => {
+                if to == session.user {
+                    return;
+                }
+                self.relay_file(conn, to, message, now);
+            }
             (Phase::Online(_), ClientFrame::Logout) => {
                 self.close(conn, LogoutReason::Requested, now)
             }
@@ -488,6 +498,54 @@ impl Server {
         }
     }
 
+    /// Forwards a file message as it is. Chunks spend the sender's relay budget; over budget
+    /// they are dropped and the sender told once where to resume. Nothing is stored: a file
+    /// for someone offline is refused.
+    fn relay_file(&mut self, conn: ConnId, to: UserName, message: FileMessage, now: Instant) {
+        let limit = self.config.file_relay;
+        let Some(peer) = self.presence.conn_of(&to) else {
+            if let FileMessage::Offer { id, .. } = message {
+                self.send(conn, &ServerFrame::FileUndeliverable { to, id }, now);
+            }
+            return;
+        };
+        let congested = self.outbound.pending(peer) > limit.recipient_high_water;
+        let Some(Phase::Online(session)) = self.conns.get_mut(&conn).map(|c| &mut c.phase) else {
+            return;
+        };
+        if let FileMessage::Chunk { id, offset, data } = &message {
+            let budget = if congested {
+                session.file_budget.congested(*id, *offset)
+            } else {
+                session
+                    .file_budget
+                    .spend(limit, *id, *offset, data.len(), now)
+            };
+            match budget {
+                Budget::Forward => self.stats.relayed_file_bytes += data.len() as u64,
+                Budget::Drop => {
+                    self.stats.throttled_file_bytes += data.len() as u64;
+                    return;
+                }
+                Budget::Throttle { retry_after } => {
+                    self.stats.throttled_file_bytes += data.len() as u64;
+                    let retry_after_ms = retry_after.as_millis().min(u32::MAX as u128) as u32;
+                    let (id, offset) = (*id, *offset);
+                    let frame = ServerFrame::FileThrottled {
+                        to,
+                        id,
+                        offset,
+                        retry_after_ms,
+                    };
+                    self.send(conn, &frame, now);
+                    return;
+                }
+            }
+        }
+        let from = session.user.clone();
+        self.send(peer, &ServerFrame::RelayedFile { from, message }, now);
+    }
+
     fn log_in(&mut self, conn: ConnId, user: UserName, p2p_port: u16, now: Instant) {
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
@@ -497,6 +555,7 @@ impl Server {
             user: user.clone(),
             endpoint,
             stored_delivered: HashSet::default(),
+            file_budget: FileBudget::new(self.config.file_relay, now),
         });
         if let Some(old) = self.presence.insert(user.clone(), conn) {
             let reason = KickReason::LoggedInElsewhere;

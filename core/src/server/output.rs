@@ -136,4 +136,7 @@ pub struct Stats {
     pub stored: u64,
     /// Text bytes of chat messages that went through the server either way.
     pub relayed_text_bytes: u64,
+    /// File data bytes forwarded, and dropped for exceeding a user's relay budget.
+    pub relayed_file_bytes: u64,
+    pub throttled_file_bytes: u64,
 }

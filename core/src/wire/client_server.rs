@@ -1,5 +1,6 @@
 //! The client↔server family.
 
+use super::file::{FileMessage, TransferId};
 use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -31,6 +32,11 @@ pub enum ClientFrame {
         ack: Ack,
     },
     Ping,
+    /// A file transfer message for `to`, forwarded as it is (never stored).
+    RelayFile {
+        to: UserName,
+        message: FileMessage,
+    },
 }
 
 /// An introduction: a peer that is online, where to dial it, and the fresh per-pair secret
@@ -96,4 +102,21 @@ pub enum ServerFrame {
         code: ErrorCode,
     },
     Ping,
+    RelayedFile {
+        from: UserName,
+        message: FileMessage,
+    },
+    /// `to` is offline: the file message was dropped (files are not stored on the server).
+    FileUndeliverable {
+        to: UserName,
+        id: TransferId,
+    },
+    /// The relay dropped chunks of this transfer from `offset` on: this user's relay rate is
+    /// used up. Send again from `offset` after `retry_after_ms`.
+    FileThrottled {
+        to: UserName,
+        id: TransferId,
+        offset: u64,
+        retry_after_ms: u32,
+    },
 }

@@ -5,10 +5,12 @@
 //! postcard (see [`crate::codec`]).
 
 mod client_server;
+mod file;
 mod peer;
 mod shared;
 
 pub use client_server::{ClientFrame, PeerIntro, ServerFrame};
+pub use file::{FileMessage, FileName, FileNameError, TransferId, MAX_FILE_NAME};
 pub use peer::PeerFrame;
 pub use shared::{
     Ack, Chat, ErrorCode, KickReason, LoginRefusal, MessageId, Undeliverable, UserName,

@@ -11,6 +11,7 @@
 //! Both nonces are fresh per connection, so a recorded handshake cannot be replayed, and a
 //! claimed user name is worthless without the secret the server gave that exact pair.
 
+use super::file::FileMessage;
 use super::shared::{Ack, Chat, ErrorCode, UserName};
 use serde::{Deserialize, Serialize};
 
@@ -38,4 +39,5 @@ pub enum PeerFrame {
     Error {
         code: ErrorCode,
     },
+    File(FileMessage),
 }

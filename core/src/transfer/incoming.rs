@@ -1,0 +1,131 @@
+//! The receiver's side of one transfer.
+
+use crate::delivery::Path;
+use crate::wire::{FileName, TransferId, UserName};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InPhase {
+    /// Shown to the user, not answered yet.
+    Offered,
+    Receiving,
+    /// Every byte written; the host is checking the hash.
+    Verifying,
+    Finished {
+        verified: bool,
+    },
+    Declined,
+    Cancelled,
+}
+
+/// What to do with an arriving chunk.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChunkVerdict {
+    /// Hand it to the host to write at its offset.
+    Write,
+    /// Already have it.
+    Duplicate,
+    /// Out of place (a gap, or beyond the credit): ask the sender to resync.
+    Resync,
+}
+
+#[derive(Debug)]
+pub struct Incoming {
+    pub from: UserName,
+    pub id: TransferId,
+    pub name: FileName,
+    pub size: u64,
+    pub hash: [u8; 32],
+    pub phase: InPhase,
+    /// Bytes accepted in order and handed to the host.
+    pub accepted: u64,
+    /// Bytes the host reported written.
+    pub written: u64,
+    window: u64,
+    /// The credit last granted.
+    credit_sent: u64,
+    /// The offset a resync was last asked for, so a burst of stray chunks asks once.
+    resync_sent: Option<u64>,
+    /// The route the last chunk came by.
+    pub path: Option<Path>,
+}
+
+impl Incoming {
+    pub fn new(from: UserName, id: TransferId, name: FileName, size: u64, hash: [u8; 32]) -> Self {
+        Incoming {
+            from,
+            id,
+            name,
+            size,
+            hash,
+            phase: InPhase::Offered,
+            accepted: 0,
+            written: 0,
+            window: 0,
+            credit_sent: 0,
+            resync_sent: None,
+            path: None,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.phase,
+            InPhase::Offered | InPhase::Receiving | InPhase::Verifying
+        )
+    }
+
+    /// Starts receiving at `offset` (bytes already held from an earlier attempt); returns the
+    /// credit end to grant.
+    pub fn accept(&mut self, offset: u64, window: u64) -> u64 {
+        self.phase = InPhase::Receiving;
+        self.accepted = offset.min(self.size);
+        self.written = self.accepted;
+        self.window = window.max(1);
+        self.credit_sent = self.written + self.window;
+        self.credit_sent
+    }
+
+    pub fn credit_end(&self) -> u64 {
+        self.written + self.window
+    }
+
+    pub fn chunk(&mut self, offset: u64, len: usize, path: Path) -> ChunkVerdict {
+        if self.phase != InPhase::Receiving {
+            return ChunkVerdict::Duplicate;
+        }
+        let end = offset.saturating_add(len as u64);
+        if end <= self.accepted {
+            return ChunkVerdict::Duplicate;
+        }
+        if offset == self.accepted && len > 0 && end <= self.size && end <= self.credit_end() {
+            self.accepted = end;
+            self.path = Some(path);
+            self.resync_sent = None;
+            return ChunkVerdict::Write;
+        }
+        if self.resync_sent == Some(self.accepted) {
+            return ChunkVerdict::Duplicate;
+        }
+        self.resync_sent = Some(self.accepted);
+        ChunkVerdict::Resync
+    }
+
+    /// The host wrote up to `end`. Returns the new credit end when it grew enough to be worth
+    /// telling the sender (a quarter window), or everything is in.
+    pub fn written(&mut self, end: u64) -> Option<u64> {
+        if self.phase != InPhase::Receiving {
+            return None;
+        }
+        self.written = self.written.max(end.min(self.accepted));
+        if self.written >= self.size {
+            self.phase = InPhase::Verifying;
+            return Some(self.credit_end());
+        }
+        let credit = self.credit_end();
+        if credit >= self.credit_sent + self.window / 4 {
+            self.credit_sent = credit;
+            return Some(credit);
+        }
+        None
+    }
+}

@@ -1,0 +1,179 @@
+//! File transfer messages, carried direct (`PeerFrame::File`) or through the server relay
+//! (`ClientFrame::RelayFile` / `ServerFrame::RelayedFile`) unchanged.
+//!
+//! The sender offers; the receiver accepts from an offset (0, or what it already holds from an
+//! earlier attempt) and grants credit; the sender sends chunks within the credit; the receiver
+//! reports how far it has accepted and extends the credit as its host writes; at the end the
+//! receiver's host checks the content hash and the receiver reports the verdict.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A transfer id chosen by the sending application, unique among its transfers. Choosing it
+/// from the file itself lets a restarted sender offer the same transfer again and resume.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct TransferId(pub u64);
+
+impl fmt::Display for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Longest file name accepted, in bytes.
+pub const MAX_FILE_NAME: usize = 255;
+
+/// A file name safe to create in a directory the receiver chose: one path component, no
+/// separators, no `.`/`..`, no control characters, no names Windows reserves. Checked on
+/// deserialisation too, so a hostile offer cannot carry `../../.bashrc`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct FileName(String);
+
+/// Why a string is not a [`FileName`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileNameError {
+    Empty,
+    TooLong,
+    /// `/`, `\`, NUL or another control character.
+    BadCharacter,
+    /// `.`, `..`, or a name Windows reserves (`CON`, `NUL`, `COM1`…).
+    Reserved,
+}
+
+impl FileName {
+    pub fn new(name: impl Into<String>) -> Result<Self, FileNameError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(FileNameError::Empty);
+        }
+        if name.len() > MAX_FILE_NAME {
+            return Err(FileNameError::TooLong);
+        }
+        if name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+        {
+            return Err(FileNameError::BadCharacter);
+        }
+        let stem = name
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .trim_end()
+            .to_ascii_uppercase();
+        let reserved_stem = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+            || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+                && stem.len() == 4
+                && stem.as_bytes()[3].is_ascii_digit());
+        if name == "." || name == ".." || reserved_stem || name.ends_with(['.', ' ']) {
+            return Err(FileNameError::Reserved);
+        }
+        Ok(FileName(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for FileName {
+    type Error = FileNameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        FileName::new(value)
+    }
+}
+
+impl Serialize for FileName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl fmt::Display for FileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for FileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl fmt::Display for FileNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileNameError::Empty => "file name is empty",
+            FileNameError::TooLong => "file name is longer than 255 bytes",
+            FileNameError::BadCharacter => {
+                "file name contains a path separator or control character"
+            }
+            FileNameError::Reserved => "file name is reserved",
+        })
+    }
+}
+
+impl std::error::Error for FileNameError {}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FileMessage {
+    /// Sender → receiver. Offered again (same id) when the receiver has been silent a while:
+    /// the answer tells the sender where the receiver stands, whatever was lost.
+    Offer {
+        id: TransferId,
+        name: FileName,
+        size: u64,
+        hash: [u8; 32],
+    },
+    /// Receiver → sender: send from `offset`; credit up to `offset + window`.
+    Accept {
+        id: TransferId,
+        offset: u64,
+        window: u64,
+    },
+    Decline {
+        id: TransferId,
+    },
+    /// Either side gives up; `by_sender` says which side's transfer id `id` is.
+    Cancel {
+        id: TransferId,
+        by_sender: bool,
+    },
+    Chunk {
+        id: TransferId,
+        offset: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Receiver → sender: bytes up to `accepted` arrived in order; credit up to `credit_end`.
+    /// `resync` asks the sender to continue from `accepted` (a chunk arrived out of place).
+    Progress {
+        id: TransferId,
+        accepted: u64,
+        credit_end: u64,
+        resync: bool,
+    },
+    /// Receiver → sender: all bytes arrived; `verified` says whether the hash matched.
+    Done {
+        id: TransferId,
+        verified: bool,
+    },
+}
+
+impl FileMessage {
+    pub fn id(&self) -> TransferId {
+        match self {
+            FileMessage::Offer { id, .. }
+            | FileMessage::Accept { id, .. }
+            | FileMessage::Decline { id }
+            | FileMessage::Cancel { id, .. }
+            | FileMessage::Chunk { id, .. }
+            | FileMessage::Progress { id, .. }
+            | FileMessage::Done { id, .. } => *id,
+        }
+    }
+}

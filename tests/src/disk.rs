@@ -1,0 +1,48 @@
+//! A client's files, in memory: what it offers and what it receives. A disk outlives the
+//! client process, so a restarted receiver finds its partial file and resumes.
+
+use breeze_core::wire::{TransferId, UserName};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Clone)]
+pub struct Disk {
+    /// Files offered, by transfer id.
+    pub outgoing: BTreeMap<TransferId, Vec<u8>>,
+    /// Files received or being received, by (sender, transfer id).
+    pub incoming: BTreeMap<(UserName, TransferId), Vec<u8>>,
+    /// The hash each incoming file was offered with.
+    pub expected: BTreeMap<(UserName, TransferId), [u8; 32]>,
+}
+
+impl Disk {
+    pub fn read(&self, id: TransferId, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let file = self.outgoing.get(&id)?;
+        let start = usize::try_from(offset).ok()?.min(file.len());
+        let end = start.saturating_add(len).min(file.len());
+        Some(file[start..end].to_vec())
+    }
+
+    pub fn write(&mut self, from: &UserName, id: TransferId, offset: u64, data: &[u8]) -> bool {
+        let file = self.incoming.entry((from.clone(), id)).or_default();
+        let Ok(start) = usize::try_from(offset) else {
+            return false;
+        };
+        if start > file.len() {
+            return false;
+        }
+        let end = start + data.len();
+        if file.len() < end {
+            file.resize(end, 0);
+        }
+        file[start..end].copy_from_slice(data);
+        true
+    }
+
+    pub fn verify(&self, from: &UserName, id: TransferId) -> bool {
+        let key = (from.clone(), id);
+        match (self.incoming.get(&key), self.expected.get(&key)) {
+            (Some(file), Some(hash)) => blake3::hash(file).as_bytes() == hash,
+            _ => false,
+        }
+    }
+}
