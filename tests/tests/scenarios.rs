@@ -33,6 +33,13 @@ fn texts(sim: &Sim, to: Node, from: Node) -> Vec<String> {
         .collect()
 }
 
+/// One frame's bytes, as an attacker would write them to a raw socket.
+fn frame<T: serde::Serialize>(message: &T) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_frame(message, 1 << 16, &mut bytes).unwrap();
+    bytes
+}
+
 fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("m{i}")).collect()
 }
@@ -228,16 +235,12 @@ fn a_peer_that_claims_to_be_someone_else_on_the_p2p_port_is_rejected() {
         user: UserName::new("alice").unwrap(),
         nonce: [3; 32],
     };
-    let mut bytes = Vec::new();
-    encode_frame(&hello, 1 << 16, &mut bytes).unwrap();
-    sim.raw_send(raw, bytes);
+    sim.raw_send(raw, frame(&hello));
     sim.advance(Duration::from_millis(50));
     // Bob answers with a challenge; Mallory cannot compute the proof without the pair secret.
     let (answer, closed) = sim.raw_received(raw);
     assert!(!answer.is_empty() && !closed);
-    let mut bytes = Vec::new();
-    encode_frame(&PeerFrame::Auth { proof: [0; 32] }, 1 << 16, &mut bytes).unwrap();
-    sim.raw_send(raw, bytes);
+    sim.raw_send(raw, frame(&PeerFrame::Auth { proof: [0; 32] }));
     sim.advance(Duration::from_millis(50));
     let (_, closed) = sim.raw_received(raw);
     assert!(closed, "the forger is cut off");
@@ -265,9 +268,7 @@ fn a_claimed_name_the_server_never_introduced_is_dropped_at_the_setup_deadline()
         user: UserName::new("nobody").unwrap(),
         nonce: [3; 32],
     };
-    let mut bytes = Vec::new();
-    encode_frame(&hello, 1 << 16, &mut bytes).unwrap();
-    sim.raw_send(raw, bytes);
+    sim.raw_send(raw, frame(&hello));
     sim.advance(6 * SECOND);
     let (answer, closed) = sim.raw_received(raw);
     assert!(closed, "closed at the setup deadline");
@@ -407,22 +408,16 @@ fn password_guessing_is_cut_off_after_ten_failures_a_minute_and_honest_users_sti
         .expect("direct");
     let attempt = |sim: &mut Sim, password: &str| -> ServerFrame {
         let raw = sim.raw_connect_server();
-        let mut bytes = Vec::new();
-        encode_frame(
-            &ClientFrame::Hello {
-                version: PROTOCOL_VERSION,
-            },
-            1 << 16,
-            &mut bytes,
-        )
-        .unwrap();
         let login = ClientFrame::Login {
             user: UserName::new("alice").unwrap(),
             password: password.into(),
             p2p_port: 1,
             register: false,
         };
-        encode_frame(&login, 1 << 16, &mut bytes).unwrap();
+        let mut bytes = frame(&ClientFrame::Hello {
+            version: PROTOCOL_VERSION,
+        });
+        bytes.extend(frame(&login));
         sim.raw_send(raw, bytes);
         sim.advance(Duration::from_millis(50));
         let (answer, closed) = sim.raw_received(raw);
@@ -430,8 +425,8 @@ fn password_guessing_is_cut_off_after_ten_failures_a_minute_and_honest_users_sti
         let mut decoder = breeze_core::codec::FrameDecoder::new(1 << 16);
         let mut input = answer;
         let mut frames = Vec::new();
-        while let Some(frame) = decoder.decode::<ServerFrame>(&mut input).unwrap() {
-            frames.push(frame);
+        while let Some(answer) = decoder.decode::<ServerFrame>(&mut input).unwrap() {
+            frames.push(answer);
         }
         frames.pop().expect("an answer")
     };
