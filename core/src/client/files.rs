@@ -68,7 +68,11 @@ impl Client {
         }
         let offset = offset.min(transfer.size);
         transfer.accept(offset, window);
+        let complete = transfer.phase == InPhase::Verifying;
         self.send_file(from, FileMessage::Accept { id, offset, window }, now);
+        if complete {
+            self.actions.push_back(Action::VerifyFile { from: from.clone(), id });
+        }
         self.finish(now);
         Ok(())
     }
@@ -410,6 +414,14 @@ impl Client {
                 resync,
                 ..
             } => {
+                if transfer.phase == OutPhase::Offered {
+                    let offset = accepted;
+                    self.events.push_back(Event::FileAccepted {
+                        to: from.clone(),
+                        id,
+                        offset,
+                    });
+                }
                 let acked_before = transfer.acked;
                 transfer.progress(accepted, credit_end, resync);
                 if transfer.acked > acked_before {

@@ -82,6 +82,10 @@ impl Incoming {
         self.written = self.accepted;
         self.window = window.max(1);
         self.credit_sent = self.written + self.window;
+        if self.written >= self.size {
+            // Nothing left to send (an empty file, or all of it already on disk).
+            self.phase = InPhase::Verifying;
+        }
         self.credit_sent
     }
 

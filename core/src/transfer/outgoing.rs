@@ -107,6 +107,16 @@ impl Outgoing {
     }
 
     pub fn progress(&mut self, accepted: u64, credit_end: u64, resync: bool) {
+        if self.phase == OutPhase::Offered {
+            // A receiver already under way answers a repeated offer with where it stands:
+            // this sender restarted and picks up from there.
+            self.phase = OutPhase::Sending;
+            self.acked = accepted.min(self.size);
+            self.credit_end = credit_end;
+            self.rewind_to(self.acked);
+            self.check_complete();
+            return;
+        }
         if self.phase != OutPhase::Sending {
             return;
         }
