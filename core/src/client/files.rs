@@ -71,7 +71,10 @@ impl Client {
         let complete = transfer.phase == InPhase::Verifying;
         self.send_file(from, FileMessage::Accept { id, offset, window }, now);
         if complete {
-            self.actions.push_back(Action::VerifyFile { from: from.clone(), id });
+            self.actions.push_back(Action::VerifyFile {
+                from: from.clone(),
+                id,
+            });
         }
         self.finish(now);
         Ok(())

@@ -16,6 +16,9 @@ struct Address {
     /// Failed logins since `window_start`.
     failures: u32,
     window_start: Option<Instant>,
+    /// Logins the host is checking right now: each may turn out a failure, so they count
+    /// against the limit until answered (a burst of guesses must not all get through).
+    checking: u32,
 }
 
 #[derive(Debug)]
@@ -43,8 +46,17 @@ impl AddressLimits {
         }
     }
 
-    pub fn login_failed(&mut self, ip: IpAddr, now: Instant) {
+    pub fn check_started(&mut self, ip: IpAddr) {
+        self.addresses.entry(ip).or_default().checking += 1;
+    }
+
+    /// The host answered a check from `ip`; `failed` when the password was wrong.
+    pub fn check_finished(&mut self, ip: IpAddr, failed: bool, now: Instant) {
         let address = self.addresses.entry(ip).or_default();
+        address.checking = address.checking.saturating_sub(1);
+        if !failed {
+            return;
+        }
         match address.window_start {
             Some(start) if now < start + FAILURE_WINDOW => address.failures += 1,
             _ => {
@@ -54,20 +66,24 @@ impl AddressLimits {
         }
     }
 
-    /// Whether `ip` used up its failed logins for the current window.
+    /// Whether `ip` used up its failed logins for the current window, counting the checks
+    /// still under way as failures.
     pub fn too_many_failures(&self, ip: IpAddr, max: u32, now: Instant) -> bool {
         self.addresses.get(&ip).is_some_and(|a| {
-            a.failures >= max
-                && a.window_start
-                    .is_some_and(|start| now < start + FAILURE_WINDOW)
+            let live = a
+                .window_start
+                .is_some_and(|start| now < start + FAILURE_WINDOW);
+            let failures = if live { a.failures } else { 0 };
+            failures + a.checking >= max
         })
     }
 
-    /// Forgets addresses with no connection and no live failure window, so the table stays
-    /// as small as the set of addresses that matter now.
+    /// Forgets addresses with no connection, no check under way and no live failure window,
+    /// so the table stays as small as the set of addresses that matter now.
     pub fn sweep(&mut self, now: Instant) {
         self.addresses.retain(|_, a| {
             a.connections > 0
+                || a.checking > 0
                 || a.window_start
                     .is_some_and(|start| now < start + FAILURE_WINDOW)
         });

@@ -47,7 +47,7 @@ use file_relay::{Budget, FileBudget};
 use limits::AddressLimits;
 use presence::Presence;
 use std::collections::{HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// A connection id chosen by the driver; unique among the connections it has open.
@@ -60,6 +60,8 @@ pub struct Server {
     conns: SeededMap<ConnId, Connection>,
     presence: Presence,
     limits: AddressLimits,
+    /// Credential checks the host has not answered yet, with the address that asked.
+    pending_checks: SeededMap<ConnId, IpAddr>,
     outbound: Outbound<ConnId>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -82,6 +84,7 @@ impl Server {
             conns: SeededMap::with_hasher(hash),
             presence: Presence::new(hash),
             limits: AddressLimits::new(hash),
+            pending_checks: SeededMap::with_hasher(hash),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             doomed: Vec::new(),
@@ -230,6 +233,16 @@ impl Server {
         verdict: Result<(), LoginRefusal>,
         now: Instant,
     ) {
+        // Count the verdict against the address even if the connection is gone by now: the
+        // host did the hashing, and hanging up must not be a way around the limit.
+        let Some(ip) = self.pending_checks.remove(&conn) else {
+            return;
+        };
+        let wrong_password = matches!(
+            verdict,
+            Err(LoginRefusal::BadCredentials | LoginRefusal::NameTaken)
+        );
+        self.limits.check_finished(ip, wrong_password, now);
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -239,10 +252,6 @@ impl Server {
         let (user, p2p_port) = (user.clone(), *p2p_port);
         match verdict {
             Err(reason) => {
-                if reason == LoginRefusal::BadCredentials {
-                    let ip = connection.remote.ip();
-                    self.limits.login_failed(ip, now);
-                }
                 self.events
                     .push_back(Event::LoginRefused { conn, user, reason });
                 self.send(conn, &ServerFrame::LoginRefused { reason }, now);
@@ -432,6 +441,8 @@ impl Server {
                     user: user.clone(),
                     p2p_port,
                 };
+                self.limits.check_started(ip);
+                self.pending_checks.insert(conn, ip);
                 self.actions.push_back(Action::CheckLogin {
                     conn,
                     user,

@@ -1,0 +1,830 @@
+//! What the end-to-end tests (`e2e_*.rs`) share.
+//!
+//! - Real processes: [`binaries`] builds `breeze-server` and `breeze` once per test binary;
+//!   [`ServerProcess`] and [`ClientProcess`] run them as a user would, and kill them when
+//!   dropped, also when a test panics.
+//! - In process, over real loopback sockets: [`TestServer`] runs the smol server driver,
+//!   [`Chatter`] is a smol client with everything it reported, [`Conversation`] is an honest
+//!   alice↔bob chat that proves nothing was lost, and [`Raw`] is an attacker's bare socket
+//!   speaking (or mangling) the wire format.
+//!
+//! Every wait is bounded by [`PATIENCE`] and waits for an event, never for time to pass.
+
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
+
+use breeze_core::client::Event;
+use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FRAME};
+use breeze_core::server::ServerConfig;
+use breeze_core::wire::{ClientFrame, PeerFrame, ServerFrame, UserName};
+use breeze_core::Path as Route;
+use breeze_smol::{
+    Client, ClientOptions, ConfigTweak, MemoryHost, ServerDriver, ServerHost, ServerStats,
+};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use serde_json::Value;
+use smol::net::TcpStream;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The longest any one wait may take before the test fails: generous, because the machine
+/// may be busy with other builds, yet short enough that a hang is reported, not sat out.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The password of every account in these tests.
+pub const PASSWORD: &str = "correct horse";
+
+pub fn name(n: &str) -> UserName {
+    UserName::new(n).unwrap()
+}
+
+// ---- real processes ---------------------------------------------------------------------------
+
+/// Where the freshly built binaries are.
+pub struct Binaries {
+    pub server: PathBuf,
+    pub client: PathBuf,
+}
+
+/// Builds `breeze-server` and `breeze` (debug profile) once per test binary, with the cargo
+/// that runs the tests, into the workspace's target directory, and says where they are. A
+/// failed build fails every test that needs the binaries, with the same message, without
+/// building again.
+///
+/// A relative `CARGO_TARGET_DIR` is taken relative to the workspace root.
+pub fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Result<Binaries, String>> = OnceLock::new();
+    match BINARIES.get_or_init(build_binaries) {
+        Ok(binaries) => binaries,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+fn build_binaries() -> Result<Binaries, String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace")
+        .to_path_buf();
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace.join(dir),
+        None => workspace.join("target"),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", &target)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "breeze-server",
+            "-p",
+            "breeze-client",
+        ])
+        .args(["--bin", "breeze-server", "--bin", "breeze"])
+        .status()
+        .map_err(|e| format!("cannot run cargo to build the binaries: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the binaries failed: {status}"));
+    }
+    let bin = |name: &str| {
+        let path = target
+            .join("debug")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        match path.is_file() {
+            true => Ok(path),
+            false => Err(format!("{} was not built", path.display())),
+        }
+    };
+    Ok(Binaries {
+        server: bin("breeze-server")?,
+        client: bin("breeze")?,
+    })
+}
+
+/// Forwards the lines `reader` produces to a channel, from a thread; the channel disconnects
+/// at end of file.
+fn lines_of(reader: impl Read + Send + 'static) -> Receiver<String> {
+    let (lines, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Collects the lines `reader` produces, for the failure report.
+fn collect_lines(reader: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let collected = Arc::new(Mutex::new(Vec::new()));
+    let sink = collected.clone();
+    thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
+    });
+    collected
+}
+
+/// `text` without ANSI colour sequences (the server's log colours its fields on a terminal).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters… final byte in @..~
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Sends `signal` (e.g. `TERM`) to a process with the system's `kill` command.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("cannot run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+}
+
+/// Runs a short-lived command to the end, feeding it `stdin`, within [`PATIENCE`].
+fn run_bounded(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start the command");
+    let pid = child.id();
+    let mut input = child.stdin.take().expect("stdin is piped");
+    input
+        .write_all(stdin.as_bytes())
+        .expect("cannot write stdin");
+    drop(input);
+    let (done, finished) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match finished.recv_timeout(PATIENCE) {
+        Ok(output) => output.expect("cannot wait for the command"),
+        Err(_) => {
+            signal(pid, "KILL");
+            panic!("{command:?} did not finish within {PATIENCE:?}");
+        }
+    }
+}
+
+/// A `breeze-server` process serving from a data directory.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    stderr: Receiver<String>,
+    /// Everything read from stderr so far.
+    log: Vec<String>,
+    /// The server's stdout: its first line says where it listens.
+    stdout: Receiver<String>,
+}
+
+impl ServerProcess {
+    /// `breeze-server --data DATA user add NAME --password-stdin`.
+    pub fn add_user(data: &Path, user: &str, password: &str) {
+        let mut command = Command::new(&binaries().server);
+        command
+            .arg("--data")
+            .arg(data)
+            .args(["user", "add", user, "--password-stdin"]);
+        let output = run_bounded(command, &format!("{password}\n"));
+        assert!(
+            output.status.success(),
+            "user add {user} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// `breeze-server --listen LISTEN --data DATA`; returns once it printed where it listens.
+    pub fn start(data: &Path, listen: &str) -> ServerProcess {
+        ServerProcess::start_with(data, listen, &[])
+    }
+
+    /// Like [`start`](Self::start), with more options (e.g. `--open-registration`).
+    pub fn start_with(data: &Path, listen: &str, options: &[&str]) -> ServerProcess {
+        let mut child = Command::new(&binaries().server)
+            .args(["--listen", listen])
+            .args(options)
+            .arg("--data")
+            .arg(data)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start breeze-server");
+        let stdout = lines_of(child.stdout.take().expect("stdout is piped"));
+        let stderr = lines_of(child.stderr.take().expect("stderr is piped"));
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr,
+            log: Vec::new(),
+            stdout,
+        };
+        let first = match server.stdout.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(e) => {
+                server.drain_log();
+                panic!(
+                    "breeze-server printed no first line ({e}); its log:\n{}",
+                    server.log.join("\n")
+                );
+            }
+        };
+        let addr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        server.addr = addr.parse().expect("the address after `listening on`");
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn drain_log(&mut self) {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.log.push(strip_ansi(&line));
+        }
+    }
+
+    /// Reads stderr until the process closes it (it exited), within [`PATIENCE`].
+    fn read_log_to_end(&mut self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => self.log.push(strip_ansi(&line)),
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("breeze-server did not exit within {PATIENCE:?}")
+                }
+            }
+        }
+    }
+
+    /// Stops the server with SIGTERM, as an operator would; returns its exit status and its
+    /// whole log.
+    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        signal(self.pid(), "TERM");
+        self.read_log_to_end();
+        let status = self.child.wait().expect("cannot wait for breeze-server");
+        (status, std::mem::take(&mut self.log))
+    }
+
+    /// Kills the server with SIGKILL: no goodbye, as in a crash or a power cut.
+    pub fn kill(mut self) {
+        self.child.kill().expect("cannot kill breeze-server");
+        self.child.wait().expect("cannot wait for breeze-server");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            self.drain_log();
+            eprintln!("--- breeze-server log ---\n{}", self.log.join("\n"));
+        }
+    }
+}
+
+/// A `breeze --json` client process: commands on its stdin, its JSON events read on a thread.
+pub struct ClientProcess {
+    pub user: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<String>,
+    /// Every event read so far, in order.
+    pub seen: Vec<Value>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientProcess {
+    /// `breeze --json --server SERVER --user USER --p2p-listen 127.0.0.1:0`, the password in
+    /// `BREEZE_PASSWORD`.
+    pub fn start(server: SocketAddr, user: &str) -> ClientProcess {
+        ClientProcess::start_with_password(server, user, PASSWORD)
+    }
+
+    /// Like [`start`](Self::start), with another password.
+    pub fn start_with_password(server: SocketAddr, user: &str, password: &str) -> ClientProcess {
+        let mut child = Command::new(&binaries().client)
+            .args(["--json", "--server", &server.to_string(), "--user", user])
+            .args(["--p2p-listen", "127.0.0.1:0"])
+            .env("BREEZE_PASSWORD", password)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start breeze");
+        let events = lines_of(child.stdout.take().expect("stdout is piped"));
+        let stderr = collect_lines(child.stderr.take().expect("stderr is piped"));
+        ClientProcess {
+            user: user.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            events,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// Types one command line.
+    pub fn command(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{} does not take commands: {e}", self.user));
+    }
+
+    /// The next event, or `None` once the client closed its stdout.
+    fn next_event(&mut self, deadline: Instant, what: &str) -> Option<Value> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.events.recv_timeout(left) {
+            Ok(line) => {
+                let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!(
+                        "{} printed a line that is not JSON ({e}): {line}",
+                        self.user
+                    )
+                });
+                assert!(
+                    event["event"].is_string(),
+                    "{} printed an event without an \"event\" field: {line}",
+                    self.user
+                );
+                self.seen.push(event.clone());
+                Some(event)
+            }
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "{} did not report {what} within {PATIENCE:?}; it reported:\n{}",
+                self.user,
+                self.report()
+            ),
+        }
+    }
+
+    /// Waits for the next event that `want` accepts, skipping others (they stay in
+    /// [`seen`](Self::seen)).
+    pub fn expect(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.next_event(deadline, what) {
+                Some(event) if want(&event) => return event,
+                Some(_) => {}
+                None => panic!(
+                    "{} exited before reporting {what}; it reported:\n{}",
+                    self.user,
+                    self.report()
+                ),
+            }
+        }
+    }
+
+    /// Like [`expect`](Self::expect), but an event already seen counts too.
+    pub fn expect_seen(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        match self.seen.iter().find(|e| want(e)) {
+            Some(event) => event.clone(),
+            None => self.expect(what, want),
+        }
+    }
+
+    /// Types `send TO TEXT` and returns the message id the client answers with.
+    pub fn send(&mut self, to: &str, text: &str) -> u64 {
+        self.command(&format!("send {to} {text}"));
+        let sent = self.expect("the sent message's id", |e| {
+            e["event"] == "sent" && e["to"] == to
+        });
+        sent["id"].as_u64().expect("a numeric id")
+    }
+
+    /// Types `quit` and waits until the client has exited; returns its exit status.
+    pub fn quit(mut self) -> ExitStatus {
+        self.command("quit");
+        self.exit_status()
+    }
+
+    /// Waits until the client exits by itself (it closes its stdout as it does); returns its
+    /// exit status.
+    pub fn exit_status(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        while self.next_event(deadline, "its exit").is_some() {}
+        self.child.wait().expect("cannot wait for breeze")
+    }
+
+    /// Events and stderr, for a failure message.
+    fn report(&self) -> String {
+        let mut report: Vec<String> = self.seen.iter().map(Value::to_string).collect();
+        report.push(format!("--- {} stderr ---", self.user));
+        report.extend(
+            self.stderr
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
+        report.join("\n")
+    }
+}
+
+impl Drop for ClientProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("--- {} events ---\n{}", self.user, self.report());
+        }
+    }
+}
+
+/// `breeze --server SERVER --user USER send TO TEXT`: the one-shot mode, run to its end.
+pub fn send_one_shot(server: SocketAddr, user: &str, to: &str, text: &str) -> Output {
+    let mut command = Command::new(&binaries().client);
+    command
+        .args(["--server", &server.to_string(), "--user", user])
+        .args(["--p2p-listen", "127.0.0.1:0", "send", to, text])
+        .env("BREEZE_PASSWORD", PASSWORD)
+        .env_remove("RUST_LOG");
+    run_bounded(command, "")
+}
+
+// ---- in process, over loopback sockets ---------------------------------------------------------
+
+/// Runs `work` to completion, failing the test if it takes longer than [`PATIENCE`].
+pub async fn within<T>(what: &str, work: impl Future<Output = T>) -> T {
+    let timeout = async {
+        async_io::Timer::after(PATIENCE).await;
+        None
+    };
+    match future::or(async { Some(work.await) }, timeout).await {
+        Some(done) => done,
+        None => panic!("timed out after {PATIENCE:?} waiting for {what}"),
+    }
+}
+
+/// The smol server driver on an ephemeral loopback port, with accounts in memory.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub stats: ServerStats,
+    _stop: async_channel::Sender<()>,
+    _task: smol::Task<std::io::Result<()>>,
+}
+
+/// Accounts in memory for `users`, all with [`PASSWORD`].
+pub fn accounts(users: &[&str]) -> MemoryHost {
+    users.iter().fold(MemoryHost::new(), |host, user| {
+        host.with_user(&name(user), PASSWORD)
+    })
+}
+
+/// Starts a server with `config` whose accounts are `users`, all with [`PASSWORD`].
+pub fn start_server(users: &[&str], config: ServerConfig) -> TestServer {
+    start_server_with(accounts(users), config)
+}
+
+/// Starts a server with `config` on `host`.
+pub fn start_server_with(host: impl ServerHost, config: ServerConfig) -> TestServer {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind");
+    let listener = smol::net::TcpListener::try_from(listener).expect("cannot register");
+    let driver = ServerDriver::new(listener, config, host);
+    let addr = driver.local_addr().expect("a local address");
+    let stats = driver.stats();
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let task = smol::spawn(driver.run(async move {
+        let _ = stopped.recv().await;
+    }));
+    TestServer {
+        addr,
+        stats,
+        _stop: stop,
+        _task: task,
+    }
+}
+
+/// Options for `user` of `server` with [`PASSWORD`], listening for peers on loopback only.
+pub fn client_options(server: SocketAddr, user: &str) -> ClientOptions {
+    let mut options = ClientOptions::new(server, name(user), PASSWORD);
+    options.p2p_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    options
+}
+
+/// A running smol client and everything it has reported.
+pub struct Chatter {
+    pub client: Client,
+    /// Every event so far, in order.
+    pub log: Vec<Event>,
+    /// Messages received and not yet taken by [`next_message`](Chatter::next_message).
+    inbox: VecDeque<(UserName, String, Route)>,
+}
+
+impl Chatter {
+    pub fn start(options: ClientOptions) -> Chatter {
+        Chatter {
+            client: Client::start(options).expect("cannot start the client"),
+            log: Vec::new(),
+            inbox: VecDeque::new(),
+        }
+    }
+
+    fn who(&self) -> &str {
+        self.client.user().as_str()
+    }
+
+    /// The next event, recorded in the log (and the inbox, for a message).
+    async fn pull(&mut self) -> Event {
+        let Some(event) = self.client.next_event().await else {
+            panic!(
+                "{}'s client stopped; it reported {:#?}",
+                self.who(),
+                self.log
+            );
+        };
+        if let Event::Message {
+            from, text, route, ..
+        } = &event
+        {
+            self.inbox.push_back((from.clone(), text.clone(), *route));
+        }
+        self.log.push(event.clone());
+        event
+    }
+
+    /// Waits for a new event that `want` accepts.
+    pub async fn expect(&mut self, what: &str, want: impl Fn(&Event) -> bool) -> Event {
+        let who = self.who().to_owned();
+        let found = future::or(
+            async {
+                loop {
+                    let event = self.pull().await;
+                    if want(&event) {
+                        return Some(event);
+                    }
+                }
+            },
+            async {
+                async_io::Timer::after(PATIENCE).await;
+                None
+            },
+        )
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "{who} did not report {what} within {PATIENCE:?}; it reported {:#?}",
+                self.log
+            )
+        })
+    }
+
+    /// Like [`expect`](Chatter::expect), but an event already in the log counts too.
+    pub async fn expect_seen(&mut self, what: &str, want: impl Fn(&Event) -> bool) -> Event {
+        match self.log.iter().find(|e| want(e)) {
+            Some(event) => event.clone(),
+            None => self.expect(what, want).await,
+        }
+    }
+
+    /// The next message received, in arrival order.
+    pub async fn next_message(&mut self) -> (UserName, String, Route) {
+        if self.inbox.is_empty() {
+            self.expect("a message", |e| matches!(e, Event::Message { .. }))
+                .await;
+        }
+        self.inbox.pop_front().expect("a message was just received")
+    }
+}
+
+/// An honest alice↔bob conversation, used to prove that an attack going on beside it costs it
+/// nothing: every message arrives exactly once, in order, on the expected route.
+pub struct Conversation {
+    pub alice: Chatter,
+    pub bob: Chatter,
+    /// The route every message must take.
+    pub route: Route,
+    /// Messages sent each way so far.
+    sent: usize,
+}
+
+impl Conversation {
+    /// alice and bob log in to `server`. With `Route::Direct` they chat over their direct
+    /// channel (both ends report it up before this returns); with `Route::Relay` direct channels
+    /// are off, so every message goes through the server. `bob_tweak` adjusts bob's core.
+    pub async fn start(server: SocketAddr, route: Route, bob_tweak: Option<ConfigTweak>) -> Self {
+        let options = |user| {
+            let mut options = client_options(server, user);
+            options.direct_channels = route == Route::Direct;
+            options
+        };
+        let mut bob_options = options("bob");
+        bob_options.tweak = bob_tweak;
+        let mut alice = Chatter::start(options("alice"));
+        let mut bob = Chatter::start(bob_options);
+        for (me, peer) in [(&mut alice, "bob"), (&mut bob, "alice")] {
+            let peer = name(peer);
+            match route {
+                Route::Direct => {
+                    me.expect("a direct channel", |e| {
+                        matches!(e, Event::Route { peer: p, route: breeze_core::client::Route::Direct, .. } if *p == peer)
+                    })
+                    .await
+                }
+                Route::Relay => {
+                    me.expect("the peer online", |e| {
+                        matches!(e, Event::Presence { user, online: true } if *user == peer)
+                    })
+                    .await
+                }
+            };
+        }
+        Conversation {
+            alice,
+            bob,
+            route,
+            sent: 0,
+        }
+    }
+
+    /// Sends `n` more numbered messages each way, then waits until both sides have received
+    /// every one: exactly once, in order, on the conversation's route.
+    pub async fn exchange(&mut self, n: usize) {
+        let range = self.sent..self.sent + n;
+        self.sent += n;
+        for i in range.clone() {
+            for (from, to) in [(&self.alice, "bob"), (&self.bob, "alice")] {
+                let text = format!("{} #{i}", from.who());
+                from.client
+                    .send(&name(to), text)
+                    .await
+                    .unwrap_or_else(|e| panic!("{} cannot send: {e}", from.who()));
+            }
+        }
+        for i in range {
+            for (to, from) in [(&mut self.bob, "alice"), (&mut self.alice, "bob")] {
+                let got = within("the conversation", to.next_message()).await;
+                let want = (name(from), format!("{from} #{i}"), self.route);
+                assert_eq!(
+                    got,
+                    want,
+                    "{} got the wrong message (lost, duplicated, reordered or rerouted)",
+                    to.who()
+                );
+            }
+        }
+    }
+}
+
+/// One frame of the client↔server family, as a client would send it.
+pub fn client_frame(frame: &ClientFrame) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_frame(frame, DEFAULT_MAX_FRAME, &mut bytes).expect("the frame fits");
+    bytes
+}
+
+/// One frame of the peer family.
+pub fn peer_frame(frame: &PeerFrame) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_frame(frame, DEFAULT_MAX_FRAME, &mut bytes).expect("the frame fits");
+    bytes
+}
+
+type Decode<T> = fn(&mut FrameDecoder, &mut &[u8]) -> Result<Option<T>, DecodeError>;
+
+/// An attacker's bare TCP connection, and the frames (of type `T`) it got back.
+pub struct Raw<T> {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    decode: Decode<T>,
+    frames: VecDeque<T>,
+    eof: bool,
+}
+
+impl Raw<ServerFrame> {
+    /// Connects to a server's client port; reads what the server says.
+    pub async fn to_server(addr: SocketAddr) -> Self {
+        Raw::connect(addr, |d, b| d.decode::<ServerFrame>(b)).await
+    }
+}
+
+impl Raw<PeerFrame> {
+    /// Connects to a client's P2P port; reads what the peer says.
+    pub async fn to_peer(addr: SocketAddr) -> Self {
+        Raw::connect(addr, |d, b| d.decode::<PeerFrame>(b)).await
+    }
+}
+
+impl Raw<ClientFrame> {
+    /// A fake server's end of a connection a client made; reads what the client says.
+    pub fn from_client(stream: TcpStream) -> Self {
+        Raw::new(stream, |d, b| d.decode::<ClientFrame>(b))
+    }
+}
+
+impl<T: std::fmt::Debug> Raw<T> {
+    async fn connect(addr: SocketAddr, decode: Decode<T>) -> Self {
+        let stream = within("a connection", TcpStream::connect(addr))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+        Raw::new(stream, decode)
+    }
+
+    fn new(stream: TcpStream, decode: Decode<T>) -> Self {
+        Raw {
+            stream,
+            decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
+            decode,
+            frames: VecDeque::new(),
+            eof: false,
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        within("a write", self.stream.write_all(bytes))
+            .await
+            .expect("the write");
+    }
+
+    /// Closes our sending half: the far side reads end of file.
+    pub fn shutdown_write(&self) {
+        self.stream
+            .shutdown(Shutdown::Write)
+            .expect("shutdown of the sending half");
+    }
+
+    /// Reads once more: decodes what arrives, or notes the end of file. The far side must
+    /// close cleanly; a reset or undecodable bytes fail the test.
+    async fn read_more(&mut self) {
+        let mut buffer = [0u8; 4096];
+        let n =
+            self.stream.read(&mut buffer).await.unwrap_or_else(|e| {
+                panic!("the connection failed instead of closing cleanly: {e}")
+            });
+        if n == 0 {
+            self.eof = true;
+            return;
+        }
+        let mut input = &buffer[..n];
+        while let Some(frame) = (self.decode)(&mut self.decoder, &mut input)
+            .unwrap_or_else(|e| panic!("undecodable bytes came back: {e}"))
+        {
+            self.frames.push_back(frame);
+        }
+    }
+
+    /// The next frame the far side sent.
+    pub async fn next_frame(&mut self) -> T {
+        within("a frame", async {
+            while self.frames.is_empty() {
+                assert!(!self.eof, "the connection closed before the next frame");
+                self.read_more().await;
+            }
+        })
+        .await;
+        self.frames.pop_front().expect("a frame")
+    }
+
+    /// Every frame the far side sent until it closed the connection; fails if it does not
+    /// close within [`PATIENCE`] or leaves half a frame.
+    pub async fn frames_until_closed(&mut self) -> Vec<T> {
+        within("the close", async {
+            while !self.eof {
+                self.read_more().await;
+            }
+        })
+        .await;
+        assert_eq!(self.decoder.buffered(), 0, "the far side left half a frame");
+        self.frames.drain(..).collect()
+    }
+}
