@@ -1,15 +1,17 @@
-//! The embedding API of the client driver: start a client, send, watch events, log out.
+//! The embedding API of the client driver: start a client, send, offer and accept files, watch
+//! events, log out.
 
 use crate::client_driver::{self, Command};
 use crate::seed::os_seed;
-use crate::ClientOptions;
+use crate::{ClientOptions, FileRequestError, SharedFile};
 use async_channel::{Receiver, Sender};
-use breeze_core::client::{Event, Route, SendError};
-use breeze_core::wire::{MessageId, UserName};
+use breeze_core::client::{Direction, Event, FileError, Route, SendError};
+use breeze_core::wire::{MessageId, TransferId, UserName};
 use futures_lite::Stream;
 use smol::net::TcpListener;
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// A running Breeze client: a handle on the task that owns the client core.
@@ -87,6 +89,82 @@ impl Client {
             return Err(SendError::Stopped);
         }
         answer.recv().await.unwrap_or(Err(SendError::Stopped))
+    }
+
+    /// Offers the file at `path` to `to`. The file is hashed first (off the owner task; a
+    /// big file takes a moment), and its id derived from the file, so offering the same file
+    /// again, also after a restart, lets the receiver resume. Its progress is reported as
+    /// `File*` events with the returned id.
+    pub async fn offer_file(
+        &self,
+        to: &UserName,
+        path: impl AsRef<Path>,
+    ) -> Result<SharedFile, FileRequestError> {
+        let path = path.as_ref().to_path_buf();
+        let file = smol::unblock(move || SharedFile::fingerprint(&path)).await?;
+        let to = to.clone();
+        self.file_request(|reply| Command::OfferFile { to, file, reply })
+            .await
+    }
+
+    /// Accepts `from`'s offer `id` (from an `Event::FileOffered`) into the directory `dir`
+    /// (created if missing). Returns the offset the transfer starts at: the length of a
+    /// partial file of the same offer found in `dir`, or 0.
+    pub async fn accept_file(
+        &self,
+        from: &UserName,
+        id: TransferId,
+        dir: impl Into<PathBuf>,
+    ) -> Result<u64, FileRequestError> {
+        let (from, dir) = (from.clone(), dir.into());
+        self.file_request(|reply| Command::AcceptFile {
+            from,
+            id,
+            dir,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn decline_file(
+        &self,
+        from: &UserName,
+        id: TransferId,
+    ) -> Result<(), FileRequestError> {
+        let from = from.clone();
+        self.file_request(|reply| Command::DeclineFile { from, id, reply })
+            .await
+    }
+
+    /// Stops a transfer either way (also an offer not answered yet); the peer is told.
+    pub async fn cancel_file(
+        &self,
+        peer: &UserName,
+        id: TransferId,
+        direction: Direction,
+    ) -> Result<(), FileRequestError> {
+        let peer = peer.clone();
+        self.file_request(|reply| Command::CancelFile {
+            peer,
+            id,
+            direction,
+            reply,
+        })
+        .await
+    }
+
+    async fn file_request<T>(
+        &self,
+        command: impl FnOnce(Sender<Result<T, FileRequestError>>) -> Command,
+    ) -> Result<T, FileRequestError> {
+        let (reply, answer) = async_channel::bounded(1);
+        if self.commands.send(command(reply)).await.is_err() {
+            return Err(FileError::Stopped.into());
+        }
+        answer
+            .recv()
+            .await
+            .unwrap_or(Err(FileError::Stopped.into()))
     }
 
     /// Logs out and waits (a couple of seconds at most) until the goodbyes are written.

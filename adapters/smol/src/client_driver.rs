@@ -1,20 +1,24 @@
 //! The client driver's owner task: holds the [`breeze_core::Client`] and wires it to the
-//! server socket, the peer sockets, the P2P listener, the embedding API and the timer.
+//! server socket, the peer sockets, the P2P listener, the embedding API, the file host (through
+//! `file_lanes.rs`) and the timer.
 
 use crate::client::PeerStatus;
 use crate::dial::connect;
+use crate::file_host::FileOffer;
+use crate::file_lanes::{Answer, Job, LaneKey, Lanes, Reply};
 use crate::listener::accept_loop;
 use crate::socket::{Socket, SocketEvent};
 use crate::timer::Alarm;
-use crate::ClientOptions;
+use crate::{ClientOptions, FileRequestError, SharedFile};
 use async_channel::{Receiver, Sender};
-use breeze_core::client::{Action, Destination, Event, LinkId, SendError};
-use breeze_core::wire::{MessageId, UserName};
+use breeze_core::client::{Action, Destination, Direction, Event, FileError, LinkId, SendError};
+use breeze_core::wire::{MessageId, TransferId, UserName};
 use futures_lite::future::race;
 use smol::net::{TcpListener, TcpStream};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Socket reports and connect results queued for the owner; readers wait when it is full.
@@ -36,6 +40,28 @@ pub(crate) enum Command {
         reply: Sender<Vec<PeerStatus>>,
     },
     SetP2pBlocked(bool),
+    OfferFile {
+        to: UserName,
+        file: SharedFile,
+        reply: Reply<SharedFile>,
+    },
+    AcceptFile {
+        from: UserName,
+        id: TransferId,
+        dir: PathBuf,
+        reply: Reply<u64>,
+    },
+    DeclineFile {
+        from: UserName,
+        id: TransferId,
+        reply: Reply<()>,
+    },
+    CancelFile {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+        reply: Reply<()>,
+    },
 }
 
 /// The owner's name for a socket. Server connections get a fresh generation each, so a late
@@ -54,11 +80,19 @@ enum Input {
         peer: UserName,
         result: io::Result<TcpStream>,
     },
+    /// The file host answered.
+    File(Answer),
 }
 
 impl From<SocketEvent<SocketKey>> for Input {
     fn from(event: SocketEvent<SocketKey>) -> Input {
         Input::Socket(event)
+    }
+}
+
+impl From<Answer> for Input {
+    fn from(answer: Answer) -> Input {
+        Input::File(answer)
     }
 }
 
@@ -81,6 +115,8 @@ pub(crate) async fn run(
     let _accept = smol::spawn(accept_loop(listener, inbound_tx.clone(), Input::Accepted));
     let mut owner = Owner {
         core,
+        lanes: Lanes::new(options.files.clone(), inbound_tx.clone()),
+        offers: HashMap::new(),
         options,
         sockets: HashMap::new(),
         server: None,
@@ -131,6 +167,10 @@ struct Owner {
     alarm: Alarm,
     logout_waiters: Vec<Sender<()>>,
     logout_deadline: Option<Instant>,
+    /// The file host's calls, in order per transfer.
+    lanes: Lanes<Input>,
+    /// Offers not answered yet, for the host to prepare the file when one is accepted.
+    offers: HashMap<(UserName, TransferId), FileOffer>,
 }
 
 impl Owner {
@@ -192,6 +232,7 @@ impl Owner {
                 self.core.handle_dial_failed(&peer, now);
             }
             Input::Socket(event) => self.socket_event(event, now),
+            Input::File(answer) => self.file_answer(answer, now),
         }
         now
     }
@@ -258,6 +299,49 @@ impl Owner {
                 });
                 let _ = reply.try_send(peers.collect());
             }
+            Command::OfferFile { to, file, reply } => {
+                let key = LaneKey::Sending(file.id);
+                if let Some(answer) = self.lanes.push(key, Job::Share { to, file, reply }) {
+                    self.file_answer(answer, now);
+                }
+            }
+            Command::AcceptFile {
+                from,
+                id,
+                dir,
+                reply,
+            } => match self.offers.remove(&(from.clone(), id)) {
+                Some(offer) => {
+                    let key = LaneKey::Receiving(from, id);
+                    if let Some(answer) = self.lanes.push(key, Job::Receive { offer, dir, reply }) {
+                        self.file_answer(answer, now);
+                    }
+                }
+                None => {
+                    let _ = reply.try_send(Err(FileError::UnknownTransfer.into()));
+                }
+            },
+            Command::DeclineFile { from, id, reply } => {
+                let result = self.core.decline_file(&from, id, now);
+                if result.is_ok() {
+                    self.offers.remove(&(from.clone(), id));
+                    self.lanes.release(&from, id, Direction::Receiving);
+                }
+                let _ = reply.try_send(result.map_err(Into::into));
+            }
+            Command::CancelFile {
+                peer,
+                id,
+                direction,
+                reply,
+            } => {
+                let result = self.core.cancel_file(&peer, id, direction, now);
+                if result.is_ok() {
+                    self.offers.remove(&(peer.clone(), id));
+                    self.lanes.release(&peer, id, direction);
+                }
+                let _ = reply.try_send(result.map_err(Into::into));
+            }
             Command::SetP2pBlocked(blocked) => {
                 self.p2p_blocked = blocked;
                 if blocked {
@@ -292,6 +376,7 @@ impl Owner {
         }
         while let Some(event) = self.core.poll_event() {
             tracing::debug!(?event, "client event");
+            self.observe_file_event(&event);
             let _ = self.events.try_send(event);
         }
         let deadline = [self.core.poll_timeout(), self.logout_deadline];
@@ -327,7 +412,158 @@ impl Owner {
                 .detach();
             }
             Action::CloseLink { link } => self.close(SocketKey::Peer(link)),
+            Action::ReadFile { id, offset, len } => {
+                let job = Job::Read { id, offset, len };
+                if let Some(answer) = self.lanes.push(LaneKey::Sending(id), job) {
+                    self.file_answer(answer, Instant::now());
+                }
+            }
+            Action::WriteFile {
+                from,
+                id,
+                offset,
+                data,
+            } => {
+                let key = LaneKey::Receiving(from.clone(), id);
+                let job = Job::Write {
+                    from,
+                    id,
+                    offset,
+                    data,
+                };
+                if let Some(answer) = self.lanes.push(key, job) {
+                    self.file_answer(answer, Instant::now());
+                }
+            }
+            Action::VerifyFile { from, id } => {
+                let key = LaneKey::Receiving(from.clone(), id);
+                if let Some(answer) = self.lanes.push(key, Job::Verify { from, id }) {
+                    self.file_answer(answer, Instant::now());
+                }
+            }
             other => tracing::debug!(?other, "action not supported by this driver"),
+        }
+    }
+
+    /// Hands the file host's answer to the core (and to the API caller waiting for it).
+    fn file_answer(&mut self, answer: Answer, now: Instant) {
+        match answer {
+            Answer::Shared {
+                to,
+                file,
+                result,
+                reply,
+            } => {
+                let outcome = result.map_err(FileRequestError::from).and_then(|()| {
+                    let (name, size, hash) = (file.name.clone(), file.size, file.hash);
+                    let offered = self.core.offer_file(&to, file.id, name, size, hash, now);
+                    offered.map_err(FileRequestError::from)
+                });
+                match outcome {
+                    Ok(()) => {
+                        let _ = reply.try_send(Ok(file));
+                    }
+                    Err(error) => {
+                        // The same file still being offered keeps its share.
+                        if !matches!(error, FileRequestError::Refused(FileError::DuplicateId)) {
+                            self.lanes.release(&to, file.id, Direction::Sending);
+                        }
+                        let _ = reply.try_send(Err(error));
+                    }
+                }
+            }
+            Answer::Read { id, offset, result } => match result {
+                Ok(data) => self.core.handle_file_read(id, offset, data, now),
+                Err(error) => {
+                    tracing::warn!(%id, offset, %error, "cannot read an offered file");
+                    self.core.handle_file_read_failed(id, now);
+                }
+            },
+            Answer::Received {
+                offer,
+                result,
+                reply,
+            } => {
+                let (from, id) = (&offer.from, offer.id);
+                let outcome = match result {
+                    Ok(offset) => self
+                        .core
+                        .accept_file(from, id, offset, now)
+                        .map(|()| offset),
+                    Err(error) => {
+                        // Nothing happened: the offer stands, to be accepted elsewhere.
+                        self.offers.insert((from.clone(), id), offer);
+                        let _ = reply.try_send(Err(error.into()));
+                        return;
+                    }
+                };
+                if outcome.is_err() {
+                    self.lanes.release(from, id, Direction::Receiving);
+                }
+                let _ = reply.try_send(outcome.map_err(Into::into));
+            }
+            Answer::Written {
+                from,
+                id,
+                offset,
+                len,
+                result,
+            } => match result {
+                Ok(()) => self.core.handle_file_written(&from, id, offset, len, now),
+                Err(error) => {
+                    tracing::warn!(%from, %id, offset, %error, "cannot write a received file");
+                    self.core.handle_file_write_failed(&from, id, now);
+                }
+            },
+            Answer::Verified { from, id, verified } => {
+                self.core.handle_file_verified(&from, id, verified, now)
+            }
+        }
+    }
+
+    /// Keeps the offers for `accept_file`, and lets the host go of transfers that ended.
+    fn observe_file_event(&mut self, event: &Event) {
+        match event {
+            Event::FileOffered {
+                from,
+                id,
+                name,
+                size,
+                hash,
+            } => {
+                let offer = FileOffer {
+                    from: from.clone(),
+                    id: *id,
+                    name: name.clone(),
+                    size: *size,
+                    hash: *hash,
+                };
+                self.offers.insert((from.clone(), *id), offer);
+            }
+            Event::FileDeclined { to, id } => self.lanes.release(to, *id, Direction::Sending),
+            Event::FileCancelled {
+                peer,
+                id,
+                direction,
+            }
+            | Event::FileFailed {
+                peer,
+                id,
+                direction,
+                ..
+            }
+            | Event::FileDone {
+                peer,
+                id,
+                direction,
+                ..
+            } => {
+                if *direction == Direction::Receiving {
+                    self.offers.remove(&(peer.clone(), *id));
+                }
+                self.lanes.release(peer, *id, *direction);
+            }
+            _ => {}
         }
     }
 

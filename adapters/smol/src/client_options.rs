@@ -1,5 +1,6 @@
 //! How to start a [`Client`](crate::Client): the server, the account, the P2P listener.
 
+use crate::{DiskFiles, FileHost};
 use breeze_core::client::ClientConfig;
 use breeze_core::liveness::Heartbeat;
 use breeze_core::wire::UserName;
@@ -30,6 +31,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Applied last to the core's configuration.
     pub tweak: Option<ConfigTweak>,
+    /// Reads offered files and writes received ones. The default is a fresh [`DiskFiles`];
+    /// share one with the application to learn where received files landed.
+    pub files: Arc<dyn FileHost>,
 }
 
 impl ClientOptions {
@@ -44,6 +48,7 @@ impl ClientOptions {
             heartbeat: Heartbeat::default(),
             connect_timeout: Duration::from_secs(3),
             tweak: None,
+            files: Arc::new(DiskFiles::new()),
         }
     }
 
@@ -72,6 +77,7 @@ impl fmt::Debug for ClientOptions {
             .field("heartbeat", &self.heartbeat)
             .field("connect_timeout", &self.connect_timeout)
             .field("tweak", &self.tweak.is_some())
+            .field("files", &"dyn FileHost")
             .finish_non_exhaustive()
     }
 }

@@ -3,7 +3,8 @@
 //! This crate makes no protocol decisions. Each driver is one owner task holding its core by
 //! `&mut`; it reads socket bytes into `handle_*`, drains `poll_transmit` to the sockets'
 //! writer tasks (and reports `handle_written` once the bytes reach the kernel), performs
-//! `poll_action` (connect, dial, close, check a password, store a message), forwards
+//! `poll_action` (connect, dial, close, check a password, store a message, read or write a
+//! file), forwards
 //! `poll_event`, and arms one reusable timer from `poll_timeout`. After every input it drains
 //! transmits, then actions (transmits again before each action, so a close never overtakes
 //! the bytes polled before it), then events, then re-arms the timer.
@@ -13,6 +14,11 @@
 //!   [`ServerHost`] trait the application implements; `memory_host.rs`: [`MemoryHost`].
 //! - `client.rs`: the [`Client`] handle; `client_driver.rs`: its owner loop;
 //!   `client_options.rs`: [`ClientOptions`].
+//! - files: `file_host.rs`, the [`FileHost`] trait the application implements (or takes
+//!   [`DiskFiles`], `disk_files.rs`, with the names it gives files in `disk_names.rs`);
+//!   `file_lanes.rs` runs the host's calls off the owner task, in order per transfer;
+//!   `shared_file.rs` hashes a file to offer ([`SharedFile`]); `file_request.rs`:
+//!   [`FileRequestError`].
 //! - `socket.rs`: the reader and writer tasks of one socket; `listener.rs`: the accept loop;
 //!   `dial.rs`: connects with a timeout; `timer.rs`: the one timer; `seed.rs`: OS randomness.
 //!
@@ -45,17 +51,27 @@ mod client;
 mod client_driver;
 mod client_options;
 mod dial;
+mod disk_files;
+mod disk_names;
+mod file_host;
+mod file_lanes;
+mod file_request;
 mod host;
 mod listener;
 mod memory_host;
 mod seed;
 mod server;
+mod shared_file;
 mod socket;
 mod timer;
 
 pub use client::{Client, PeerStatus};
 pub use client_options::{ClientOptions, ConfigTweak};
+pub use disk_files::{DiskFiles, Landed};
+pub use file_host::{FileHost, FileOffer};
+pub use file_request::FileRequestError;
 pub use host::ServerHost;
 pub use memory_host::MemoryHost;
 pub use seed::os_seed;
 pub use server::{run_server, ServerDriver, ServerStats};
+pub use shared_file::SharedFile;

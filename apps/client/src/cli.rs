@@ -12,8 +12,9 @@ use std::path::PathBuf;
     long_about = "Breeze LAN messenger client.\n\n\
         With a terminal on stdin and without --json it runs an interactive chat screen. \
         With --json (or when stdin is not a terminal) it reads commands from stdin, one per \
-        line (send USER TEXT…, file USER PATH, accept ID [DIR], who, quit), and writes events \
-        to stdout as JSON objects, one per line; the end of stdin counts as quit. `breeze … send USER TEXT…` sends one message \
+        line (send USER TEXT…, file USER PATH, accept ID [DIR], decline ID, cancel ID, who, \
+        quit), and writes events to stdout as JSON objects, one per line; the end of stdin \
+        counts as quit. `breeze … send USER TEXT…` sends one message \
         and exits once it is delivered or stored.\n\n\
         The password comes from the BREEZE_PASSWORD environment variable, or is asked for on \
         the terminal. Logs go to stderr (or --log-file) when RUST_LOG is set (e.g. RUST_LOG=debug)."
@@ -42,6 +43,11 @@ pub struct Cli {
     /// Never open direct channels: everything goes through the server relay.
     #[arg(long)]
     pub no_direct: bool,
+
+    /// Where accepted files go when no directory is given (`accept ID` in line mode, the
+    /// accept key in the chat screen). Created when needed.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub download_dir: PathBuf,
 
     /// Write logs to this file instead of stderr (when RUST_LOG is set).
     #[arg(long, value_name = "FILE")]

@@ -1,5 +1,5 @@
 //! Line-mode commands (DESIGN.md §6): `send USER TEXT…`, `file USER PATH`, `accept ID [DIR]`,
-//! `who`, `quit`.
+//! `decline ID`, `cancel ID`, `who`, `quit`.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -12,9 +12,16 @@ pub enum Command {
         to: String,
         path: String,
     },
+    /// `dir` is the rest of the line, spaces kept.
     Accept {
         id: String,
         dir: Option<String>,
+    },
+    Decline {
+        id: String,
+    },
+    Cancel {
+        id: String,
     },
     Who,
     Quit,
@@ -56,12 +63,24 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
                 dir: (!dir.is_empty()).then(|| dir.into()),
             }
         }
+        "decline" | "cancel" => {
+            let (id, extra) = split_word(rest);
+            if id.is_empty() || !extra.is_empty() {
+                return Err(format!("usage: {verb} ID"));
+            }
+            let id = id.into();
+            if verb == "decline" {
+                Command::Decline { id }
+            } else {
+                Command::Cancel { id }
+            }
+        }
         "who" => Command::Who,
         "quit" => Command::Quit,
         other => {
             return Err(format!(
-                "unknown command {other:?} (commands: send, file, accept, who, quit)"
-            ))
+            "unknown command {other:?} (commands: send, file, accept, decline, cancel, who, quit)"
+        ))
         }
     };
     Ok(Some(command))
@@ -110,6 +129,22 @@ mod tests {
                 dir: None
             }))
         );
+        assert_eq!(
+            parse("accept 00ff /tmp/my downloads"),
+            Ok(Some(Command::Accept {
+                id: "00ff".into(),
+                dir: Some("/tmp/my downloads".into())
+            }))
+        );
+        assert_eq!(
+            parse("decline 00ff"),
+            Ok(Some(Command::Decline { id: "00ff".into() }))
+        );
+        assert_eq!(
+            parse("cancel 00ff"),
+            Ok(Some(Command::Cancel { id: "00ff".into() }))
+        );
+        assert!(parse("cancel").is_err());
         assert_eq!(
             parse("file bob /tmp/a b.txt"),
             Ok(Some(Command::File {

@@ -1,8 +1,8 @@
 //! The line-mode event vocabulary (DESIGN.md §6): one JSON object per line, each with an
 //! `"event"` field. This enum is the scripting contract; its variants are the event names.
 
-use breeze_core::client::Event;
-use breeze_core::wire::{MessageId, UserName};
+use breeze_core::client::{Direction, Event};
+use breeze_core::wire::{MessageId, TransferId, UserName};
 use serde::Serialize;
 use std::io::Write;
 
@@ -52,6 +52,68 @@ pub enum LineEvent {
     Who {
         users: Vec<WhoEntry>,
     },
+    /// `from` offers a file: answer with `accept ID [DIR]` or `decline ID`.
+    FileOffer {
+        from: UserName,
+        id: String,
+        name: String,
+        size: u64,
+    },
+    /// A `file` command was accepted: `id` is what the other file events will name.
+    FileOffered {
+        to: UserName,
+        id: String,
+        name: String,
+        size: u64,
+        path: String,
+    },
+    /// Sending: the peer accepted; receiving: this side did (the `accept` command). `offset`
+    /// is where the transfer starts: more than 0 when it resumes a partial file.
+    FileAccepted {
+        peer: UserName,
+        id: String,
+        direction: &'static str,
+        offset: u64,
+        /// Receiving: the directory the file goes to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dir: Option<String>,
+    },
+    FileProgress {
+        peer: UserName,
+        id: String,
+        direction: &'static str,
+        bytes: u64,
+        size: u64,
+        route: String,
+    },
+    /// `verified` false: the content hash did not match, and `path` is where the damaged
+    /// file was kept aside (never under its real name).
+    FileDone {
+        peer: UserName,
+        id: String,
+        direction: &'static str,
+        verified: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+    FileFailed {
+        peer: UserName,
+        id: String,
+        direction: &'static str,
+        reason: String,
+    },
+    FileDeclined {
+        peer: UserName,
+        id: String,
+        direction: &'static str,
+    },
+    /// `by` is `"peer"` or `"me"`.
+    FileCancelled {
+        peer: UserName,
+        id: String,
+        direction: &'static str,
+        by: &'static str,
+    },
     /// `fatal` errors end the client with a non-zero exit code.
     Error {
         message: String,
@@ -80,7 +142,37 @@ pub struct WhoEntry {
     pub route: String,
 }
 
+/// `"sending"` or `"receiving"`, from this client's point of view.
+pub fn direction(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Sending => "sending",
+        Direction::Receiving => "receiving",
+    }
+}
+
 impl LineEvent {
+    pub fn file_declined(peer: UserName, id: TransferId, d: Direction) -> LineEvent {
+        LineEvent::FileDeclined {
+            peer,
+            id: id.to_string(),
+            direction: direction(d),
+        }
+    }
+
+    pub fn file_cancelled(
+        peer: UserName,
+        id: TransferId,
+        d: Direction,
+        by: &'static str,
+    ) -> LineEvent {
+        LineEvent::FileCancelled {
+            peer,
+            id: id.to_string(),
+            direction: direction(d),
+            by,
+        }
+    }
+
     pub fn error(message: impl Into<String>) -> LineEvent {
         LineEvent::Error {
             message: message.into(),
@@ -163,6 +255,69 @@ impl From<Event> for LineEvent {
                 error: error.to_string(),
             },
             Event::LoggedOut => LineEvent::LoggedOut,
+            Event::FileOffered {
+                from,
+                id,
+                name,
+                size,
+                ..
+            } => LineEvent::FileOffer {
+                from,
+                id: id.to_string(),
+                name: name.to_string(),
+                size,
+            },
+            Event::FileAccepted { to, id, offset } => LineEvent::FileAccepted {
+                peer: to,
+                id: id.to_string(),
+                direction: direction(Direction::Sending),
+                offset,
+                dir: None,
+            },
+            Event::FileProgress {
+                peer,
+                id,
+                direction: d,
+                bytes,
+                size,
+                route,
+            } => LineEvent::FileProgress {
+                peer,
+                id: id.to_string(),
+                direction: direction(d),
+                bytes,
+                size,
+                route: route.to_string(),
+            },
+            Event::FileDone {
+                peer,
+                id,
+                direction: d,
+                verified,
+            } => LineEvent::FileDone {
+                peer,
+                id: id.to_string(),
+                direction: direction(d),
+                verified,
+                path: None,
+            },
+            Event::FileFailed {
+                peer,
+                id,
+                direction: d,
+                failure,
+            } => LineEvent::FileFailed {
+                peer,
+                id: id.to_string(),
+                direction: direction(d),
+                reason: failure.to_string(),
+            },
+            Event::FileDeclined { to, id } => LineEvent::file_declined(to, id, Direction::Sending),
+            Event::FileCancelled {
+                peer,
+                id,
+                direction: d,
+            } => LineEvent::file_cancelled(peer, id, d, "peer"),
             other => LineEvent::error(format!("unhandled client event: {other:?}")),
         }
     }
@@ -218,6 +373,45 @@ mod tests {
         assert_eq!(
             json(delivered.into()),
             "{\"event\":\"delivered\",\"to\":\"bob\",\"id\":1,\"route\":\"relay\"}\n"
+        );
+    }
+
+    #[test]
+    fn file_events_name_the_transfer_by_its_hex_id() {
+        use breeze_core::wire::FileName;
+        let offer = Event::FileOffered {
+            from: name("alice"),
+            id: TransferId(0x1f),
+            name: FileName::new("a b.txt").unwrap(),
+            size: 5,
+            hash: [7; 32],
+        };
+        assert_eq!(
+            json(offer.into()),
+            "{\"event\":\"file_offer\",\"from\":\"alice\",\"id\":\"000000000000001f\",\"name\":\"a b.txt\",\"size\":5}\n"
+        );
+        let progress = Event::FileProgress {
+            peer: name("bob"),
+            id: TransferId(2),
+            direction: Direction::Sending,
+            bytes: 3,
+            size: 5,
+            route: Path::Relay,
+        };
+        assert_eq!(
+            json(progress.into()),
+            "{\"event\":\"file_progress\",\"peer\":\"bob\",\"id\":\"0000000000000002\",\"direction\":\"sending\",\"bytes\":3,\"size\":5,\"route\":\"relay\"}\n"
+        );
+        let done = LineEvent::FileDone {
+            peer: name("alice"),
+            id: TransferId(3).to_string(),
+            direction: "receiving",
+            verified: true,
+            path: Some("/tmp/a b.txt".into()),
+        };
+        assert_eq!(
+            json(done),
+            "{\"event\":\"file_done\",\"peer\":\"alice\",\"id\":\"0000000000000003\",\"direction\":\"receiving\",\"verified\":true,\"path\":\"/tmp/a b.txt\"}\n"
         );
     }
 

@@ -2,13 +2,45 @@
 
 use crate::command::{self, Command};
 use crate::json::{LineEvent, WhoEntry};
-use breeze_core::wire::UserName;
-use breeze_smol::Client;
+use crate::transfers::{State, Transfer, Transfers};
+use breeze_core::client::{Direction, Event};
+use breeze_core::wire::{TransferId, UserName};
+use breeze_smol::{Client, DiskFiles, Landed};
 use futures_lite::future::race;
 use futures_lite::io::{AsyncBufReadExt, BufReader};
 use futures_lite::StreamExt;
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `file_progress` lines per transfer are at least this far apart (the last one always
+/// comes), so a fast transfer does not flood a script.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// What line mode keeps besides the client: the files and the transfers it knows.
+pub struct Session {
+    pub client: Client,
+    pub files: Arc<DiskFiles>,
+    /// Where `accept ID` without a directory puts the file.
+    pub download_dir: PathBuf,
+    transfers: Transfers,
+    progress_shown: HashMap<(UserName, TransferId, Direction), Instant>,
+}
+
+impl Session {
+    pub fn new(client: Client, files: Arc<DiskFiles>, download_dir: PathBuf) -> Session {
+        Session {
+            client,
+            files,
+            download_dir,
+            transfers: Transfers::new(),
+            progress_shown: HashMap::new(),
+        }
+    }
+}
 
 enum Wake {
     Line(Option<io::Result<String>>),
@@ -16,7 +48,8 @@ enum Wake {
 }
 
 /// Runs until `quit`, the end of stdin, or a fatal event (login refused, kicked).
-pub async fn run(client: Client) -> ExitCode {
+pub async fn run(mut session: Session) -> ExitCode {
+    let client = session.client.clone();
     let mut lines = BufReader::new(smol::Unblock::new(io::stdin())).lines();
     let mut out = io::stdout();
     loop {
@@ -26,7 +59,7 @@ pub async fn run(client: Client) -> ExitCode {
         let outcome = match wake.await {
             Wake::Line(Some(Ok(line))) => match command::parse(&line) {
                 Ok(Some(Command::Quit)) => break,
-                Ok(Some(command)) => execute(&client, command).await,
+                Ok(Some(command)) => execute(&mut session, command).await,
                 Ok(None) => continue,
                 Err(message) => LineEvent::error(message),
             },
@@ -36,7 +69,10 @@ pub async fn run(client: Client) -> ExitCode {
             }
             // The end of stdin is a quit: a script's last command has been given.
             Wake::Line(None) => break,
-            Wake::Event(Some(event)) => LineEvent::from(event),
+            Wake::Event(Some(event)) => match session.observe(event) {
+                Some(event) => event,
+                None => continue,
+            },
             Wake::Event(None) => {
                 return fatal(&mut out, LineEvent::fatal_error("client stopped"));
             }
@@ -60,8 +96,81 @@ pub async fn run(client: Client) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+impl Session {
+    /// The line for a client event, after noting what it says about transfers; `None` for
+    /// progress shown a moment ago.
+    fn observe(&mut self, event: Event) -> Option<LineEvent> {
+        let now = Instant::now();
+        self.transfers.apply(&event, now);
+        match &event {
+            Event::FileProgress {
+                peer,
+                id,
+                direction,
+                bytes,
+                size,
+                ..
+            } => {
+                let key = (peer.clone(), *id, *direction);
+                let recent = self
+                    .progress_shown
+                    .get(&key)
+                    .is_some_and(|shown| now.duration_since(*shown) < PROGRESS_EVERY);
+                if recent && bytes < size {
+                    return None;
+                }
+                self.progress_shown.insert(key, now);
+            }
+            Event::FileDone {
+                peer,
+                id,
+                direction,
+                verified,
+            } => {
+                self.progress_shown.remove(&(peer.clone(), *id, *direction));
+                let path = match direction {
+                    Direction::Receiving => match self.files.landed(peer, *id) {
+                        Some(Landed::Complete(path) | Landed::Corrupt(path)) => Some(path),
+                        None => None,
+                    },
+                    Direction::Sending => self
+                        .transfers
+                        .get(peer, *id, *direction)
+                        .and_then(|t| t.path.clone()),
+                };
+                if let Some(path) = &path {
+                    self.transfers.landed(peer, *id, path.clone());
+                }
+                return Some(LineEvent::FileDone {
+                    peer: peer.clone(),
+                    id: id.to_string(),
+                    direction: crate::json::direction(*direction),
+                    verified: *verified,
+                    path: path.map(|p| p.display().to_string()),
+                });
+            }
+            Event::FileFailed {
+                peer,
+                id,
+                direction,
+                ..
+            }
+            | Event::FileCancelled {
+                peer,
+                id,
+                direction,
+            } => {
+                self.progress_shown.remove(&(peer.clone(), *id, *direction));
+            }
+            _ => {}
+        }
+        Some(LineEvent::from(event))
+    }
+}
+
 /// Runs one command; the event it answers with.
-async fn execute(client: &Client, command: Command) -> LineEvent {
+async fn execute(session: &mut Session, command: Command) -> LineEvent {
+    let client = &session.client;
     match command {
         Command::Send { to, text } => {
             let to = match UserName::new(to.as_str()) {
@@ -73,8 +182,79 @@ async fn execute(client: &Client, command: Command) -> LineEvent {
                 Err(e) => LineEvent::error(format!("cannot send to {to}: {e}")),
             }
         }
-        Command::File { .. } | Command::Accept { .. } => {
-            LineEvent::error("file transfer not supported yet")
+        Command::File { to, path } => {
+            let to = match UserName::new(to.as_str()) {
+                Ok(to) => to,
+                Err(e) => return LineEvent::error(format!("bad user name {to:?}: {e}")),
+            };
+            match client.offer_file(&to, &path).await {
+                Ok(file) => {
+                    session.transfers.offered(&to, &file);
+                    LineEvent::FileOffered {
+                        to,
+                        id: file.id.to_string(),
+                        name: file.name.to_string(),
+                        size: file.size,
+                        path: file.path.display().to_string(),
+                    }
+                }
+                Err(e) => LineEvent::error(format!("cannot offer {path} to {to}: {e}")),
+            }
+        }
+        Command::Accept { id, dir } => {
+            let offered =
+                |t: &Transfer| t.direction == Direction::Receiving && t.state == State::Offered;
+            let (from, id) = match session.transfers.find(&id, offered) {
+                Ok(t) => (t.peer.clone(), t.id),
+                Err(message) => return LineEvent::error(message),
+            };
+            let dir = dir.map_or_else(|| session.download_dir.clone(), PathBuf::from);
+            match client.accept_file(&from, id, &dir).await {
+                Ok(offset) => {
+                    session.transfers.accepted(&from, id, dir.clone(), offset);
+                    LineEvent::FileAccepted {
+                        peer: from,
+                        id: id.to_string(),
+                        direction: crate::json::direction(Direction::Receiving),
+                        offset,
+                        dir: Some(dir.display().to_string()),
+                    }
+                }
+                Err(e) => LineEvent::error(format!("cannot accept {id}: {e}")),
+            }
+        }
+        Command::Decline { id } => {
+            let offered =
+                |t: &Transfer| t.direction == Direction::Receiving && t.state == State::Offered;
+            let (from, id) = match session.transfers.find(&id, offered) {
+                Ok(t) => (t.peer.clone(), t.id),
+                Err(message) => return LineEvent::error(message),
+            };
+            match client.decline_file(&from, id).await {
+                Ok(()) => {
+                    let direction = Direction::Receiving;
+                    session
+                        .transfers
+                        .ended(&from, id, direction, State::Declined);
+                    LineEvent::file_declined(from, id, direction)
+                }
+                Err(e) => LineEvent::error(format!("cannot decline {id}: {e}")),
+            }
+        }
+        Command::Cancel { id } => {
+            let (peer, id, direction) = match session.transfers.find(&id, Transfer::is_active) {
+                Ok(t) => (t.peer.clone(), t.id, t.direction),
+                Err(message) => return LineEvent::error(message),
+            };
+            match client.cancel_file(&peer, id, direction).await {
+                Ok(()) => {
+                    session
+                        .transfers
+                        .ended(&peer, id, direction, State::Cancelled);
+                    LineEvent::file_cancelled(peer, id, direction, "me")
+                }
+                Err(e) => LineEvent::error(format!("cannot cancel {id}: {e}")),
+            }
         }
         Command::Who => LineEvent::Who {
             users: client

@@ -1,9 +1,12 @@
 //! `breeze`: the Breeze LAN messenger client.
 //!
 //! - `cli.rs`: the command line;
-//! - `tui.rs`: the interactive screen (stdin is a terminal, no `--json`);
+//! - `tui.rs`: the interactive screen (stdin is a terminal, no `--json`), with
+//!   `tui_commands.rs` (the `/file`, `/accept`… input) and `tui_transfers.rs` (the files pane);
 //! - `line_mode.rs`: the scripting contract of DESIGN.md §6, with `command.rs` (what scripts
 //!   type) and `json.rs` (the events they read);
+//! - `transfers.rs`: the file transfers of this session, for both modes, with
+//!   `transfer_rate.rs` (rate and ETA); the files themselves are `breeze_smol::DiskFiles`;
 //! - `oneshot.rs`: `breeze … send USER TEXT…`.
 
 mod cli;
@@ -11,14 +14,19 @@ mod command;
 mod json;
 mod line_mode;
 mod oneshot;
+mod transfer_rate;
+mod transfers;
 mod tui;
+mod tui_commands;
+mod tui_transfers;
 
 use breeze_core::wire::UserName;
-use breeze_smol::{Client, ClientOptions};
+use breeze_smol::{Client, ClientOptions, DiskFiles};
 use clap::Parser;
 use cli::{Cli, OneShot};
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the password comes from when not asked on the terminal.
@@ -30,7 +38,8 @@ fn main() -> ExitCode {
         eprintln!("breeze: {message}");
         return ExitCode::FAILURE;
     }
-    let options = match options(&cli) {
+    let files = Arc::new(DiskFiles::new());
+    let options = match options(&cli, files.clone()) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("breeze: {message}");
@@ -48,19 +57,22 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
+    let download_dir = cli.download_dir.clone();
     smol::block_on(async {
         match cli.command {
             Some(OneShot::Send { to, text, timeout }) => {
                 let timeout = Duration::from_secs(timeout);
                 oneshot::run(client, &to, text.join(" "), timeout, json).await
             }
-            None if !json && std::io::stdin().is_terminal() => tui::run(client).await,
-            None => line_mode::run(client).await,
+            None if !json && std::io::stdin().is_terminal() => {
+                tui::run(client, files, download_dir).await
+            }
+            None => line_mode::run(line_mode::Session::new(client, files, download_dir)).await,
         }
     })
 }
 
-fn options(cli: &Cli) -> Result<ClientOptions, String> {
+fn options(cli: &Cli, files: Arc<DiskFiles>) -> Result<ClientOptions, String> {
     let server = cli::resolve(&cli.server)?;
     let user = UserName::new(cli.user.as_str()).map_err(|e| format!("bad user name: {e}"))?;
     let password = password(&user)?;
@@ -68,6 +80,7 @@ fn options(cli: &Cli) -> Result<ClientOptions, String> {
     options.register = cli.register;
     options.p2p_listen = cli.p2p_listen;
     options.direct_channels = !cli.no_direct;
+    options.files = files;
     Ok(options)
 }
 

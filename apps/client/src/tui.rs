@@ -1,10 +1,14 @@
 //! The interactive chat screen: users with their route on the left, the conversation with the
-//! selected user on the right, an input line at the bottom.
+//! selected user on the right, file transfers under way (`tui_transfers.rs`) above an input
+//! line at the bottom, which also takes the file commands of `tui_commands.rs`.
 
-use breeze_core::client::{Event, Route};
-use breeze_core::wire::{MessageId, UserName};
+use crate::transfers::{State, Transfer, Transfers};
+use crate::tui_commands::{self, ScreenCommand};
+use crate::tui_transfers;
+use breeze_core::client::{Direction, Event, Route};
+use breeze_core::wire::{MessageId, TransferId, UserName};
 use breeze_core::Path;
-use breeze_smol::{Client, PeerStatus};
+use breeze_smol::{Client, DiskFiles, Landed, PeerStatus};
 use crossterm::event::{
     Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
@@ -17,14 +21,19 @@ use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::{DefaultTerminal, Frame};
 use std::collections::HashMap;
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Entries kept per conversation; older ones scroll away for good.
 const HISTORY: usize = 1000;
-const KEYS_HELP: &str = " Tab/↓ next user · Shift-Tab/↑ previous · Enter send · Esc/Ctrl-C quit ";
+const KEYS_HELP: &str = " Tab/↓ next user · Shift-Tab/↑ previous · Enter send · Ctrl-A/Ctrl-D accept/decline a file · /file PATH · Esc/Ctrl-C quit ";
+/// How often the screen is redrawn while a transfer runs, for its rate and ETA.
+const TRANSFER_TICK: Duration = Duration::from_millis(500);
 
 /// Runs the screen until the user quits; non-zero exit after a refused login or a kick.
-pub async fn run(client: Client) -> ExitCode {
+pub async fn run(client: Client, files: Arc<DiskFiles>, download_dir: PathBuf) -> ExitCode {
     let mut terminal = match ratatui::try_init() {
         Ok(terminal) => terminal,
         Err(error) => {
@@ -32,7 +41,7 @@ pub async fn run(client: Client) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = event_loop(&mut terminal, &client).await;
+    let outcome = event_loop(&mut terminal, &client, &files, download_dir).await;
     ratatui::restore();
     client.logout().await;
     match outcome {
@@ -51,6 +60,8 @@ pub async fn run(client: Client) -> ExitCode {
 enum Wake {
     Key(Option<io::Result<TermEvent>>),
     Client(Option<Event>),
+    /// Time to refresh the transfers' rates.
+    Tick,
 }
 
 /// What a key press asks for.
@@ -58,40 +69,52 @@ enum Intent {
     Nothing,
     Quit,
     Send(UserName, String),
+    Offer(UserName, String),
+    Accept(UserName, TransferId, PathBuf),
+    Decline(UserName, TransferId),
+    Cancel(UserName, TransferId, Direction),
 }
 
 /// Returns the fatal error that ended the session, if one did.
-async fn event_loop(terminal: &mut DefaultTerminal, client: &Client) -> io::Result<Option<String>> {
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    client: &Client,
+    files: &DiskFiles,
+    download_dir: PathBuf,
+) -> io::Result<Option<String>> {
     let mut keys = EventStream::new();
-    let mut screen = Screen::new(client.user().clone());
+    let mut screen = Screen::new(client.user().clone(), download_dir);
     loop {
         terminal.draw(|frame| screen.render(frame))?;
+        let running = screen.transfers.active().any(|t| t.state == State::Running);
         let wake = race(async { Wake::Key(keys.next().await) }, async {
             Wake::Client(client.next_event().await)
         });
-        match wake.await {
+        let tick = async {
+            if running {
+                async_io::Timer::after(TRANSFER_TICK).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+            Wake::Tick
+        };
+        match race(wake, tick).await {
             Wake::Key(Some(Ok(TermEvent::Key(key)))) if key.kind == KeyEventKind::Press => {
-                match screen.key(key) {
-                    Intent::Quit => return Ok(screen.fatal),
-                    Intent::Send(to, text) => match client.send(&to, text.clone()).await {
-                        Ok(id) => screen.push(
-                            &to,
-                            Entry::Mine {
-                                id,
-                                text,
-                                fate: Fate::Sending,
-                            },
-                        ),
-                        Err(error) => screen.push(&to, Entry::Notice(format!("not sent: {error}"))),
-                    },
-                    Intent::Nothing => {}
+                let intent = screen.key(key);
+                if let Intent::Offer(to, path) = &intent {
+                    // Hashing a big file takes a moment: say so before it starts.
+                    screen.push(to, Entry::Notice(format!("hashing {path}…")));
+                    terminal.draw(|frame| screen.render(frame))?;
+                }
+                if screen.act(client, intent).await {
+                    return Ok(screen.fatal);
                 }
             }
-            Wake::Key(Some(Ok(_))) => {}
+            Wake::Key(Some(Ok(_))) | Wake::Tick => {}
             Wake::Key(Some(Err(error))) => return Err(error),
             Wake::Key(None) | Wake::Client(None) => return Ok(screen.fatal),
             Wake::Client(Some(event)) => {
-                screen.apply(event);
+                screen.apply(event, files);
                 screen.users = client.peers().await;
                 screen.keep_selection();
             }
@@ -127,10 +150,12 @@ struct Screen {
     chats: HashMap<UserName, Vec<Entry>>,
     input: String,
     fatal: Option<String>,
+    transfers: Transfers,
+    download_dir: PathBuf,
 }
 
 impl Screen {
-    fn new(me: UserName) -> Screen {
+    fn new(me: UserName, download_dir: PathBuf) -> Screen {
         Screen {
             me,
             status: "connecting…".into(),
@@ -139,7 +164,119 @@ impl Screen {
             chats: HashMap::new(),
             input: String::new(),
             fatal: None,
+            transfers: Transfers::new(),
+            download_dir,
         }
+    }
+
+    /// Carries out what a key asked for; true to quit.
+    async fn act(&mut self, client: &Client, intent: Intent) -> bool {
+        match intent {
+            Intent::Nothing => {}
+            Intent::Quit => return true,
+            Intent::Send(to, text) => match client.send(&to, text.clone()).await {
+                Ok(id) => self.push(
+                    &to,
+                    Entry::Mine {
+                        id,
+                        text,
+                        fate: Fate::Sending,
+                    },
+                ),
+                Err(error) => self.push(&to, Entry::Notice(format!("not sent: {error}"))),
+            },
+            Intent::Offer(to, path) => {
+                let notice = match client.offer_file(&to, &path).await {
+                    Ok(file) => {
+                        self.transfers.offered(&to, &file);
+                        format!(
+                            "offered {} ({}) · id {}",
+                            file.name,
+                            crate::transfer_rate::bytes(file.size),
+                            file.id
+                        )
+                    }
+                    Err(error) => format!("cannot offer {path}: {error}"),
+                };
+                self.push(&to, Entry::Notice(notice));
+            }
+            Intent::Accept(from, id, dir) => {
+                let notice = match client.accept_file(&from, id, &dir).await {
+                    Ok(offset) => {
+                        self.transfers.accepted(&from, id, dir.clone(), offset);
+                        let resume = if offset > 0 {
+                            format!(", resuming at {}", crate::transfer_rate::bytes(offset))
+                        } else {
+                            String::new()
+                        };
+                        format!("accepted {id} into {}{resume}", dir.display())
+                    }
+                    Err(error) => format!("cannot accept {id}: {error}"),
+                };
+                self.push(&from, Entry::Notice(notice));
+            }
+            Intent::Decline(from, id) => {
+                let notice = match client.decline_file(&from, id).await {
+                    Ok(()) => {
+                        let direction = Direction::Receiving;
+                        self.transfers.ended(&from, id, direction, State::Declined);
+                        format!("declined {id}")
+                    }
+                    Err(error) => format!("cannot decline {id}: {error}"),
+                };
+                self.push(&from, Entry::Notice(notice));
+            }
+            Intent::Cancel(peer, id, direction) => {
+                let notice = match client.cancel_file(&peer, id, direction).await {
+                    Ok(()) => {
+                        self.transfers.ended(&peer, id, direction, State::Cancelled);
+                        format!("cancelled {id}")
+                    }
+                    Err(error) => format!("cannot cancel {id}: {error}"),
+                };
+                self.push(&peer, Entry::Notice(notice));
+            }
+        }
+        false
+    }
+
+    /// What a `/command` typed on the input line asks for.
+    fn command(&mut self, command: ScreenCommand) -> Result<Intent, String> {
+        let selected = self.selected.clone();
+        let with_selected = |t: &Transfer| selected.as_ref().is_none_or(|s| &t.peer == s);
+        let offered = |t: &Transfer| {
+            t.direction == Direction::Receiving && t.state == State::Offered && with_selected(t)
+        };
+        let pick = |id: &Option<String>, want: &dyn Fn(&Transfer) -> bool| match id {
+            Some(id) => self.transfers.find(id, want).cloned(),
+            None => self
+                .transfers
+                .active()
+                .filter(|t| want(t))
+                .last()
+                .cloned()
+                .ok_or_else(|| "nothing to answer: no such offer or transfer".to_string()),
+        };
+        Ok(match command {
+            ScreenCommand::File { path } => {
+                let to = selected.ok_or("select a user to send the file to")?;
+                Intent::Offer(to, path)
+            }
+            ScreenCommand::Accept { id, dir } => {
+                let t = pick(&id, &offered)?;
+                let dir = dir.map_or_else(|| self.download_dir.clone(), PathBuf::from);
+                Intent::Accept(t.peer, t.id, dir)
+            }
+            ScreenCommand::Decline { id } => {
+                let t = pick(&id, &offered)?;
+                Intent::Decline(t.peer, t.id)
+            }
+            ScreenCommand::Cancel { id } => {
+                let active = |t: &Transfer| t.is_active() && with_selected(t);
+                let t = pick(&id, &active)?;
+                Intent::Cancel(t.peer, t.id, t.direction)
+            }
+        })
     }
 
     fn push(&mut self, user: &UserName, entry: Entry) {
@@ -150,7 +287,22 @@ impl Screen {
         }
     }
 
-    fn apply(&mut self, event: Event) {
+    fn apply(&mut self, event: Event, files: &DiskFiles) {
+        self.transfers.apply(&event, Instant::now());
+        if let Event::FileDone {
+            peer,
+            id,
+            direction: Direction::Receiving,
+            ..
+        } = &event
+        {
+            if let Some(Landed::Complete(path) | Landed::Corrupt(path)) = files.landed(peer, *id) {
+                self.transfers.landed(peer, *id, path);
+            }
+        }
+        if let Some((peer, notice)) = tui_transfers::notice(&event, &self.transfers) {
+            self.push(&peer, Entry::Notice(notice));
+        }
         match event {
             Event::LoggedIn { .. } => self.status = "online".into(),
             Event::LoginFailed { reason } => {
@@ -209,10 +361,29 @@ impl Screen {
             KeyCode::Char('c') if ctrl => return Intent::Quit,
             KeyCode::Tab | KeyCode::Down => self.select(1),
             KeyCode::BackTab | KeyCode::Up => self.select(-1),
+            KeyCode::Char('a') if ctrl => {
+                return self.answer_offer(ScreenCommand::Accept {
+                    id: None,
+                    dir: None,
+                })
+            }
+            KeyCode::Char('d') if ctrl => {
+                return self.answer_offer(ScreenCommand::Decline { id: None })
+            }
             KeyCode::Enter => {
+                if let Some(command) = tui_commands::parse(&self.input) {
+                    self.input.clear();
+                    return self.answer_offer_result(command);
+                }
+                // `//…` sends a message that starts with `/`.
+                let text = match self.input.strip_prefix("//") {
+                    Some(rest) => format!("/{rest}"),
+                    None => self.input.clone(),
+                };
                 if let Some(to) = self.selected.clone() {
-                    if !self.input.trim().is_empty() {
-                        return Intent::Send(to, std::mem::take(&mut self.input));
+                    if !text.trim().is_empty() {
+                        self.input.clear();
+                        return Intent::Send(to, text);
                     }
                 }
             }
@@ -223,6 +394,24 @@ impl Screen {
             _ => {}
         }
         Intent::Nothing
+    }
+
+    fn answer_offer(&mut self, command: ScreenCommand) -> Intent {
+        self.answer_offer_result(Ok(command))
+    }
+
+    /// A screen command's intent; a mistake becomes a notice in the current conversation.
+    fn answer_offer_result(&mut self, command: Result<ScreenCommand, String>) -> Intent {
+        match command.and_then(|command| self.command(command)) {
+            Ok(intent) => intent,
+            Err(message) => {
+                match self.selected.clone() {
+                    Some(peer) => self.push(&peer, Entry::Notice(message)),
+                    None => self.status = message,
+                }
+                Intent::Nothing
+            }
+        }
     }
 
     fn selected_index(&self) -> Option<usize> {
@@ -250,12 +439,23 @@ impl Screen {
     }
 
     fn render(&self, frame: &mut Frame) {
-        let [main, input, help] = Layout::vertical([
+        let transfers = tui_transfers::pane_lines(&self.transfers, Instant::now());
+        let pane = if transfers.is_empty() {
+            0
+        } else {
+            transfers.len() as u16 + 2
+        };
+        let [main, pane_area, input, help] = Layout::vertical([
             Constraint::Min(3),
+            Constraint::Length(pane),
             Constraint::Length(3),
             Constraint::Length(1),
         ])
         .areas(frame.area());
+        if !transfers.is_empty() {
+            let block = Block::bordered().title(" Files ");
+            frame.render_widget(Paragraph::new(transfers).block(block), pane_area);
+        }
         let [users, chat] =
             Layout::horizontal([Constraint::Length(30), Constraint::Min(10)]).areas(main);
         self.render_users(frame, users);

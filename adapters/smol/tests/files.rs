@@ -1,0 +1,519 @@
+//! File transfer through the smol driver and `DiskFiles`, over real loopback sockets, with real
+//! files of several MiB in temporary directories.
+//!
+//! The receiver "restarting" here is an in-process stand-in: its `Client` handle is dropped
+//! (the driver logs out) and a new client with a new `DiskFiles` starts on the same directory.
+//! The real process kill is in `apps/client/tests/files_e2e.rs`.
+
+use breeze_core::client::{Direction, Event, Route};
+use breeze_core::server::ServerConfig;
+use breeze_core::wire::{TransferId, UserName};
+use breeze_core::Path;
+use breeze_smol::{
+    Client, ClientOptions, DiskFiles, FileRequestError, Landed, MemoryHost, ServerDriver,
+    ServerStats,
+};
+use futures_lite::future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+const MIB: usize = 1024 * 1024;
+
+fn name(n: &str) -> UserName {
+    UserName::new(n).unwrap()
+}
+
+/// Bytes that differ at every offset, so a misplaced chunk cannot go unnoticed.
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8)
+        .collect()
+}
+
+struct Running {
+    addr: SocketAddr,
+    stats: ServerStats,
+    _stop: async_channel::Sender<()>,
+}
+
+async fn start_server(config: ServerConfig) -> Running {
+    let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let driver = ServerDriver::new(listener, config, MemoryHost::welcoming());
+    let addr = driver.local_addr().unwrap();
+    let stats = driver.stats();
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    smol::spawn(driver.run(async move {
+        let _ = stopped.recv().await;
+    }))
+    .detach();
+    Running {
+        addr,
+        stats,
+        _stop: stop,
+    }
+}
+
+struct Peer {
+    client: Client,
+    files: Arc<DiskFiles>,
+}
+
+fn start(server: SocketAddr, user: &str, direct: bool) -> Peer {
+    let files = Arc::new(DiskFiles::new());
+    let mut options = ClientOptions::new(server, name(user), "pw");
+    options.p2p_listen = "127.0.0.1:0".parse().unwrap();
+    options.direct_channels = direct;
+    options.files = files.clone();
+    Peer {
+        client: Client::start(options).unwrap(),
+        files,
+    }
+}
+
+/// Waits for the first event matching `want`, skipping others.
+async fn expect(client: &Client, what: &str, want: impl Fn(&Event) -> bool) -> Event {
+    let wait = async {
+        while let Some(event) = client.next_event().await {
+            if want(&event) {
+                return Some(event);
+            }
+        }
+        None
+    };
+    let timeout = async {
+        async_io::Timer::after(PATIENCE).await;
+        None
+    };
+    match future::or(wait, timeout).await {
+        Some(event) => event,
+        None => panic!("{} never saw {what}", client.user()),
+    }
+}
+
+async fn logged_in(peer: &Peer) {
+    expect(&peer.client, "the login", |e| {
+        matches!(e, Event::LoggedIn { .. })
+    })
+    .await;
+}
+
+async fn direct(peer: &Peer, other: &str) {
+    let other = name(other);
+    expect(
+        &peer.client,
+        "a direct route",
+        |e| matches!(e, Event::Route { peer: p, route: Route::Direct, .. } if *p == other),
+    )
+    .await;
+}
+
+async fn offered(bob: &Peer, id: TransferId) {
+    expect(
+        &bob.client,
+        "the offer",
+        |e| matches!(e, Event::FileOffered { id: i, .. } if *i == id),
+    )
+    .await;
+}
+
+fn done(direction: Direction) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::FileDone { direction: d, .. } if *d == direction)
+}
+
+fn verified(event: &Event) -> bool {
+    matches!(event, Event::FileDone { verified: true, .. })
+}
+
+/// The names in `dir`, sorted.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    outbox: PathBuf,
+    inbox: PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let root = tempfile::tempdir().unwrap();
+    let (outbox, inbox) = (root.path().join("outbox"), root.path().join("inbox"));
+    std::fs::create_dir(&outbox).unwrap();
+    Dirs {
+        _root: root,
+        outbox,
+        inbox,
+    }
+}
+
+#[test]
+fn alice_sends_bob_a_file_directly_and_it_arrives_byte_for_byte() {
+    smol::block_on(async {
+        let server = start_server(ServerConfig::default()).await;
+        let (alice, bob) = (
+            start(server.addr, "alice", true),
+            start(server.addr, "bob", true),
+        );
+        direct(&alice, "bob").await;
+        direct(&bob, "alice").await;
+        let dirs = dirs();
+        let file = content(6 * MIB + 123, 1);
+        let path = dirs.outbox.join("holiday photos.tar");
+        std::fs::write(&path, &file).unwrap();
+
+        let shared = alice.client.offer_file(&name("bob"), &path).await.unwrap();
+        assert_eq!(shared.size, file.len() as u64);
+        assert_eq!(shared.name.as_str(), "holiday photos.tar");
+        offered(&bob, shared.id).await;
+        let offset = bob
+            .client
+            .accept_file(&name("alice"), shared.id, &dirs.inbox)
+            .await
+            .unwrap();
+        assert_eq!(offset, 0);
+
+        let received = expect(&bob.client, "done", done(Direction::Receiving)).await;
+        assert!(verified(&received), "{received:?}");
+        let sent = expect(&alice.client, "done", done(Direction::Sending)).await;
+        assert!(verified(&sent), "{sent:?}");
+        let landed = dirs.inbox.join("holiday photos.tar");
+        assert_eq!(
+            bob.files.landed(&name("alice"), shared.id),
+            Some(Landed::Complete(landed.clone()))
+        );
+        assert!(std::fs::read(&landed).unwrap() == file, "the same bytes");
+        assert_eq!(listing(&dirs.inbox), ["holiday photos.tar"], "no leftovers");
+        assert_eq!(server.stats.get().relayed_file_bytes, 0, "all of it direct");
+    })
+}
+
+#[test]
+fn without_direct_channels_the_file_goes_through_the_relay() {
+    smol::block_on(async {
+        let server = start_server(ServerConfig::default()).await;
+        let (alice, bob) = (
+            start(server.addr, "alice", false),
+            start(server.addr, "bob", false),
+        );
+        logged_in(&alice).await;
+        logged_in(&bob).await;
+        let dirs = dirs();
+        let file = content(5 * MIB, 2);
+        let path = dirs.outbox.join("data.bin");
+        std::fs::write(&path, &file).unwrap();
+
+        let shared = alice.client.offer_file(&name("bob"), &path).await.unwrap();
+        offered(&bob, shared.id).await;
+        bob.client
+            .accept_file(&name("alice"), shared.id, &dirs.inbox)
+            .await
+            .unwrap();
+        let progress = expect(&alice.client, "progress", |e| {
+            matches!(e, Event::FileProgress { .. })
+        })
+        .await;
+        assert!(
+            matches!(
+                progress,
+                Event::FileProgress {
+                    route: Path::Relay,
+                    ..
+                }
+            ),
+            "{progress:?}"
+        );
+        let received = expect(&bob.client, "done", done(Direction::Receiving)).await;
+        assert!(verified(&received), "{received:?}");
+        assert!(std::fs::read(dirs.inbox.join("data.bin")).unwrap() == file);
+        assert!(server.stats.get().relayed_file_bytes >= file.len() as u64);
+    })
+}
+
+#[test]
+fn a_file_already_in_the_directory_is_never_overwritten() {
+    smol::block_on(async {
+        let server = start_server(ServerConfig::default()).await;
+        let (alice, bob) = (
+            start(server.addr, "alice", true),
+            start(server.addr, "bob", true),
+        );
+        direct(&alice, "bob").await;
+        let dirs = dirs();
+        std::fs::create_dir(&dirs.inbox).unwrap();
+        std::fs::write(dirs.inbox.join("notes.txt"), b"bob's own notes").unwrap();
+        std::fs::write(dirs.inbox.join("notes (1).txt"), b"more of bob's notes").unwrap();
+        let file = content(MIB, 3);
+        let path = dirs.outbox.join("notes.txt");
+        std::fs::write(&path, &file).unwrap();
+
+        let shared = alice.client.offer_file(&name("bob"), &path).await.unwrap();
+        offered(&bob, shared.id).await;
+        bob.client
+            .accept_file(&name("alice"), shared.id, &dirs.inbox)
+            .await
+            .unwrap();
+        let received = expect(&bob.client, "done", done(Direction::Receiving)).await;
+        assert!(verified(&received));
+        assert_eq!(
+            std::fs::read(dirs.inbox.join("notes.txt")).unwrap(),
+            b"bob's own notes"
+        );
+        assert_eq!(
+            std::fs::read(dirs.inbox.join("notes (1).txt")).unwrap(),
+            b"more of bob's notes"
+        );
+        assert!(std::fs::read(dirs.inbox.join("notes (2).txt")).unwrap() == file);
+        assert_eq!(
+            bob.files.landed(&name("alice"), shared.id),
+            Some(Landed::Complete(dirs.inbox.join("notes (2).txt")))
+        );
+    })
+}
+
+/// Relayed at 4 MiB/s so the receiver can be stopped half-way through.
+fn slow_relay() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.file_relay.bytes_per_second = 4 * MIB as u64;
+    config.file_relay.burst = 256 * 1024;
+    config
+}
+
+/// Bob receives part of alice's file over a slow relay, then his client goes away; the part
+/// file stays in `inbox`. Returns the transfer id.
+async fn interrupted_transfer(server: &Running, dirs: &Dirs, file: &[u8]) -> (Peer, TransferId) {
+    let (alice, bob) = (
+        start(server.addr, "alice", false),
+        start(server.addr, "bob", false),
+    );
+    logged_in(&alice).await;
+    logged_in(&bob).await;
+    let path = dirs.outbox.join("big.iso");
+    std::fs::write(&path, file).unwrap();
+    let shared = alice.client.offer_file(&name("bob"), &path).await.unwrap();
+    offered(&bob, shared.id).await;
+    bob.client
+        .accept_file(&name("alice"), shared.id, &dirs.inbox)
+        .await
+        .unwrap();
+    expect(
+        &bob.client,
+        "a good part of the file",
+        |e| matches!(e, Event::FileProgress { bytes, .. } if *bytes >= 3 * MIB as u64),
+    )
+    .await;
+    drop(bob);
+    let part = dirs
+        .inbox
+        .join(format!(".big.iso.{}.breeze-part", shared.id));
+    assert!(
+        part.exists(),
+        "the partial file is kept: {:?}",
+        listing(&dirs.inbox)
+    );
+    // The old driver's writes already queued still land (a killed process's would not):
+    // wait until the part file stops growing.
+    let mut last = u64::MAX;
+    loop {
+        let len = std::fs::metadata(&part).unwrap().len();
+        if len == last {
+            break;
+        }
+        last = len;
+        async_io::Timer::after(Duration::from_millis(300)).await;
+    }
+    (alice, shared.id)
+}
+
+/// The sender's side after the receiver went away: offered again, as a user would (or as the
+/// core does by itself if the transfer did not fail meanwhile).
+async fn offer_again(alice: &Peer, path: &std::path::Path, id: TransferId) {
+    match alice.client.offer_file(&name("bob"), path).await {
+        Ok(shared) => assert_eq!(shared.id, id, "the same file keeps its id"),
+        Err(FileRequestError::Refused(_)) => {} // still active: the core offers it again itself
+        Err(other) => panic!("cannot offer again: {other}"),
+    }
+}
+
+#[test]
+fn a_receiver_that_went_away_resumes_from_its_partial_file() {
+    smol::block_on(async {
+        let server = start_server(slow_relay()).await;
+        let dirs = dirs();
+        let file = content(8 * MIB, 4);
+        let (alice, id) = interrupted_transfer(&server, &dirs, &file).await;
+        let held = std::fs::metadata(dirs.inbox.join(format!(".big.iso.{id}.breeze-part")))
+            .unwrap()
+            .len();
+        let bob = start(server.addr, "bob", false);
+        logged_in(&bob).await;
+        offer_again(&alice, &dirs.outbox.join("big.iso"), id).await;
+        offered(&bob, id).await;
+        let offset = bob
+            .client
+            .accept_file(&name("alice"), id, &dirs.inbox)
+            .await
+            .unwrap();
+        assert_eq!(offset, held, "resumes from what is on disk");
+        assert!(offset > 0);
+        let accepted = expect(
+            &alice.client,
+            "the resumed accept",
+            |e| matches!(e, Event::FileAccepted { offset, .. } if *offset > 0),
+        )
+        .await;
+        assert!(matches!(accepted, Event::FileAccepted { offset: o, .. } if o == held));
+        let received = expect(&bob.client, "done", done(Direction::Receiving)).await;
+        assert!(verified(&received), "{received:?}");
+        assert!(std::fs::read(dirs.inbox.join("big.iso")).unwrap() == file);
+        assert_eq!(listing(&dirs.inbox), ["big.iso"]);
+        let relayed = server.stats.get().relayed_file_bytes;
+        assert!(
+            relayed < file.len() as u64 + held,
+            "resumed, not restarted: {relayed} bytes relayed"
+        );
+    })
+}
+
+#[test]
+fn a_corrupted_partial_file_is_detected_and_kept_aside() {
+    smol::block_on(async {
+        let server = start_server(slow_relay()).await;
+        let dirs = dirs();
+        let file = content(8 * MIB, 5);
+        let (alice, id) = interrupted_transfer(&server, &dirs, &file).await;
+        let part = dirs.inbox.join(format!(".big.iso.{id}.breeze-part"));
+        let mut damaged = std::fs::read(&part).unwrap();
+        damaged[1000] ^= 0xff;
+        std::fs::write(&part, &damaged).unwrap();
+
+        let bob = start(server.addr, "bob", false);
+        logged_in(&bob).await;
+        offer_again(&alice, &dirs.outbox.join("big.iso"), id).await;
+        offered(&bob, id).await;
+        bob.client
+            .accept_file(&name("alice"), id, &dirs.inbox)
+            .await
+            .unwrap();
+        let received = expect(&bob.client, "done", done(Direction::Receiving)).await;
+        assert!(!verified(&received), "the damage is noticed: {received:?}");
+        let sent = expect(&alice.client, "done", done(Direction::Sending)).await;
+        assert!(!verified(&sent), "and the sender is told: {sent:?}");
+        let corrupt = format!("big.iso.{id}.corrupt");
+        assert_eq!(listing(&dirs.inbox), [corrupt.as_str()], "never as big.iso");
+        assert_eq!(
+            bob.files.landed(&name("alice"), id),
+            Some(Landed::Corrupt(dirs.inbox.join(corrupt)))
+        );
+    })
+}
+
+#[test]
+fn a_declined_offer_is_reported_and_nothing_is_written() {
+    smol::block_on(async {
+        let server = start_server(ServerConfig::default()).await;
+        let (alice, bob) = (
+            start(server.addr, "alice", true),
+            start(server.addr, "bob", true),
+        );
+        direct(&alice, "bob").await;
+        let dirs = dirs();
+        let path = dirs.outbox.join("unwanted.bin");
+        std::fs::write(&path, content(1000, 6)).unwrap();
+        let shared = alice.client.offer_file(&name("bob"), &path).await.unwrap();
+        offered(&bob, shared.id).await;
+        bob.client
+            .decline_file(&name("alice"), shared.id)
+            .await
+            .unwrap();
+        expect(&alice.client, "the refusal", |e| {
+            matches!(e, Event::FileDeclined { .. })
+        })
+        .await;
+        let again = bob
+            .client
+            .accept_file(&name("alice"), shared.id, &dirs.inbox)
+            .await;
+        assert!(again.is_err(), "a declined offer cannot be accepted");
+        assert!(!dirs.inbox.exists());
+    })
+}
+
+#[test]
+fn an_empty_file_arrives_too() {
+    smol::block_on(async {
+        let server = start_server(ServerConfig::default()).await;
+        let (alice, bob) = (
+            start(server.addr, "alice", true),
+            start(server.addr, "bob", true),
+        );
+        direct(&alice, "bob").await;
+        let dirs = dirs();
+        let path = dirs.outbox.join("empty");
+        std::fs::write(&path, b"").unwrap();
+        let shared = alice.client.offer_file(&name("bob"), &path).await.unwrap();
+        offered(&bob, shared.id).await;
+        bob.client
+            .accept_file(&name("alice"), shared.id, &dirs.inbox)
+            .await
+            .unwrap();
+        let received = expect(&bob.client, "done", done(Direction::Receiving)).await;
+        assert!(verified(&received));
+        assert_eq!(std::fs::read(dirs.inbox.join("empty")).unwrap(), b"");
+    })
+}
+
+#[test]
+fn chat_is_not_held_up_behind_a_big_direct_transfer() {
+    smol::block_on(async {
+        let server = start_server(ServerConfig::default()).await;
+        let (alice, bob) = (
+            start(server.addr, "alice", true),
+            start(server.addr, "bob", true),
+        );
+        direct(&alice, "bob").await;
+        direct(&bob, "alice").await;
+        let dirs = dirs();
+        let path = dirs.outbox.join("big.bin");
+        std::fs::write(&path, content(64 * MIB, 7)).unwrap();
+        let shared = alice.client.offer_file(&name("bob"), &path).await.unwrap();
+        offered(&bob, shared.id).await;
+        bob.client
+            .accept_file(&name("alice"), shared.id, &dirs.inbox)
+            .await
+            .unwrap();
+        expect(
+            &bob.client,
+            "the transfer in full flow",
+            |e| matches!(e, Event::FileProgress { bytes, .. } if *bytes >= 8 * MIB as u64),
+        )
+        .await;
+        let sent_at = Instant::now();
+        alice
+            .client
+            .send(&name("bob"), "by the way".into())
+            .await
+            .unwrap();
+        let mut file_done = false;
+        let message = expect(&bob.client, "the chat message", |e| {
+            matches!(e, Event::Message { .. } | Event::FileDone { .. })
+        })
+        .await;
+        if matches!(message, Event::FileDone { .. }) {
+            file_done = true;
+        }
+        let took = sent_at.elapsed();
+        assert!(!file_done, "the message waited for the whole file");
+        assert!(
+            took < Duration::from_millis(500),
+            "chat waited {took:?} behind the file"
+        );
+    })
+}

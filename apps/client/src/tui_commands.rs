@@ -1,0 +1,96 @@
+//! What can be typed on the chat screen's input line besides a message: `/file PATH` (to the
+//! selected user), `/accept [ID] [DIR]`, `/decline [ID]`, `/cancel [ID]`. Without an id, the
+//! newest offer from (or transfer with) the selected user is meant.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScreenCommand {
+    File {
+        path: String,
+    },
+    Accept {
+        id: Option<String>,
+        dir: Option<String>,
+    },
+    Decline {
+        id: Option<String>,
+    },
+    Cancel {
+        id: Option<String>,
+    },
+}
+
+pub const USAGE: &str = "commands: /file PATH · /accept [ID] [DIR] · /decline [ID] · /cancel [ID]";
+
+/// `None` for a plain message (no leading `/`, or `//` to send a message starting with `/`).
+pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
+    let rest = input.trim().strip_prefix('/')?;
+    if rest.starts_with('/') {
+        return None;
+    }
+    let (verb, rest) = split_word(rest);
+    let word = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Some(match verb {
+        "file" if !rest.is_empty() => Ok(ScreenCommand::File { path: rest.into() }),
+        "accept" => {
+            let (id, dir) = split_word(rest);
+            Ok(ScreenCommand::Accept {
+                id: word(id),
+                dir: word(dir),
+            })
+        }
+        "decline" => Ok(ScreenCommand::Decline { id: word(rest) }),
+        "cancel" => Ok(ScreenCommand::Cancel { id: word(rest) }),
+        _ => Err(USAGE.to_string()),
+    })
+}
+
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    match s.find(char::is_whitespace) {
+        Some(end) => (&s[..end], s[end..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slash_commands_and_plain_messages() {
+        assert_eq!(parse("hello"), None);
+        assert_eq!(parse("//not a command"), None);
+        assert_eq!(
+            parse("/file /tmp/a b.txt"),
+            Some(Ok(ScreenCommand::File {
+                path: "/tmp/a b.txt".into()
+            }))
+        );
+        assert_eq!(
+            parse("/accept"),
+            Some(Ok(ScreenCommand::Accept {
+                id: None,
+                dir: None
+            }))
+        );
+        assert_eq!(
+            parse("/accept 3f /tmp/in box"),
+            Some(Ok(ScreenCommand::Accept {
+                id: Some("3f".into()),
+                dir: Some("/tmp/in box".into())
+            }))
+        );
+        assert_eq!(
+            parse("/decline"),
+            Some(Ok(ScreenCommand::Decline { id: None }))
+        );
+        assert_eq!(
+            parse("/cancel 3f"),
+            Some(Ok(ScreenCommand::Cancel {
+                id: Some("3f".into())
+            }))
+        );
+        assert!(matches!(parse("/file"), Some(Err(_))));
+        assert!(matches!(parse("/dance"), Some(Err(_))));
+    }
+}
