@@ -334,6 +334,7 @@ impl Arbitrary for Arb<FileMessage> {
                 name: arb(g),
                 size: u64::arbitrary(g),
                 hash: bytes32(g),
+                repeat: bool::arbitrary(g),
             },
             1 => FileMessage::Accept {
                 id,

@@ -1,9 +1,13 @@
 //! Regression tests for what the fuzz targets in `fuzz/` found in the core, each replaying the
 //! minimised input through the public API. A test stays `#[ignore]`d until its bug is fixed.
 
-use breeze_core::client::{Action, Client, ClientConfig, Event};
-use breeze_core::codec::encode_frame;
-use breeze_core::wire::{Chat, MessageId, ServerFrame, UserName, PROTOCOL_VERSION};
+use breeze_core::client::{Action, Client, ClientConfig, Destination, Event};
+use breeze_core::codec::{encode_frame, FrameDecoder};
+use breeze_core::transfer::CHUNK_SIZE;
+use breeze_core::wire::{
+    Chat, ClientFrame, FileMessage, FileName, MessageId, ServerFrame, TransferId, UserName,
+    PROTOCOL_VERSION,
+};
 use std::time::Instant;
 
 fn name(n: &str) -> UserName {
@@ -72,4 +76,165 @@ fn a_chat_numbered_u64_max_does_not_overflow_the_inbox() {
         }
     }
     assert!(shown <= 1, "shown {shown} times");
+}
+
+/// Found by `client_streams` (finding F2): a message held behind a gap is shown twice.
+///
+/// dave's message 6 arrives while 1..5 are missing (`first_unacked: 1`), so bob's inbox holds
+/// it. It comes again with `first_unacked: 6` (dave gave up on 1..5, or they were acknowledged
+/// to bob's earlier run): `Inbox::receive` moves `next` to 6 and keeps the held entries from 6
+/// up (`held.split_off(&next)`, which keeps 6 itself), then releases the incoming copy and sets
+/// `next = 7` — the held copy of 6 stays, below `next`. When the gap timeout fires,
+/// `skip_stale_gaps` pops it and `release_from` shows 6 a second time (and sets `next` back
+/// to 7, which would replay anything released after it).
+#[test]
+#[ignore = "fuzz finding, see report"]
+fn a_held_message_released_early_is_not_shown_again_when_the_gap_is_skipped() {
+    let start = Instant::now();
+    let mut bob = logged_in_bob(start);
+    let six = |first_unacked| Chat {
+        id: MessageId(20),
+        epoch: 0,
+        seq: 6,
+        first_unacked,
+        text: "0:6:".into(),
+    };
+    let relayed = frames(&[
+        ServerFrame::Relayed {
+            from: name("dave"),
+            chat: six(1),
+        },
+        ServerFrame::Relayed {
+            from: name("dave"),
+            chat: six(6),
+        },
+    ]);
+    bob.handle_server_bytes(&relayed, start);
+    let gap_timeout = bob.config().gap_timeout;
+    let mut shown = Vec::new();
+    let mut now = start;
+    // Drive the timers past the gap timeout, as a host would.
+    for _ in 0..100 {
+        while bob.poll_transmit().is_some() {}
+        while bob.poll_action().is_some() {}
+        while let Some(event) = bob.poll_event() {
+            if let Event::Message { from, text, .. } = event {
+                shown.push((from, text));
+            }
+        }
+        match bob.poll_timeout() {
+            Some(at) if at <= start + 2 * gap_timeout => {
+                now = now.max(at);
+                bob.handle_timeout(now);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(shown, vec![(name("dave"), "0:6:".to_string())]);
+}
+
+/// Found while extending `client_streams` to file transfer (finding F3): the sender's
+/// read-ahead is bounded only by the credit the *receiver* grants. A receiver (any user the
+/// sender offers a file to, through the relay or direct) that answers `Accept { window:
+/// u64::MAX }` makes `Outgoing::reads_wanted` keep asking the host for chunks up to the end of
+/// the file, and `read_done` keeps every answer in `ready`, while the route is congested
+/// (`pump_files` stops at `file_high_water`) or the relay paused the transfer. The sender then
+/// holds the whole file in memory, whatever its size (DESIGN.md §4.8: every buffer bounded).
+///
+/// Here bob offers a 64 MiB file; the server connection is stalled (nothing reported
+/// written); bob's host answers every read. What bob holds (read, not yet handed out as a
+/// chunk) must stay within its own window plus the reads it may have in flight.
+#[test]
+#[ignore = "fuzz finding, see report"]
+fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
+    let now = Instant::now();
+    let mut bob = logged_in_bob(now);
+    let carol = name("carol");
+    let id = TransferId(1);
+    let size = 64 * 1024 * 1024;
+    bob.offer_file(
+        &carol,
+        id,
+        FileName::new("big.iso").unwrap(),
+        size,
+        [7; 32],
+        now,
+    )
+    .unwrap();
+    let accept = frames(&[ServerFrame::RelayedFile {
+        from: carol.clone(),
+        message: FileMessage::Accept {
+            id,
+            offset: 0,
+            window: u64::MAX,
+        },
+    }]);
+    bob.handle_server_bytes(&accept, now);
+
+    let bound = bob.config().file_window + 4 * CHUNK_SIZE as u64;
+    let mut read = 0u64;
+    let mut sent = 0u64;
+    let mut decoder = FrameDecoder::new(1 << 20);
+    for _ in 0..1000 {
+        // Polled, never reported written: the server connection is congested.
+        while let Some(t) = bob.poll_transmit() {
+            assert_eq!(t.to, Destination::Server);
+            let mut input = &t.bytes[..];
+            while let Some(frame) = decoder.decode::<ClientFrame>(&mut input).unwrap() {
+                if let ClientFrame::RelayFile {
+                    message: FileMessage::Chunk { data, .. },
+                    ..
+                } = frame
+                {
+                    sent += data.len() as u64;
+                }
+            }
+        }
+        let mut reads = Vec::new();
+        while let Some(action) = bob.poll_action() {
+            if let Action::ReadFile { id, offset, len } = action {
+                reads.push((id, offset, len));
+            }
+        }
+        if reads.is_empty() {
+            break;
+        }
+        for (id, offset, len) in reads {
+            bob.handle_file_read(id, offset, vec![0; len], now);
+            read += len as u64;
+        }
+        assert!(
+            read - sent <= bound,
+            "bob holds {} bytes of file data read ahead (bound {bound})",
+            read - sent
+        );
+    }
+}
+
+/// Found by `client_streams` (finding F4): a peer offers a file of `u64::MAX` bytes, and the
+/// user accepts it from an offset at (or near) its end. `accept_file` clamps the offset to the
+/// size, then `Incoming::accept` computes `credit_sent = written + window`: "attempt to add
+/// with overflow" at `transfer/incoming.rs` (`Incoming::accept`; `Incoming::credit_end` has
+/// the same sum). The size is the remote peer's claim and the offset the host's, so neither
+/// may make the core panic.
+#[test]
+#[ignore = "fuzz finding, see report"]
+fn accepting_a_huge_offer_near_its_end_does_not_overflow_the_credit() {
+    let now = Instant::now();
+    let mut bob = logged_in_bob(now);
+    let alice = name("alice");
+    let id = TransferId(0);
+    let offer = frames(&[ServerFrame::RelayedFile {
+        from: alice.clone(),
+        message: FileMessage::Offer {
+            id,
+            name: FileName::new("a.txt").unwrap(),
+            size: u64::MAX,
+            hash: [0; 32],
+            repeat: false,
+        },
+    }]);
+    bob.handle_server_bytes(&offer, now);
+    assert!(std::iter::from_fn(|| bob.poll_event()).any(|e| matches!(e, Event::FileOffered { .. })));
+    let _ = bob.accept_file(&alice, id, u64::MAX, now);
 }

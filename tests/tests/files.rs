@@ -208,6 +208,16 @@ fn a_corrupted_chunk_is_detected_and_the_file_is_not_reported_complete() {
         Some(false),
         "the sender learns it too"
     );
+    // Offering the same file again starts over instead of repeating the verdict.
+    let offers = |s: &Sim| {
+        s.events(bob)
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::FileOffered { .. }))
+            .count()
+    };
+    sim.offer_file(alice, bob, 15, file.clone()).unwrap();
+    sim.run_until(SECOND, |s| offers(s) == 2)
+        .expect("offered afresh");
 }
 
 #[test]

@@ -41,6 +41,7 @@ impl Client {
             name: name.clone(),
             size,
             hash,
+            repeat: false,
         };
         self.outgoing
             .insert(id, Outgoing::new(to.clone(), id, name, size, hash, now));
@@ -262,12 +263,7 @@ impl Client {
         now: Instant,
     ) {
         match message {
-            FileMessage::Offer {
-                id,
-                name,
-                size,
-                hash,
-            } => self.on_offer(from, id, name, size, hash, now),
+            offer @ FileMessage::Offer { .. } => self.on_offer(from, offer, now),
             FileMessage::Chunk { id, offset, data } => {
                 self.on_chunk(from, id, offset, data, path, now)
             }
@@ -288,18 +284,22 @@ impl Client {
         }
     }
 
-    fn on_offer(
-        &mut self,
-        from: &UserName,
-        id: TransferId,
-        name: FileName,
-        size: u64,
-        hash: [u8; 32],
-        now: Instant,
-    ) {
+    fn on_offer(&mut self, from: &UserName, offer: FileMessage, now: Instant) {
+        let FileMessage::Offer {
+            id,
+            name,
+            size,
+            hash,
+            repeat,
+        } = offer
+        else {
+            return;
+        };
         let answer = match self.incoming_mut(from, id) {
             // Same id, other content: the sender reused an id; treat it as a new offer.
             Some(known) if known.hash != hash || known.size != size => None,
+            // The user offers again what ended: start over (a transfer under way resumes).
+            Some(known) if !repeat && !known.is_active() => None,
             Some(known) => match known.phase {
                 InPhase::Offered | InPhase::Verifying => return,
                 InPhase::Receiving => Some(FileMessage::Progress {
@@ -565,6 +565,7 @@ impl Client {
                     name: transfer.name.clone(),
                     size: transfer.size,
                     hash: transfer.hash,
+                    repeat: true,
                 };
                 offers.push((transfer.to.clone(), offer));
             }

@@ -121,13 +121,15 @@ impl std::error::Error for FileNameError {}
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum FileMessage {
-    /// Sender → receiver. Offered again (same id) when the receiver has been silent a while:
-    /// the answer tells the sender where the receiver stands, whatever was lost.
+    /// Sender → receiver. Offered again (same id, `repeat`) when the receiver has been silent
+    /// a while: the answer tells the sender where the receiver stands, whatever was lost. A
+    /// fresh offer (the user offering again) reopens a finished, declined or cancelled one.
     Offer {
         id: TransferId,
         name: FileName,
         size: u64,
         hash: [u8; 32],
+        repeat: bool,
     },
     /// Receiver → sender: send from `offset`; credit up to `offset + window`.
     Accept {

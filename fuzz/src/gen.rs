@@ -1,0 +1,245 @@
+//! Building protocol values out of fuzz input: small name and number sets (so that names,
+//! epochs and sequence numbers collide often enough to matter), and texts whose length comes
+//! from two input bytes (so a short input can still fill a buffer to its bound).
+
+use arbitrary::{Result, Unstructured};
+use breeze_core::codec::encode_frame;
+use breeze_core::wire::{
+    Ack, Chat, ErrorCode, FileMessage, FileName, KickReason, LoginRefusal, MessageId, TransferId,
+    Undeliverable, UserName,
+};
+use serde::Serialize;
+
+/// Every harness draws user names from this set.
+pub const NAMES: [&str; 5] = ["alice", "bob", "carol", "dave", "eve"];
+
+/// Frames the harness builds are encoded with this limit, far above any core's, so oversized
+/// frames reach the decoder under test too.
+pub const HARNESS_MAX_FRAME: usize = 1 << 20;
+
+pub fn name(u: &mut Unstructured) -> Result<UserName> {
+    let i = u.choose_index(NAMES.len())?;
+    Ok(UserName::new(NAMES[i]).expect("valid name"))
+}
+
+/// A chat text. Texts the harness recognises later start with `epoch:seq:`; the rest is
+/// filler whose length is drawn up to `max_len` (usually past the limit under test).
+pub fn text(u: &mut Unstructured, epoch: u64, seq: u64, max_len: usize) -> Result<String> {
+    let mut text = format!("{epoch}:{seq}:");
+    match u.int_in_range(0..=3u8)? {
+        0 => {}
+        1 => {
+            let s: &str = u.arbitrary()?;
+            text.push_str(s);
+        }
+        _ => {
+            let len = u.int_in_range(0..=max_len)?;
+            let fill = char::from(b'a' + u.int_in_range(0..=25u8)?);
+            text.extend(std::iter::repeat_n(fill, len));
+        }
+    }
+    Ok(text)
+}
+
+/// Parses the `epoch:seq:` a harness-made text starts with.
+pub fn parse_text(text: &str) -> Option<(u64, u64)> {
+    let mut parts = text.splitn(3, ':');
+    let epoch = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some((epoch, seq))
+}
+
+/// A chat from a small space of epochs and sequence numbers; `epoch` overrides the draw when
+/// the harness wants to hit a known epoch.
+pub fn chat(u: &mut Unstructured, epoch: Option<u64>, max_text: usize) -> Result<Chat> {
+    let epoch = match epoch {
+        Some(e) if u.ratio(3, 4)? => e,
+        _ => u.int_in_range(0..=3u64)?,
+    };
+    let seq = seq_number(u)?;
+    let first_unacked = if u.ratio(3, 4)? { 1 } else { seq_number(u)? };
+    let id = MessageId(u.int_in_range(0..=20u64)?);
+    Ok(Chat {
+        id,
+        epoch,
+        seq,
+        first_unacked,
+        text: text(u, epoch, seq, max_text)?,
+    })
+}
+
+/// A sequence number: mostly small, sometimes at the edge of the type.
+pub fn seq_number(u: &mut Unstructured) -> Result<u64> {
+    Ok(match u.int_in_range(0..=15u8)? {
+        0 => u64::MAX - u64::from(u.int_in_range(0..=2u8)?),
+        1 => u.arbitrary()?,
+        _ => u.int_in_range(0..=12u64)?,
+    })
+}
+
+pub fn ack(u: &mut Unstructured, epoch: Option<u64>) -> Result<Ack> {
+    let epoch = match epoch {
+        Some(e) if u.ratio(3, 4)? => e,
+        _ => u.int_in_range(0..=3u64)?,
+    };
+    let through = seq_number(u)?;
+    Ok(Ack { epoch, through })
+}
+
+pub fn version(u: &mut Unstructured) -> Result<u16> {
+    Ok(if u.ratio(7, 8)? {
+        breeze_core::wire::PROTOCOL_VERSION
+    } else {
+        u.arbitrary()?
+    })
+}
+
+pub fn error_code(u: &mut Unstructured) -> Result<ErrorCode> {
+    use ErrorCode::*;
+    Ok(*u.choose(&[
+        UnsupportedVersion,
+        Malformed,
+        FrameTooLarge,
+        UnexpectedFrame,
+        NotLoggedIn,
+        HelloTimeout,
+        SetupFailed,
+        UnknownPeer,
+        SlowConsumer,
+        TextTooLong,
+        Idle,
+        TooManyConnections,
+    ])?)
+}
+
+pub fn refusal(u: &mut Unstructured) -> Result<LoginRefusal> {
+    use LoginRefusal::*;
+    Ok(*u.choose(&[
+        BadCredentials,
+        NameTaken,
+        RegistrationClosed,
+        TooManyAttempts,
+        ServerBusy,
+    ])?)
+}
+
+pub fn kick_reason(u: &mut Unstructured) -> Result<KickReason> {
+    Ok(*u.choose(&[KickReason::LoggedInElsewhere, KickReason::AccountRemoved])?)
+}
+
+pub fn undeliverable(u: &mut Unstructured) -> Result<Undeliverable> {
+    Ok(*u.choose(&[Undeliverable::NoSuchUser, Undeliverable::RecipientFull])?)
+}
+
+pub fn bytes32(u: &mut Unstructured) -> Result<[u8; 32]> {
+    if u.ratio(1, 2)? {
+        Ok([u.int_in_range(0..=3u8)?; 32])
+    } else {
+        u.arbitrary()
+    }
+}
+
+/// Encodes `frames` back to back.
+pub fn encode_all<T: Serialize>(frames: &[T]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for frame in frames {
+        encode_frame(frame, HARNESS_MAX_FRAME, &mut out).expect("harness frame fits");
+    }
+    out
+}
+
+/// Splits `bytes` into 1..=4 chunks at input-chosen points, and sometimes appends garbage or
+/// cuts the tail, so that valid streams also exercise partial frames and framing errors.
+pub fn chunks(u: &mut Unstructured, mut bytes: Vec<u8>) -> Result<Vec<Vec<u8>>> {
+    match u.int_in_range(0..=15u8)? {
+        0 => {
+            let junk: &[u8] = u.arbitrary()?;
+            bytes.extend_from_slice(junk);
+        }
+        1 => {
+            let keep = u.int_in_range(0..=bytes.len())?;
+            bytes.truncate(keep);
+        }
+        _ => {}
+    }
+    let pieces = u.int_in_range(1..=4usize)?;
+    let mut out = Vec::new();
+    let mut rest = &bytes[..];
+    for _ in 1..pieces {
+        let at = u.int_in_range(0..=rest.len())?;
+        let (head, tail) = rest.split_at(at);
+        out.push(head.to_vec());
+        rest = tail;
+    }
+    out.push(rest.to_vec());
+    Ok(out)
+}
+
+/// Transfer ids come from a small set so offers, answers and chunks meet.
+pub fn transfer_id(u: &mut Unstructured) -> Result<TransferId> {
+    Ok(TransferId(u.int_in_range(0..=3u64)?))
+}
+
+pub fn file_name(u: &mut Unstructured) -> Result<FileName> {
+    let names = ["a.txt", "photo.jpg", "x", "report.final.pdf"];
+    Ok(FileName::new(*u.choose(&names)?).expect("valid file name"))
+}
+
+/// A file size or offset: mostly within a few chunks, sometimes at the edge of the type.
+pub fn file_offset(u: &mut Unstructured) -> Result<u64> {
+    Ok(match u.int_in_range(0..=15u8)? {
+        0 => u64::MAX - u64::from(u.int_in_range(0..=1u8)?),
+        1 => u.arbitrary()?,
+        2..=5 => 0,
+        _ => u.int_in_range(0..=200_000u64)?,
+    })
+}
+
+/// Chunk data up to `max_len` bytes (a chunk is at most 32 KiB in the core).
+pub fn file_data(u: &mut Unstructured, max_len: usize) -> Result<Vec<u8>> {
+    let len = if u.ratio(1, 2)? {
+        u.int_in_range(0..=64usize)?
+    } else {
+        u.int_in_range(0..=max_len)?
+    };
+    Ok(vec![u.arbitrary::<u8>()?; len])
+}
+
+pub fn file_message(u: &mut Unstructured, max_chunk: usize) -> Result<FileMessage> {
+    let id = transfer_id(u)?;
+    Ok(match u.int_in_range(0..=9u8)? {
+        0 | 1 => FileMessage::Offer {
+            id,
+            name: file_name(u)?,
+            size: file_offset(u)?,
+            hash: bytes32(u)?,
+            repeat: u.arbitrary()?,
+        },
+        2 => FileMessage::Accept {
+            id,
+            offset: file_offset(u)?,
+            window: file_offset(u)?,
+        },
+        3 => FileMessage::Decline { id },
+        4 => FileMessage::Cancel {
+            id,
+            by_sender: u.arbitrary()?,
+        },
+        5 | 6 => FileMessage::Chunk {
+            id,
+            offset: file_offset(u)?,
+            data: file_data(u, max_chunk)?,
+        },
+        7 | 8 => FileMessage::Progress {
+            id,
+            accepted: file_offset(u)?,
+            credit_end: file_offset(u)?,
+            resync: u.arbitrary()?,
+        },
+        _ => FileMessage::Done {
+            id,
+            verified: u.arbitrary()?,
+        },
+    })
+}
