@@ -499,8 +499,9 @@ impl Client {
     /// output stays under the high-water mark, one chunk per transfer per round, so chat
     /// frames never queue behind more than a few chunks.
     pub(super) fn pump_files(&mut self, now: Instant) {
+        let read_ahead = self.config.file_window;
         for transfer in self.outgoing.values_mut() {
-            for (offset, len) in transfer.reads_wanted() {
+            for (offset, len) in transfer.reads_wanted(read_ahead) {
                 self.actions.push_back(Action::ReadFile {
                     id: transfer.id,
                     offset,

@@ -81,7 +81,7 @@ impl Incoming {
         self.accepted = offset.min(self.size);
         self.written = self.accepted;
         self.window = window.max(1);
-        self.credit_sent = self.written + self.window;
+        self.credit_sent = self.written.saturating_add(self.window);
         if self.written >= self.size {
             // Nothing left to send (an empty file, or all of it already on disk).
             self.phase = InPhase::Verifying;
@@ -90,7 +90,7 @@ impl Incoming {
     }
 
     pub fn credit_end(&self) -> u64 {
-        self.written + self.window
+        self.written.saturating_add(self.window)
     }
 
     pub fn chunk(&mut self, offset: u64, len: usize, path: Path) -> ChunkVerdict {
@@ -126,7 +126,7 @@ impl Incoming {
             return Some(self.credit_end());
         }
         let credit = self.credit_end();
-        if credit >= self.credit_sent + self.window / 4 {
+        if credit >= self.credit_sent.saturating_add(self.window / 4) {
             self.credit_sent = credit;
             return Some(credit);
         }

@@ -158,13 +158,18 @@ impl Outgoing {
         }
     }
 
-    /// Host reads to ask for now: `(offset, len)`, within the credit.
-    pub fn reads_wanted(&mut self) -> Vec<(u64, usize)> {
+    /// Host reads to ask for now: `(offset, len)`, within the credit and never more than
+    /// `read_ahead` past what is already sent, however much credit the receiver claims to
+    /// give (fuzz finding: a receiver granting u64::MAX made the sender read the whole file).
+    pub fn reads_wanted(&mut self, read_ahead: u64) -> Vec<(u64, usize)> {
         let mut reads = Vec::new();
         if self.phase != OutPhase::Sending {
             return reads;
         }
-        let limit = self.size.min(self.credit_end);
+        let limit = self
+            .size
+            .min(self.credit_end)
+            .min(self.next_send.saturating_add(read_ahead));
         while self.reads_in_flight < MAX_READS_IN_FLIGHT && self.next_read < limit {
             let len = (limit - self.next_read).min(CHUNK_SIZE as u64) as usize;
             reads.push((self.next_read, len));
