@@ -110,3 +110,23 @@ fn a_gap_nobody_fills_is_skipped_after_the_timeout() {
         .released
         .is_empty());
 }
+
+#[test]
+fn a_held_message_next_in_line_after_a_jump_is_released_at_once() {
+    let now = Instant::now();
+    let mut inbox = Inbox::new(16);
+    assert!(inbox
+        .receive(chat(6, 1), Path::Relay, now)
+        .released
+        .is_empty());
+    // The sender moved on: 1..5 were acknowledged to an earlier run of this client.
+    let receipt = inbox.receive(chat(7, 6), Path::Direct, now);
+    assert_eq!(seqs(&receipt), vec![6, 7]);
+    assert_eq!(
+        receipt.ack,
+        Some(Ack {
+            epoch: 9,
+            through: 7
+        })
+    );
+}

@@ -35,7 +35,7 @@ pub enum Action {
     CloseLink { link: LinkId },
     /// Read `len` bytes at `offset` of the file offered as `id`; answer with
     /// `handle_file_read` (fewer bytes only at the end of the file) or
-    /// `handle_file_read_failed`.
+    /// `handle_file_read_failed`, in the order the reads were asked for.
     ReadFile {
         id: TransferId,
         offset: u64,

@@ -87,11 +87,15 @@ impl Inbox {
         let state = self.epoch_mut(chat.epoch, chat.first_unacked);
         // Everything below the sender's first unacknowledged message was released before
         // (perhaps by an earlier run of this client), so never wait for it.
+        let mut receipt = Receipt::default();
         if chat.first_unacked > state.next {
             state.next = chat.first_unacked;
             state.held = state.held.split_off(&state.next);
+            // A held message may now be next in line: release it without waiting.
+            if let Some(held) = state.held.remove(&state.next) {
+                state.release_from(held.0, held.1, &mut receipt, now);
+            }
         }
-        let mut receipt = Receipt::default();
         if chat.seq == state.next {
             state.release_from(chat, path, &mut receipt, now);
         } else if chat.seq > state.next && state.held.len() < max_held {
