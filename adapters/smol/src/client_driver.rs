@@ -375,7 +375,13 @@ impl Owner {
             self.perform(action);
         }
         while let Some(event) = self.core.poll_event() {
-            tracing::debug!(?event, "client event");
+            match &event {
+                // Route changes are the client's P2P log: worth a line at the default level.
+                Event::Route { peer, route, reason } => {
+                    tracing::info!(%peer, %route, %reason, "route changed")
+                }
+                _ => tracing::debug!(?event, "client event"),
+            }
             self.observe_file_event(&event);
             let _ = self.events.try_send(event);
         }
