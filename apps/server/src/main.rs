@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use breeze_core::server::ServerConfig;
 use breeze_server::{Store, StoreError};
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,11 @@ struct Cli {
     /// Let clients create their own accounts at login (serve mode).
     #[arg(long)]
     open_registration: bool,
+
+    /// Connections one IP address may hold open, logins in progress included (serve mode).
+    /// Raise it when many clients share one address (NAT, load tests on loopback).
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().max_connections_per_ip)]
+    max_connections_per_ip: usize,
 
     /// Write the log to this file instead of stderr (serve mode).
     #[arg(long, value_name = "FILE")]
@@ -99,6 +105,7 @@ fn serve(cli: &Cli) -> ExitCode {
         listen: cli.listen,
         data: &cli.data,
         open_registration: cli.open_registration,
+        max_connections_per_ip: cli.max_connections_per_ip,
         log_file: cli.log_file.as_ref(),
     };
     match serve::serve(options) {
@@ -207,7 +214,24 @@ mod tests {
         assert_eq!(cli.data, PathBuf::from("./breeze-data"));
         assert_eq!(cli.listen, "0.0.0.0:7300".parse().unwrap());
         assert!(!cli.open_registration);
+        assert_eq!(
+            cli.max_connections_per_ip,
+            ServerConfig::default().max_connections_per_ip
+        );
         assert!(cli.log_file.is_none());
+    }
+
+    #[test]
+    fn the_per_address_connection_limit_can_be_raised_for_load_tests() {
+        let cli = Cli::try_parse_from([
+            "breeze-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-connections-per-ip",
+            "20000",
+        ])
+        .unwrap();
+        assert_eq!(cli.max_connections_per_ip, 20_000);
     }
 
     #[test]

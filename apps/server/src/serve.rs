@@ -14,6 +14,8 @@ pub struct ServeOptions<'a> {
     pub listen: SocketAddr,
     pub data: &'a Path,
     pub open_registration: bool,
+    /// Connections one IP address may hold open (the core's limit).
+    pub max_connections_per_ip: usize,
     pub log_file: Option<&'a PathBuf>,
 }
 
@@ -29,6 +31,7 @@ pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
     let stop = stop_signal()?;
     let mut config = ServerConfig::default();
     config.open_registration = options.open_registration;
+    config.max_connections_per_ip = options.max_connections_per_ip;
     smol::block_on(async {
         let listener = smol::net::TcpListener::bind(options.listen)
             .await
@@ -39,7 +42,12 @@ pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "listening on {addr}").and_then(|()| stdout.flush());
-        tracing::info!(%addr, open_registration = options.open_registration, "listening");
+        tracing::info!(
+            %addr,
+            open_registration = options.open_registration,
+            max_connections_per_ip = options.max_connections_per_ip,
+            "listening"
+        );
         let stopped = async move {
             let _ = stop.recv().await;
         };

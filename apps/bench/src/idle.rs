@@ -1,0 +1,326 @@
+//! `idle`: many logged-in clients doing nothing but their heartbeat, on a `breeze-server`
+//! process: none may be disconnected, and the server's memory per connection is measured as
+//! (RSS with every client logged in and idle − RSS with none) / clients.
+//!
+//! The first `--core-clients` are lean `breeze_core::Client` drivers (`core_client.rs`), the
+//! rest hello-login-ping clients (`wire_client.rs`, which explains why). Logins are paced: the
+//! server checks passwords one at a time (argon2, tens of milliseconds each), and a login
+//! must finish within 10 s of connecting.
+
+use crate::core_client::{self, Fleet, PASSWORD};
+use crate::load::{self, run_fleet, thousands, ClientReport, Plan, Progress};
+use crate::server_process::{self, ServerProcess};
+use crate::system::{self, Kib, Memory};
+use crate::wire_client::{self, Crowd};
+use breeze_core::liveness::Heartbeat;
+use smol::lock::Semaphore;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The target: server memory per idle connection.
+const TARGET_PER_CONNECTION: Kib = Kib(12);
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Idle clients, all logged in at once.
+    #[arg(long, default_value_t = 10_000)]
+    clients: usize,
+    /// How long to hold them once every one is logged in.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// How many of the clients are `breeze_core::Client` cores (logging in first); each holds a
+    /// record of every other user, about 520 bytes apiece.
+    #[arg(long, default_value_t = 50)]
+    core_clients: usize,
+    /// Logins in progress at once: the server checks passwords one at a time, and checks under
+    /// way count against its failed-login limit per address (10; every client is on 127.0.0.1).
+    #[arg(long, default_value_t = 8)]
+    login_concurrency: usize,
+    /// Give up if the clients are not all logged in after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    login_timeout: u64,
+    /// Threads running the load clients.
+    #[arg(long, default_value_t = 1)]
+    load_threads: usize,
+    /// The `breeze-server` binary (default: next to this one).
+    #[arg(long, value_name = "PATH")]
+    server_bin: Option<PathBuf>,
+}
+
+/// What the watching thread measured.
+struct Held {
+    login_time: Duration,
+    empty: Memory,
+    /// The server's memory when a tenth of the clients were logged in, and how many exactly:
+    /// the growth from there on is what connections cost, without the one-off costs of the
+    /// first logins (see `print_report`).
+    early: Option<(usize, Memory)>,
+    logged_in: Memory,
+    held: Memory,
+    problems_logging_in: u64,
+    problems_holding: u64,
+    cpu_logging_in: Vec<(String, Duration)>,
+    cpu_holding: Vec<(String, Duration)>,
+    /// Server log lines (warnings and errors) up to the end of the hold.
+    log_lines: u64,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    if args.clients < 2 {
+        return Err("need at least 2 clients".into());
+    }
+    let clients = args.clients;
+    let core_clients = args.core_clients.min(clients);
+    system::ensure_open_files(clients as u64 + 256)?;
+    let binary = server_process::find_binary(args.server_bin.as_deref())?;
+    let heartbeat = Heartbeat::default();
+    println!(
+        "idle: {} clients ({} client cores, {} wire-level), heartbeat {} s / dead after {} s, \
+         held {} s, {} CPUs",
+        thousands(clients as u64),
+        thousands(core_clients as u64),
+        thousands((clients - core_clients) as u64),
+        heartbeat.interval.as_secs(),
+        heartbeat.dead_after.as_secs(),
+        args.seconds,
+        system::cpus()
+    );
+    println!("load average at start: {}", system::load_average());
+    let mut server = ServerProcess::start(&binary, clients + 64)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let empty = server.memory()?;
+
+    let progress = Arc::new(Progress::new(0));
+    let login_slots = Arc::new(Semaphore::new(args.login_concurrency.max(1)));
+    let names = core_client::names("idle", clients);
+    let fleet = Arc::new(Fleet {
+        server: server.addr,
+        names: names.clone(),
+        register: true,
+        plan: Plan {
+            clients,
+            messages: 0,
+            size: 16,
+            window: 0,
+        },
+        progress: progress.clone(),
+        login_slots: login_slots.clone(),
+    });
+    let crowd = Arc::new(Crowd {
+        server: server.addr,
+        password: PASSWORD,
+        heartbeat,
+        progress: progress.clone(),
+        login_slots,
+    });
+    let (report, held) = run_fleet(
+        args.load_threads,
+        clients,
+        |i| {
+            let (fleet, crowd, name) = (fleet.clone(), crowd.clone(), names[i].clone());
+            async move {
+                if i < core_clients {
+                    core_client::run(fleet, i).await
+                } else {
+                    wire_client::run(crowd, name).await
+                }
+            }
+        },
+        || {
+            let held = hold(&args, &progress, &server, empty);
+            progress.finish();
+            (held, server.stop())
+        },
+    );
+    println!("load average at end:   {}", system::load_average());
+    let (held, stopped) = held;
+    let held = held?;
+    print_report(&args, &held, &report);
+    stopped?;
+    if held.problems_logging_in + held.problems_holding > 0 || held.log_lines > 0 {
+        return Err("clients were disconnected or refused (see above)".into());
+    }
+    Ok(())
+}
+
+/// Waits for every login, then holds for `--seconds`, reading the server's memory.
+fn hold(
+    args: &Args,
+    progress: &Progress,
+    server: &ServerProcess,
+    empty: Memory,
+) -> Result<Held, String> {
+    let cpu = || system::thread_cpu(Some(server.pid())).unwrap_or_default();
+    let cpu_start = cpu();
+    let start = Instant::now();
+    let mut early = None;
+    let all_in = load::wait_reporting(
+        "logging in",
+        Duration::from_secs(args.login_timeout),
+        || {
+            let logged_in = progress.get(&progress.logged_in);
+            if early.is_none() && logged_in >= args.clients / 10 {
+                early = server.memory().ok().map(|memory| (logged_in, memory));
+            }
+            logged_in >= args.clients
+        },
+        || {
+            let logged_in = progress.get(&progress.logged_in);
+            format!(
+                "{} logged in ({:.0}/s), {} problems, server RSS {}",
+                thousands(logged_in as u64),
+                logged_in as f64 / start.elapsed().as_secs_f64(),
+                progress.problems(),
+                server.memory().map(|m| m.rss).unwrap_or_default()
+            )
+        },
+    );
+    if !all_in {
+        return Err(format!(
+            "only {} of {} clients logged in within {} s",
+            progress.get(&progress.logged_in),
+            args.clients,
+            args.login_timeout
+        ));
+    }
+    let login_time = start.elapsed();
+    let problems_logging_in = progress.problems();
+    let cpu_logged_in = cpu();
+    let logged_in = server.memory()?;
+    eprintln!(
+        "  all {} logged in after {:.0} s; holding {} s",
+        thousands(args.clients as u64),
+        login_time.as_secs_f64(),
+        args.seconds
+    );
+    let hold_start = Instant::now();
+    let hold_for = Duration::from_secs(args.seconds);
+    while hold_start.elapsed() < hold_for {
+        std::thread::sleep(
+            Duration::from_secs(1).min(hold_for - hold_start.elapsed().min(hold_for)),
+        );
+        let second = hold_start.elapsed().as_secs();
+        if second.is_multiple_of(10) && second > 0 {
+            eprintln!(
+                "  … holding: {} s, {} problems, server RSS {}",
+                second,
+                progress.problems() - problems_logging_in,
+                server.memory().map(|m| m.rss).unwrap_or_default()
+            );
+        }
+    }
+    let held = server.memory()?;
+    let problems_holding = progress.problems() - problems_logging_in;
+    let cpu_held = cpu();
+    Ok(Held {
+        login_time,
+        empty,
+        early,
+        logged_in,
+        held,
+        problems_logging_in,
+        problems_holding,
+        cpu_logging_in: system::cpu_between(&cpu_start, &cpu_logged_in),
+        cpu_holding: system::cpu_between(&cpu_logged_in, &cpu_held),
+        log_lines: server.log_lines(),
+    })
+}
+
+fn print_report(args: &Args, held: &Held, report: &ClientReport) {
+    let log_lines = held.log_lines;
+    let clients = args.clients as u64;
+    let per_connection =
+        |loaded: Memory| loaded.rss.0.saturating_sub(held.empty.rss.0) as f64 / clients as f64;
+    let worst = per_connection(held.logged_in).max(per_connection(held.held));
+    println!();
+    println!(
+        "logins: {} in {:.0} s ({:.1}/s), accounts registered by the server (argon2id)",
+        thousands(clients),
+        held.login_time.as_secs_f64(),
+        clients as f64 / held.login_time.as_secs_f64()
+    );
+    let tuning: Vec<String> = std::env::vars()
+        .filter(|(name, _)| name.starts_with("MALLOC_") || name.starts_with("GLIBC_TUNABLES"))
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    if !tuning.is_empty() {
+        println!(
+            "allocator settings passed to the server: {}",
+            tuning.join(" ")
+        );
+    }
+    println!(
+        "{:<44} {:>12} {:>16}",
+        "server RSS (/proc/<pid>/status)", "VmRSS", "per connection"
+    );
+    println!("{:<44} {:>12}", "no clients", held.empty.rss.to_string());
+    if let Some((n, early)) = held.early {
+        println!(
+            "{:<44} {:>12}",
+            format!("{} logged in", thousands(n as u64)),
+            early.rss.to_string()
+        );
+    }
+    println!(
+        "{:<44} {:>12} {:>12.1} KiB",
+        format!("{} logged in, idle", thousands(clients)),
+        held.logged_in.rss.to_string(),
+        per_connection(held.logged_in)
+    );
+    println!(
+        "{:<44} {:>12} {:>12.1} KiB",
+        format!("after {} s of heartbeats", args.seconds),
+        held.held.rss.to_string(),
+        per_connection(held.held)
+    );
+    println!(
+        "{:<44} {:>12}",
+        "peak (VmHWM, the login storm included)",
+        held.held.peak.to_string()
+    );
+    println!(
+        "memory per idle connection, (RSS with all − RSS with none) / clients: {:.1} KiB; \
+         target ≤ {} KiB: {}",
+        worst,
+        TARGET_PER_CONNECTION.0,
+        if worst <= TARGET_PER_CONNECTION.0 as f64 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    if let Some((n, early)) = held.early.filter(|(n, _)| (*n as u64) < clients) {
+        // Password checks leave their memory (argon2, ~19 MiB a check) in the allocator's
+        // per-thread arenas: a one-off cost of the first logins that the formula above spreads
+        // over the connections. The growth past the first tenth leaves it out.
+        let marginal =
+            held.held.rss.0.saturating_sub(early.rss.0) as f64 / (clients - n as u64) as f64;
+        println!(
+            "growth per connection from {} to {} logged in: {marginal:.1} KiB",
+            thousands(n as u64),
+            thousands(clients)
+        );
+    }
+    let problems = held.problems_logging_in + held.problems_holding;
+    println!(
+        "disconnects, refusals and errors: {} while logging in, {} while holding ({}); \
+         server log lines at warn or above: {log_lines}; target 0: {}",
+        held.problems_logging_in,
+        held.problems_holding,
+        report.problems_line(),
+        if problems == 0 && log_lines == 0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "server CPU while logging in: {}",
+        system::cpu_line(&held.cpu_logging_in)
+    );
+    println!(
+        "server CPU while holding:    {}",
+        system::cpu_line(&held.cpu_holding)
+    );
+}
