@@ -377,7 +377,11 @@ impl Owner {
         while let Some(event) = self.core.poll_event() {
             match &event {
                 // Route changes are the client's P2P log: worth a line at the default level.
-                Event::Route { peer, route, reason } => {
+                Event::Route {
+                    peer,
+                    route,
+                    reason,
+                } => {
                     tracing::info!(%peer, %route, %reason, "route changed")
                 }
                 _ => tracing::debug!(?event, "client event"),
