@@ -708,3 +708,55 @@ fn a_client_whose_server_sends_garbage_reports_a_decode_error_and_keeps_retrying
         );
     })
 }
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer_and_the_chat_goes_on() {
+    smol::block_on(async {
+        let mut config = ServerConfig::default();
+        config.max_pending_output = 256 * 1024;
+        let server = start_server(&["alice", "bob", "carol"], config);
+        let mut chat = relayed_chat(&server).await;
+        chat.exchange(BATCH).await;
+
+        // carol logs in from a bare socket and never reads again.
+        let mut carol = Raw::to_server(server.addr).await;
+        let mut login = client_frame(&ClientFrame::Hello {
+            version: PROTOCOL_VERSION,
+        });
+        login.extend(client_frame(&ClientFrame::Login {
+            user: name("carol"),
+            password: PASSWORD.into(),
+            p2p_port: 1,
+            register: false,
+        }));
+        carol.send(&login).await;
+        within("carol online", async {
+            while server.stats.get().online < 3 {
+                async_io::Timer::after(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+
+        // alice relays far more to carol than kernel buffers and the server's bound hold.
+        let text = "x".repeat(16 * 1024);
+        for _ in 0..1000 {
+            if chat
+                .alice
+                .client
+                .send(&name("carol"), text.clone())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        within("carol dropped as a slow consumer", async {
+            while server.stats.get().online > 2 {
+                async_io::Timer::after(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        // alice and bob lose nothing.
+        chat.exchange(BATCH).await;
+    })
+}
