@@ -40,6 +40,18 @@ fn frame<T: serde::Serialize>(message: &T) -> Vec<u8> {
     bytes
 }
 
+/// Opens a raw socket to `target`'s P2P port and says hello claiming to be `claimed`.
+fn hello_as(sim: &mut Sim, target: Node, claimed: &str) -> breeze_sim::RawId {
+    let raw = sim.raw_connect_peer(target);
+    let hello = PeerFrame::Hello {
+        version: PROTOCOL_VERSION,
+        user: UserName::new(claimed).unwrap(),
+        nonce: [3; 32],
+    };
+    sim.raw_send(raw, frame(&hello));
+    raw
+}
+
 fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("m{i}")).collect()
 }
@@ -229,13 +241,7 @@ fn a_peer_that_claims_to_be_someone_else_on_the_p2p_port_is_rejected() {
         .expect("direct");
 
     // Mallory connects to bob's P2P port claiming to be alice (whom bob knows).
-    let raw = sim.raw_connect_peer(bob);
-    let hello = PeerFrame::Hello {
-        version: PROTOCOL_VERSION,
-        user: UserName::new("alice").unwrap(),
-        nonce: [3; 32],
-    };
-    sim.raw_send(raw, frame(&hello));
+    let raw = hello_as(&mut sim, bob, "alice");
     sim.advance(Duration::from_millis(50));
     // Bob answers with a challenge; Mallory cannot compute the proof without the pair secret.
     let (answer, closed) = sim.raw_received(raw);
@@ -262,13 +268,7 @@ fn a_claimed_name_the_server_never_introduced_is_dropped_at_the_setup_deadline()
     let bob = nodes[1];
     sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
         .expect("direct");
-    let raw = sim.raw_connect_peer(bob);
-    let hello = PeerFrame::Hello {
-        version: PROTOCOL_VERSION,
-        user: UserName::new("nobody").unwrap(),
-        nonce: [3; 32],
-    };
-    sim.raw_send(raw, frame(&hello));
+    let raw = hello_as(&mut sim, bob, "nobody");
     sim.advance(6 * SECOND);
     let (answer, closed) = sim.raw_received(raw);
     assert!(closed, "closed at the setup deadline");
