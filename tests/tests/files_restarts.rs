@@ -1,7 +1,7 @@
-//! File transfer cases the application side ran into: an empty file, and a sender that
-//! restarts mid-transfer and offers the same transfer again.
+//! File transfer cases the application side ran into: an empty file, a sender that restarts
+//! mid-transfer and offers the same transfer again, and one that crashes and stays away.
 
-use breeze_core::client::{Direction, Event, Route};
+use breeze_core::client::{Direction, Event, FileFailure, Route};
 use breeze_sim::{Node, Sim, SimConfig};
 use std::time::Duration;
 
@@ -80,4 +80,120 @@ fn a_sender_restarted_mid_transfer_offers_the_same_id_again_and_the_transfer_res
     .expect("the transfer resumes and completes");
     assert_eq!(done(&sim, bob, Direction::Receiving), Some(true));
     assert_eq!(sim.received_file(bob, alice, 5), Some(&file[..]));
+}
+
+#[test]
+fn a_sender_that_crashes_and_stays_away_is_reported_stalled_and_a_later_offer_resumes() {
+    let (mut sim, alice, bob) = pair();
+    let file = content(8 * MIB, 2);
+    sim.offer_file(alice, bob, 6, file.clone()).unwrap();
+    sim.run_until(SECOND, |s| offered(s, bob)).expect("offered");
+    sim.accept_file(bob, alice, 6).unwrap();
+    sim.run_until(5 * SECOND, |s| {
+        s.received_file(bob, alice, 6)
+            .is_some_and(|f| f.len() > 3 * MIB)
+    })
+    .expect("under way");
+    sim.crash_client(alice);
+    let crashed = sim.now();
+    let stall = bob_config_stall(&sim, bob);
+    let stalled = |s: &Sim| {
+        s.events(bob).iter().find_map(|(at, e)| match e {
+            Event::FileFailed {
+                direction: Direction::Receiving,
+                failure,
+                ..
+            } => Some((*at, *failure)),
+            _ => None,
+        })
+    };
+    sim.run_until(stall + 5 * SECOND, |s| stalled(s).is_some())
+        .expect("bob gives up within the stall bound");
+    let (at, failure) = stalled(&sim).unwrap();
+    assert_eq!(failure, FileFailure::Stalled);
+    assert!(
+        at - crashed >= stall - SECOND && at - crashed <= stall + SECOND,
+        "reported {:?} after the crash, the bound is {stall:?}",
+        at - crashed
+    );
+    let kept = sim.received_file(bob, alice, 6).unwrap().len();
+    assert!(kept > 3 * MIB, "the partial file is kept");
+    assert_eq!(sim.received_file(bob, alice, 6), Some(&file[..kept]));
+    assert!(
+        !sim.events(bob)
+            .iter()
+            .any(|(_, e)| matches!(e, Event::FileDone { .. })),
+        "nothing is presented as complete"
+    );
+
+    // Much later the sender's application starts again and offers the same file.
+    sim.advance(60 * SECOND);
+    sim.start_client(alice);
+    sim.run_until(5 * SECOND, |s| s.route(alice, bob) == Some(Route::Direct))
+        .expect("direct again");
+    let offers = |s: &Sim| {
+        s.events(bob)
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::FileOffered { .. }))
+            .count()
+    };
+    sim.offer_file(alice, bob, 6, file.clone()).unwrap();
+    sim.run_until(SECOND, |s| offers(s) == 2)
+        .expect("offered afresh");
+    let restarted = sim.now();
+    sim.accept_file(bob, alice, 6).unwrap();
+    let accepted_at = |s: &Sim| {
+        s.events(alice).iter().find_map(|(at, e)| match e {
+            Event::FileAccepted { offset, .. } if *at >= restarted => Some(*offset),
+            _ => None,
+        })
+    };
+    sim.run_until(SECOND, |s| accepted_at(s).is_some())
+        .expect("accepted");
+    let accepted_at = accepted_at(&sim);
+    assert_eq!(
+        accepted_at,
+        Some(kept as u64),
+        "resumes at the bytes on disk"
+    );
+    sim.run_until(20 * SECOND, |s| {
+        done(s, bob, Direction::Receiving).is_some()
+    })
+    .expect("the transfer completes");
+    assert_eq!(done(&sim, bob, Direction::Receiving), Some(true));
+    assert_eq!(sim.received_file(bob, alice, 6), Some(&file[..]));
+}
+
+#[test]
+fn a_live_sender_cut_off_briefly_is_not_reported_stalled() {
+    let (mut sim, alice, bob) = pair();
+    let file = content(8 * MIB, 3);
+    sim.offer_file(alice, bob, 8, file.clone()).unwrap();
+    sim.run_until(SECOND, |s| offered(s, bob)).expect("offered");
+    sim.accept_file(bob, alice, 8).unwrap();
+    sim.run_until(5 * SECOND, |s| {
+        s.received_file(bob, alice, 8)
+            .is_some_and(|f| f.len() > 3 * MIB)
+    })
+    .expect("under way");
+    // No route at all for most of the stall bound: direct cut, server down.
+    sim.cut(alice, bob);
+    sim.crash_server();
+    let stall = bob_config_stall(&sim, bob);
+    sim.advance(stall - 10 * SECOND);
+    sim.heal(alice, bob);
+    sim.restart_server();
+    sim.run_until(60 * SECOND, |s| {
+        done(s, bob, Direction::Receiving).is_some()
+    })
+    .expect("the transfer completes");
+    assert_eq!(done(&sim, bob, Direction::Receiving), Some(true));
+    assert!(!sim
+        .events(bob)
+        .iter()
+        .any(|(_, e)| matches!(e, Event::FileFailed { .. })));
+}
+
+fn bob_config_stall(sim: &Sim, bob: Node) -> Duration {
+    sim.client(bob).expect("bob runs").config().file_stall
 }

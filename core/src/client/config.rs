@@ -47,6 +47,10 @@ pub struct ClientConfig {
     /// A transfer whose other side has been silent this long is offered again, which makes
     /// the receiver say where it stands.
     pub file_retry: Duration,
+    /// An accepted incoming transfer whose sender has been silent this long (no chunk, no
+    /// repeated offer: the sender is gone or unreachable) fails as stalled. Several
+    /// `file_retry`s, since a live sender that hears nothing offers again every `file_retry`.
+    pub file_stall: Duration,
     /// Active transfers per direction.
     pub max_transfers: usize,
     /// File chunks are queued on a link only while less than this is waiting to be written,
@@ -84,6 +88,7 @@ impl ClientConfig {
             max_links: 1024,
             file_window: 1024 * 1024,
             file_retry: Duration::from_secs(10),
+            file_stall: Duration::from_secs(60),
             max_transfers: 64,
             file_high_water: 128 * 1024,
         }

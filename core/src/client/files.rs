@@ -68,7 +68,7 @@ impl Client {
             return Err(FileError::NotOffered);
         }
         let offset = offset.min(transfer.size);
-        transfer.accept(offset, window);
+        transfer.accept(offset, window, now);
         let complete = transfer.phase == InPhase::Verifying;
         self.send_file(from, FileMessage::Accept { id, offset, window }, now);
         if complete {
@@ -168,6 +168,7 @@ impl Client {
         let Some(transfer) = self.incoming_mut(from, id) else {
             return;
         };
+        transfer.last_heard = now;
         let Some(credit_end) = transfer.written(offset + len as u64) else {
             return self.finish(now);
         };
@@ -301,13 +302,19 @@ impl Client {
             // The user offers again what ended: start over (a transfer under way resumes).
             Some(known) if !repeat && !known.is_active() => None,
             Some(known) => match known.phase {
-                InPhase::Offered | InPhase::Verifying => return,
-                InPhase::Receiving => Some(FileMessage::Progress {
-                    id,
-                    accepted: known.accepted,
-                    credit_end: known.credit_end(),
-                    resync: true,
-                }),
+                InPhase::Offered | InPhase::Verifying => {
+                    known.last_heard = now;
+                    return;
+                }
+                InPhase::Receiving => {
+                    known.last_heard = now;
+                    Some(FileMessage::Progress {
+                        id,
+                        accepted: known.accepted,
+                        credit_end: known.credit_end(),
+                        resync: true,
+                    })
+                }
                 InPhase::Finished { verified } => Some(FileMessage::Done { id, verified }),
                 InPhase::Declined => Some(FileMessage::Decline { id }),
                 InPhase::Cancelled => Some(FileMessage::Cancel {
@@ -328,7 +335,7 @@ impl Client {
         }
         self.incoming.insert(
             (from.clone(), id),
-            Incoming::new(from.clone(), id, name.clone(), size, hash),
+            Incoming::new(from.clone(), id, name.clone(), size, hash, now),
         );
         self.forget_finished_incoming();
         self.events.push_back(Event::FileOffered {
@@ -352,6 +359,7 @@ impl Client {
         let Some(transfer) = self.incoming_mut(from, id) else {
             return;
         };
+        transfer.last_heard = now;
         match transfer.chunk(offset, data.len(), path) {
             ChunkVerdict::Write => {
                 self.actions.push_back(Action::WriteFile {
@@ -544,12 +552,18 @@ impl Client {
     }
 
     pub(super) fn files_deadline(&self) -> Option<Instant> {
-        self.outgoing
+        let stall = self.config.file_stall;
+        let outgoing = self
+            .outgoing
             .values()
             .filter(|t| t.is_active())
             .flat_map(|t| [Some(t.last_heard + self.config.file_retry), t.paused_until])
-            .flatten()
-            .min()
+            .flatten();
+        let incoming = self
+            .incoming
+            .values()
+            .filter_map(|t| t.stall_deadline(stall));
+        outgoing.chain(incoming).min()
     }
 
     pub(super) fn files_timeout(&mut self, now: Instant) {
@@ -574,6 +588,46 @@ impl Client {
         for (to, offer) in offers {
             self.send_file(&to, offer, now);
         }
+        self.fail_stalled(now);
+    }
+
+    /// Gives up on receptions whose sender has been silent past the stall bound, gone for
+    /// good or unreachable by any route: a live sender with a route is heard at least every
+    /// `file_retry` (its chunks, or its repeated offer when it hears nothing from here). The
+    /// app is told and the host lets go of the partial file, which stays where a fresh offer
+    /// of the same file resumes from it. A repeat of the old offer is answered with a cancel,
+    /// so a sender that was only cut off learns the transfer is over.
+    fn fail_stalled(&mut self, now: Instant) {
+        let stall = self.config.file_stall;
+        let stalled: Vec<(UserName, TransferId)> = self
+            .incoming
+            .iter()
+            .filter(|(_, t)| t.stall_deadline(stall).is_some_and(|at| at <= now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        if stalled.is_empty() {
+            return;
+        }
+        for (from, id) in stalled {
+            if let Some(transfer) = self.incoming_mut(&from, id) {
+                transfer.phase = InPhase::Cancelled;
+            }
+            self.events.push_back(Event::FileFailed {
+                peer: from.clone(),
+                id,
+                direction: Direction::Receiving,
+                failure: FileFailure::Stalled,
+            });
+            self.send_file(
+                &from,
+                FileMessage::Cancel {
+                    id,
+                    by_sender: false,
+                },
+                now,
+            );
+        }
+        self.forget_finished_incoming();
     }
 
     fn file_route(&self, peer: &UserName) -> Option<(Destination, Path)> {

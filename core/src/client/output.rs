@@ -284,6 +284,9 @@ pub enum FileFailure {
     PeerOffline,
     ReadFailed,
     WriteFailed,
+    /// The sender went silent mid-transfer (gone, or no route to it) for longer than
+    /// `ClientConfig::file_stall`; the bytes received so far are kept for a resume.
+    Stalled,
 }
 
 impl fmt::Display for FileFailure {
@@ -292,6 +295,7 @@ impl fmt::Display for FileFailure {
             FileFailure::PeerOffline => "the receiver is offline",
             FileFailure::ReadFailed => "cannot read the file",
             FileFailure::WriteFailed => "cannot write the file",
+            FileFailure::Stalled => "the sender went silent mid-transfer",
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::delivery::Path;
 use crate::wire::{FileName, TransferId, UserName};
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InPhase {
@@ -47,10 +48,22 @@ pub struct Incoming {
     resync_sent: Option<u64>,
     /// The route the last chunk came by.
     pub path: Option<Path>,
+    /// When this side last had reason to expect nothing from the sender yet: the accept, the
+    /// last chunk or repeated offer from the sender, or the last write of ours (the sender may
+    /// be waiting for the credit it frees). A receiving transfer silent past the stall bound
+    /// from here has lost its sender.
+    pub last_heard: Instant,
 }
 
 impl Incoming {
-    pub fn new(from: UserName, id: TransferId, name: FileName, size: u64, hash: [u8; 32]) -> Self {
+    pub fn new(
+        from: UserName,
+        id: TransferId,
+        name: FileName,
+        size: u64,
+        hash: [u8; 32],
+        now: Instant,
+    ) -> Self {
         Incoming {
             from,
             id,
@@ -64,6 +77,7 @@ impl Incoming {
             credit_sent: 0,
             resync_sent: None,
             path: None,
+            last_heard: now,
         }
     }
 
@@ -76,8 +90,9 @@ impl Incoming {
 
     /// Starts receiving at `offset` (bytes already held from an earlier attempt); returns the
     /// credit end to grant.
-    pub fn accept(&mut self, offset: u64, window: u64) -> u64 {
+    pub fn accept(&mut self, offset: u64, window: u64, now: Instant) -> u64 {
         self.phase = InPhase::Receiving;
+        self.last_heard = now;
         self.accepted = offset.min(self.size);
         self.written = self.accepted;
         self.window = window.max(1);
@@ -91,6 +106,14 @@ impl Incoming {
 
     pub fn credit_end(&self) -> u64 {
         self.written.saturating_add(self.window)
+    }
+
+    /// When this transfer counts as stalled, if nothing is heard from the sender before:
+    /// only while receiving with every accepted byte written (a write still in the host is
+    /// this side's wait, not the sender's).
+    pub fn stall_deadline(&self, stall: std::time::Duration) -> Option<Instant> {
+        (self.phase == InPhase::Receiving && self.written >= self.accepted)
+            .then(|| self.last_heard + stall)
     }
 
     pub fn chunk(&mut self, offset: u64, len: usize, path: Path) -> ChunkVerdict {
