@@ -89,11 +89,24 @@ impl Transfers {
 
     /// This side accepted `from`'s offer `id` into `dir`, starting at `offset`.
     pub fn accepted(&mut self, from: &UserName, id: TransferId, dir: PathBuf, offset: u64) {
+        self.accepted_at(from, id, dir, offset, Instant::now());
+    }
+
+    /// [`accepted`](Transfers::accepted) at a given time: the rate's first sample, so a test
+    /// on a made-up clock gets an exact rate.
+    pub fn accepted_at(
+        &mut self,
+        from: &UserName,
+        id: TransferId,
+        dir: PathBuf,
+        offset: u64,
+        now: Instant,
+    ) {
         if let Some(t) = self.get_mut(from, id, Direction::Receiving) {
             t.state = State::Running;
             t.bytes = offset;
             t.path = Some(dir);
-            t.rate.record(Instant::now(), offset);
+            t.rate.record(now, offset);
         }
     }
 

@@ -1,6 +1,13 @@
 //! The interactive chat screen: users with their route on the left, the conversation with the
 //! selected user on the right, file transfers under way (`tui_transfers.rs`) above an input
 //! line at the bottom, which also takes the file commands of `tui_commands.rs`.
+//!
+//! How it is driven: [`Screen`] is the whole state and does no IO. The terminal loop feeds it
+//! the client's events ([`Screen::handle_event`], then the client's peer table,
+//! [`Screen::handle_peers`]) and key presses ([`Screen::handle_key`]), which return an
+//! [`Intent`]: what to ask of the client. The loop asks ([`perform`]) and hands the client's
+//! [`Answer`] back ([`Screen::handle_answer`]). [`Screen::render`] draws from the state alone:
+//! the clock is an input too ([`Screen::tick`]), so the screen can be drawn into a test buffer.
 
 use crate::transfers::{State, Transfer, Transfers};
 use crate::tui_commands::{self, ScreenCommand};
@@ -8,7 +15,7 @@ use crate::tui_transfers;
 use breeze_core::client::{Direction, Event, Route};
 use breeze_core::wire::{MessageId, TransferId, UserName};
 use breeze_core::Path;
-use breeze_smol::{Client, DiskFiles, Landed, PeerStatus};
+use breeze_smol::{Client, DiskFiles, Landed, PeerStatus, SharedFile};
 use crossterm::event::{
     Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
@@ -25,6 +32,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[cfg(test)]
+mod tests;
 
 /// Entries kept per conversation; older ones scroll away for good.
 const HISTORY: usize = 1000;
@@ -64,7 +74,8 @@ enum Wake {
     Tick,
 }
 
-/// What a key press asks for.
+/// What a key press asks for: the screen's outgoing commands.
+#[derive(Debug, PartialEq)]
 enum Intent {
     Nothing,
     Quit,
@@ -75,6 +86,38 @@ enum Intent {
     Cancel(UserName, TransferId, Direction),
 }
 
+/// The client's answer to an [`Intent`], with what the screen needs to show it.
+enum Answer {
+    Sent {
+        to: UserName,
+        text: String,
+        result: Result<MessageId, String>,
+    },
+    Offered {
+        to: UserName,
+        path: String,
+        result: Result<SharedFile, String>,
+    },
+    Accepted {
+        from: UserName,
+        id: TransferId,
+        dir: PathBuf,
+        /// Where the transfer starts: past a partial file kept from before.
+        result: Result<u64, String>,
+    },
+    Declined {
+        from: UserName,
+        id: TransferId,
+        result: Result<(), String>,
+    },
+    Cancelled {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+        result: Result<(), String>,
+    },
+}
+
 /// Returns the fatal error that ended the session, if one did.
 async fn event_loop(
     terminal: &mut DefaultTerminal,
@@ -83,8 +126,9 @@ async fn event_loop(
     download_dir: PathBuf,
 ) -> io::Result<Option<String>> {
     let mut keys = EventStream::new();
-    let mut screen = Screen::new(client.user().clone(), download_dir);
+    let mut screen = Screen::new(client.user().clone(), download_dir, Instant::now());
     loop {
+        screen.tick(Instant::now());
         terminal.draw(|frame| screen.render(frame))?;
         let running = screen.transfers.active().any(|t| t.state == State::Running);
         let wake = race(async { Wake::Key(keys.next().await) }, async {
@@ -100,26 +144,77 @@ async fn event_loop(
         };
         match race(wake, tick).await {
             Wake::Key(Some(Ok(TermEvent::Key(key)))) if key.kind == KeyEventKind::Press => {
-                let intent = screen.key(key);
-                if let Intent::Offer(to, path) = &intent {
-                    // Hashing a big file takes a moment: say so before it starts.
-                    screen.push(to, Entry::Notice(format!("hashing {path}…")));
-                    terminal.draw(|frame| screen.render(frame))?;
-                }
-                if screen.act(client, intent).await {
-                    return Ok(screen.fatal);
+                match screen.handle_key(key) {
+                    Intent::Nothing => {}
+                    Intent::Quit => return Ok(screen.fatal),
+                    intent => {
+                        // Hashing a big file takes a moment: show the notice saying so first.
+                        terminal.draw(|frame| screen.render(frame))?;
+                        if let Some(answer) = perform(client, intent).await {
+                            screen.handle_answer(answer, Instant::now());
+                        }
+                    }
                 }
             }
             Wake::Key(Some(Ok(_))) | Wake::Tick => {}
             Wake::Key(Some(Err(error))) => return Err(error),
             Wake::Key(None) | Wake::Client(None) => return Ok(screen.fatal),
             Wake::Client(Some(event)) => {
-                screen.apply(event, files);
-                screen.users = client.peers().await;
-                screen.keep_selection();
+                screen.handle_event(event, Instant::now(), |peer, id| files.landed(peer, id));
+                screen.handle_peers(client.peers().await);
             }
         }
     }
+}
+
+/// Asks the client for what a key press meant; `None` when it asks nothing of the client.
+async fn perform(client: &Client, intent: Intent) -> Option<Answer> {
+    let answer = match intent {
+        Intent::Nothing | Intent::Quit => return None,
+        Intent::Send(to, text) => Answer::Sent {
+            result: client
+                .send(&to, text.clone())
+                .await
+                .map_err(|e| e.to_string()),
+            to,
+            text,
+        },
+        Intent::Offer(to, path) => Answer::Offered {
+            result: client
+                .offer_file(&to, &path)
+                .await
+                .map_err(|e| e.to_string()),
+            to,
+            path,
+        },
+        Intent::Accept(from, id, dir) => Answer::Accepted {
+            result: client
+                .accept_file(&from, id, &dir)
+                .await
+                .map_err(|e| e.to_string()),
+            from,
+            id,
+            dir,
+        },
+        Intent::Decline(from, id) => Answer::Declined {
+            result: client
+                .decline_file(&from, id)
+                .await
+                .map_err(|e| e.to_string()),
+            from,
+            id,
+        },
+        Intent::Cancel(peer, id, direction) => Answer::Cancelled {
+            result: client
+                .cancel_file(&peer, id, direction)
+                .await
+                .map_err(|e| e.to_string()),
+            peer,
+            id,
+            direction,
+        },
+    };
+    Some(answer)
 }
 
 enum Entry {
@@ -152,10 +247,12 @@ struct Screen {
     fatal: Option<String>,
     transfers: Transfers,
     download_dir: PathBuf,
+    /// The latest time an input brought; rates and ETAs are drawn as of then.
+    now: Instant,
 }
 
 impl Screen {
-    fn new(me: UserName, download_dir: PathBuf) -> Screen {
+    fn new(me: UserName, download_dir: PathBuf, now: Instant) -> Screen {
         Screen {
             me,
             status: "connecting…".into(),
@@ -166,15 +263,27 @@ impl Screen {
             fatal: None,
             transfers: Transfers::new(),
             download_dir,
+            now,
         }
     }
 
-    /// Carries out what a key asked for; true to quit.
-    async fn act(&mut self, client: &Client, intent: Intent) -> bool {
-        match intent {
-            Intent::Nothing => {}
-            Intent::Quit => return true,
-            Intent::Send(to, text) => match client.send(&to, text.clone()).await {
+    /// Moves the clock the screen draws rates with; it never goes back.
+    fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// The client's peer table, which the loop fetches after every event: the authority on
+    /// who is listed, and with which route.
+    fn handle_peers(&mut self, users: Vec<PeerStatus>) {
+        self.users = users;
+        self.keep_selection();
+    }
+
+    /// Shows what the client said to a key press's intent.
+    fn handle_answer(&mut self, answer: Answer, now: Instant) {
+        self.tick(now);
+        match answer {
+            Answer::Sent { to, text, result } => match result {
                 Ok(id) => self.push(
                     &to,
                     Entry::Mine {
@@ -185,8 +294,8 @@ impl Screen {
                 ),
                 Err(error) => self.push(&to, Entry::Notice(format!("not sent: {error}"))),
             },
-            Intent::Offer(to, path) => {
-                let notice = match client.offer_file(&to, &path).await {
+            Answer::Offered { to, path, result } => {
+                let notice = match result {
                     Ok(file) => {
                         self.transfers.offered(&to, &file);
                         format!(
@@ -200,10 +309,16 @@ impl Screen {
                 };
                 self.push(&to, Entry::Notice(notice));
             }
-            Intent::Accept(from, id, dir) => {
-                let notice = match client.accept_file(&from, id, &dir).await {
+            Answer::Accepted {
+                from,
+                id,
+                dir,
+                result,
+            } => {
+                let notice = match result {
                     Ok(offset) => {
-                        self.transfers.accepted(&from, id, dir.clone(), offset);
+                        self.transfers
+                            .accepted_at(&from, id, dir.clone(), offset, now);
                         let resume = if offset > 0 {
                             format!(", resuming at {}", crate::transfer_rate::bytes(offset))
                         } else {
@@ -215,8 +330,8 @@ impl Screen {
                 };
                 self.push(&from, Entry::Notice(notice));
             }
-            Intent::Decline(from, id) => {
-                let notice = match client.decline_file(&from, id).await {
+            Answer::Declined { from, id, result } => {
+                let notice = match result {
                     Ok(()) => {
                         let direction = Direction::Receiving;
                         self.transfers.ended(&from, id, direction, State::Declined);
@@ -226,8 +341,13 @@ impl Screen {
                 };
                 self.push(&from, Entry::Notice(notice));
             }
-            Intent::Cancel(peer, id, direction) => {
-                let notice = match client.cancel_file(&peer, id, direction).await {
+            Answer::Cancelled {
+                peer,
+                id,
+                direction,
+                result,
+            } => {
+                let notice = match result {
                     Ok(()) => {
                         self.transfers.ended(&peer, id, direction, State::Cancelled);
                         format!("cancelled {id}")
@@ -237,7 +357,6 @@ impl Screen {
                 self.push(&peer, Entry::Notice(notice));
             }
         }
-        false
     }
 
     /// What a `/command` typed on the input line asks for.
@@ -260,6 +379,8 @@ impl Screen {
         Ok(match command {
             ScreenCommand::File { path } => {
                 let to = selected.ok_or("select a user to send the file to")?;
+                // Hashing a big file takes a moment: say so before it starts.
+                self.push(&to, Entry::Notice(format!("hashing {path}…")));
                 Intent::Offer(to, path)
             }
             ScreenCommand::Accept { id, dir } => {
@@ -287,8 +408,16 @@ impl Screen {
         }
     }
 
-    fn apply(&mut self, event: Event, files: &DiskFiles) {
-        self.transfers.apply(&event, Instant::now());
+    /// Follows one of the client's events. `landed` says where a received file ended up
+    /// (`DiskFiles::landed`), for the notice of a finished transfer.
+    fn handle_event(
+        &mut self,
+        event: Event,
+        now: Instant,
+        landed: impl FnOnce(&UserName, TransferId) -> Option<Landed>,
+    ) {
+        self.tick(now);
+        self.transfers.apply(&event, now);
         if let Event::FileDone {
             peer,
             id,
@@ -296,7 +425,7 @@ impl Screen {
             ..
         } = &event
         {
-            if let Some(Landed::Complete(path) | Landed::Corrupt(path)) = files.landed(peer, *id) {
+            if let Some(Landed::Complete(path) | Landed::Corrupt(path)) = landed(peer, *id) {
                 self.transfers.landed(peer, *id, path);
             }
         }
@@ -317,6 +446,9 @@ impl Screen {
                 self.fatal = Some(format!("kicked: {reason}"));
             }
             Event::Presence { user, online } => {
+                if let Some(row) = self.row_mut(&user) {
+                    row.online = online;
+                }
                 let word = if online { "online" } else { "offline" };
                 self.push(&user, Entry::Notice(format!("{user} is {word}")));
             }
@@ -324,7 +456,12 @@ impl Screen {
                 peer,
                 route,
                 reason,
-            } => self.push(&peer, Entry::Notice(format!("route: {route} ({reason})"))),
+            } => {
+                if let Some(row) = self.row_mut(&peer) {
+                    row.route = route;
+                }
+                self.push(&peer, Entry::Notice(format!("route: {route} ({reason})")));
+            }
             Event::Message {
                 from, text, route, ..
             } => self.push(&from, Entry::Theirs { text, route }),
@@ -342,6 +479,12 @@ impl Screen {
         }
     }
 
+    /// The user's row in the list, kept in step with presence and route events until the
+    /// next peer table replaces it.
+    fn row_mut(&mut self, user: &UserName) -> Option<&mut PeerStatus> {
+        self.users.iter_mut().find(|u| &u.user == user)
+    }
+
     fn settle(&mut self, user: &UserName, sent: MessageId, new_fate: Fate) {
         let entries = self.chats.entry(user.clone()).or_default();
         for entry in entries.iter_mut().rev() {
@@ -354,7 +497,7 @@ impl Screen {
         }
     }
 
-    fn key(&mut self, key: KeyEvent) -> Intent {
+    fn handle_key(&mut self, key: KeyEvent) -> Intent {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
             KeyCode::Esc => return Intent::Quit,
@@ -439,7 +582,7 @@ impl Screen {
     }
 
     fn render(&self, frame: &mut Frame) {
-        let transfers = tui_transfers::pane_lines(&self.transfers, Instant::now());
+        let transfers = tui_transfers::pane_lines(&self.transfers, self.now);
         let pane = if transfers.is_empty() {
             0
         } else {

@@ -1,0 +1,703 @@
+//! The chat screen without a terminal: scenarios feed [`Screen`] the client's events, its peer
+//! table and key presses on a made-up clock, check the intents it returns, and read what it
+//! draws into ratatui's `TestBackend`, row by row.
+
+use super::*;
+use breeze_core::client::RouteReason;
+use breeze_core::wire::FileName;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::Terminal;
+
+const DOWNLOADS: &str = "/home/alice/Downloads";
+
+fn name(name: &str) -> UserName {
+    UserName::new(name).unwrap()
+}
+
+fn peer(user: &str, route: Route) -> PeerStatus {
+    PeerStatus {
+        user: name(user),
+        online: true,
+        route,
+    }
+}
+
+fn offline(user: &str) -> PeerStatus {
+    PeerStatus {
+        user: name(user),
+        online: false,
+        route: Route::Relay,
+    }
+}
+
+/// Alice's screen, logged in, with `peers` listed (the first one selected).
+fn alice_with(peers: Vec<PeerStatus>, t0: Instant) -> Screen {
+    let mut screen = Screen::new(name("alice"), PathBuf::from(DOWNLOADS), t0);
+    event(
+        &mut screen,
+        t0,
+        Event::LoggedIn {
+            user: name("alice"),
+        },
+    );
+    screen.handle_peers(peers);
+    screen
+}
+
+fn event(screen: &mut Screen, now: Instant, event: Event) {
+    screen.handle_event(event, now, |_, _| None);
+}
+
+fn key(screen: &mut Screen, code: KeyCode) -> Intent {
+    screen.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn ctrl(screen: &mut Screen, c: char) -> Intent {
+    screen.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+fn type_text(screen: &mut Screen, text: &str) {
+    for c in text.chars() {
+        assert_eq!(key(screen, KeyCode::Char(c)), Intent::Nothing);
+    }
+}
+
+fn draw_terminal(screen: &Screen, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| screen.render(frame)).unwrap();
+    terminal
+}
+
+/// The screen's rows as text, a wide character once (not followed by its blank second cell).
+fn draw(screen: &Screen, width: u16, height: u16) -> Vec<String> {
+    rows(draw_terminal(screen, width, height).backend().buffer())
+}
+
+fn rows(buffer: &Buffer) -> Vec<String> {
+    let area = buffer.area;
+    (area.top()..area.bottom())
+        .map(|y| {
+            let mut row = String::new();
+            let mut hidden = 0;
+            for x in area.left()..area.right() {
+                if hidden > 0 {
+                    hidden -= 1;
+                    continue;
+                }
+                let symbol = buffer[(x, y)].symbol();
+                hidden = Span::raw(symbol).width().saturating_sub(1);
+                row.push_str(symbol);
+            }
+            row
+        })
+        .collect()
+}
+
+/// The one row containing `needle`; fails with the whole screen otherwise.
+fn row_with<'a>(screen: &'a [String], needle: &str) -> &'a str {
+    let found: Vec<&String> = screen.iter().filter(|r| r.contains(needle)).collect();
+    match found.as_slice() {
+        [row] => row,
+        _ => panic!(
+            "{} rows contain {needle:?}:\n{}",
+            found.len(),
+            screen.join("\n")
+        ),
+    }
+}
+
+fn shows(screen: &[String], needle: &str) -> bool {
+    screen.iter().any(|r| r.contains(needle))
+}
+
+/// The users list is the left 30 columns; the conversation is right of it.
+fn users_column(row: &str) -> String {
+    row.chars().take(30).collect()
+}
+
+fn conversation_column(row: &str) -> String {
+    row.chars().skip(30).collect()
+}
+
+fn offer(from: &str, id: u64, file: &str, size: u64) -> Event {
+    Event::FileOffered {
+        from: name(from),
+        id: TransferId(id),
+        name: FileName::new(file).unwrap(),
+        size,
+        hash: [7; 32],
+    }
+}
+
+fn progress(from: &str, id: u64, bytes: u64, size: u64, route: Path) -> Event {
+    Event::FileProgress {
+        peer: name(from),
+        id: TransferId(id),
+        direction: Direction::Receiving,
+        bytes,
+        size,
+        route,
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+#[test]
+fn the_users_list_shows_each_peer_with_its_route_and_follows_route_events() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(
+        vec![
+            peer("bob", Route::Direct),
+            peer("carol", Route::Relay),
+            offline("dave"),
+        ],
+        t0,
+    );
+    let rows = draw(&screen, 100, 20);
+    assert!(row_with(&rows, "alice · online").starts_with("┌ alice · online "));
+    let bob = users_column(row_with(&rows, "bob  "));
+    assert!(bob.contains("● bob") && bob.contains("direct"), "{bob}");
+    let carol = users_column(row_with(&rows, "carol"));
+    assert!(
+        carol.contains("● carol") && carol.contains("relay"),
+        "{carol}"
+    );
+    let dave = users_column(row_with(&rows, "dave"));
+    assert!(
+        dave.contains("○ dave") && dave.contains("offline"),
+        "{dave}"
+    );
+    // Bob, listed first, is selected: the conversation is with him, over his route.
+    assert!(shows(&rows, "┐┌ bob · direct "), "{}", rows.join("\n"));
+
+    let channel_up = Event::Route {
+        peer: name("carol"),
+        route: Route::Direct,
+        reason: RouteReason::ChannelUp,
+    };
+    event(&mut screen, t0, channel_up);
+    let rows = draw(&screen, 100, 20);
+    let carol = users_column(row_with(&rows, "● carol"));
+    assert!(
+        carol.contains("direct") && !carol.contains("relay"),
+        "{carol}"
+    );
+
+    let gone = Event::Presence {
+        user: name("bob"),
+        online: false,
+    };
+    event(&mut screen, t0, gone);
+    let rows = draw(&screen, 100, 20);
+    let bob = users_column(row_with(&rows, "○ bob"));
+    assert!(bob.contains("offline"), "{bob}");
+}
+
+#[test]
+fn a_new_peer_table_replaces_the_list_and_keeps_the_selection_by_name() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(
+        vec![peer("bob", Route::Direct), peer("carol", Route::Relay)],
+        t0,
+    );
+    assert_eq!(key(&mut screen, KeyCode::Down), Intent::Nothing);
+    assert_eq!(screen.selected, Some(name("carol")));
+    // Someone new sorts first: carol stays selected.
+    screen.handle_peers(vec![
+        peer("anna", Route::Connecting),
+        peer("bob", Route::Direct),
+        peer("carol", Route::Direct),
+    ]);
+    let rows = draw(&screen, 100, 20);
+    assert!(shows(&rows, "┌ carol · direct "), "{}", rows.join("\n"));
+    assert!(shows(&rows, " Message to carol "));
+    // Tab and Shift-Tab go round.
+    key(&mut screen, KeyCode::Tab);
+    assert_eq!(screen.selected, Some(name("anna")));
+    key(&mut screen, KeyCode::BackTab);
+    key(&mut screen, KeyCode::Up);
+    assert_eq!(screen.selected, Some(name("bob")));
+    // Carol leaves the table: the selection falls back to the first user.
+    screen.handle_peers(vec![peer("anna", Route::Relay)]);
+    assert_eq!(screen.selected, Some(name("anna")));
+}
+
+#[test]
+fn enter_sends_to_the_selected_peer_and_the_tick_follows_the_delivery() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(
+        vec![peer("bob", Route::Direct), peer("carol", Route::Relay)],
+        t0,
+    );
+    key(&mut screen, KeyCode::Down);
+    type_text(&mut screen, "hello carol");
+    let rows = draw(&screen, 100, 20);
+    assert!(shows(&rows, "│hello carol"), "{}", rows.join("\n"));
+
+    let intent = key(&mut screen, KeyCode::Enter);
+    assert_eq!(intent, Intent::Send(name("carol"), "hello carol".into()));
+    let sent = Answer::Sent {
+        to: name("carol"),
+        text: "hello carol".into(),
+        result: Ok(MessageId(7)),
+    };
+    screen.handle_answer(sent, t0);
+    let rows = draw(&screen, 100, 20);
+    let line = conversation_column(row_with(&rows, "alice: hello carol"));
+    assert!(line.contains("alice: hello carol …"), "pending: {line}");
+    assert!(!shows(&rows, "│hello carol"), "the input line is cleared");
+
+    let delivered = Event::Delivered {
+        to: name("carol"),
+        id: MessageId(7),
+        route: Path::Relay,
+    };
+    event(&mut screen, t0, delivered);
+    let rows = draw(&screen, 100, 20);
+    let line = conversation_column(row_with(&rows, "alice: hello carol"));
+    assert!(
+        line.contains("alice: hello carol ✓ relay"),
+        "delivered: {line}"
+    );
+    assert!(!line.contains('…'), "{line}");
+
+    // Bob's conversation is another one.
+    key(&mut screen, KeyCode::Up);
+    let rows = draw(&screen, 100, 20);
+    assert!(!shows(&rows, "hello carol"), "{}", rows.join("\n"));
+}
+
+#[test]
+fn a_message_ends_stored_or_undeliverable_and_a_refused_send_says_why() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![offline("bob")], t0);
+    for (id, text) in [(1, "first"), (2, "second")] {
+        type_text(&mut screen, text);
+        assert_eq!(
+            key(&mut screen, KeyCode::Enter),
+            Intent::Send(name("bob"), text.into())
+        );
+        let sent = Answer::Sent {
+            to: name("bob"),
+            text: text.into(),
+            result: Ok(MessageId(id)),
+        };
+        screen.handle_answer(sent, t0);
+    }
+    let stored = Event::Stored {
+        to: name("bob"),
+        id: MessageId(1),
+    };
+    event(&mut screen, t0, stored);
+    let undeliverable = Event::Undeliverable {
+        to: name("bob"),
+        id: MessageId(2),
+        reason: breeze_core::wire::Undeliverable::RecipientFull,
+    };
+    event(&mut screen, t0, undeliverable);
+    type_text(&mut screen, "third");
+    key(&mut screen, KeyCode::Enter);
+    let refused = Answer::Sent {
+        to: name("bob"),
+        text: "third".into(),
+        result: Err("the client has stopped".into()),
+    };
+    screen.handle_answer(refused, t0);
+
+    let rows = draw(&screen, 120, 20);
+    assert!(shows(&rows, "alice: first ✓ stored (offline)"));
+    assert!(shows(
+        &rows,
+        "alice: second ✗ not delivered: the recipient has too many messages waiting"
+    ));
+    assert!(shows(&rows, "— not sent: the client has stopped"));
+    // A blank line is not sent; `//` sends a message starting with `/`.
+    type_text(&mut screen, "   ");
+    assert_eq!(key(&mut screen, KeyCode::Enter), Intent::Nothing);
+    screen.input.clear();
+    type_text(&mut screen, "//shrug");
+    assert_eq!(
+        key(&mut screen, KeyCode::Enter),
+        Intent::Send(name("bob"), "/shrug".into())
+    );
+}
+
+#[test]
+fn a_route_change_leaves_a_notice_in_the_conversation() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    let message = Event::Message {
+        from: name("bob"),
+        id: MessageId(1),
+        text: "hi alice".into(),
+        route: Path::Direct,
+    };
+    event(&mut screen, t0, message);
+    let lost = Event::Route {
+        peer: name("bob"),
+        route: Route::Relay,
+        reason: RouteReason::ChannelLost(breeze_core::client::LinkError::Idle),
+    };
+    event(&mut screen, t0, lost);
+    let rows = draw(&screen, 120, 20);
+    assert!(shows(&rows, "┌ bob · relay "), "{}", rows.join("\n"));
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            conversation_column(r)
+                .trim_end_matches([' ', '│'])
+                .to_string()
+        })
+        .filter(|r| r.len() > 1)
+        .collect();
+    let first = lines
+        .iter()
+        .position(|l| l.contains("bob: hi alice  (direct)"));
+    let notice = lines
+        .iter()
+        .position(|l| l.contains("— route: relay (direct channel lost: no heartbeat)"));
+    assert!(
+        first.is_some() && notice == first.map(|i| i + 1),
+        "{}",
+        rows.join("\n")
+    );
+}
+
+#[test]
+fn an_incoming_offer_is_accepted_with_ctrl_a_and_its_progress_drawn() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    let id = 0xab12_0000_0000_0001;
+    event(&mut screen, t0, offer("bob", id, "report.pdf", 4 * MIB));
+    let rows = draw(&screen, 140, 24);
+    assert!(shows(&rows, "┌ Files "), "{}", rows.join("\n"));
+    let line = row_with(&rows, "↓ report.pdf");
+    assert!(
+        line.contains(&format!(
+            "↓ report.pdf 4.0 MiB from bob offered · Ctrl-A accept · Ctrl-D decline · id {}",
+            TransferId(id)
+        )),
+        "{line}"
+    );
+    assert!(shows(
+        &rows,
+        "— bob offers report.pdf (4.0 MiB): Ctrl-A accepts"
+    ));
+
+    let intent = ctrl(&mut screen, 'a');
+    assert_eq!(
+        intent,
+        Intent::Accept(name("bob"), TransferId(id), PathBuf::from(DOWNLOADS))
+    );
+    let accepted = Answer::Accepted {
+        from: name("bob"),
+        id: TransferId(id),
+        dir: PathBuf::from(DOWNLOADS),
+        result: Ok(0),
+    };
+    screen.handle_answer(accepted, t0);
+    let rows = draw(&screen, 140, 24);
+    assert!(shows(
+        &rows,
+        &format!("— accepted {} into {DOWNLOADS}", TransferId(id))
+    ));
+    let line = row_with(&rows, "↓ report.pdf");
+    assert!(
+        line.contains("[░░░░░░░░░░░░░░░░░░░░]   0% · … · ETA …"),
+        "{line}"
+    );
+
+    let second = Duration::from_secs(1);
+    event(
+        &mut screen,
+        t0 + second,
+        progress("bob", id, MIB, 4 * MIB, Path::Direct),
+    );
+    let halfway = t0 + 2 * second;
+    event(
+        &mut screen,
+        halfway,
+        progress("bob", id, 2 * MIB, 4 * MIB, Path::Relay),
+    );
+    let rows = draw(&screen, 140, 24);
+    let line = row_with(&rows, "↓ report.pdf");
+    assert!(
+        line.contains("[██████████░░░░░░░░░░]  50% · 1.0 MiB/s · ETA 0:02 · relay"),
+        "{line}"
+    );
+    // Time passes without progress: the rate sinks as the screen ticks.
+    screen.tick(halfway + 2 * second);
+    let line = row_with(&draw(&screen, 140, 24), "↓ report.pdf").to_string();
+    assert!(line.contains("512.0 KiB/s · ETA 0:04"), "{line}");
+
+    let done = Event::FileDone {
+        peer: name("bob"),
+        id: TransferId(id),
+        direction: Direction::Receiving,
+        verified: true,
+    };
+    let landed = PathBuf::from(DOWNLOADS).join("report.pdf");
+    screen.handle_event(done, halfway + 3 * second, |from, landed_id| {
+        assert_eq!((from, landed_id), (&name("bob"), TransferId(id)));
+        Some(Landed::Complete(landed.clone()))
+    });
+    let rows = draw(&screen, 140, 24);
+    assert!(
+        !shows(&rows, " Files "),
+        "the pane goes with the last transfer"
+    );
+    assert!(shows(
+        &rows,
+        "— ✓ received report.pdf: /home/alice/Downloads/report.pdf"
+    ));
+}
+
+#[test]
+fn ctrl_d_declines_and_typed_commands_name_offers_and_files() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(
+        vec![peer("bob", Route::Direct), peer("carol", Route::Relay)],
+        t0,
+    );
+    event(
+        &mut screen,
+        t0,
+        offer("bob", 0xa100_0000_0000_0000, "one.txt", 10),
+    );
+    event(
+        &mut screen,
+        t0,
+        offer("bob", 0xb200_0000_0000_0000, "two.txt", 20),
+    );
+
+    // Without an id, the newest offer from the selected user is answered.
+    assert_eq!(
+        ctrl(&mut screen, 'd'),
+        Intent::Decline(name("bob"), TransferId(0xb200_0000_0000_0000))
+    );
+    let declined = Answer::Declined {
+        from: name("bob"),
+        id: TransferId(0xb200_0000_0000_0000),
+        result: Ok(()),
+    };
+    screen.handle_answer(declined, t0);
+    let rows = draw(&screen, 140, 24);
+    assert!(shows(&rows, "↓ one.txt"));
+    assert!(!shows(&rows, "↓ two.txt"), "declined: gone from the pane");
+
+    type_text(&mut screen, "/accept a1 /tmp/in box");
+    assert_eq!(
+        key(&mut screen, KeyCode::Enter),
+        Intent::Accept(
+            name("bob"),
+            TransferId(0xa100_0000_0000_0000),
+            PathBuf::from("/tmp/in box")
+        )
+    );
+    assert!(screen.input.is_empty());
+
+    // Carol offered nothing: Ctrl-A there explains, in her conversation.
+    key(&mut screen, KeyCode::Down);
+    assert_eq!(ctrl(&mut screen, 'a'), Intent::Nothing);
+    let rows = draw(&screen, 140, 24);
+    assert!(shows(
+        &rows,
+        "— nothing to answer: no such offer or transfer"
+    ));
+
+    type_text(&mut screen, "/file /tmp/holiday photos.tar");
+    assert_eq!(
+        key(&mut screen, KeyCode::Enter),
+        Intent::Offer(name("carol"), "/tmp/holiday photos.tar".into())
+    );
+    let rows = draw(&screen, 140, 24);
+    assert!(shows(&rows, "— hashing /tmp/holiday photos.tar…"));
+    let failed = Answer::Offered {
+        to: name("carol"),
+        path: "/tmp/holiday photos.tar".into(),
+        result: Err("No such file or directory".into()),
+    };
+    screen.handle_answer(failed, t0);
+    let rows = draw(&screen, 140, 24);
+    assert!(shows(
+        &rows,
+        "— cannot offer /tmp/holiday photos.tar: No such file or directory"
+    ));
+
+    type_text(&mut screen, "/dance");
+    assert_eq!(key(&mut screen, KeyCode::Enter), Intent::Nothing);
+    let rows = draw(&screen, 140, 24);
+    assert!(shows(&rows, &format!("— {}", tui_commands::USAGE)));
+}
+
+#[test]
+fn esc_and_ctrl_c_quit_and_a_refused_login_is_kept_as_the_reason() {
+    let t0 = Instant::now();
+    let mut screen = Screen::new(name("alice"), PathBuf::from(DOWNLOADS), t0);
+    let rows = draw(&screen, 100, 12);
+    assert!(shows(&rows, "┌ alice · connecting… "));
+    assert!(shows(&rows, "No one else is known yet."));
+    let refused = Event::LoginFailed {
+        reason: breeze_core::wire::LoginRefusal::BadCredentials,
+    };
+    event(&mut screen, t0, refused);
+    let rows = draw(&screen, 100, 12);
+    assert!(shows(&rows, "login refused: "), "{}", rows.join("\n"));
+    assert!(screen
+        .fatal
+        .as_deref()
+        .unwrap()
+        .starts_with("login refused: "));
+    assert_eq!(key(&mut screen, KeyCode::Esc), Intent::Quit);
+    assert_eq!(ctrl(&mut screen, 'c'), Intent::Quit);
+}
+
+#[test]
+fn the_key_help_is_on_the_bottom_line() {
+    let screen = alice_with(vec![peer("bob", Route::Direct)], Instant::now());
+    let rows = draw(&screen, 140, 16);
+    let help = rows.last().unwrap();
+    for keys in [
+        "Tab/↓ next user",
+        "Shift-Tab/↑ previous",
+        "Enter send",
+        "Ctrl-A/Ctrl-D accept/decline a file",
+        "/file PATH",
+        "Esc/Ctrl-C quit",
+    ] {
+        assert!(help.contains(keys), "{keys:?} missing from {help:?}");
+    }
+    // An 80-column terminal still shows how to move and send.
+    let rows = draw(&screen, 80, 16);
+    assert!(rows
+        .last()
+        .unwrap()
+        .starts_with(" Tab/↓ next user · Shift-Tab/↑ previous · Enter send"));
+}
+
+/// A screen with something in every pane, to squeeze.
+fn busy_screen() -> Screen {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct), offline("carol")], t0);
+    for i in 0..30 {
+        let message = Event::Message {
+            from: name("bob"),
+            id: MessageId(i),
+            text: format!("message {i} with some words to wrap around 你好 🎉"),
+            route: Path::Direct,
+        };
+        event(&mut screen, t0, message);
+    }
+    for i in 0..7 {
+        event(
+            &mut screen,
+            t0,
+            offer("bob", i, "a file with a long name.bin", 1 << 30),
+        );
+    }
+    type_text(&mut screen, "a half-typed reply 半");
+    screen
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let empty = Screen::new(name("alice"), PathBuf::from(DOWNLOADS), Instant::now());
+    let busy = busy_screen();
+    for screen in [&empty, &busy] {
+        for (width, height) in [
+            (1, 1),
+            (2, 2),
+            (20, 5),
+            (5, 20),
+            (40, 3),
+            (31, 4),
+            (0, 0),
+            (29, 10),
+        ] {
+            draw(screen, width, height);
+        }
+    }
+}
+
+#[test]
+fn the_newest_messages_stay_in_view_and_the_files_pane_counts_the_rest() {
+    let rows = draw(&busy_screen(), 100, 30);
+    // Seven offers: five lines and a count.
+    assert!(shows(&rows, "… and 2 more"), "{}", rows.join("\n"));
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("↓ a file with")).count(),
+        5
+    );
+    // The conversation is scrolled to its end.
+    assert!(shows(&rows, "bob: message 29 with"), "{}", rows.join("\n"));
+    assert!(!shows(&rows, "bob: message 0 with"));
+}
+
+#[test]
+fn long_messages_wrap_inside_the_conversation() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    let words: Vec<String> = (0..40).map(|i| format!("word{i:02}")).collect();
+    let long = words.join(" ");
+    let message = Event::Message {
+        from: name("bob"),
+        id: MessageId(1),
+        text: long,
+        route: Path::Direct,
+    };
+    event(&mut screen, t0, message);
+    let rows = draw(&screen, 80, 20);
+    // 40 words of 7 columns in a 48-column conversation: several lines, every word whole.
+    let text: Vec<String> = rows.iter().map(|r| conversation_column(r)).collect();
+    for word in &words {
+        assert_eq!(
+            text.iter().filter(|r| r.contains(word.as_str())).count(),
+            1,
+            "{word}:\n{}",
+            rows.join("\n")
+        );
+    }
+    assert!(row_with(&text, "word00").starts_with("│bob: word00 word01"));
+    // The route tag wraps like a word.
+    assert!(row_with(&text, "(direct)").starts_with("│(direct)"));
+    // Nothing spills over the right border (rows 1 to 14 are inside the conversation box).
+    for row in &rows[1..15] {
+        assert!(row.chars().count() == 80 && row.ends_with('│'), "{row}");
+    }
+}
+
+#[test]
+fn chinese_and_emoji_are_drawn_whole_and_wrapped() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    let message = Event::Message {
+        from: name("bob"),
+        id: MessageId(1),
+        text: "你好，世界 🌍🎉".into(),
+        route: Path::Relay,
+    };
+    event(&mut screen, t0, message);
+    let long = "长".repeat(100);
+    let message = Event::Message {
+        from: name("bob"),
+        id: MessageId(2),
+        text: long.clone(),
+        route: Path::Relay,
+    };
+    event(&mut screen, t0, message);
+    event(&mut screen, t0, offer("bob", 9, "照片📷.jpg", 3 * MIB));
+    let rows = draw(&screen, 80, 24);
+    assert!(
+        shows(&rows, "bob: 你好，世界 🌍🎉  (relay)"),
+        "{}",
+        rows.join("\n")
+    );
+    assert!(shows(&rows, "↓ 照片📷.jpg 3.0 MiB from bob offered"));
+    // 100 wide characters wrap over several rows of the 48-column conversation, none lost.
+    let wide: usize = rows
+        .iter()
+        .map(|r| conversation_column(r).matches('长').count())
+        .sum();
+    assert_eq!(wide, 100, "{}", rows.join("\n"));
+}
