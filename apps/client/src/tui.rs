@@ -41,6 +41,12 @@ const HISTORY: usize = 1000;
 const KEYS_HELP: &str = " Tab/↓ next user · Shift-Tab/↑ previous · Enter send · Ctrl-A/Ctrl-D accept/decline a file · /file PATH · Esc/Ctrl-C quit ";
 /// How often the screen is redrawn while a transfer runs, for its rate and ETA.
 const TRANSFER_TICK: Duration = Duration::from_millis(500);
+/// Width of the users list, borders included.
+const USERS_WIDTH: u16 = 30;
+/// Columns for a name in the users list. With the dot (2), a space and the longest route tag
+/// (`connecting`, 10), a row fills the list's 28 inner columns exactly: a long name is cut,
+/// never the route.
+const NAME_COLUMNS: usize = 15;
 
 /// Runs the screen until the user quits; non-zero exit after a refused login or a kick.
 pub async fn run(client: Client, files: Arc<DiskFiles>, download_dir: PathBuf) -> ExitCode {
@@ -600,7 +606,7 @@ impl Screen {
             frame.render_widget(Paragraph::new(transfers).block(block), pane_area);
         }
         let [users, chat] =
-            Layout::horizontal([Constraint::Length(30), Constraint::Min(10)]).areas(main);
+            Layout::horizontal([Constraint::Length(USERS_WIDTH), Constraint::Min(10)]).areas(main);
         self.render_users(frame, users);
         self.render_chat(frame, chat);
         self.render_input(frame, input);
@@ -617,7 +623,7 @@ impl Screen {
                 } else {
                     ("○ ".dark_gray(), "offline".dark_gray())
                 };
-                let name = format!("{:<16} ", peer.user.as_str());
+                let name = format!("{} ", list_name(&peer.user));
                 ListItem::new(Line::from(vec![dot, Span::raw(name), tag]))
             })
             .collect();
@@ -701,6 +707,17 @@ impl Screen {
         let cursor_x = inner.x + visible.chars().count() as u16;
         frame.render_widget(Paragraph::new(visible).block(block), area);
         frame.set_cursor_position(Position::new(cursor_x, inner.y));
+    }
+}
+
+/// `name` in exactly [`NAME_COLUMNS`] columns, cut with `…` if longer. User names are ASCII
+/// (one column a character), so counting bytes is counting columns.
+fn list_name(name: &UserName) -> String {
+    let name = name.as_str();
+    if name.len() <= NAME_COLUMNS {
+        format!("{name:<NAME_COLUMNS$}")
+    } else {
+        format!("{}…", &name[..NAME_COLUMNS - 1])
     }
 }
 

@@ -701,3 +701,24 @@ fn chinese_and_emoji_are_drawn_whole_and_wrapped() {
         .sum();
     assert_eq!(wide, 100, "{}", rows.join("\n"));
 }
+
+#[test]
+fn a_long_name_is_cut_in_the_users_list_and_its_route_stays_visible() {
+    let t0 = Instant::now();
+    let longest = "a-very-long-user-name-of-32-char";
+    assert_eq!(longest.len(), 32, "the longest name a user can have");
+    let screen = alice_with(
+        vec![
+            peer(longest, Route::Connecting),
+            peer("bob", Route::Connecting),
+        ],
+        t0,
+    );
+    let rows = draw(&screen, 100, 20);
+    let long = users_column(row_with(&rows, "● a-very-long"));
+    assert_eq!(long, "│● a-very-long-us… connecting│");
+    let bob = users_column(row_with(&rows, "● bob"));
+    assert_eq!(bob, "│● bob             connecting│");
+    // The conversation's title has room for the whole name.
+    assert!(shows(&rows, &format!("┌ {longest} · connecting ")));
+}
