@@ -696,18 +696,29 @@ impl Screen {
         };
         let block = Block::bordered().title(title);
         let inner = block.inner(area);
-        // Show the end of a long line, where the cursor is.
-        let width = inner.width.saturating_sub(1) as usize;
-        let chars = self.input.chars().count();
-        let visible: String = self
-            .input
-            .chars()
-            .skip(chars.saturating_sub(width))
-            .collect();
-        let cursor_x = inner.x + visible.chars().count() as u16;
+        // Show the end of a long line, where the cursor is, keeping a column for the cursor.
+        let (visible, columns) = tail_in_columns(&self.input, inner.width.saturating_sub(1));
+        let cursor_x = inner.x + columns;
         frame.render_widget(Paragraph::new(visible).block(block), area);
         frame.set_cursor_position(Position::new(cursor_x, inner.y));
     }
+}
+
+/// The longest end of `text` that fits in `max` columns, and the columns it takes. Columns,
+/// not characters: Chinese characters and most emoji take two.
+fn tail_in_columns(text: &str, max: u16) -> (&str, u16) {
+    let mut start = text.len();
+    let mut columns = 0;
+    for (at, c) in text.char_indices().rev() {
+        let mut utf8 = [0; 4];
+        let width = Span::raw(&*c.encode_utf8(&mut utf8)).width() as u16;
+        if columns + width > max {
+            break;
+        }
+        columns += width;
+        start = at;
+    }
+    (&text[start..], columns)
 }
 
 /// `name` in exactly [`NAME_COLUMNS`] columns, cut with `…` if longer. User names are ASCII

@@ -722,3 +722,34 @@ fn a_long_name_is_cut_in_the_users_list_and_its_route_stays_visible() {
     // The conversation's title has room for the whole name.
     assert!(shows(&rows, &format!("┌ {longest} · connecting ")));
 }
+
+#[test]
+fn wide_characters_on_the_input_line_show_its_end_with_the_cursor_after_it() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    type_text(&mut screen, "你好🎉");
+    let mut terminal = draw_terminal(&screen, 40, 10);
+    let screen_rows = rows(terminal.backend().buffer());
+    assert!(
+        shows(&screen_rows, "│你好🎉 "),
+        "{}",
+        screen_rows.join("\n")
+    );
+    // Three characters, six columns, after the border.
+    let cursor = terminal.get_cursor_position().unwrap();
+    assert_eq!(cursor, Position::new(7, 7));
+
+    // 81 columns typed into a box 38 wide: the last 18 characters and the `!` (37 columns)
+    // show, with the 38th left for the cursor.
+    let long: String = "天地玄黄宇宙洪荒".chars().cycle().take(40).collect();
+    screen.input.clear();
+    type_text(&mut screen, &long);
+    type_text(&mut screen, "!");
+    let mut terminal = draw_terminal(&screen, 40, 10);
+    let screen_rows = rows(terminal.backend().buffer());
+    let input = row_with(&screen_rows, "!");
+    let tail: String = long.chars().skip(40 - 18).collect();
+    assert_eq!(input, format!("│{tail}! │"), "{}", screen_rows.join("\n"));
+    let cursor = terminal.get_cursor_position().unwrap();
+    assert_eq!(cursor, Position::new(38, 7));
+}
