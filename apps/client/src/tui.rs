@@ -676,16 +676,18 @@ impl Screen {
                 };
                 Line::from(vec![
                     format!("{}: ", self.me).bold().cyan(),
-                    Span::raw(text.clone()),
+                    Span::raw(printable(text)),
                     tick,
                 ])
             }
             Entry::Theirs { text, route } => Line::from(vec![
                 format!("{peer}: ").bold().magenta(),
-                Span::raw(text.clone()),
+                Span::raw(printable(text)),
                 format!("  ({route})").dark_gray(),
             ]),
-            Entry::Notice(text) => Line::from(format!("— {text}").dark_gray().italic()),
+            Entry::Notice(text) => {
+                Line::from(format!("— {}", printable(text)).dark_gray().italic())
+            }
         }
     }
 
@@ -702,6 +704,21 @@ impl Screen {
         frame.render_widget(Paragraph::new(visible).block(block), area);
         frame.set_cursor_position(Position::new(cursor_x, inner.y));
     }
+}
+
+/// `text` with its control characters drawn as symbols (`␛` for ESC, `␉` for a tab…).
+/// ratatui hands a paragraph's characters to the terminal as they are: a message carrying an
+/// ESC would let any peer clear the screen, retitle the window or write the clipboard.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            // The Unicode "control pictures" block has one for each C0 character.
+            '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+            '\x7f' => '␡',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect()
 }
 
 /// The longest end of `text` that fits in `max` columns, and the columns it takes. Columns,

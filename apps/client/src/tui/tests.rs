@@ -753,3 +753,31 @@ fn wide_characters_on_the_input_line_show_its_end_with_the_cursor_after_it() {
     let cursor = terminal.get_cursor_position().unwrap();
     assert_eq!(cursor, Position::new(38, 7));
 }
+
+#[test]
+fn control_characters_from_a_peer_never_reach_the_terminal() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    // Clear the screen, set the window title, write the clipboard (OSC 52), ring the bell.
+    let hostile = "hi\x1b[2J\x1b]0;pwned\x07\x1b]52;c;cm0gLXJmIH4=\x07\r\tbye\u{9b}31m\u{7f}";
+    let message = Event::Message {
+        from: name("bob"),
+        id: MessageId(1),
+        text: hostile.into(),
+        route: Path::Direct,
+    };
+    event(&mut screen, t0, message);
+    let terminal = draw_terminal(&screen, 100, 12);
+    let buffer = terminal.backend().buffer();
+    for cell in buffer.content() {
+        assert!(
+            !cell.symbol().contains(char::is_control),
+            "{:?} would be written to the terminal",
+            cell.symbol()
+        );
+    }
+    // They are shown, harmlessly, as symbols.
+    let rows = rows(buffer);
+    let shown = "bob: hi␛[2J␛]0;pwned␇␛]52;c;cm0gLXJmIH4=␇␍␉bye\u{fffd}31m␡  (direct)";
+    assert!(shows(&rows, shown), "{}", rows.join("\n"));
+}
