@@ -49,6 +49,18 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = ServerConfig::default().max_connections_per_ip)]
     max_connections_per_ip: usize,
 
+    /// Failed logins one IP address may make per minute before it is refused without a
+    /// password check; logins still being checked count as failures until answered (serve
+    /// mode). Raise it when many clients share one address.
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().max_login_failures_per_ip)]
+    max_login_failures_per_ip: u32,
+
+    /// File data one user may have relayed through the server, per second, as bytes with an
+    /// optional K, M or G suffix (powers of 1024), e.g. 512K or 16M (serve mode). Direct
+    /// transfers are not limited. Bursts of up to an eighth of a second's worth go at once.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "16M")]
+    file_relay_rate: u64,
+
     /// Write the log to this file instead of stderr (serve mode).
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
@@ -106,6 +118,8 @@ fn serve(cli: &Cli) -> ExitCode {
         data: &cli.data,
         open_registration: cli.open_registration,
         max_connections_per_ip: cli.max_connections_per_ip,
+        max_login_failures_per_ip: cli.max_login_failures_per_ip,
+        file_relay_rate: cli.file_relay_rate,
         log_file: cli.log_file.as_ref(),
     };
     match serve::serve(options) {
@@ -114,6 +128,30 @@ fn serve(cli: &Cli) -> ExitCode {
             eprintln!("breeze-server: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `RATE` for `--file-relay-rate`: bytes per second, with an optional K, M or G suffix.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let scale: u64 = match unit {
+        'B' => 1,
+        'K' => 1 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        other => return Err(format!("unknown unit {other:?}: use K, M or G")),
+    };
+    let count: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate like 512K or 16M"))?;
+    match count.checked_mul(scale) {
+        Some(0) => Err("the rate must be above zero".into()),
+        Some(rate) => Ok(rate),
+        None => Err(format!("{text:?} is too large")),
     }
 }
 
@@ -232,6 +270,40 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.max_connections_per_ip, 20_000);
+    }
+
+    #[test]
+    fn login_failure_limit_and_file_relay_rate_are_configurable() {
+        let cli = Cli::try_parse_from([
+            "breeze-server",
+            "--max-login-failures-per-ip",
+            "5000",
+            "--file-relay-rate",
+            "512K",
+        ])
+        .unwrap();
+        assert_eq!(cli.max_login_failures_per_ip, 5000);
+        assert_eq!(cli.file_relay_rate, 512 * 1024);
+        let defaults = Cli::try_parse_from(["breeze-server"]).unwrap();
+        assert_eq!(
+            defaults.max_login_failures_per_ip,
+            ServerConfig::default().max_login_failures_per_ip
+        );
+        assert_eq!(
+            defaults.file_relay_rate,
+            ServerConfig::default().file_relay.bytes_per_second
+        );
+    }
+
+    #[test]
+    fn rates_take_a_binary_suffix_and_refuse_nonsense() {
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert_eq!(parse_rate("2k"), Ok(2048));
+        assert_eq!(parse_rate("16M"), Ok(16 << 20));
+        assert_eq!(parse_rate("1G"), Ok(1 << 30));
+        for bad in ["", "M", "0", "0M", "-1M", "1.5M", "3T", "99999999999G", "十M"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

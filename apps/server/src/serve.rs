@@ -16,6 +16,10 @@ pub struct ServeOptions<'a> {
     pub open_registration: bool,
     /// Connections one IP address may hold open (the core's limit).
     pub max_connections_per_ip: usize,
+    /// Failed logins (checks in progress included) one address may make per minute.
+    pub max_login_failures_per_ip: u32,
+    /// Bytes per second of file data one user may have relayed.
+    pub file_relay_rate: u64,
     pub log_file: Option<&'a PathBuf>,
 }
 
@@ -32,6 +36,11 @@ pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
     let mut config = ServerConfig::default();
     config.open_registration = options.open_registration;
     config.max_connections_per_ip = options.max_connections_per_ip;
+    config.max_login_failures_per_ip = options.max_login_failures_per_ip;
+    config.file_relay.bytes_per_second = options.file_relay_rate;
+    // An eighth of a second's worth at once: smooth enough that relayed files leave room for
+    // chat, large enough for several chunks.
+    config.file_relay.burst = (options.file_relay_rate / 8).max(256 * 1024);
     smol::block_on(async {
         let listener = smol::net::TcpListener::bind(options.listen)
             .await
@@ -46,6 +55,8 @@ pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
             %addr,
             open_registration = options.open_registration,
             max_connections_per_ip = options.max_connections_per_ip,
+            max_login_failures_per_ip = options.max_login_failures_per_ip,
+            file_relay_rate = options.file_relay_rate,
             "listening"
         );
         let stopped = async move {
