@@ -13,6 +13,10 @@ use std::time::Instant;
 const BAR: usize = 20;
 /// Transfer lines shown at most; the rest are counted.
 pub const MAX_LINES: usize = 5;
+/// Columns a file name gets at most: a name may be 255 bytes long, and the line does not
+/// wrap, so a longer one is cut to keep the answer keys or the bar on screen. The offer's
+/// notice in the conversation has the whole name.
+const NAME_COLUMNS: usize = 32;
 
 /// Lines for the transfers pane: offers waiting for an answer and transfers under way.
 pub fn pane_lines(transfers: &Transfers, now: Instant) -> Vec<Line<'static>> {
@@ -36,7 +40,7 @@ fn transfer_line(t: &Transfer, now: Instant) -> Line<'static> {
         Direction::Sending => ("↑ ".cyan(), format!("to {}", t.peer)),
         Direction::Receiving => ("↓ ".magenta(), format!("from {}", t.peer)),
     };
-    let head = format!("{} {} {who} ", t.name, bytes(t.size));
+    let head = format!("{} {} {who} ", short_name(&t.name), bytes(t.size));
     if t.state == State::Offered {
         let hint = match t.direction {
             Direction::Receiving => {
@@ -71,6 +75,26 @@ fn transfer_line(t: &Transfer, now: Instant) -> Line<'static> {
             fraction * 100.0
         )),
     ])
+}
+
+/// `name`, cut to [`NAME_COLUMNS`] with `…` if it is longer. Columns, not characters: a
+/// Chinese character takes two.
+fn short_name(name: &str) -> String {
+    if Span::raw(name).width() <= NAME_COLUMNS {
+        return name.to_string();
+    }
+    let mut short = String::new();
+    let mut columns = 0;
+    for c in name.chars() {
+        let mut utf8 = [0; 4];
+        columns += Span::raw(&*c.encode_utf8(&mut utf8)).width();
+        if columns > NAME_COLUMNS - 1 {
+            break;
+        }
+        short.push(c);
+    }
+    short.push('…');
+    short
 }
 
 /// The conversation notice a file event leaves, and in whose conversation.

@@ -781,3 +781,33 @@ fn control_characters_from_a_peer_never_reach_the_terminal() {
     let shown = "bob: hi␛[2J␛]0;pwned␇␛]52;c;cm0gLXJmIH4=␇␍␉bye\u{fffd}31m␡  (direct)";
     assert!(shows(&rows, shown), "{}", rows.join("\n"));
 }
+
+#[test]
+fn a_long_file_name_is_cut_in_the_files_pane_so_the_answer_keys_show() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    let long = format!("{}.iso", "x".repeat(240));
+    event(&mut screen, t0, offer("bob", 1, &long, 700 * MIB));
+    let chinese = format!("{}.md", "文件".repeat(40));
+    event(&mut screen, t0, offer("bob", 2, &chinese, 12));
+    let rows = draw(&screen, 120, 24);
+    let line = row_with(&rows, "↓ xxx");
+    let cut = format!(
+        "↓ {}… 700.0 MiB from bob offered · Ctrl-A accept",
+        "x".repeat(31)
+    );
+    assert!(line.contains(&cut), "{line}");
+    let line = row_with(&rows, "↓ 文件");
+    let cut = format!(
+        "↓ {}… 12 B from bob offered · Ctrl-A accept",
+        "文件".repeat(7) + "文"
+    );
+    assert!(line.contains(&cut), "{line}");
+    // The conversation has the whole name, wrapped.
+    let pane = rows.iter().position(|r| r.contains("┌ Files")).unwrap();
+    let text: String = rows[..pane]
+        .iter()
+        .map(|r| conversation_column(r))
+        .collect();
+    assert_eq!(text.matches('x').count(), 240, "{}", rows.join("\n"));
+}
