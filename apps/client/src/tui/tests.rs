@@ -811,3 +811,79 @@ fn a_long_file_name_is_cut_in_the_files_pane_so_the_answer_keys_show() {
         .collect();
     assert_eq!(text.matches('x').count(), 240, "{}", rows.join("\n"));
 }
+
+#[test]
+fn a_file_offered_from_here_waits_then_runs_and_is_cancelled_with_a_command() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    type_text(&mut screen, "/file ~/movie.mkv");
+    assert_eq!(
+        key(&mut screen, KeyCode::Enter),
+        Intent::Offer(name("bob"), "~/movie.mkv".into())
+    );
+    let id = TransferId(0xc0ff_ee00_0000_0000);
+    let file = SharedFile {
+        id,
+        name: FileName::new("movie.mkv").unwrap(),
+        size: 10 * MIB,
+        hash: [1; 32],
+        path: PathBuf::from("/home/alice/movie.mkv"),
+    };
+    let offered = Answer::Offered {
+        to: name("bob"),
+        path: "~/movie.mkv".into(),
+        result: Ok(file),
+    };
+    screen.handle_answer(offered, t0);
+    let rows = draw(&screen, 120, 24);
+    assert!(shows(
+        &rows,
+        &format!("— offered movie.mkv (10.0 MiB) · id {id}")
+    ));
+    let line = row_with(&rows, "↑ movie.mkv");
+    assert!(
+        line.contains(&format!(
+            "↑ movie.mkv 10.0 MiB to bob waiting for bob to accept · id {id}"
+        )),
+        "{line}"
+    );
+
+    let accepted = Event::FileAccepted {
+        to: name("bob"),
+        id,
+        offset: 0,
+    };
+    event(&mut screen, t0, accepted);
+    let sent = Event::FileProgress {
+        peer: name("bob"),
+        id,
+        direction: Direction::Sending,
+        bytes: 5 * MIB,
+        size: 10 * MIB,
+        route: Path::Direct,
+    };
+    event(&mut screen, t0 + Duration::from_secs(5), sent);
+    let rows = draw(&screen, 120, 24);
+    assert!(shows(&rows, "— bob accepted movie.mkv"));
+    let line = row_with(&rows, "↑ movie.mkv");
+    assert!(
+        line.contains("to bob [██████████░░░░░░░░░░]  50% · 1.0 MiB/s · ETA 0:05 · direct"),
+        "{line}"
+    );
+
+    type_text(&mut screen, "/cancel");
+    assert_eq!(
+        key(&mut screen, KeyCode::Enter),
+        Intent::Cancel(name("bob"), id, Direction::Sending)
+    );
+    let cancelled = Answer::Cancelled {
+        peer: name("bob"),
+        id,
+        direction: Direction::Sending,
+        result: Ok(()),
+    };
+    screen.handle_answer(cancelled, t0 + Duration::from_secs(6));
+    let rows = draw(&screen, 120, 24);
+    assert!(shows(&rows, &format!("— cancelled {id}")));
+    assert!(!shows(&rows, " Files "));
+}
