@@ -1,26 +1,30 @@
 //! One TCP socket as two tasks: a reader that forwards bytes to the owner task, and a writer
-//! that drains a bounded queue of transmits.
+//! that drains the bytes the owner queued.
 //!
-//! The owner never awaits a socket: it hands bytes to the writer with `try_send` and learns
-//! what happened from [`SocketEvent`]s on its inbound channel. Exactly one
-//! [`SocketEvent::Closed`] is reported per socket, always by the reader, whether the peer
-//! closed, a read or write failed, or the owner asked for the close. Dropping a [`Socket`]
-//! cancels both tasks and closes the file descriptor.
+//! The owner never awaits a socket: it appends bytes to the socket's outgoing buffer and rings
+//! the writer's doorbell, and it learns what happened from [`SocketEvent`]s on its inbound
+//! channel. Exactly one [`SocketEvent::Closed`] is reported per socket, always by the reader,
+//! whether the peer closed, a read or write failed, or the owner asked for the close. Dropping
+//! a [`Socket`] cancels both tasks and closes the file descriptor.
+//!
+//! The outgoing buffer has no bound of its own: the cores count every byte they hand out until
+//! the driver reports it [`Written`](SocketEvent::Written), and disconnect a connection whose
+//! unwritten bytes pass their per-connection bound. So the buffer never holds more than that
+//! bound, and an idle socket holds no buffer at all.
 
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Task;
 use std::net::Shutdown;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Bytes read per `read` call (and the most one [`SocketEvent::Bytes`] carries).
-const READ_BUFFER: usize = 64 * 1024;
-/// Transmits a writer may have queued. The core bounds the *bytes* in flight per connection and
-/// drops slow consumers itself; this bound only keeps the number of queued buffers finite.
-const WRITE_QUEUE: usize = 1024;
-/// The writer concatenates queued transmits up to this size into one `write` call.
-const WRITE_BATCH: usize = 256 * 1024;
+/// First size of a reader's buffer: small, because most connections are idle most of the time.
+const READ_BUFFER_MIN: usize = 2 * 1024;
+/// A reader whose reads keep filling its buffer doubles it, up to this size (and this is the
+/// most one [`SocketEvent::Bytes`] carries).
+const READ_BUFFER_MAX: usize = 64 * 1024;
 /// After a graceful close, how long the far side gets to close its end before the socket is
 /// torn down regardless.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -35,16 +39,20 @@ pub(crate) enum SocketEvent<K> {
     Closed(K),
 }
 
-enum WriteCmd {
-    Bytes(Vec<u8>),
-    /// Write everything queued before, then shut the socket down.
-    Close,
+/// What the owner has handed the writer and the writer has not taken yet.
+#[derive(Default)]
+struct Outgoing {
+    bytes: Vec<u8>,
+    /// Write what is queued, then shut the socket down.
+    closing: bool,
 }
 
 /// The owner's handle on one socket.
 pub(crate) struct Socket {
     stream: TcpStream,
-    queue: Sender<WriteCmd>,
+    outgoing: Arc<Mutex<Outgoing>>,
+    /// Rung after every change to `outgoing`; one pending ring is enough to wake the writer.
+    doorbell: Sender<()>,
     /// The owner asked for the close; what the socket still reports is not news to the core.
     pub closing: bool,
     _reader: Task<()>,
@@ -61,48 +69,68 @@ impl Socket {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(?key, %error, "cannot set TCP_NODELAY");
         }
-        let (queue, queued) = async_channel::bounded(WRITE_QUEUE);
+        let outgoing = Arc::new(Mutex::new(Outgoing::default()));
+        let (doorbell, rung) = async_channel::bounded(1);
         let reader = smol::spawn(read_loop(key.clone(), stream.clone(), events.clone()));
-        let writer = smol::spawn(write_loop(key, stream.clone(), queued, events));
+        let writer = smol::spawn(write_loop(
+            key,
+            stream.clone(),
+            outgoing.clone(),
+            rung,
+            events,
+        ));
         Socket {
             stream,
-            queue,
+            outgoing,
+            doorbell,
             closing: false,
             _reader: reader,
             _writer: writer,
         }
     }
 
-    /// Queues bytes for the writer. A socket whose queue is full is not keeping up (or is
-    /// already gone): it is aborted, and its reader reports the close.
+    /// Queues bytes for the writer; they are written in the order queued.
     pub fn write(&mut self, bytes: Vec<u8>) {
         if self.closing {
             // The core polls a connection's last bytes before its close; nothing comes after.
             return;
         }
-        match self.queue.try_send(WriteCmd::Bytes(bytes)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                tracing::warn!("write queue full, dropping the connection");
-                self.abort();
+        {
+            let mut outgoing = lock(&self.outgoing);
+            if outgoing.bytes.is_empty() {
+                outgoing.bytes = bytes;
+            } else {
+                outgoing.bytes.extend_from_slice(&bytes);
             }
-            Err(TrySendError::Closed(_)) => self.abort(),
         }
+        self.ring();
     }
 
     /// Closes gracefully: after everything queued is written. Later writes are dropped.
     pub fn close(&mut self) {
         self.closing = true;
-        if self.queue.try_send(WriteCmd::Close).is_err() {
-            self.abort();
-        }
-        self.queue.close();
+        lock(&self.outgoing).closing = true;
+        self.ring();
     }
 
     /// Tears the socket down now; the reader then reports the close.
     pub fn abort(&self) {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
+
+    fn ring(&self) {
+        if let Err(TrySendError::Closed(())) = self.doorbell.try_send(()) {
+            // The writer is gone (a write failed): the reader reports the close.
+            self.abort();
+        }
+    }
+}
+
+/// Locks `outgoing`; a panic elsewhere while holding it cannot leave it half-updated.
+fn lock(outgoing: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
+    outgoing
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn read_loop<K, E>(key: K, mut stream: TcpStream, events: Sender<E>)
@@ -110,12 +138,19 @@ where
     K: Clone + std::fmt::Debug,
     E: From<SocketEvent<K>>,
 {
-    let mut buffer = vec![0u8; READ_BUFFER];
+    let mut buffer = vec![0u8; READ_BUFFER_MIN];
     loop {
         match stream.read(&mut buffer).await {
             Ok(0) => break,
             Ok(n) => {
                 let bytes = buffer[..n].to_vec();
+                if n == buffer.len() && n < READ_BUFFER_MAX {
+                    // More was probably waiting: read bigger next time.
+                    buffer.resize(2 * n, 0);
+                } else if n < READ_BUFFER_MIN && buffer.len() > READ_BUFFER_MIN {
+                    // The burst is over: give the memory back.
+                    buffer = vec![0u8; READ_BUFFER_MIN];
+                }
                 if events
                     .send(SocketEvent::Bytes(key.clone(), bytes).into())
                     .await
@@ -136,28 +171,24 @@ where
 async fn write_loop<K, E>(
     key: K,
     mut stream: TcpStream,
-    queued: Receiver<WriteCmd>,
+    outgoing: Arc<Mutex<Outgoing>>,
+    rung: Receiver<()>,
     events: Sender<E>,
 ) where
     K: Clone + std::fmt::Debug,
     E: From<SocketEvent<K>>,
 {
-    let mut batch = Vec::new();
-    let mut closing = false;
-    while let Ok(first) = queued.recv().await {
-        batch.clear();
-        match first {
-            WriteCmd::Bytes(bytes) => batch = bytes,
-            WriteCmd::Close => closing = true,
-        }
-        while !closing && batch.len() < WRITE_BATCH {
-            match queued.try_recv() {
-                Ok(WriteCmd::Bytes(bytes)) => batch.extend_from_slice(&bytes),
-                Ok(WriteCmd::Close) => closing = true,
-                Err(_) => break,
+    loop {
+        // The owner dropping its handle is a close too.
+        let owner_gone = rung.recv().await.is_err();
+        let closing = loop {
+            let (batch, closing) = {
+                let mut outgoing = lock(&outgoing);
+                (std::mem::take(&mut outgoing.bytes), outgoing.closing)
+            };
+            if batch.is_empty() {
+                break closing || owner_gone;
             }
-        }
-        if !batch.is_empty() {
             if let Err(error) = stream.write_all(&batch).await {
                 tracing::debug!(?key, %error, "write failed");
                 let _ = stream.shutdown(Shutdown::Both);
@@ -167,7 +198,7 @@ async fn write_loop<K, E>(
             if events.send(written.into()).await.is_err() {
                 return;
             }
-        }
+        };
         if closing {
             break;
         }
