@@ -33,9 +33,9 @@ pub struct Args {
     /// record of every other user, about 520 bytes apiece.
     #[arg(long, default_value_t = 50)]
     core_clients: usize,
-    /// Logins in progress at once: the server checks passwords one at a time, and checks under
-    /// way count against its failed-login limit per address (10; every client is on 127.0.0.1).
-    #[arg(long, default_value_t = 8)]
+    /// Logins in progress at once: the server checks passwords (argon2) one at a time and a
+    /// login must finish within 10 s of connecting, so many more would time out.
+    #[arg(long, default_value_t = 32)]
     login_concurrency: usize,
     /// Give up if the clients are not all logged in after this many seconds.
     #[arg(long, default_value_t = 1800)]

@@ -40,7 +40,7 @@ pub fn find_binary(given: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 impl ServerProcess {
-    /// Starts `breeze-server --listen 127.0.0.1:0 --open-registration` on a fresh data
+    /// Starts `breeze-server --listen 127.0.0.1:0 --open-registration` (per-address limits raised) on a fresh data
     /// directory and waits for its `listening on ADDR` line.
     pub fn start(binary: &Path, max_connections_per_ip: usize) -> Result<ServerProcess, String> {
         let data = tempfile::Builder::new()
@@ -55,6 +55,9 @@ impl ServerProcess {
             .args([
                 "--max-connections-per-ip",
                 &max_connections_per_ip.to_string(),
+                // Every load client logs in from 127.0.0.1, and checks in progress count.
+                "--max-login-failures-per-ip",
+                "1000000",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
