@@ -3,9 +3,9 @@
 //! Sending reads the offered path. Receiving writes to a hidden temporary name in the chosen
 //! directory (see `disk_names.rs`) and hashes the bytes as they are written, so the check at
 //! the end costs no second pass over the file; the file gets its real name only once the hash
-//! matched, never replacing an existing file, and a mismatch is kept aside as
-//! `name.ID.corrupt`. A partial file outlives the process: a later offer with the same sender,
-//! id, size and hash resumes from its length.
+//! matched and its bytes are synced to the disk, never replacing an existing file, and a
+//! mismatch is kept aside as `name.ID.corrupt`. A partial file outlives the process: a later
+//! offer with the same sender, id, size and hash resumes from its length.
 
 use crate::disk_names;
 use crate::file_host::{FileHost, FileOffer};
@@ -15,10 +15,14 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Bytes gathered before a write to the file.
 const WRITE_BUFFER: usize = 256 * 1024;
+/// Bytes written to a file being received between two background syncs: its bytes go to the
+/// disk while it arrives, so the sync before the final rename has only the tail left.
+const SYNC_EVERY: u64 = 16 * 1024 * 1024;
 /// Bytes read per call when hashing what a resumed file already holds.
 const HASH_BUFFER: usize = 256 * 1024;
 /// Finished receptions remembered for [`DiskFiles::landed`].
@@ -69,6 +73,38 @@ struct Sink {
     hashed: u64,
     /// A write did not continue the hashed bytes: hash the whole file again at the end.
     rehash: bool,
+    /// Bytes written since the last background sync started.
+    unsynced: u64,
+    syncer: Arc<Syncer>,
+}
+
+/// Background syncs of a file being received, one at a time.
+#[derive(Debug)]
+struct Syncer {
+    /// The same open file as the sink's.
+    file: File,
+    running: AtomicBool,
+    /// A sync failed. Sticky: the error is reported to one sync only, and the file's open
+    /// description is shared, so the final sync could otherwise miss it.
+    failed: AtomicBool,
+}
+
+impl Syncer {
+    /// Starts a sync on the blocking pool unless one is running.
+    fn start(self: &Arc<Self>) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let syncer = self.clone();
+        smol::unblock(move || {
+            if let Err(error) = syncer.file.sync_data() {
+                tracing::warn!(%error, "cannot sync a file being received");
+                syncer.failed.store(true, Ordering::Release);
+            }
+            syncer.running.store(false, Ordering::Release);
+        })
+        .detach();
+    }
 }
 
 impl DiskFiles {
@@ -196,6 +232,11 @@ impl FileHost for DiskFiles {
             create().open(&meta)?.write_all(description.as_bytes())?;
             create().open(&part)?
         };
+        let syncer = Arc::new(Syncer {
+            file: file.try_clone()?,
+            running: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+        });
         let sink = Sink {
             offer: offer.clone(),
             dir: dir.to_path_buf(),
@@ -206,6 +247,8 @@ impl FileHost for DiskFiles {
             hasher,
             hashed: held,
             rehash: false,
+            unsynced: 0,
+            syncer,
         };
         lock(&self.receiving).insert(key, Arc::new(Mutex::new(sink)));
         Ok(held)
@@ -224,7 +267,14 @@ impl FileHost for DiskFiles {
             sink.rehash = true;
         }
         sink.position = offset + data.len() as u64;
-        sink.out.write_all(data)
+        sink.out.write_all(data)?;
+        sink.unsynced += data.len() as u64;
+        if sink.unsynced >= SYNC_EVERY && !sink.syncer.running.load(Ordering::Acquire) {
+            // Off this lane, so the writes go on meanwhile.
+            sink.unsynced = 0;
+            sink.syncer.start();
+        }
+        Ok(())
     }
 
     fn verify(&self, from: &UserName, id: TransferId) -> io::Result<bool> {
@@ -245,11 +295,15 @@ impl FileHost for DiskFiles {
         let verified = size == sink.offer.size && *hash.as_bytes() == sink.offer.hash;
         let (name, dir) = (&sink.offer.name, &sink.dir);
         let landed = if verified {
-            Landed::Complete(disk_names::place(
-                &sink.part,
-                dir,
-                disk_names::finals(name),
-            )?)
+            // On the disk before it gets its name: after a crash, the final name holds the
+            // whole verified content or does not exist (the partial resumes instead).
+            sink.out.get_ref().sync_all()?;
+            if sink.syncer.failed.load(Ordering::Acquire) {
+                return Err(io::Error::other("an earlier sync of the file failed"));
+            }
+            let placed = disk_names::place(&sink.part, dir, disk_names::finals(name))?;
+            sync_dir(dir);
+            Landed::Complete(placed)
         } else {
             let names = disk_names::corrupt(name, id);
             Landed::Corrupt(disk_names::place(&sink.part, dir, names)?)
@@ -301,6 +355,17 @@ fn hash_prefix(file: &mut File, len: u64, hasher: &mut blake3::Hasher) -> io::Re
         left -= want as u64;
     }
     Ok(())
+}
+
+/// Makes a new name in `dir` durable. Best effort: without it a crash may only lose the name,
+/// and the synced content is still found under the temporary name and resumed from.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Err(error) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::debug!(dir = %dir.display(), %error, "cannot sync the directory");
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 fn unknown(what: &str) -> io::Error {
