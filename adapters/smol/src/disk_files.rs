@@ -18,8 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Bytes gathered before a write to the file.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Writes smaller than this are gathered before they reach the file (a peer sending tiny
+/// chunks costs no syscall per chunk); a chunk this big or bigger is written straight from
+/// where it arrived, without a copy.
+const WRITE_BUFFER: usize = 16 * 1024;
 /// Bytes written to a file being received between two background syncs: its bytes go to the
 /// disk while it arrives, so the sync before the final rename has only the tail left.
 const SYNC_EVERY: u64 = 16 * 1024 * 1024;
