@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 /// Output buffer capacity kept between transmits; a burst beyond it is given back.
-const RETAINED_CAPACITY: usize = 2 * 1024;
+const RETAINED_CAPACITY: usize = 1024;
 
 /// Bytes for the driver to write, in order, to one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// First size of a reader's buffer: small, because most connections are idle most of the time.
-const READ_BUFFER_MIN: usize = 2 * 1024;
+const READ_BUFFER_MIN: usize = 1024;
 /// A reader whose reads keep filling its buffer doubles it, up to this size (and this is the
 /// most one [`SocketEvent::Bytes`] carries).
 const READ_BUFFER_MAX: usize = 64 * 1024;

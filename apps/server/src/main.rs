@@ -305,7 +305,17 @@ mod tests {
         assert_eq!(parse_rate("2k"), Ok(2048));
         assert_eq!(parse_rate("16M"), Ok(16 << 20));
         assert_eq!(parse_rate("1G"), Ok(1 << 30));
-        for bad in ["", "M", "0", "0M", "-1M", "1.5M", "3T", "99999999999G", "十M"] {
+        for bad in [
+            "",
+            "M",
+            "0",
+            "0M",
+            "-1M",
+            "1.5M",
+            "3T",
+            "99999999999G",
+            "十M",
+        ] {
             assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
         }
     }

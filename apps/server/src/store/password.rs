@@ -59,7 +59,14 @@ impl PasswordHashing {
             .output_len()
             .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
         let (algorithm, version) = (Algorithm::Argon2id, Version::V0x13);
-        let output = self.run(algorithm, version, &self.params, password, &salt, output_len)?;
+        let output = self.run(
+            algorithm,
+            version,
+            &self.params,
+            password,
+            &salt,
+            output_len,
+        )?;
         let phc = PasswordHash {
             algorithm: algorithm.ident(),
             version: Some(version.into()),
