@@ -122,13 +122,17 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
             if buffer.bytes.is_empty() {
                 continue;
             }
-            // Hand out an exact-size copy and keep the buffer's capacity for the next frames:
-            // one allocation per transmit instead of regrowing from empty every time.
-            let bytes = buffer.bytes.clone();
-            buffer.bytes.clear();
-            if buffer.bytes.capacity() > RETAINED_CAPACITY {
-                buffer.bytes.shrink_to(RETAINED_CAPACITY);
-            }
+            let bytes = if buffer.bytes.len() <= RETAINED_CAPACITY {
+                // A few frames: hand out an exact-size copy and keep the buffer's capacity for
+                // the next ones (one allocation per transmit, no regrowing from empty).
+                let bytes = buffer.bytes.clone();
+                buffer.bytes.clear();
+                bytes
+            } else {
+                // A burst or a file chunk: hand out the buffer itself rather than copy every
+                // byte once more, and start the next one at the retained size.
+                std::mem::replace(&mut buffer.bytes, Vec::with_capacity(RETAINED_CAPACITY))
+            };
             buffer.in_flight += bytes.len();
             return Some(Transmit { to: id, bytes });
         }
