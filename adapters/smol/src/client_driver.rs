@@ -252,6 +252,9 @@ impl Owner {
                     SocketKey::Peer(link) if open => self.core.handle_link_bytes(link, &bytes, now),
                     _ => {}
                 }
+                if let Some(socket) = self.sockets.get(&key) {
+                    socket.recycle(bytes);
+                }
             }
             SocketEvent::Written(key, n) => match key {
                 SocketKey::Server(_) if current(&key, self.server) => {

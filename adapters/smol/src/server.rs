@@ -202,8 +202,11 @@ impl<H: ServerHost> Owner<H> {
                 self.core.handle_connected(conn, remote, now);
             }
             Input::Socket(SocketEvent::Bytes(conn, bytes)) => {
-                if self.sockets.get(&conn).is_some_and(|s| !s.closing) {
-                    self.core.handle_bytes(conn, &bytes, now);
+                if let Some(socket) = self.sockets.get(&conn) {
+                    if !socket.closing {
+                        self.core.handle_bytes(conn, &bytes, now);
+                    }
+                    socket.recycle(bytes);
                 }
             }
             Input::Socket(SocketEvent::Written(conn, n)) => self.core.handle_written(conn, n),

@@ -25,6 +25,12 @@ const READ_BUFFER_MIN: usize = 1024;
 /// A reader whose reads keep filling its buffer doubles it, up to this size (and this is the
 /// most one [`SocketEvent::Bytes`] carries).
 const READ_BUFFER_MAX: usize = 64 * 1024;
+/// A read at least this big hands its buffer itself to the owner (no copy), who gives it back
+/// through [`Socket::recycle`] for a later read: file transfers and bursts move every byte
+/// once less. Smaller reads are copied out, so an idle socket keeps only its small buffer.
+const HAND_OVER_MIN: usize = 16 * 1024;
+/// Buffers given back and not yet reused, per socket.
+const SPARE_BUFFERS: usize = 2;
 /// After a graceful close, how long the far side gets to close its end before the socket is
 /// torn down regardless.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -53,6 +59,8 @@ pub(crate) struct Socket {
     outgoing: Arc<Mutex<Outgoing>>,
     /// Rung after every change to `outgoing`; one pending ring is enough to wake the writer.
     doorbell: Sender<()>,
+    /// Read buffers handed over with [`SocketEvent::Bytes`], given back for reuse.
+    spare: Sender<Vec<u8>>,
     /// The owner asked for the close; what the socket still reports is not news to the core.
     pub closing: bool,
     _reader: Task<()>,
@@ -71,7 +79,13 @@ impl Socket {
         }
         let outgoing = Arc::new(Mutex::new(Outgoing::default()));
         let (doorbell, rung) = async_channel::bounded(1);
-        let reader = smol::spawn(read_loop(key.clone(), stream.clone(), events.clone()));
+        let (spare, spares) = async_channel::bounded(SPARE_BUFFERS);
+        let reader = smol::spawn(read_loop(
+            key.clone(),
+            stream.clone(),
+            events.clone(),
+            spares,
+        ));
         let writer = smol::spawn(write_loop(
             key,
             stream.clone(),
@@ -83,6 +97,7 @@ impl Socket {
             stream,
             outgoing,
             doorbell,
+            spare,
             closing: false,
             _reader: reader,
             _writer: writer,
@@ -104,6 +119,14 @@ impl Socket {
             }
         }
         self.ring();
+    }
+
+    /// Gives back the bytes of a [`SocketEvent::Bytes`] once handled, so the reader can read
+    /// into them again instead of allocating.
+    pub fn recycle(&self, bytes: Vec<u8>) {
+        if bytes.capacity() >= HAND_OVER_MIN {
+            let _ = self.spare.try_send(bytes);
+        }
     }
 
     /// Closes gracefully: after everything queued is written. Later writes are dropped.
@@ -133,8 +156,12 @@ fn lock(outgoing: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn read_loop<K, E>(key: K, mut stream: TcpStream, events: Sender<E>)
-where
+async fn read_loop<K, E>(
+    key: K,
+    mut stream: TcpStream,
+    events: Sender<E>,
+    spares: Receiver<Vec<u8>>,
+) where
     K: Clone + std::fmt::Debug,
     E: From<SocketEvent<K>>,
 {
@@ -143,14 +170,29 @@ where
         match stream.read(&mut buffer).await {
             Ok(0) => break,
             Ok(n) => {
-                let bytes = buffer[..n].to_vec();
-                if n == buffer.len() && n < READ_BUFFER_MAX {
+                let next_len = if n == buffer.len() && n < READ_BUFFER_MAX {
                     // More was probably waiting: read bigger next time.
-                    buffer.resize(2 * n, 0);
-                } else if n < READ_BUFFER_MIN && buffer.len() > READ_BUFFER_MIN {
-                    // The burst is over: give the memory back.
-                    buffer = vec![0u8; READ_BUFFER_MIN];
-                }
+                    2 * n
+                } else if n < READ_BUFFER_MIN {
+                    // The burst is over (or never began): give the memory back.
+                    READ_BUFFER_MIN
+                } else {
+                    buffer.len()
+                };
+                let bytes = if n >= HAND_OVER_MIN {
+                    // A given-back buffer still holds its last read's length of initialised
+                    // bytes: only the tail beyond it is zeroed here.
+                    let mut next = spares.try_recv().unwrap_or_default();
+                    next.resize(next_len, 0);
+                    buffer.truncate(n);
+                    std::mem::replace(&mut buffer, next)
+                } else {
+                    let bytes = buffer[..n].to_vec();
+                    if next_len != buffer.len() {
+                        buffer = vec![0u8; next_len];
+                    }
+                    bytes
+                };
                 if events
                     .send(SocketEvent::Bytes(key.clone(), bytes).into())
                     .await
