@@ -1,7 +1,7 @@
 //! `relay`: chat through the server relay, measured three ways in one run.
 //!
-//! 1. **Breeze, in process**: the real `ServerDriver` with a `MemoryHost::welcoming()` on its
-//!    own thread (its socket tasks on smol's global executor), and N lean load clients
+//! 1. **Breeze, in process**: the real `ServerDriver` with a `MemoryHost::welcoming()`, its
+//!    owner and socket tasks on smol's global executor as in `breeze-server`, and N lean load clients
 //!    (`core_client.rs`, one `breeze_core::Client` each, direct channels off).
 //! 2. **Raw TCP forwarder** (`raw.rs`): the same load without any protocol, for the ratio.
 //! 3. **Breeze, `breeze-server` process**: the same load against the real binary, whose
@@ -157,14 +157,14 @@ fn breeze_in_process(args: &Args, plan: Plan) -> Result<Outcome, String> {
     let addr = driver.local_addr().map_err(|e| e.to_string())?;
     let stats = driver.stats();
     let (stop, stopped) = smol::channel::bounded::<()>(1);
-    // Like the breeze-server binary: the owner task on a thread of its own (block_on), its
-    // socket tasks on smol's global executor.
+    // Like the breeze-server binary: the owner task on smol's global executor, next to its
+    // socket tasks (this thread only waits for it).
     let server = std::thread::Builder::new()
         .name("server-owner".into())
         .spawn(move || {
-            smol::block_on(driver.run(async move {
+            smol::block_on(smol::spawn(driver.run(async move {
                 let _ = stopped.recv().await;
-            }))
+            })))
         })
         .map_err(|e| format!("cannot start the server thread: {e}"))?;
     let progress = Arc::new(Progress::new(plan.messages));
