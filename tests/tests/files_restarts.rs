@@ -194,6 +194,45 @@ fn a_live_sender_cut_off_briefly_is_not_reported_stalled() {
         .any(|(_, e)| matches!(e, Event::FileFailed { .. })));
 }
 
+#[test]
+fn an_offer_from_a_sender_that_vanished_lapses_and_a_live_one_stays_open() {
+    let (mut sim, alice, bob) = pair();
+    let stall = bob_config_stall(&sim, bob);
+    let failures = |s: &Sim| {
+        s.events(bob)
+            .iter()
+            .filter_map(|(at, e)| match e {
+                Event::FileFailed {
+                    id,
+                    direction: Direction::Receiving,
+                    failure,
+                    ..
+                } => Some((*at, *id, *failure)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // An offer nobody answers stays open as long as its sender is there (it repeats it).
+    sim.offer_file(alice, bob, 9, content(MIB, 4)).unwrap();
+    sim.run_until(SECOND, |s| offered(s, bob)).expect("offered");
+    sim.advance(3 * stall);
+    assert!(failures(&sim).is_empty(), "{:?}", failures(&sim));
+    // Its sender crashes and never comes back: the offer lapses within the bound.
+    sim.crash_client(alice);
+    let crashed = sim.now();
+    sim.run_until(stall + 15 * SECOND, |s| !failures(s).is_empty())
+        .expect("the offer lapses");
+    let (at, id, failure) = failures(&sim)[0];
+    assert_eq!((id.0, failure), (9, FileFailure::OfferLapsed));
+    assert!(
+        at - crashed <= stall + 10 * SECOND,
+        "lapsed {:?} after the crash, the bound is {stall:?} since the last repeat",
+        at - crashed
+    );
+    // It can no longer be accepted.
+    assert!(sim.accept_file(bob, alice, 9).is_err());
+}
+
 fn bob_config_stall(sim: &Sim, bob: Node) -> Duration {
     sim.client(bob).expect("bob runs").config().file_stall
 }

@@ -591,8 +591,8 @@ impl Client {
         self.fail_stalled(now);
     }
 
-    /// Gives up on receptions whose sender has been silent past the stall bound, gone for
-    /// good or unreachable by any route: a live sender with a route is heard at least every
+    /// Gives up on receptions (and offers not answered yet) whose sender has been silent past
+    /// the stall bound, gone for good or unreachable by any route: a live sender with a route is heard at least every
     /// `file_retry` (its chunks, or its repeated offer when it hears nothing from here). The
     /// app is told and the host lets go of the partial file, which stays where a fresh offer
     /// of the same file resumes from it. A repeat of the old offer is answered with a cancel,
@@ -609,14 +609,18 @@ impl Client {
             return;
         }
         for (from, id) in stalled {
+            let mut failure = FileFailure::Stalled;
             if let Some(transfer) = self.incoming_mut(&from, id) {
+                if transfer.phase == InPhase::Offered {
+                    failure = FileFailure::OfferLapsed;
+                }
                 transfer.phase = InPhase::Cancelled;
             }
             self.events.push_back(Event::FileFailed {
                 peer: from.clone(),
                 id,
                 direction: Direction::Receiving,
-                failure: FileFailure::Stalled,
+                failure,
             });
             self.send_file(
                 &from,

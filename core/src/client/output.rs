@@ -287,6 +287,9 @@ pub enum FileFailure {
     /// The sender went silent mid-transfer (gone, or no route to it) for longer than
     /// `ClientConfig::file_stall`; the bytes received so far are kept for a resume.
     Stalled,
+    /// The sender stopped repeating its offer (gone, or no route to it) for longer than
+    /// `ClientConfig::file_stall` before it was answered: it can no longer be accepted.
+    OfferLapsed,
 }
 
 impl fmt::Display for FileFailure {
@@ -296,6 +299,7 @@ impl fmt::Display for FileFailure {
             FileFailure::ReadFailed => "cannot read the file",
             FileFailure::WriteFailed => "cannot write the file",
             FileFailure::Stalled => "the sender went silent mid-transfer",
+            FileFailure::OfferLapsed => "the sender went silent before the offer was answered",
         })
     }
 }

@@ -112,8 +112,14 @@ impl Incoming {
     /// only while receiving with every accepted byte written (a write still in the host is
     /// this side's wait, not the sender's).
     pub fn stall_deadline(&self, stall: std::time::Duration) -> Option<Instant> {
-        (self.phase == InPhase::Receiving && self.written >= self.accepted)
-            .then(|| self.last_heard + stall)
+        // An offer not answered yet lapses the same way: a live sender repeats it every
+        // `file_retry`, so one unheard of for the whole bound is from a sender that is gone.
+        let waiting = match self.phase {
+            InPhase::Offered => true,
+            InPhase::Receiving => self.written >= self.accepted,
+            _ => false,
+        };
+        waiting.then(|| self.last_heard + stall)
     }
 
     pub fn chunk(&mut self, offset: u64, len: usize, path: Path) -> ChunkVerdict {
