@@ -88,6 +88,30 @@ impl fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
+/// postcard output appended to a `Vec`, byte strings with one `extend_from_slice`.
+///
+/// postcard's own `to_extend` goes through `Extend<u8>` one byte at a time: encoding a 32 KiB
+/// file chunk that way was 14 % of a sending client's CPU.
+struct AppendToVec(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendToVec {
+    type Output = Vec<u8>;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
+}
+
 /// Appends one frame holding `message` to `out`. On error `out` is left as it was.
 pub fn encode_frame<T: Serialize>(
     message: &T,
@@ -97,7 +121,7 @@ pub fn encode_frame<T: Serialize>(
     let start = out.len();
     out.extend_from_slice(&[0; PREFIX_LEN]);
     let taken = std::mem::take(out);
-    let mut buf = match postcard::to_extend(message, taken) {
+    let mut buf = match postcard::serialize_with_flavor(message, AppendToVec(taken)) {
         Ok(buf) => buf,
         Err(_) => {
             // postcard only fails on types it cannot express, which ours never are; treat it
