@@ -7,7 +7,7 @@ use crate::dial::connect;
 use crate::file_host::FileOffer;
 use crate::file_lanes::{Answer, Job, LaneKey, Lanes, Reply};
 use crate::listener::accept_loop;
-use crate::socket::{Socket, SocketEvent};
+use crate::socket::{ReadPool, Socket, SocketEvent};
 use crate::timer::Alarm;
 use crate::{ClientOptions, FileRequestError, SharedFile};
 use async_channel::{Receiver, Sender};
@@ -126,6 +126,7 @@ pub(crate) async fn run(
         inbound_tx,
         events,
         alarm: Alarm::new(),
+        read_pool: ReadPool::default(),
         logout_waiters: Vec::new(),
         logout_deadline: None,
     };
@@ -165,6 +166,8 @@ struct Owner {
     inbound_tx: Sender<Input>,
     events: Sender<Event>,
     alarm: Alarm,
+    /// Read buffers of big reads, reused by every socket of this driver.
+    read_pool: ReadPool,
     logout_waiters: Vec<Sender<()>>,
     logout_deadline: Option<Instant>,
     /// The file host's calls, in order per transfer.
@@ -205,7 +208,7 @@ impl Owner {
                 let generation = self.next_server;
                 self.next_server += 1;
                 let key = SocketKey::Server(generation);
-                let socket = Socket::spawn(key, stream, self.inbound_tx.clone());
+                let socket = Socket::spawn(key, stream, self.inbound_tx.clone(), &self.read_pool);
                 self.sockets.insert(key, socket);
                 if let Some(stale) = self.server.replace(generation) {
                     // The core asks for one server connection at a time; never seen.
@@ -243,17 +246,18 @@ impl Owner {
             SocketKey::Peer(_) => true,
         };
         match event {
-            SocketEvent::Bytes(key, bytes) => {
+            SocketEvent::Bytes(key, received) => {
                 let open = self.sockets.get(&key).is_some_and(|s| !s.closing);
+                let bytes = received.bytes();
                 match key {
                     SocketKey::Server(_) if open && current(&key, self.server) => {
-                        self.core.handle_server_bytes(&bytes, now)
+                        self.core.handle_server_bytes(bytes, now)
                     }
-                    SocketKey::Peer(link) if open => self.core.handle_link_bytes(link, &bytes, now),
+                    SocketKey::Peer(link) if open => self.core.handle_link_bytes(link, bytes, now),
                     _ => {}
                 }
                 if let Some(socket) = self.sockets.get(&key) {
-                    socket.recycle(bytes);
+                    socket.recycle(received);
                 }
             }
             SocketEvent::Written(key, n) => match key {
@@ -584,7 +588,7 @@ impl Owner {
         let link = LinkId(self.next_link);
         self.next_link += 1;
         let key = SocketKey::Peer(link);
-        let socket = Socket::spawn(key, stream, self.inbound_tx.clone());
+        let socket = Socket::spawn(key, stream, self.inbound_tx.clone(), &self.read_pool);
         self.sockets.insert(key, socket);
         link
     }

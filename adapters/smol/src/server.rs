@@ -3,7 +3,7 @@
 
 use crate::listener::accept_loop;
 use crate::seed::os_seed;
-use crate::socket::{Socket, SocketEvent};
+use crate::socket::{ReadPool, Socket, SocketEvent};
 use crate::timer::Alarm;
 use crate::ServerHost;
 use async_channel::{Receiver, Sender};
@@ -93,6 +93,7 @@ impl<H: ServerHost> ServerDriver<H> {
             next_conn: 0,
             inbound_tx,
             alarm: Alarm::new(),
+            read_pool: ReadPool::default(),
         };
         let mut shutdown = pin!(shutdown);
         loop {
@@ -171,6 +172,8 @@ struct Owner<H> {
     /// Handed to every socket and host task so they can report back.
     inbound_tx: Sender<Input>,
     alarm: Alarm,
+    /// Read buffers of big reads, reused by every socket of this driver.
+    read_pool: ReadPool,
 }
 
 impl<H: ServerHost> Owner<H> {
@@ -197,16 +200,16 @@ impl<H: ServerHost> Owner<H> {
             Input::Accepted(stream, remote) => {
                 let conn = ConnId(self.next_conn);
                 self.next_conn += 1;
-                let socket = Socket::spawn(conn, stream, self.inbound_tx.clone());
+                let socket = Socket::spawn(conn, stream, self.inbound_tx.clone(), &self.read_pool);
                 self.sockets.insert(conn, socket);
                 self.core.handle_connected(conn, remote, now);
             }
-            Input::Socket(SocketEvent::Bytes(conn, bytes)) => {
+            Input::Socket(SocketEvent::Bytes(conn, received)) => {
                 if let Some(socket) = self.sockets.get(&conn) {
                     if !socket.closing {
-                        self.core.handle_bytes(conn, &bytes, now);
+                        self.core.handle_bytes(conn, received.bytes(), now);
                     }
-                    socket.recycle(bytes);
+                    socket.recycle(received);
                 }
             }
             Input::Socket(SocketEvent::Written(conn, n)) => self.core.handle_written(conn, n),

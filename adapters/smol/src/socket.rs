@@ -26,11 +26,13 @@ const READ_BUFFER_MIN: usize = 1024;
 /// most one [`SocketEvent::Bytes`] carries).
 const READ_BUFFER_MAX: usize = 64 * 1024;
 /// A read at least this big hands its buffer itself to the owner (no copy), who gives it back
-/// through [`Socket::recycle`] for a later read: file transfers and bursts move every byte
-/// once less. Smaller reads are copied out, so an idle socket keeps only its small buffer.
+/// through [`Socket::recycle`] to the driver's [`ReadPool`] for a later read: file transfers
+/// and bursts move every byte once less. Smaller reads are copied out, so an idle socket keeps
+/// only its small buffer.
 const HAND_OVER_MIN: usize = 16 * 1024;
-/// Buffers given back and not yet reused, per socket.
-const SPARE_BUFFERS: usize = 2;
+/// Buffers a driver keeps for reuse, whatever its number of sockets: the pool's memory is
+/// bounded (2 MiB of 64 KiB buffers) and never held by idle sockets.
+const POOLED_BUFFERS: usize = 32;
 /// After a graceful close, how long the far side gets to close its end before the socket is
 /// torn down regardless.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -38,11 +40,49 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// What a socket reports to its owner, tagged with the owner's key for it.
 #[derive(Debug)]
 pub(crate) enum SocketEvent<K> {
-    Bytes(K, Vec<u8>),
+    Bytes(K, Received),
     /// This many bytes handed to [`Socket::write`] reached the kernel.
     Written(K, usize),
     /// The socket is finished; its key will not be reported again.
     Closed(K),
+}
+
+/// Bytes one read brought: the first `len` of `buffer`. A buffer handed over whole keeps its
+/// full length, so reusing it for a later read needs no zeroing.
+#[derive(Debug)]
+pub(crate) struct Received {
+    buffer: Vec<u8>,
+    len: usize,
+}
+
+impl Received {
+    pub fn bytes(&self) -> &[u8] {
+        self.buffer.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// Read buffers given back by the owner, shared by all the sockets of one driver.
+#[derive(Clone, Default)]
+pub(crate) struct ReadPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl ReadPool {
+    fn take(&self) -> Vec<u8> {
+        self.lock().pop().unwrap_or_default()
+    }
+
+    fn give(&self, buffer: Vec<u8>) {
+        let mut pool = self.lock();
+        if pool.len() < POOLED_BUFFERS {
+            pool.push(buffer);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
+        // Spare buffers only: a poisoned pool is still a pool.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// What the owner has handed the writer and the writer has not taken yet.
@@ -59,8 +99,8 @@ pub(crate) struct Socket {
     outgoing: Arc<Mutex<Outgoing>>,
     /// Rung after every change to `outgoing`; one pending ring is enough to wake the writer.
     doorbell: Sender<()>,
-    /// Read buffers handed over with [`SocketEvent::Bytes`], given back for reuse.
-    spare: Sender<Vec<u8>>,
+    /// Where read buffers handed over with [`SocketEvent::Bytes`] go back for reuse.
+    pool: ReadPool,
     /// The owner asked for the close; what the socket still reports is not news to the core.
     pub closing: bool,
     _reader: Task<()>,
@@ -69,7 +109,7 @@ pub(crate) struct Socket {
 
 impl Socket {
     /// Starts the reader and writer tasks; their reports go to `events`.
-    pub fn spawn<K, E>(key: K, stream: TcpStream, events: Sender<E>) -> Socket
+    pub fn spawn<K, E>(key: K, stream: TcpStream, events: Sender<E>, pool: &ReadPool) -> Socket
     where
         K: Clone + Send + std::fmt::Debug + 'static,
         E: From<SocketEvent<K>> + Send + 'static,
@@ -79,12 +119,11 @@ impl Socket {
         }
         let outgoing = Arc::new(Mutex::new(Outgoing::default()));
         let (doorbell, rung) = async_channel::bounded(1);
-        let (spare, spares) = async_channel::bounded(SPARE_BUFFERS);
         let reader = smol::spawn(read_loop(
             key.clone(),
             stream.clone(),
             events.clone(),
-            spares,
+            pool.clone(),
         ));
         let writer = smol::spawn(write_loop(
             key,
@@ -97,7 +136,7 @@ impl Socket {
             stream,
             outgoing,
             doorbell,
-            spare,
+            pool: pool.clone(),
             closing: false,
             _reader: reader,
             _writer: writer,
@@ -121,11 +160,11 @@ impl Socket {
         self.ring();
     }
 
-    /// Gives back the bytes of a [`SocketEvent::Bytes`] once handled, so the reader can read
-    /// into them again instead of allocating.
-    pub fn recycle(&self, bytes: Vec<u8>) {
-        if bytes.capacity() >= HAND_OVER_MIN {
-            let _ = self.spare.try_send(bytes);
+    /// Gives back the buffer of a [`SocketEvent::Bytes`] once handled, so the reader can read
+    /// into it again instead of allocating.
+    pub fn recycle(&self, received: Received) {
+        if received.buffer.len() >= HAND_OVER_MIN {
+            self.pool.give(received.buffer);
         }
     }
 
@@ -156,12 +195,8 @@ fn lock(outgoing: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn read_loop<K, E>(
-    key: K,
-    mut stream: TcpStream,
-    events: Sender<E>,
-    spares: Receiver<Vec<u8>>,
-) where
+async fn read_loop<K, E>(key: K, mut stream: TcpStream, events: Sender<E>, pool: ReadPool)
+where
     K: Clone + std::fmt::Debug,
     E: From<SocketEvent<K>>,
 {
@@ -179,22 +214,25 @@ async fn read_loop<K, E>(
                 } else {
                     buffer.len()
                 };
-                let bytes = if n >= HAND_OVER_MIN {
-                    // A given-back buffer still holds its last read's length of initialised
-                    // bytes: only the tail beyond it is zeroed here.
-                    let mut next = spares.try_recv().unwrap_or_default();
+                let received = if n >= HAND_OVER_MIN {
+                    // A given-back buffer has its full length already: at most its tail needs
+                    // zeroing, when the next read is to be bigger.
+                    let mut next = pool.take();
                     next.resize(next_len, 0);
-                    buffer.truncate(n);
-                    std::mem::replace(&mut buffer, next)
+                    let buffer = std::mem::replace(&mut buffer, next);
+                    Received { buffer, len: n }
                 } else {
-                    let bytes = buffer[..n].to_vec();
+                    let copied = Received {
+                        buffer: buffer[..n].to_vec(),
+                        len: n,
+                    };
                     if next_len != buffer.len() {
                         buffer = vec![0u8; next_len];
                     }
-                    bytes
+                    copied
                 };
                 if events
-                    .send(SocketEvent::Bytes(key.clone(), bytes).into())
+                    .send(SocketEvent::Bytes(key.clone(), received).into())
                     .await
                     .is_err()
                 {
