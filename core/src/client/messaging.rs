@@ -31,6 +31,10 @@ impl Client {
         for pending in peer.outbox.unsent() {
             pending.sent = Some(Sent { path, at: now });
         }
+        if !outbox_chats.is_empty() {
+            let timeouts = self.ack_timeouts();
+            self.lower_peers_wake(now + timeouts.ack.min(timeouts.stored));
+        }
         for chat in outbox_chats {
             frames.push(chat);
         }
@@ -55,7 +59,12 @@ impl Client {
         if from == &self.config.user {
             return;
         }
-        let receipt = self.peer_mut(from, now).inbox.receive(chat, path, now);
+        let gap_timeout = self.config.gap_timeout;
+        let peer = self.peer_mut(from, now);
+        let receipt = peer.inbox.receive(chat, path, now);
+        if let Some(at) = peer.inbox.gap_deadline(gap_timeout) {
+            self.lower_peers_wake(at);
+        }
         self.take_receipt(from, receipt, path);
     }
 
@@ -126,19 +135,24 @@ impl Client {
         }
     }
 
-    pub(super) fn peers_deadline(&self) -> Option<Instant> {
+    /// The earliest retransmission or inbox gap deadline of any peer: a walk over all of them,
+    /// done when the timers are handled (see `peers_wake`).
+    fn peers_deadline(&self) -> Option<Instant> {
         let timeouts = self.ack_timeouts();
         self.peers
-            .iter()
-            .flat_map(|(name, peer)| {
+            .values()
+            .flat_map(|peer| {
                 [
-                    self.dial_due(name),
                     peer.outbox.retransmit_at(timeouts),
                     peer.inbox.gap_deadline(self.config.gap_timeout),
                 ]
             })
             .flatten()
             .min()
+    }
+
+    fn lower_peers_wake(&mut self, at: Instant) {
+        self.peers_wake = Some(self.peers_wake.map_or(at, |wake| wake.min(at)));
     }
 
     pub(super) fn peers_timeout(&mut self, now: Instant) {
@@ -169,6 +183,7 @@ impl Client {
                 .map_or(Path::Relay, |(_, path)| *path);
             self.take_receipt(&name, receipt, path);
         }
+        self.peers_wake = self.peers_deadline();
         // Due dials start in `finish`, which every input ends with.
     }
 }

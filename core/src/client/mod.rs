@@ -77,6 +77,14 @@ pub struct Client {
     /// The latest `now` an input brought, for the one input that carries none
     /// (`handle_written`, which may free room for file chunks).
     last_now: Instant,
+    /// No retransmission or inbox gap of any peer falls due before this: lowered whenever a
+    /// message is sent or a gap opens, made exact when the timers are handled. It spares
+    /// [`poll_timeout`](Client::poll_timeout), which drivers call after every input, a walk over
+    /// every known peer (a tenth of a relaying client's CPU with 1,000 peers).
+    peers_wake: Option<Instant>,
+    /// The earliest dial to start later, as of the last input's walk over the peers
+    /// (`start_due_dials`, which runs anyway).
+    dials_wake: Option<Instant>,
 }
 
 impl Client {
@@ -101,6 +109,8 @@ impl Client {
             outgoing: BTreeMap::new(),
             incoming: BTreeMap::new(),
             last_now: now,
+            peers_wake: None,
+            dials_wake: None,
         };
         client.actions.push_back(Action::ConnectServer);
         client
@@ -233,7 +243,8 @@ impl Client {
         [
             self.server_deadline(),
             self.links_deadline(),
-            self.peers_deadline(),
+            self.peers_wake,
+            self.dials_wake,
             self.files_deadline(),
         ]
         .into_iter()
