@@ -59,6 +59,7 @@ mod file_request;
 mod host;
 mod listener;
 mod memory_host;
+mod read_pool;
 mod seed;
 mod server;
 mod shared_file;

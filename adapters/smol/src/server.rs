@@ -2,8 +2,9 @@
 //! listener, the sockets, the host and the timer.
 
 use crate::listener::accept_loop;
+use crate::read_pool::ReadPool;
 use crate::seed::os_seed;
-use crate::socket::{ReadPool, Socket, SocketEvent};
+use crate::socket::{Socket, SocketEvent};
 use crate::timer::Alarm;
 use crate::ServerHost;
 use async_channel::{Receiver, Sender};

@@ -12,6 +12,7 @@
 //! unwritten bytes pass their per-connection bound. So the buffer never holds more than that
 //! bound, and an idle socket holds no buffer at all.
 
+use crate::read_pool::{ReadPool, Received};
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
@@ -30,9 +31,6 @@ const READ_BUFFER_MAX: usize = 64 * 1024;
 /// and bursts move every byte once less. Smaller reads are copied out, so an idle socket keeps
 /// only its small buffer.
 const HAND_OVER_MIN: usize = 16 * 1024;
-/// Buffers a driver keeps for reuse, whatever its number of sockets: the pool's memory is
-/// bounded (2 MiB of 64 KiB buffers) and never held by idle sockets.
-const POOLED_BUFFERS: usize = 32;
 /// After a graceful close, how long the far side gets to close its end before the socket is
 /// torn down regardless.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -45,44 +43,6 @@ pub(crate) enum SocketEvent<K> {
     Written(K, usize),
     /// The socket is finished; its key will not be reported again.
     Closed(K),
-}
-
-/// Bytes one read brought: the first `len` of `buffer`. A buffer handed over whole keeps its
-/// full length, so reusing it for a later read needs no zeroing.
-#[derive(Debug)]
-pub(crate) struct Received {
-    buffer: Vec<u8>,
-    len: usize,
-}
-
-impl Received {
-    pub fn bytes(&self) -> &[u8] {
-        self.buffer.get(..self.len).unwrap_or_default()
-    }
-}
-
-/// Read buffers given back by the owner, shared by all the sockets of one driver.
-#[derive(Clone, Default)]
-pub(crate) struct ReadPool(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl ReadPool {
-    fn take(&self) -> Vec<u8> {
-        self.lock().pop().unwrap_or_default()
-    }
-
-    fn give(&self, buffer: Vec<u8>) {
-        let mut pool = self.lock();
-        if pool.len() < POOLED_BUFFERS {
-            pool.push(buffer);
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
-        // Spare buffers only: a poisoned pool is still a pool.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 /// What the owner has handed the writer and the writer has not taken yet.
