@@ -758,5 +758,8 @@ fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer_and_the_chat_goes_o
         .await;
         // alice and bob lose nothing.
         chat.exchange(BATCH).await;
+        // And the server lets go of carol's socket too, though she still reads nothing: her
+        // connection ends (once she drains what the kernel holds for her).
+        carol.until_gone().await;
     })
 }

@@ -34,6 +34,10 @@ const HAND_OVER_MIN: usize = 16 * 1024;
 /// After a graceful close, how long the far side gets to close its end before the socket is
 /// torn down regardless.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// How long a graceful close may take in all, last words and linger included. A peer that
+/// stopped reading (the core drops it as a slow consumer) would otherwise hold the writer in
+/// `write` forever, and with it the file descriptor the core no longer counts.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What a socket reports to its owner, tagged with the owner's key for it.
 #[derive(Debug)]
@@ -65,6 +69,8 @@ pub(crate) struct Socket {
     pub closing: bool,
     _reader: Task<()>,
     _writer: Task<()>,
+    /// Armed by [`close`](Socket::close): tears the socket down at [`CLOSE_DEADLINE`].
+    close_deadline: Option<Task<()>>,
 }
 
 impl Socket {
@@ -100,6 +106,7 @@ impl Socket {
             closing: false,
             _reader: reader,
             _writer: writer,
+            close_deadline: None,
         }
     }
 
@@ -133,6 +140,13 @@ impl Socket {
         self.closing = true;
         lock(&self.outgoing).closing = true;
         self.ring();
+        if self.close_deadline.is_none() {
+            let stream = self.stream.clone();
+            self.close_deadline = Some(smol::spawn(async move {
+                async_io::Timer::after(CLOSE_DEADLINE).await;
+                let _ = stream.shutdown(Shutdown::Both);
+            }));
+        }
     }
 
     /// Tears the socket down now; the reader then reports the close.
@@ -250,4 +264,50 @@ async fn write_loop<K, E>(
     let _ = stream.shutdown(Shutdown::Write);
     async_io::Timer::after(CLOSE_LINGER).await;
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smol::net::TcpListener;
+
+    /// A peer that stops reading leaves the writer blocked in `write`; a close must still end
+    /// the socket (the reader reports it) once the close deadline passes.
+    #[test]
+    fn a_close_ends_the_socket_even_when_the_peer_never_reads() {
+        smol::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stalled_peer, accepted) =
+                futures_lite::future::zip(TcpStream::connect(addr), async {
+                    listener.accept().await.map(|(stream, _)| stream)
+                })
+                .await;
+            let (_stalled_peer, accepted) = (stalled_peer.unwrap(), accepted.unwrap());
+            let (events, reports) = async_channel::unbounded::<SocketEvent<u8>>();
+            let mut socket = Socket::spawn(1u8, accepted, events, &ReadPool::default());
+            // Far more than the kernel buffers of both ends hold: the writer blocks.
+            for _ in 0..256 {
+                socket.write(vec![7u8; 256 * 1024]);
+            }
+            async_io::Timer::after(Duration::from_millis(200)).await;
+            socket.close();
+            let closed = async {
+                while let Ok(report) = reports.recv().await {
+                    if let SocketEvent::Closed(1) = report {
+                        return true;
+                    }
+                }
+                false
+            };
+            let deadline = async {
+                async_io::Timer::after(CLOSE_DEADLINE + Duration::from_secs(3)).await;
+                false
+            };
+            assert!(
+                futures_lite::future::or(closed, deadline).await,
+                "the socket was still open after the close deadline"
+            );
+        });
+    }
 }

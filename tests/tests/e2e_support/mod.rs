@@ -815,6 +815,20 @@ impl<T: std::fmt::Debug> Raw<T> {
         self.frames.pop_front().expect("a frame")
     }
 
+    /// Reads and discards until the far side is gone (end of file or a reset), within
+    /// [`PATIENCE`]: for a connection the far side dropped mid-stream.
+    pub async fn until_gone(&mut self) {
+        within("the connection to end", async {
+            let mut buffer = vec![0u8; 64 * 1024];
+            while let Ok(n) = self.stream.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
     /// Every frame the far side sent until it closed the connection; fails if it does not
     /// close within [`PATIENCE`] or leaves half a frame.
     pub async fn frames_until_closed(&mut self) -> Vec<T> {
