@@ -98,15 +98,66 @@ impl FileBudget {
         self.hold_back(id, offset, Duration::from_micros(micros.max(1_000)))
     }
 
-    /// Tells the sender to resume at `offset`, unless it was already told to resume there
-    /// or earlier.
+    /// Tells the sender to resume at `offset`, unless it was already told to resume at an
+    /// earlier offset (then this chunk is one it sent before hearing so).
+    ///
+    /// A chunk *at* the resume offset is the sender resuming: if it came too early it is told
+    /// again. Dropping it silently, as chunks past the offset are, left the sender waiting for
+    /// progress that could not come until its ten-second retry.
     fn hold_back(&mut self, id: TransferId, offset: u64, retry_after: Duration) -> Budget {
         match self.throttled.get(&id) {
-            Some(resume) if *resume <= offset => Budget::Drop,
+            Some(resume) if *resume < offset => Budget::Drop,
             _ => {
                 self.throttled.insert(id, offset);
                 Budget::Throttle { retry_after }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn limit() -> FileRelayLimit {
+        FileRelayLimit {
+            bytes_per_second: 1_000_000,
+            burst: 100_000,
+            recipient_high_water: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn chunks_past_the_resume_offset_are_dropped_and_the_resumed_one_is_told_again() {
+        let start = Instant::now();
+        let mut budget = FileBudget::new(limit(), start);
+        let id = TransferId(1);
+        assert_eq!(budget.spend(limit(), id, 0, 60_000, start), Budget::Forward);
+        // Over budget: told to resume at 60,000 once; what follows it is dropped silently.
+        assert!(matches!(
+            budget.spend(limit(), id, 60_000, 60_000, start),
+            Budget::Throttle { .. }
+        ));
+        assert_eq!(
+            budget.spend(limit(), id, 120_000, 60_000, start),
+            Budget::Drop
+        );
+        // The sender resumes a little too early: told again, not left waiting.
+        assert!(matches!(
+            budget.spend(limit(), id, 60_000, 60_000, start + MS),
+            Budget::Throttle { .. }
+        ));
+        // Resumed in time: forwarded, and its successors too.
+        let later = start + 100 * MS;
+        assert_eq!(
+            budget.spend(limit(), id, 60_000, 60_000, later),
+            Budget::Forward
+        );
+        assert_eq!(
+            budget.spend(limit(), id, 120_000, 10_000, later),
+            Budget::Forward
+        );
     }
 }

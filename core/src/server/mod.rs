@@ -540,7 +540,10 @@ impl Server {
                 }
                 Budget::Throttle { retry_after } => {
                     self.stats.throttled_file_bytes += data.len() as u64;
-                    let retry_after_ms = retry_after.as_millis().min(u32::MAX as u128) as u32;
+                    // Rounded up: a sender resuming a fraction of a millisecond early would find
+                    // the budget still short.
+                    let retry_after_ms =
+                        retry_after.as_micros().div_ceil(1000).min(u32::MAX as u128) as u32;
                     let (id, offset) = (*id, *offset);
                     let frame = ServerFrame::FileThrottled {
                         to,
