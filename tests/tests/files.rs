@@ -327,3 +327,39 @@ fn a_relayed_transfer_is_held_to_its_rate_and_chat_for_others_is_unaffected() {
     );
     assert!(sim.server().unwrap().stats().throttled_file_bytes > 0);
 }
+
+#[test]
+fn a_throttled_relayed_transfer_resumes_on_time_and_never_waits_for_the_retry() {
+    let mut config = SimConfig::new(9);
+    // A LAN as fast as loopback: the resumed chunk reaches the server the moment it is sent.
+    config.net = NetConfig {
+        bandwidth: Some(50_000_000),
+        latency: Duration::from_micros(20),
+        jitter: Duration::ZERO,
+        ..NetConfig::default()
+    };
+    // A 32 KiB chunk earns its budget in 10.4 ms: not a whole number of milliseconds, so a
+    // wait rounded down has the sender resume a little too early.
+    config.server.file_relay.bytes_per_second = 3 * 1024 * 1024;
+    config.server.file_relay.burst = 256 * 1024;
+    config.tweak_client = |c| c.direct_channels = false;
+    let mut sim = Sim::new(config);
+    let (alice, bob) = (sim.add_client("alice"), sim.add_client("bob"));
+    sim.run_until(5 * SECOND, |s| {
+        [alice, bob].iter().all(|n| s.is_logged_in(*n))
+    })
+    .expect("online");
+    let file = content(4 * MIB, 10);
+    send_and_accept(&mut sim, alice, bob, 24, &file);
+    let start = sim.now();
+    sim.run_until(30 * SECOND, |s| {
+        done(s, bob, Direction::Receiving).is_some()
+    })
+    .expect("done");
+    let took = sim.now() - start;
+    assert_eq!(sim.received_file(bob, alice, 24), Some(&file[..]));
+    assert!(sim.server().unwrap().stats().throttled_file_bytes > 0);
+    // 4 MiB at 3 MiB/s with a 256 KiB burst: about 1.3 s. A resumed chunk dropped without a
+    // word would leave the sender waiting for its 10-second retry.
+    assert!(took < 3 * SECOND, "4 MiB at 3 MiB/s took {took:?}");
+}
