@@ -6,13 +6,13 @@
 //! other as direct; each client keeps up to `--window` messages unacknowledged.
 
 use crate::core_client::{names, PASSWORD};
+use crate::in_process::InProcessServer;
 use crate::load::{self, ms, sent_at, stamped_text, thousands, ClientReport, Pick, Plan, Progress};
 use crate::system;
 use breeze_core::client::{Event, Route};
-use breeze_core::server::ServerConfig;
 use breeze_core::wire::UserName;
 use breeze_core::Path;
-use breeze_smol::{Client, ClientOptions, MemoryHost, ServerDriver};
+use breeze_smol::{Client, ClientOptions};
 use smol::lock::Semaphore;
 use smol::Task;
 use std::collections::HashMap;
@@ -77,32 +77,12 @@ pub fn run(args: Args) -> Result<(), String> {
     );
     println!("load average at start: {}", system::load_average());
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(smol::net::TcpListener::try_from)
-        .map_err(|e| format!("cannot listen: {e}"))?;
-    let mut config = ServerConfig::default();
-    config.max_connections_per_ip = args.clients + 64;
-    // Every load client logs in from 127.0.0.1, and checks in progress count as failures.
-    config.max_login_failures_per_ip = 1_000_000;
-    let driver = ServerDriver::new(listener, config, MemoryHost::welcoming());
-    let addr = driver.local_addr().map_err(|e| e.to_string())?;
-    let stats = driver.stats();
-    let (stop_server, server_stopped) = smol::channel::bounded::<()>(1);
-    let server = std::thread::Builder::new()
-        .name("server-owner".into())
-        .spawn(move || {
-            smol::block_on(driver.run(async move {
-                let _ = server_stopped.recv().await;
-            }))
-        })
-        .map_err(|e| format!("cannot start the server thread: {e}"))?;
+    let server = InProcessServer::start(args.clients)?;
 
-    let result = chat(&args, plan, addr);
-    drop(stop_server);
-    let _ = server.join();
+    let result = chat(&args, plan, server.addr);
+    let stats = server.stop();
     let (mut report, channels_up) = result?;
     let summary = report.summary();
-    let stats = stats.get();
     println!("load average at end:   {}", system::load_average());
     println!();
     println!(

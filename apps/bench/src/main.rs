@@ -20,6 +20,7 @@
 mod core_client;
 mod direct;
 mod idle;
+mod in_process;
 mod load;
 mod raw;
 mod relay;

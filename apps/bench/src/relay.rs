@@ -11,12 +11,12 @@
 //! latency is from the send stamp in the text to the receiver's `Message` event.
 
 use crate::core_client::{self, Fleet};
+use crate::in_process::InProcessServer;
 use crate::load::{self, ms, run_fleet, thousands, ClientReport, Plan, Progress, Summary};
 use crate::raw::{self, Forwarder, FrameSizes, RawFleet};
 use crate::server_process::{self, ServerProcess};
 use crate::system::{self, Memory};
-use breeze_core::server::{ServerConfig, Stats};
-use breeze_smol::{MemoryHost, ServerDriver};
+use breeze_core::server::Stats;
 use smol::lock::Semaphore;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -146,30 +146,10 @@ pub fn run(args: Args) -> Result<(), String> {
 fn breeze_in_process(args: &Args, plan: Plan) -> Result<Outcome, String> {
     eprintln!("1/3 Breeze, in-process server driver");
     let before = system::memory(None)?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(smol::net::TcpListener::try_from)
-        .map_err(|e| format!("cannot listen: {e}"))?;
-    let mut config = ServerConfig::default();
-    config.max_connections_per_ip = args.clients + 64;
-    // Every load client logs in from 127.0.0.1, and checks in progress count as failures.
-    config.max_login_failures_per_ip = 1_000_000;
-    let driver = ServerDriver::new(listener, config, MemoryHost::welcoming());
-    let addr = driver.local_addr().map_err(|e| e.to_string())?;
-    let stats = driver.stats();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    // Like the breeze-server binary: the owner task on smol's global executor, next to its
-    // socket tasks (this thread only waits for it).
-    let server = std::thread::Builder::new()
-        .name("server-owner".into())
-        .spawn(move || {
-            smol::block_on(smol::spawn(driver.run(async move {
-                let _ = stopped.recv().await;
-            })))
-        })
-        .map_err(|e| format!("cannot start the server thread: {e}"))?;
+    let server = InProcessServer::start(args.clients)?;
     let progress = Arc::new(Progress::new(plan.messages));
     let fleet = Arc::new(Fleet {
-        server: addr,
+        server: server.addr,
         names: core_client::names("load", plan.clients),
         register: false,
         plan,
@@ -182,15 +162,14 @@ fn breeze_in_process(args: &Args, plan: Plan) -> Result<Outcome, String> {
         |i| core_client::run(fleet.clone(), i),
         || watch(args, &progress, || system::memory(None).ok(), None),
     );
-    drop(stop);
-    let _ = server.join();
+    let stats = server.stop();
     let watched = watched?;
     Ok(outcome(
         "Breeze, in-process server",
         report,
         watched,
         before,
-        Some(stats.get()),
+        Some(stats),
     ))
 }
 
