@@ -87,7 +87,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
 }
 
 /// The first whitespace-separated word and the rest, with the whitespace between them removed.
-fn split_word(s: &str) -> (&str, &str) {
+pub(crate) fn split_word(s: &str) -> (&str, &str) {
     let s = s.trim_start();
     match s.find(char::is_whitespace) {
         Some(end) => (&s[..end], s[end..].trim_start()),

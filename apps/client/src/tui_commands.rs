@@ -44,12 +44,10 @@ pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
     })
 }
 
+/// Line mode's word splitter, on the line without its trailing blanks (a path or directory
+/// typed with a space after it means the same without).
 fn split_word(s: &str) -> (&str, &str) {
-    let s = s.trim();
-    match s.find(char::is_whitespace) {
-        Some(end) => (&s[..end], s[end..].trim_start()),
-        None => (s, ""),
-    }
+    crate::command::split_word(s.trim_end())
 }
 
 #[cfg(test)]
