@@ -5,14 +5,8 @@ use breeze_core::Path;
 use breeze_sim::{NetConfig, Node, Sim, SimConfig};
 use std::time::Duration;
 
-const SECOND: Duration = Duration::from_secs(1);
-const MIB: usize = 1024 * 1024;
-
-fn content(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8)
-        .collect()
-}
+mod files_support;
+use files_support::{content, done, offered, MIB, SECOND};
 
 /// A world on a LAN-like network: 1 ms latency, 50 MB/s per connection direction.
 fn lan(names: &[&str]) -> (Sim, Vec<Node>) {
@@ -34,23 +28,6 @@ fn lan(names: &[&str]) -> (Sim, Vec<Node>) {
     sim.run_until(5 * SECOND, direct)
         .expect("every pair direct");
     (sim, nodes)
-}
-
-fn offered(sim: &Sim, at: Node) -> bool {
-    sim.events(at)
-        .iter()
-        .any(|(_, e)| matches!(e, Event::FileOffered { .. }))
-}
-
-fn done(sim: &Sim, at: Node, direction: Direction) -> Option<bool> {
-    sim.events(at).iter().find_map(|(_, e)| match e {
-        Event::FileDone {
-            direction: d,
-            verified,
-            ..
-        } if *d == direction => Some(*verified),
-        _ => None,
-    })
 }
 
 fn progress_routes(sim: &Sim, at: Node) -> Vec<Path> {

@@ -5,14 +5,8 @@ use breeze_core::client::{Direction, Event, FileFailure, Route};
 use breeze_sim::{Node, Sim, SimConfig};
 use std::time::Duration;
 
-const SECOND: Duration = Duration::from_secs(1);
-const MIB: usize = 1024 * 1024;
-
-fn content(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8)
-        .collect()
-}
+mod files_support;
+use files_support::{content, done, offered, MIB, SECOND};
 
 fn pair() -> (Sim, Node, Node) {
     let mut config = SimConfig::new(11);
@@ -22,23 +16,6 @@ fn pair() -> (Sim, Node, Node) {
     sim.run_until(5 * SECOND, |s| s.route(alice, bob) == Some(Route::Direct))
         .expect("direct");
     (sim, alice, bob)
-}
-
-fn done(sim: &Sim, at: Node, direction: Direction) -> Option<bool> {
-    sim.events(at).iter().find_map(|(_, e)| match e {
-        Event::FileDone {
-            direction: d,
-            verified,
-            ..
-        } if *d == direction => Some(*verified),
-        _ => None,
-    })
-}
-
-fn offered(sim: &Sim, at: Node) -> bool {
-    sim.events(at)
-        .iter()
-        .any(|(_, e)| matches!(e, Event::FileOffered { .. }))
 }
 
 #[test]
