@@ -9,22 +9,19 @@
 
 use crate::disk_names;
 use crate::file_host::{FileHost, FileOffer};
+use crate::write_behind::WriteBehind;
 use breeze_core::client::Direction;
 use breeze_core::wire::{TransferId, UserName};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Writes smaller than this are gathered before they reach the file (a peer sending tiny
 /// chunks costs no syscall per chunk); a chunk this big or bigger is written straight from
 /// where it arrived, without a copy.
 const WRITE_BUFFER: usize = 16 * 1024;
-/// Bytes written to a file being received between two background syncs: its bytes go to the
-/// disk while it arrives, so the sync before the final rename has only the tail left.
-const SYNC_EVERY: u64 = 16 * 1024 * 1024;
 /// Bytes read per call when hashing what a resumed file already holds.
 const HASH_BUFFER: usize = 256 * 1024;
 /// Finished receptions remembered for [`DiskFiles::landed`].
@@ -75,38 +72,10 @@ struct Sink {
     hashed: u64,
     /// A write did not continue the hashed bytes: hash the whole file again at the end.
     rehash: bool,
-    /// Bytes written since the last background sync started.
-    unsynced: u64,
-    syncer: Arc<Syncer>,
-}
-
-/// Background syncs of a file being received, one at a time.
-#[derive(Debug)]
-struct Syncer {
-    /// The same open file as the sink's.
-    file: File,
-    running: AtomicBool,
-    /// A sync failed. Sticky: the error is reported to one sync only, and the file's open
-    /// description is shared, so the final sync could otherwise miss it.
-    failed: AtomicBool,
-}
-
-impl Syncer {
-    /// Starts a sync on the blocking pool unless one is running.
-    fn start(self: &Arc<Self>) {
-        if self.running.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let syncer = self.clone();
-        smol::unblock(move || {
-            if let Err(error) = syncer.file.sync_data() {
-                tracing::warn!(%error, "cannot sync a file being received");
-                syncer.failed.store(true, Ordering::Release);
-            }
-            syncer.running.store(false, Ordering::Release);
-        })
-        .detach();
-    }
+    /// Hands the written bytes to the disk as they arrive.
+    behind: WriteBehind,
+    /// Handing bytes to the disk failed: the final sync could miss the error, so it is kept.
+    write_back_failed: Option<io::Error>,
 }
 
 impl DiskFiles {
@@ -234,11 +203,6 @@ impl FileHost for DiskFiles {
             create().open(&meta)?.write_all(description.as_bytes())?;
             create().open(&part)?
         };
-        let syncer = Arc::new(Syncer {
-            file: file.try_clone()?,
-            running: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
-        });
         let sink = Sink {
             offer: offer.clone(),
             dir: dir.to_path_buf(),
@@ -249,8 +213,8 @@ impl FileHost for DiskFiles {
             hasher,
             hashed: held,
             rehash: false,
-            unsynced: 0,
-            syncer,
+            behind: WriteBehind::new(held),
+            write_back_failed: None,
         };
         lock(&self.receiving).insert(key, Arc::new(Mutex::new(sink)));
         Ok(held)
@@ -270,11 +234,17 @@ impl FileHost for DiskFiles {
         }
         sink.position = offset + data.len() as u64;
         sink.out.write_all(data)?;
-        sink.unsynced += data.len() as u64;
-        if sink.unsynced >= SYNC_EVERY && !sink.syncer.running.load(Ordering::Acquire) {
-            // Off this lane, so the writes go on meanwhile.
-            sink.unsynced = 0;
-            sink.syncer.start();
+        if sink.write_back_failed.is_none() {
+            let sink = &mut *sink;
+            let position = sink.position;
+            let handed = sink
+                .out
+                .flush()
+                .and_then(|()| sink.behind.written(sink.out.get_ref(), position));
+            if let Err(error) = handed {
+                tracing::warn!(%error, "cannot write a file being received back to the disk");
+                sink.write_back_failed = Some(error);
+            }
         }
         Ok(())
     }
@@ -300,8 +270,8 @@ impl FileHost for DiskFiles {
             // On the disk before it gets its name: after a crash, the final name holds the
             // whole verified content or does not exist (the partial resumes instead).
             sink.out.get_ref().sync_all()?;
-            if sink.syncer.failed.load(Ordering::Acquire) {
-                return Err(io::Error::other("an earlier sync of the file failed"));
+            if let Some(error) = &sink.write_back_failed {
+                return Err(io::Error::new(error.kind(), error.to_string()));
             }
             let placed = disk_names::place(&sink.part, dir, disk_names::finals(name))?;
             sync_dir(dir);

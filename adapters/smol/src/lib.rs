@@ -65,6 +65,7 @@ mod server;
 mod shared_file;
 mod socket;
 mod timer;
+mod write_behind;
 
 pub use client::{Client, PeerStatus};
 pub use client_options::{ClientOptions, ConfigTweak};
