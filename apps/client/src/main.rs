@@ -29,6 +29,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// See `Cargo.toml`: file chunks are allocated on one thread and freed on another.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Where the password comes from when not asked on the terminal.
 const PASSWORD_ENV: &str = "BREEZE_PASSWORD";
 

@@ -26,6 +26,10 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The allocator `breeze` uses, so the transfer costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MIB: u64 = 1024 * 1024;
 /// Every wait is bounded: a transfer slower than this has failed the benchmark anyway.
 const PATIENCE: Duration = Duration::from_secs(600);
