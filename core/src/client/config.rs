@@ -43,7 +43,13 @@ pub struct ClientConfig {
     /// Peer links open at once (including ones still in setup).
     pub max_links: usize,
     /// Bytes a receiver lets a sender have in flight per transfer (and so buffers at most).
+    /// Enough to keep a direct transfer streaming while the receiver's disk answers.
     pub file_window: u64,
+    /// Unacknowledged bytes a sender lets go through the server per transfer, whatever the
+    /// receiver's credit: the relay holds a recipient's file chunks back once 1 MiB of its
+    /// output is waiting (`FileRelayLimit::recipient_high_water`), so sending more only gets
+    /// chunks dropped and sent again.
+    pub file_relayed_in_flight: u64,
     /// A transfer whose other side has been silent this long is offered again, which makes
     /// the receiver say where it stands.
     pub file_retry: Duration,
@@ -86,7 +92,8 @@ impl ClientConfig {
             max_outbox: 1000,
             max_held: 256,
             max_links: 1024,
-            file_window: 1024 * 1024,
+            file_window: 4 * 1024 * 1024,
+            file_relayed_in_flight: 1024 * 1024,
             file_retry: Duration::from_secs(10),
             file_stall: Duration::from_secs(60),
             max_transfers: 64,

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 /// Finished transfers remembered (to answer a late repeat of their offer), per direction.
 const FINISHED_KEPT: usize = 64;
+/// The most file data read ahead of the wire per transfer: enough to keep a link fed between
+/// two host reads, far less than the credit a receiver may grant.
+const READ_AHEAD: u64 = 1024 * 1024;
 
 impl Client {
     // ---- the user -----------------------------------------------------------------------
@@ -507,7 +510,7 @@ impl Client {
     /// output stays under the high-water mark, one chunk per transfer per round, so chat
     /// frames never queue behind more than a few chunks.
     pub(super) fn pump_files(&mut self, now: Instant) {
-        let read_ahead = self.config.file_window;
+        let read_ahead = self.config.file_window.min(READ_AHEAD);
         for transfer in self.outgoing.values_mut() {
             for (offset, len) in transfer.reads_wanted(read_ahead) {
                 self.actions.push_back(Action::ReadFile {
@@ -538,7 +541,11 @@ impl Client {
                 let Some(transfer) = self.outgoing.get_mut(&id) else {
                     continue;
                 };
-                let Some((offset, data)) = transfer.next_chunk(now) else {
+                let in_flight = match destination {
+                    Destination::Server => self.config.file_relayed_in_flight,
+                    Destination::Peer(_) => u64::MAX,
+                };
+                let Some((offset, data)) = transfer.next_chunk(now, in_flight) else {
                     continue;
                 };
                 transfer.path = Some(path);

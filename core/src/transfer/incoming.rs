@@ -4,6 +4,10 @@ use crate::delivery::Path;
 use crate::wire::{FileName, TransferId, UserName};
 use std::time::Instant;
 
+/// The most written bytes the receiver lets pass before telling the sender: a sender that
+/// keeps less than the whole window in flight (over the relay) hears in good time.
+pub const PROGRESS_STEP: u64 = 256 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InPhase {
     /// Shown to the user, not answered yet.
@@ -144,7 +148,7 @@ impl Incoming {
     }
 
     /// The host wrote up to `end`. Returns the new credit end when it grew enough to be worth
-    /// telling the sender (a quarter window), or everything is in.
+    /// telling the sender (a quarter window, at most [`PROGRESS_STEP`]), or everything is in.
     pub fn written(&mut self, end: u64) -> Option<u64> {
         if self.phase != InPhase::Receiving {
             return None;
@@ -155,7 +159,8 @@ impl Incoming {
             return Some(self.credit_end());
         }
         let credit = self.credit_end();
-        if credit >= self.credit_sent.saturating_add(self.window / 4) {
+        let step = (self.window / 4).min(PROGRESS_STEP);
+        if credit >= self.credit_sent.saturating_add(step) {
             self.credit_sent = credit;
             return Some(credit);
         }

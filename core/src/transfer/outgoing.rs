@@ -196,13 +196,16 @@ impl Outgoing {
         }
     }
 
-    /// The next chunk to send, if the credit and the pause allow.
-    pub fn next_chunk(&mut self, now: Instant) -> Option<(u64, Vec<u8>)> {
+    /// The next chunk to send, if the credit and the pause allow, and at most `in_flight`
+    /// bytes past what the receiver acknowledged.
+    pub fn next_chunk(&mut self, now: Instant, in_flight: u64) -> Option<(u64, Vec<u8>)> {
         if self.phase != OutPhase::Sending || self.paused_until.is_some_and(|t| now < t) {
             return None;
         }
         let (offset, data) = self.ready.front()?;
-        if *offset != self.next_send || offset + data.len() as u64 > self.credit_end {
+        let end = offset + data.len() as u64;
+        let limit = self.credit_end.min(self.acked.saturating_add(in_flight));
+        if *offset != self.next_send || end > limit {
             return None;
         }
         let (offset, data) = self.ready.pop_front()?;
