@@ -7,6 +7,7 @@
 //! refused before a single payload byte is buffered: the internal buffer never exceeds
 //! `4 + max_frame` bytes.
 
+use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 
@@ -48,6 +49,45 @@ impl DecodeError {
             DecodeError::Malformed => crate::wire::ErrorCode::Malformed,
         }
     }
+}
+
+/// A frame family. Families with big byte strings (file chunks) can take them out of the
+/// transport's read buffer, shared, instead of copying them; the others decode as usual.
+pub trait Frame: DeserializeOwned {
+    /// Decodes `payload`, which lies within `source`.
+    fn parse_in(payload: &[u8], _source: &Bytes) -> Result<Self, DecodeError> {
+        parse(payload)
+    }
+}
+
+/// `part`, which lies within `source`, as a slice of it (no copy) when it is a good part of
+/// it: a small part is copied, so a peer sending many tiny chunks cannot pin many whole read
+/// buffers (what a part pins is at most four times its own size).
+pub(crate) fn share(source: &Bytes, part: &[u8]) -> Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(source.as_ptr() as usize);
+    let within = start <= source.len() && part.len() <= source.len() - start;
+    if within && part.len().saturating_mul(4) >= source.len() {
+        source.slice(start..start + part.len())
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
+
+/// [`decode_each`] for bytes the transport hands over as a shared buffer: whole frames in it
+/// are decoded with [`Frame::parse_in`], so their big byte strings stay where they were read.
+pub fn decode_each_in<T: Frame, S>(
+    decoder: &mut FrameDecoder,
+    source: &Bytes,
+    state: &mut S,
+    mut on_frame: impl FnMut(&mut S, T) -> bool,
+) -> Result<(), DecodeError> {
+    let mut bytes = &source[..];
+    while let Some(frame) = decoder.decode_with(&mut bytes, |p| T::parse_in(p, source))? {
+        if !on_frame(state, frame) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Decodes every whole frame in `bytes` and hands each to `on_frame` with the state machine,
@@ -177,10 +217,20 @@ impl FrameDecoder {
         &mut self,
         input: &mut &[u8],
     ) -> Result<Option<T>, DecodeError> {
+        self.decode_with(input, parse)
+    }
+
+    /// [`decode`](FrameDecoder::decode), with `parse_whole` for a frame found whole in `input`
+    /// (a frame put together from several inputs is parsed as usual).
+    fn decode_with<T: DeserializeOwned>(
+        &mut self,
+        input: &mut &[u8],
+        parse_whole: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
-        let result = self.decode_inner(input);
+        let result = self.decode_inner(input, parse_whole);
         if let Err(err) = &result {
             self.failed = Some(err.clone());
             self.partial = Vec::new();
@@ -191,12 +241,13 @@ impl FrameDecoder {
     fn decode_inner<T: DeserializeOwned>(
         &mut self,
         input: &mut &[u8],
+        parse_whole: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
     ) -> Result<Option<T>, DecodeError> {
         if self.partial.is_empty() {
             // Fast path: a whole frame at the front of the caller's bytes decodes in place.
             if let Some(len) = self.peek_len(input)? {
                 if let Some(payload) = input.get(PREFIX_LEN..PREFIX_LEN + len) {
-                    let message = parse(payload)?;
+                    let message = parse_whole(payload)?;
                     *input = input.get(PREFIX_LEN + len..).unwrap_or_default();
                     return Ok(Some(message));
                 }
@@ -247,7 +298,7 @@ fn take_into(buf: &mut Vec<u8>, input: &mut &[u8], want: usize) {
     *input = tail;
 }
 
-fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+pub(crate) fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
     match postcard::take_from_bytes::<T>(payload) {
         // Trailing bytes inside a frame mean the peer and we disagree on the layout.
         Ok((message, [])) => Ok(message),

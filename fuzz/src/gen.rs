@@ -229,7 +229,7 @@ pub fn file_message(u: &mut Unstructured, max_chunk: usize) -> Result<FileMessag
         5 | 6 => FileMessage::Chunk {
             id,
             offset: file_offset(u)?,
-            data: file_data(u, max_chunk)?,
+            data: file_data(u, max_chunk)?.into(),
         },
         7 | 8 => FileMessage::Progress {
             id,

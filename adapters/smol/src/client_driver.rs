@@ -7,7 +7,7 @@ use crate::dial::connect;
 use crate::file_host::FileOffer;
 use crate::file_lanes::{Answer, Job, LaneKey, Lanes, Reply};
 use crate::listener::accept_loop;
-use crate::read_pool::ReadPool;
+use crate::read_pool::{Fed, ReadPool};
 use crate::socket::{Socket, SocketEvent};
 use crate::timer::Alarm;
 use crate::{ClientOptions, FileRequestError, SharedFile};
@@ -249,15 +249,21 @@ impl Owner {
         match event {
             SocketEvent::Bytes(key, received) => {
                 let open = self.sockets.get(&key).is_some_and(|s| !s.closing);
-                let bytes = received.bytes();
-                match key {
+                let core = &mut self.core;
+                let received = match key {
                     SocketKey::Server(_) if open && current(&key, self.server) => {
-                        self.core.handle_server_bytes(bytes, now)
+                        received.feed(|fed| match fed {
+                            Fed::Shared(buffer) => core.handle_server_buffer(buffer, now),
+                            Fed::Slice(bytes) => core.handle_server_bytes(bytes, now),
+                        })
                     }
-                    SocketKey::Peer(link) if open => self.core.handle_link_bytes(link, bytes, now),
-                    _ => {}
-                }
-                if let Some(socket) = self.sockets.get(&key) {
+                    SocketKey::Peer(link) if open => received.feed(|fed| match fed {
+                        Fed::Shared(buffer) => core.handle_link_buffer(link, buffer, now),
+                        Fed::Slice(bytes) => core.handle_link_bytes(link, bytes, now),
+                    }),
+                    _ => Some(received),
+                };
+                if let (Some(socket), Some(received)) = (self.sockets.get(&key), received) {
                     socket.recycle(received);
                 }
             }

@@ -16,7 +16,7 @@ use crate::file_request::FileRequestError;
 use crate::shared_file::SharedFile;
 use async_channel::{Receiver, Sender, TrySendError};
 use breeze_core::client::Direction;
-use breeze_core::wire::{TransferId, UserName};
+use breeze_core::wire::{Bytes, TransferId, UserName};
 use std::collections::hash_map::{Entry, HashMap};
 use std::io;
 use std::path::PathBuf;
@@ -67,7 +67,7 @@ pub(crate) enum Job {
         from: UserName,
         id: TransferId,
         offset: u64,
-        data: Vec<u8>,
+        data: Bytes,
     },
     Verify {
         from: UserName,
@@ -405,7 +405,7 @@ mod tests {
                 from: bob.clone(),
                 id,
                 offset: (n * chunk) as u64,
-                data: vec![0; chunk],
+                data: vec![0; chunk].into(),
             };
             assert!(lanes
                 .push(LaneKey::Receiving(bob.clone(), id), job)

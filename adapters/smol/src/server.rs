@@ -2,7 +2,7 @@
 //! listener, the sockets, the host and the timer.
 
 use crate::listener::accept_loop;
-use crate::read_pool::ReadPool;
+use crate::read_pool::{Fed, ReadPool};
 use crate::seed::os_seed;
 use crate::socket::{Socket, SocketEvent};
 use crate::timer::Alarm;
@@ -206,10 +206,17 @@ impl<H: ServerHost> Owner<H> {
                 self.core.handle_connected(conn, remote, now);
             }
             Input::Socket(SocketEvent::Bytes(conn, received)) => {
-                if let Some(socket) = self.sockets.get(&conn) {
-                    if !socket.closing {
-                        self.core.handle_bytes(conn, received.bytes(), now);
-                    }
+                let open = self.sockets.get(&conn).is_some_and(|s| !s.closing);
+                let received = if open {
+                    let core = &mut self.core;
+                    received.feed(|fed| match fed {
+                        Fed::Shared(buffer) => core.handle_buffer(conn, buffer, now),
+                        Fed::Slice(bytes) => core.handle_bytes(conn, bytes, now),
+                    })
+                } else {
+                    Some(received)
+                };
+                if let (Some(socket), Some(received)) = (self.sockets.get(&conn), received) {
                     socket.recycle(received);
                 }
             }

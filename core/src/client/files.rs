@@ -4,7 +4,7 @@ use super::output::{Action, Destination, Event, FileError, FileFailure};
 use super::{Client, LinkId};
 use crate::delivery::Path;
 use crate::transfer::{ChunkVerdict, Direction, InPhase, Incoming, OutPhase, Outgoing};
-use crate::wire::{ClientFrame, FileMessage, FileName, PeerFrame, TransferId, UserName};
+use crate::wire::{Bytes, ClientFrame, FileMessage, FileName, PeerFrame, TransferId, UserName};
 use std::time::{Duration, Instant};
 
 /// Finished transfers remembered (to answer a late repeat of their offer), per direction.
@@ -131,7 +131,7 @@ impl Client {
     /// The host read `data` at `offset` for [`Action::ReadFile`].
     pub fn handle_file_read(&mut self, id: TransferId, offset: u64, data: Vec<u8>, now: Instant) {
         if let Some(transfer) = self.outgoing.get_mut(&id) {
-            transfer.read_done(offset, data);
+            transfer.read_done(offset, Bytes::from(data));
         }
         self.finish(now);
     }
@@ -355,7 +355,7 @@ impl Client {
         from: &UserName,
         id: TransferId,
         offset: u64,
-        data: Vec<u8>,
+        data: Bytes,
         path: Path,
         now: Instant,
     ) {

@@ -6,6 +6,7 @@ use crate::transfer::Direction;
 use crate::wire::{
     ErrorCode, FileName, KickReason, LoginRefusal, MessageId, TransferId, Undeliverable, UserName,
 };
+use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -47,7 +48,7 @@ pub enum Action {
         from: UserName,
         id: TransferId,
         offset: u64,
-        data: Vec<u8>,
+        data: Bytes,
     },
     /// Every byte is written: check the file against the offered hash, and only then give
     /// it its real name; answer with `handle_file_verified`.

@@ -3,10 +3,12 @@
 use super::output::{Action, Destination, Event, RouteReason, ServerLinkError};
 use super::peers::Dial;
 use super::Client;
-use crate::codec::{decode_each, FrameDecoder};
+use crate::codec::{decode_each, decode_each_in, DecodeError, FrameDecoder};
 use crate::delivery::Path;
 use crate::liveness::Liveness;
-use crate::wire::{ClientFrame, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION};
+use crate::wire::{
+    Bytes, ClientFrame, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION,
+};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -82,12 +84,34 @@ impl Client {
     }
 
     pub fn handle_server_bytes(&mut self, bytes: &[u8], now: Instant) {
+        self.on_server_input(now, |decoder, client, on_frame| {
+            decode_each(decoder, bytes, client, on_frame)
+        });
+    }
+
+    /// [`handle_server_bytes`](Client::handle_server_bytes) for a transport that hands over the
+    /// buffer it read into: relayed file chunks keep their data in it instead of being copied.
+    pub fn handle_server_buffer(&mut self, bytes: &Bytes, now: Instant) {
+        self.on_server_input(now, |decoder, client, on_frame| {
+            decode_each_in(decoder, bytes, client, on_frame)
+        });
+    }
+
+    fn on_server_input(
+        &mut self,
+        now: Instant,
+        decode: impl FnOnce(
+            &mut FrameDecoder,
+            &mut Self,
+            &mut dyn FnMut(&mut Self, ServerFrame) -> bool,
+        ) -> Result<(), DecodeError>,
+    ) {
         let Some(wire) = self.server.wire_mut() else {
             return;
         };
         wire.liveness.received(now);
         let mut decoder = std::mem::replace(&mut wire.decoder, FrameDecoder::new(0));
-        let decoded = decode_each(&mut decoder, bytes, self, |client, frame| {
+        let decoded = decode(&mut decoder, self, &mut |client, frame| {
             client.on_server_frame(frame, now);
             client.server.wire_mut().is_some()
         });

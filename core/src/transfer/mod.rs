@@ -15,6 +15,9 @@ pub use outgoing::{OutPhase, Outgoing};
 
 /// Bytes in one chunk: a chunk frame stays well under the 64 KiB frame limit.
 pub const CHUNK_SIZE: usize = 32 * 1024;
+/// Bytes the sender asks its host to read at once, sent as chunks that are slices of the read:
+/// one host call per eight chunks.
+pub const READ_SIZE: usize = 8 * CHUNK_SIZE;
 
 /// Which way a transfer goes, from this client's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

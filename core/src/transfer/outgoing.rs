@@ -1,8 +1,8 @@
 //! The sender's side of one transfer.
 
-use super::CHUNK_SIZE;
+use super::{CHUNK_SIZE, READ_SIZE};
 use crate::delivery::Path;
-use crate::wire::{FileName, TransferId, UserName};
+use crate::wire::{Bytes, FileName, TransferId, UserName};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -39,8 +39,9 @@ pub struct Outgoing {
     next_send: u64,
     /// The next byte to ask the host for.
     next_read: u64,
-    /// Read data not yet sent, contiguous from `next_send`.
-    ready: VecDeque<(u64, Vec<u8>)>,
+    /// Read data not yet sent, contiguous from `next_send`: whole host reads, sent as chunks
+    /// that are slices of them.
+    ready: VecDeque<(u64, Bytes)>,
     reads_in_flight: usize,
     /// The relay asked us to wait.
     pub paused_until: Option<Instant>,
@@ -171,7 +172,7 @@ impl Outgoing {
             .min(self.credit_end)
             .min(self.next_send.saturating_add(read_ahead));
         while self.reads_in_flight < MAX_READS_IN_FLIGHT && self.next_read < limit {
-            let len = (limit - self.next_read).min(CHUNK_SIZE as u64) as usize;
+            let len = (limit - self.next_read).min(READ_SIZE as u64) as usize;
             reads.push((self.next_read, len));
             self.next_read += len as u64;
             self.reads_in_flight += 1;
@@ -181,7 +182,7 @@ impl Outgoing {
 
     /// The host's answer to a read. Answers to reads made before a rewind no longer fit
     /// where the data is needed and are dropped.
-    pub fn read_done(&mut self, offset: u64, data: Vec<u8>) {
+    pub fn read_done(&mut self, offset: u64, data: Bytes) {
         self.reads_in_flight = self.reads_in_flight.saturating_sub(1);
         let expected = self
             .ready
@@ -198,18 +199,23 @@ impl Outgoing {
 
     /// The next chunk to send, if the credit and the pause allow, and at most `in_flight`
     /// bytes past what the receiver acknowledged.
-    pub fn next_chunk(&mut self, now: Instant, in_flight: u64) -> Option<(u64, Vec<u8>)> {
+    pub fn next_chunk(&mut self, now: Instant, in_flight: u64) -> Option<(u64, Bytes)> {
         if self.phase != OutPhase::Sending || self.paused_until.is_some_and(|t| now < t) {
             return None;
         }
-        let (offset, data) = self.ready.front()?;
-        let end = offset + data.len() as u64;
+        let (offset, data) = self.ready.front_mut()?;
+        let len = data.len().min(CHUNK_SIZE);
+        let end = *offset + len as u64;
         let limit = self.credit_end.min(self.acked.saturating_add(in_flight));
         if *offset != self.next_send || end > limit {
             return None;
         }
-        let (offset, data) = self.ready.pop_front()?;
-        self.next_send = offset + data.len() as u64;
-        Some((offset, data))
+        let chunk = (*offset, data.split_to(len));
+        *offset = end;
+        if data.is_empty() {
+            self.ready.pop_front();
+        }
+        self.next_send = end;
+        Some(chunk)
     }
 }

@@ -2,6 +2,8 @@
 
 use super::file::{FileMessage, TransferId};
 use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
+use crate::codec::{parse, DecodeError, Frame};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -119,4 +121,41 @@ pub enum ServerFrame {
         offset: u64,
         retry_after_ms: u32,
     },
+}
+
+/// `RelayFile`'s and `RelayedFile`'s variant indices, as postcard writes them (a varint before
+/// the fields), for the chunk fast path below; the tests check them against the encoding.
+const RELAY_FILE: u32 = 6;
+const RELAYED_FILE: u32 = 14;
+
+/// The relay forwards a chunk's data without copying it out of the sender's read buffer
+/// (it is copied once, into the recipient's output).
+impl Frame for ClientFrame {
+    fn parse_in(payload: &[u8], source: &Bytes) -> Result<Self, DecodeError> {
+        match relayed_chunk_in(RELAY_FILE, payload, source) {
+            Some((to, message)) => Ok(ClientFrame::RelayFile { to, message }),
+            None => parse(payload),
+        }
+    }
+}
+
+/// A relayed transfer's chunks go to the disk from the read buffer they arrived in.
+impl Frame for ServerFrame {
+    fn parse_in(payload: &[u8], source: &Bytes) -> Result<Self, DecodeError> {
+        match relayed_chunk_in(RELAYED_FILE, payload, source) {
+            Some((from, message)) => Ok(ServerFrame::RelayedFile { from, message }),
+            None => parse(payload),
+        }
+    }
+}
+
+/// `payload` as a frame of variant `tag` holding a user name and a chunk whose data is shared
+/// from `source`, if it is one.
+fn relayed_chunk_in(tag: u32, payload: &[u8], source: &Bytes) -> Option<(UserName, FileMessage)> {
+    let (found, rest) = postcard::take_from_bytes::<u32>(payload).ok()?;
+    if found != tag {
+        return None;
+    }
+    let (user, rest) = postcard::take_from_bytes::<UserName>(rest).ok()?;
+    Some((user, FileMessage::chunk_in(rest, source)?))
 }

@@ -6,6 +6,7 @@
 //! reports how far it has accepted and extends the credit as its host writes; at the end the
 //! receiver's host checks the content hash and the receiver reports the verdict.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -148,8 +149,8 @@ pub enum FileMessage {
     Chunk {
         id: TransferId,
         offset: u64,
-        #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        /// One byte string on the wire (as `serde_bytes` would write a `Vec<u8>`).
+        data: Bytes,
     },
     /// Receiver → sender: bytes up to `accepted` arrived in order; credit up to `credit_end`.
     /// `resync` asks the sender to continue from `accepted` (a chunk arrived out of place).
@@ -166,7 +167,25 @@ pub enum FileMessage {
     },
 }
 
+/// `Chunk`'s variant index, as postcard writes it (a varint before the fields).
+const CHUNK_MESSAGE: u32 = 4;
+
 impl FileMessage {
+    /// `encoded`, the whole rest of a frame, as a `Chunk` with its data shared from `source`
+    /// (see [`Frame::parse_in`](crate::codec::Frame::parse_in)); `None` when it is anything
+    /// else, including a malformed chunk, which the ordinary decode then refuses.
+    pub(crate) fn chunk_in(encoded: &[u8], source: &Bytes) -> Option<FileMessage> {
+        let (CHUNK_MESSAGE, rest) = postcard::take_from_bytes::<u32>(encoded).ok()? else {
+            return None;
+        };
+        let fields = postcard::take_from_bytes::<(TransferId, u64, &[u8])>(rest);
+        let Ok(((id, offset, data), [])) = fields else {
+            return None;
+        };
+        let data = crate::codec::share(source, data);
+        Some(FileMessage::Chunk { id, offset, data })
+    }
+
     pub fn id(&self) -> TransferId {
         match self {
             FileMessage::Offer { id, .. }
@@ -177,5 +196,40 @@ impl FileMessage {
             | FileMessage::Progress { id, .. }
             | FileMessage::Done { id, .. } => *id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunk data is one length-prefixed byte string, exactly as `serde_bytes` writes a
+    /// `Vec<u8>`, and not a sequence of single bytes.
+    #[test]
+    fn chunk_data_is_one_byte_string_on_the_wire() {
+        #[derive(Serialize)]
+        enum Reference {
+            _Offer,
+            _Accept,
+            _Decline,
+            _Cancel,
+            Chunk {
+                id: TransferId,
+                offset: u64,
+                #[serde(with = "serde_bytes")]
+                data: Vec<u8>,
+            },
+        }
+        let data: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        let (id, offset) = (TransferId(7), 1 << 40);
+        let ours = FileMessage::Chunk {
+            id,
+            offset,
+            data: Bytes::from(data.clone()),
+        };
+        let reference = Reference::Chunk { id, offset, data };
+        let encoded = postcard::to_stdvec(&ours).expect("encodes");
+        assert_eq!(encoded, postcard::to_stdvec(&reference).expect("encodes"));
+        assert_eq!(postcard::from_bytes::<FileMessage>(&encoded), Ok(ours));
     }
 }

@@ -13,7 +13,13 @@
 
 use super::file::FileMessage;
 use super::shared::{Ack, Chat, ErrorCode, UserName};
+use crate::codec::{parse, DecodeError, Frame};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+/// `File`'s variant index, as postcard writes it (a varint before the fields), for the chunk
+/// fast path below; the tests check it against the derived encoding.
+const FILE_FRAME: u32 = 8;
 
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -40,4 +46,23 @@ pub enum PeerFrame {
         code: ErrorCode,
     },
     File(FileMessage),
+}
+
+/// A direct transfer's chunks keep their data in the read buffer they arrived in: the chunk
+/// goes to the disk from there, not from a copy.
+impl Frame for PeerFrame {
+    fn parse_in(payload: &[u8], source: &Bytes) -> Result<Self, DecodeError> {
+        match chunk_in(payload, source) {
+            Some(chunk) => Ok(PeerFrame::File(chunk)),
+            None => parse(payload),
+        }
+    }
+}
+
+/// `payload` as a `File(Chunk)` frame with its data shared from `source`, if it is one.
+fn chunk_in(payload: &[u8], source: &Bytes) -> Option<FileMessage> {
+    let (FILE_FRAME, rest) = postcard::take_from_bytes::<u32>(payload).ok()? else {
+        return None;
+    };
+    FileMessage::chunk_in(rest, source)
 }

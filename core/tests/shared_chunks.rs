@@ -1,0 +1,164 @@
+//! File chunks decoded out of a shared read buffer (`Frame::parse_in`) must decode exactly as
+//! the ordinary decoder does, for every frame family that carries chunks, and must really
+//! share the buffer when the chunk is big.
+
+use breeze_core::codec::{encode_frame, Frame, FrameDecoder, PREFIX_LEN};
+use breeze_core::wire::{
+    Bytes, ClientFrame, FileMessage, PeerFrame, ServerFrame, TransferId, UserName,
+};
+use quickcheck::{QuickCheck, TestResult};
+use std::fmt::Debug;
+
+fn framed<T: serde::Serialize>(frame: &T) -> Bytes {
+    let mut out = Vec::new();
+    encode_frame(frame, usize::MAX, &mut out).expect("encodes");
+    Bytes::from(out)
+}
+
+/// One frame holding `payload`, whatever it is.
+fn reframed(payload: &[u8]) -> Bytes {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+/// Decodes `source` (one frame, possibly damaged) both ways; the results must agree.
+fn both_ways<T: Frame + PartialEq + Debug>(source: &Bytes) -> Option<T> {
+    let payload = source.get(PREFIX_LEN..)?;
+    let shared = T::parse_in(payload, source).ok();
+    let mut input = &source[..];
+    let plain = FrameDecoder::new(usize::MAX)
+        .decode::<T>(&mut input)
+        .ok()
+        .flatten();
+    // Not `assert_eq!`: a chunk's data would fill the screen.
+    assert!(
+        shared == plain,
+        "the shared decode disagrees with the plain one"
+    );
+    shared
+}
+
+fn shares(source: &Bytes, data: &Bytes) -> bool {
+    let start = (data.as_ptr() as usize).wrapping_sub(source.as_ptr() as usize);
+    start < source.len() && start + data.len() <= source.len()
+}
+
+fn chunk(id: u64, offset: u64, len: usize) -> FileMessage {
+    let data: Bytes = (0..len).map(|i| (i as u64 ^ id) as u8).collect();
+    FileMessage::Chunk {
+        id: TransferId(id),
+        offset,
+        data,
+    }
+}
+
+fn data_of(message: &FileMessage) -> &Bytes {
+    match message {
+        FileMessage::Chunk { data, .. } => data,
+        other => panic!("not a chunk: {other:?}"),
+    }
+}
+
+#[test]
+fn chunks_decode_alike_and_big_ones_share_the_buffer_in_every_family() {
+    fn property(id: u64, offset: u64, len: u16, name: String, cut: u8) -> TestResult {
+        let Ok(user) = UserName::new(name) else {
+            return TestResult::discard();
+        };
+        let len = usize::from(len);
+        let message = chunk(id, offset, len);
+        let sources = [
+            framed(&PeerFrame::File(message.clone())),
+            framed(&ClientFrame::RelayFile {
+                to: user.clone(),
+                message: message.clone(),
+            }),
+            framed(&ServerFrame::RelayedFile {
+                from: user.clone(),
+                message: message.clone(),
+            }),
+        ];
+        let decoded = [
+            both_ways::<PeerFrame>(&sources[0]).map(|f| match f {
+                PeerFrame::File(m) => m,
+                other => panic!("{other:?}"),
+            }),
+            both_ways::<ClientFrame>(&sources[1]).map(|f| match f {
+                ClientFrame::RelayFile { message, .. } => message,
+                other => panic!("{other:?}"),
+            }),
+            both_ways::<ServerFrame>(&sources[2]).map(|f| match f {
+                ServerFrame::RelayedFile { message, .. } => message,
+                other => panic!("{other:?}"),
+            }),
+        ];
+        for (source, decoded) in sources.iter().zip(&decoded) {
+            let Some(decoded) = decoded else {
+                return TestResult::error("a whole chunk frame did not decode");
+            };
+            if *decoded != message {
+                return TestResult::error("decoded to something else");
+            }
+            if len >= 1024 && !shares(source, data_of(decoded)) {
+                return TestResult::error("a big chunk was copied, not shared");
+            }
+            // Damaged payloads (framed as they are): one byte short, one byte too many, cut.
+            let payload = &source[PREFIX_LEN..];
+            let cut = usize::from(cut) % payload.len().max(1);
+            let mut long = payload.to_vec();
+            long.push(cut as u8);
+            let damaged = [&payload[..payload.len() - 1], &long[..], &payload[..cut]];
+            for damaged in damaged.map(reframed) {
+                both_ways::<PeerFrame>(&damaged);
+                both_ways::<ClientFrame>(&damaged);
+                both_ways::<ServerFrame>(&damaged);
+            }
+        }
+        TestResult::passed()
+    }
+    QuickCheck::new()
+        .tests(500)
+        .quickcheck(property as fn(u64, u64, u16, String, u8) -> TestResult);
+}
+
+#[test]
+fn frames_without_chunks_decode_as_usual() {
+    let user = UserName::new("alice").expect("a valid name");
+    let offer = FileMessage::Decline { id: TransferId(9) };
+    assert_eq!(
+        both_ways::<PeerFrame>(&framed(&PeerFrame::Ping)),
+        Some(PeerFrame::Ping)
+    );
+    let peer_file = PeerFrame::File(offer.clone());
+    assert_eq!(both_ways::<PeerFrame>(&framed(&peer_file)), Some(peer_file));
+    let relay = ClientFrame::RelayFile {
+        to: user.clone(),
+        message: offer.clone(),
+    };
+    assert_eq!(both_ways::<ClientFrame>(&framed(&relay)), Some(relay));
+    let relayed = ServerFrame::RelayedFile {
+        from: user,
+        message: offer,
+    };
+    assert_eq!(both_ways::<ServerFrame>(&framed(&relayed)), Some(relayed));
+    assert_eq!(
+        both_ways::<ServerFrame>(&framed(&ServerFrame::Ping)),
+        Some(ServerFrame::Ping)
+    );
+}
+
+/// A tiny chunk is copied: it must not pin a whole read buffer.
+#[test]
+fn a_small_chunk_in_a_big_read_is_copied() {
+    let frame = framed(&PeerFrame::File(chunk(1, 0, 10)));
+    let mut read = frame.to_vec();
+    read.resize(64 * 1024, 0);
+    let source = Bytes::from(read);
+    let parsed = PeerFrame::parse_in(&source[PREFIX_LEN..frame.len()], &source).unwrap();
+    let PeerFrame::File(message) = parsed else {
+        panic!("not a file frame")
+    };
+    assert_eq!(message, chunk(1, 0, 10));
+    assert!(!shares(&source, data_of(&message)));
+}
