@@ -252,15 +252,17 @@ impl Owner {
                 let core = &mut self.core;
                 let received = match key {
                     SocketKey::Server(_) if open && current(&key, self.server) => {
-                        received.feed(|fed| match fed {
+                        received.feed(&self.read_pool, |fed| match fed {
                             Fed::Shared(buffer) => core.handle_server_buffer(buffer, now),
                             Fed::Slice(bytes) => core.handle_server_bytes(bytes, now),
                         })
                     }
-                    SocketKey::Peer(link) if open => received.feed(|fed| match fed {
-                        Fed::Shared(buffer) => core.handle_link_buffer(link, buffer, now),
-                        Fed::Slice(bytes) => core.handle_link_bytes(link, bytes, now),
-                    }),
+                    SocketKey::Peer(link) if open => {
+                        received.feed(&self.read_pool, |fed| match fed {
+                            Fed::Shared(buffer) => core.handle_link_buffer(link, buffer, now),
+                            Fed::Slice(bytes) => core.handle_link_bytes(link, bytes, now),
+                        })
+                    }
                     _ => Some(received),
                 };
                 if let (Some(socket), Some(received)) = (self.sockets.get(&key), received) {

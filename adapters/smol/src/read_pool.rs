@@ -4,8 +4,8 @@
 //! the owner gives it back once the core has seen the bytes, and the next big read of any
 //! socket of the same driver reads into it. The pool is per driver and bounded, so buffers are
 //! never held by idle sockets. A buffer whose file chunks the core kept (they go to the disk,
-//! or are relayed, from where they were read) is not given back: the last chunk dropped frees
-//! it, and the core copies small chunks rather than let them pin a big buffer.
+//! or are relayed, from where they were read) goes back when the last of them is dropped, and
+//! the core copies small chunks rather than let them pin a big buffer.
 
 use breeze_core::wire::Bytes;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,8 +17,8 @@ const POOLED_BUFFERS: usize = 32;
 /// Reads this big are handed to the cores as shared buffers (see [`Received::feed`]).
 const SHARE_MIN: usize = 16 * 1024;
 
-/// Bytes one read brought: the first `len` of `buffer`. A buffer handed back keeps at least
-/// `len` bytes, so reusing it for a later read zeroes at most the rest.
+/// Bytes one read brought: the first `len` of `buffer`. A buffer handed over whole keeps its
+/// full length, so reusing it for a later read needs no zeroing.
 #[derive(Debug)]
 pub(crate) struct Received {
     pub(crate) buffer: Vec<u8>,
@@ -32,19 +32,40 @@ impl Received {
 
     /// Hands the bytes to a core: a big read as a shared buffer, so the file chunks in it keep
     /// their data there rather than being copied out, anything else as a slice (sharing costs
-    /// an allocation, worth it only for chunks). Returns the buffer to reuse, unless chunks
-    /// still hold a part of it (whoever drops the last one frees it).
-    pub fn feed(self, handle: impl FnOnce(Fed<'_>)) -> Option<Self> {
+    /// an allocation, worth it only for chunks). A shared buffer goes back to `pool` by itself
+    /// once the last chunk holding a part of it is dropped (on whatever thread wrote it);
+    /// otherwise the buffer is returned, for the caller to give back.
+    pub fn feed(self, pool: &ReadPool, handle: impl FnOnce(Fed<'_>)) -> Option<Self> {
         if self.len < SHARE_MIN {
             handle(Fed::Slice(self.bytes()));
             return Some(self);
         }
         let len = self.len;
-        let mut shared = Bytes::from(self.buffer);
-        shared.truncate(len);
-        handle(Fed::Shared(&shared));
-        let buffer = Vec::from(shared.try_into_mut().ok()?);
-        Some(Received { buffer, len })
+        let pooled = Pooled {
+            buffer: self.buffer,
+            pool: pool.clone(),
+        };
+        handle(Fed::Shared(&Bytes::from_owner(pooled).slice(..len)));
+        None
+    }
+}
+
+/// A read buffer shared as [`Bytes`]: given back to its pool when the last part is dropped,
+/// so the next big read reuses it instead of zeroing fresh memory.
+struct Pooled {
+    buffer: Vec<u8>,
+    pool: ReadPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buffer));
     }
 }
 
@@ -75,5 +96,48 @@ impl ReadPool {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_read_goes_back_to_the_pool_when_its_last_part_is_dropped() {
+        let pool = ReadPool::default();
+        let received = Received {
+            buffer: vec![7u8; 64 * 1024],
+            len: 40 * 1024,
+        };
+        let mut kept = None;
+        let left = received.feed(&pool, |fed| match fed {
+            Fed::Shared(bytes) => kept = Some(bytes.slice(1000..2000)),
+            Fed::Slice(_) => panic!("a big read is shared"),
+        });
+        assert!(left.is_none(), "a shared buffer is not handed back by hand");
+        assert_eq!(pool.lock().len(), 0, "still held by a part");
+        assert_eq!(kept.as_deref(), Some(&[7u8; 1000][..]));
+        drop(kept);
+        let back = pool.take();
+        assert_eq!(
+            back.len(),
+            64 * 1024,
+            "back whole: the next read needs no zeroing"
+        );
+    }
+
+    #[test]
+    fn a_small_read_is_lent_as_a_slice() {
+        let pool = ReadPool::default();
+        let received = Received {
+            buffer: b"ping".to_vec(),
+            len: 4,
+        };
+        let left = received.feed(&pool, |fed| match fed {
+            Fed::Slice(bytes) => assert_eq!(bytes, b"ping"),
+            Fed::Shared(_) => panic!("a small read is not shared"),
+        });
+        assert!(left.is_some());
     }
 }

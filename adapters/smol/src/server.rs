@@ -209,7 +209,7 @@ impl<H: ServerHost> Owner<H> {
                 let open = self.sockets.get(&conn).is_some_and(|s| !s.closing);
                 let received = if open {
                     let core = &mut self.core;
-                    received.feed(|fed| match fed {
+                    received.feed(&self.read_pool, |fed| match fed {
                         Fed::Shared(buffer) => core.handle_buffer(conn, buffer, now),
                         Fed::Slice(bytes) => core.handle_bytes(conn, bytes, now),
                     })
