@@ -152,6 +152,119 @@ impl postcard::ser_flavors::Flavor for AppendToVec {
     }
 }
 
+/// A frame family whose frames may end with a big byte string that is already shared
+/// ([`Bytes`]: a file chunk's data). The encoder writes everything before it and hands the
+/// byte string on as it is, to be written after, instead of copying it into the output.
+pub trait SharedTail {
+    /// The byte string this frame ends with, if it is worth not copying.
+    fn shared_tail(&self) -> Option<&Bytes> {
+        None
+    }
+}
+
+/// What [`AppendExceptTail`] did with the tail.
+enum Tail {
+    /// Not met as one byte string: copied like everything else, if it was there at all.
+    Copied,
+    /// Left out, and it was the frame's end.
+    LeftOut,
+    /// Left out, but more came after it: the output is not a frame.
+    Misplaced,
+}
+
+/// [`AppendToVec`] that leaves out one byte string, the frame's [`SharedTail`], when it comes.
+struct AppendExceptTail<'a> {
+    out: Vec<u8>,
+    tail: Option<&'a Bytes>,
+    /// The tail came (and was left out).
+    left_out: bool,
+    /// Bytes came after the tail: it was not the frame's end after all.
+    after_tail: bool,
+}
+
+impl postcard::ser_flavors::Flavor for AppendExceptTail<'_> {
+    /// The bytes, and what became of the tail.
+    type Output = (Vec<u8>, Tail);
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.after_tail |= self.left_out;
+        self.out.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        let is_tail = self
+            .tail
+            .is_some_and(|t| t.as_ptr() == bytes.as_ptr() && t.len() == bytes.len());
+        if is_tail && !self.left_out {
+            self.left_out = true;
+        } else {
+            self.after_tail |= self.left_out;
+            self.out.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<(Vec<u8>, Tail)> {
+        let tail = match (self.left_out, self.after_tail) {
+            (false, _) => Tail::Copied,
+            (true, false) => Tail::LeftOut,
+            (true, true) => Tail::Misplaced,
+        };
+        Ok((self.out, tail))
+    }
+}
+
+/// Appends one frame holding `message` to `out`, except its [`SharedTail`]: when that is
+/// returned, the frame is `out`'s new bytes followed by it. On error `out` is left as it was.
+pub fn encode_frame_sharing<T: Serialize + SharedTail>(
+    message: &T,
+    max_frame: usize,
+    out: &mut Vec<u8>,
+) -> Result<Option<Bytes>, EncodeError> {
+    let tail = message.shared_tail();
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX_LEN]);
+    let flavor = AppendExceptTail {
+        out: std::mem::take(out),
+        tail,
+        left_out: false,
+        after_tail: false,
+    };
+    let (mut buf, what) = match postcard::serialize_with_flavor(message, flavor) {
+        Ok(done) => done,
+        Err(_) => {
+            // As in `encode_frame`: never happens with our types.
+            return Err(EncodeError {
+                len: usize::MAX,
+                max: max_frame,
+            });
+        }
+    };
+    let tail = match what {
+        Tail::Copied => None,
+        Tail::LeftOut => tail,
+        Tail::Misplaced => {
+            // Not the frame's last bytes after all (a layout change): the usual encoding.
+            buf.truncate(start);
+            *out = buf;
+            return encode_frame(message, max_frame, out).map(|()| None);
+        }
+    };
+    let len = buf.len() - start - PREFIX_LEN + tail.map_or(0, |t| t.len());
+    if len > max_frame || len > u32::MAX as usize {
+        buf.truncate(start);
+        *out = buf;
+        return Err(EncodeError {
+            len,
+            max: max_frame,
+        });
+    }
+    buf[start..start + PREFIX_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+    *out = buf;
+    Ok(tail.cloned())
+}
+
 /// Appends one frame holding `message` to `out`. On error `out` is left as it was.
 pub fn encode_frame<T: Serialize>(
     message: &T,

@@ -7,7 +7,8 @@
 //! the bound until the driver reports them written (`handle_written`): a peer that stops reading
 //! therefore fills its bound and is disconnected as a slow consumer instead of growing memory.
 
-use crate::codec::encode_frame;
+use crate::codec::{encode_frame_sharing, SharedTail};
+use bytes::Bytes;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -23,7 +24,7 @@ const SEAL_AT: usize = 16 * 1024;
 #[must_use]
 pub struct Transmit<Id> {
     pub to: Id,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 /// Why a frame could not be queued.
@@ -39,8 +40,9 @@ pub(crate) enum QueueError {
 
 #[derive(Debug, Default)]
 struct Buffer {
-    /// Full buffers, oldest first, waiting to be handed out before `bytes`.
-    sealed: VecDeque<Vec<u8>>,
+    /// Full buffers, oldest first, waiting to be handed out before `bytes`; a file chunk's
+    /// data is one of them as it is (see [`SharedTail`]).
+    sealed: VecDeque<Bytes>,
     /// Bytes in `sealed`.
     sealed_len: usize,
     bytes: Vec<u8>,
@@ -60,6 +62,22 @@ pub(crate) struct Outbound<Id> {
     max_pending: usize,
 }
 
+impl Buffer {
+    /// The bytes so far, leaving a fresh buffer of the retained size.
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::replace(&mut self.bytes, Vec::with_capacity(RETAINED_CAPACITY))
+    }
+
+    /// Puts the bytes so far in line to go out as they are; later frames start a new buffer.
+    fn seal(&mut self) {
+        if !self.bytes.is_empty() {
+            let full = Bytes::from(self.take());
+            self.sealed_len += full.len();
+            self.sealed.push_back(full);
+        }
+    }
+}
+
 impl<Id: Copy + Eq + Hash> Outbound<Id> {
     pub fn new(max_frame: usize, max_pending: usize) -> Self {
         Outbound {
@@ -75,18 +93,26 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
         self.buffers.insert(id, Buffer::default());
     }
 
-    pub fn send<T: Serialize>(&mut self, id: Id, message: &T) -> Result<(), QueueError> {
+    pub fn send<T: Serialize + SharedTail>(
+        &mut self,
+        id: Id,
+        message: &T,
+    ) -> Result<(), QueueError> {
         let buffer = self.buffers.get_mut(&id).ok_or(QueueError::Closed)?;
         if buffer.sealed_len + buffer.bytes.len() + buffer.in_flight > self.max_pending {
             return Err(QueueError::Full);
         }
         if buffer.bytes.len() >= SEAL_AT {
-            let full = std::mem::replace(&mut buffer.bytes, Vec::with_capacity(RETAINED_CAPACITY));
-            buffer.sealed_len += full.len();
-            buffer.sealed.push_back(full);
+            buffer.seal();
         }
-        encode_frame(message, self.max_frame, &mut buffer.bytes)
+        let tail = encode_frame_sharing(message, self.max_frame, &mut buffer.bytes)
             .map_err(|_| QueueError::TooLarge)?;
+        if let Some(tail) = tail {
+            // The frame goes on with the tail: what is buffered, then the tail itself.
+            buffer.seal();
+            buffer.sealed_len += tail.len();
+            buffer.sealed.push_back(tail);
+        }
         if !buffer.queued {
             buffer.queued = true;
             self.dirty.push_back(id);
@@ -110,7 +136,7 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
     /// Forgets `id`; whatever it still had queued is written before the driver closes it.
     pub fn close(&mut self, id: Id) {
         if let Some(buffer) = self.buffers.remove(&id) {
-            let all = buffer.sealed.into_iter().chain([buffer.bytes]);
+            let all = buffer.sealed.into_iter().chain([Bytes::from(buffer.bytes)]);
             for bytes in all.filter(|bytes| !bytes.is_empty()) {
                 self.last_words.push_back(Transmit { to: id, bytes });
             }
@@ -145,13 +171,13 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
             let bytes = if buffer.bytes.len() <= RETAINED_CAPACITY {
                 // A few frames: hand out an exact-size copy and keep the buffer's capacity for
                 // the next ones (one allocation per transmit, no regrowing from empty).
-                let bytes = buffer.bytes.clone();
+                let bytes = Bytes::copy_from_slice(&buffer.bytes);
                 buffer.bytes.clear();
                 bytes
             } else {
                 // A burst or a file chunk: hand out the buffer itself rather than copy every
                 // byte once more, and start the next one at the retained size.
-                std::mem::replace(&mut buffer.bytes, Vec::with_capacity(RETAINED_CAPACITY))
+                Bytes::from(buffer.take())
             };
             buffer.in_flight += bytes.len();
             return Some(Transmit { to: id, bytes });
@@ -168,19 +194,33 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
 mod tests {
     use super::*;
     use crate::codec::FrameDecoder;
+    use crate::wire::{Ack, FileMessage, PeerFrame, TransferId};
 
     const MAX_FRAME: usize = 64 * 1024;
 
-    fn frames(sizes: &[usize]) -> Vec<(u32, Vec<u8>)> {
+    /// Small frames (acks) and chunk frames of `size` bytes, in the order given.
+    fn frames(sizes: &[usize]) -> Vec<PeerFrame> {
         let sizes = sizes.iter().enumerate();
-        sizes.map(|(i, &n)| (i as u32, vec![i as u8; n])).collect()
+        sizes
+            .map(|(i, &n)| match n {
+                0 => PeerFrame::Ack(Ack {
+                    epoch: 1,
+                    through: i as u64,
+                }),
+                n => PeerFrame::File(FileMessage::Chunk {
+                    id: TransferId(i as u64),
+                    offset: 0,
+                    data: Bytes::from(vec![i as u8; n]),
+                }),
+            })
+            .collect()
     }
 
-    fn drain(outbound: &mut Outbound<u8>) -> Vec<Vec<u8>> {
+    fn drain(outbound: &mut Outbound<u8>) -> Vec<Bytes> {
         std::iter::from_fn(|| outbound.poll_transmit().map(|t| t.bytes)).collect()
     }
 
-    fn decode(transmits: &[Vec<u8>]) -> Vec<(u32, Vec<u8>)> {
+    fn decode(transmits: &[Bytes]) -> Vec<PeerFrame> {
         let mut decoder = FrameDecoder::new(MAX_FRAME);
         let mut decoded = Vec::new();
         for bytes in transmits {
@@ -193,29 +233,34 @@ mod tests {
     }
 
     #[test]
-    fn big_frames_get_buffers_of_their_own_and_everything_leaves_in_order() {
+    fn chunks_go_out_as_they_are_and_everything_leaves_in_order() {
         let mut outbound = Outbound::new(MAX_FRAME, 1024 * 1024);
         outbound.open(1);
-        let sent = frames(&[10, 32 * 1024, 20, 30, 32 * 1024, 32 * 1024, 5]);
+        let sent = frames(&[0, 32 * 1024, 0, 0, 100, 32 * 1024, 32 * 1024, 0]);
         for frame in &sent {
             outbound.send(1, frame).expect("queued");
         }
         let queued = outbound.pending(1);
         let transmits = drain(&mut outbound);
         assert_eq!(decode(&transmits), sent);
-        // Sealed after each big frame: small, big | small, small, big | big | small.
-        assert_eq!(transmits.len(), 4);
-        assert_eq!(transmits.iter().map(Vec::len).sum::<usize>(), queued);
+        assert_eq!(transmits.iter().map(Bytes::len).sum::<usize>(), queued);
+        // Each big chunk's data is one of the transmits, the very bytes that were sent.
+        for frame in &sent {
+            if let PeerFrame::File(FileMessage::Chunk { data, .. }) = frame {
+                let shared = transmits.iter().any(|t| t.as_ptr() == data.as_ptr());
+                assert_eq!(shared, data.len() >= 8 * 1024, "chunk of {}", data.len());
+            }
+        }
         assert_eq!(outbound.pending(1), queued, "in flight until written");
         outbound.written(1, queued);
         assert_eq!(outbound.pending(1), 0);
     }
 
     #[test]
-    fn the_bound_counts_sealed_buffers_too() {
+    fn the_bound_counts_sealed_buffers_and_chunks_too() {
         let mut outbound = Outbound::new(MAX_FRAME, 64 * 1024);
         outbound.open(1);
-        let big = (0u32, vec![0u8; 40 * 1024]);
+        let big = frames(&[40 * 1024]).remove(0);
         outbound.send(1, &big).expect("under the bound");
         outbound
             .send(1, &big)
@@ -227,12 +272,22 @@ mod tests {
     fn a_closed_connection_still_writes_its_last_words_in_order() {
         let mut outbound = Outbound::new(MAX_FRAME, 1024 * 1024);
         outbound.open(1);
-        let sent = frames(&[32 * 1024, 10, 32 * 1024, 10]);
+        let sent = frames(&[32 * 1024, 0, 32 * 1024, 0]);
         for frame in &sent {
             outbound.send(1, frame).expect("queued");
         }
         outbound.close(1);
         assert_eq!(decode(&drain(&mut outbound)), sent);
         assert_eq!(outbound.send(1, &sent[0]), Err(QueueError::Closed));
+    }
+
+    #[test]
+    fn a_chunk_too_big_for_the_frame_limit_is_refused_and_leaves_nothing_behind() {
+        let mut outbound = Outbound::new(16 * 1024, 1024 * 1024);
+        outbound.open(1);
+        let sent = frames(&[0, 20 * 1024]);
+        outbound.send(1, &sent[0]).expect("queued");
+        assert_eq!(outbound.send(1, &sent[1]), Err(QueueError::TooLarge));
+        assert_eq!(decode(&drain(&mut outbound)), sent[..1]);
     }
 }

@@ -567,7 +567,7 @@ impl Sim {
                     continue;
                 };
                 let from = Endpoint::Server { incarnation, conn };
-                let sent = self.net.send(stream, from, transmit.bytes, now);
+                let sent = self.net.send(stream, from, Vec::from(transmit.bytes), now);
                 if sent <= now {
                     server.handle_written(conn, bytes);
                 } else {
@@ -661,7 +661,7 @@ impl Sim {
                     core.handle_written(to, bytes);
                     continue;
                 };
-                let sent = self.net.send(stream, from, transmit.bytes, now);
+                let sent = self.net.send(stream, from, Vec::from(transmit.bytes), now);
                 if sent <= now {
                     core.handle_written(to, bytes);
                 } else {

@@ -14,6 +14,7 @@
 
 use crate::read_pool::{ReadPool, Received};
 use async_channel::{Receiver, Sender, TrySendError};
+use breeze_core::wire::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Task;
@@ -53,16 +54,36 @@ pub(crate) enum SocketEvent<K> {
 
 /// Buffers the writer takes per `writev`: far under the kernel's `IOV_MAX` (1024).
 const WRITE_SLICES: usize = 64;
-/// A buffer handed to [`Socket::write`] smaller than this is appended to the last one queued;
-/// a bigger one (a file chunk, a burst) is queued as it is and written without a copy.
+/// Bytes handed to [`Socket::write`] smaller than this are gathered into one buffer (up to
+/// about this much); bigger ones (a file chunk, a burst) are queued as they are and written
+/// without a copy.
 const APPEND_MAX: usize = 16 * 1024;
 
 /// What the owner has handed the writer and the writer has not taken yet.
 #[derive(Default)]
 struct Outgoing {
-    buffers: VecDeque<Vec<u8>>,
+    /// Oldest first; `gathering` comes after them.
+    queued: VecDeque<Bytes>,
+    /// Small writes, appended.
+    gathering: Vec<u8>,
     /// Write what is queued, then shut the socket down.
     closing: bool,
+}
+
+impl Outgoing {
+    /// Queues what was gathered, behind everything queued before it.
+    fn seal(&mut self) {
+        if !self.gathering.is_empty() {
+            let gathered = std::mem::take(&mut self.gathering);
+            self.queued.push_back(Bytes::from(gathered));
+        }
+    }
+
+    /// Everything to write, in order.
+    fn take(&mut self) -> VecDeque<Bytes> {
+        self.seal();
+        std::mem::take(&mut self.queued)
+    }
 }
 
 /// The owner's handle on one socket.
@@ -119,18 +140,21 @@ impl Socket {
     }
 
     /// Queues bytes for the writer; they are written in the order queued.
-    pub fn write(&mut self, bytes: Vec<u8>) {
+    pub fn write(&mut self, bytes: Bytes) {
         if self.closing {
             // The core polls a connection's last bytes before its close; nothing comes after.
             return;
         }
         {
             let mut outgoing = lock(&self.outgoing);
-            match outgoing.buffers.back_mut() {
-                Some(last) if bytes.len() < APPEND_MAX && last.len() < APPEND_MAX => {
-                    last.extend_from_slice(&bytes)
-                }
-                _ => outgoing.buffers.push_back(bytes),
+            let small = bytes.len() < APPEND_MAX;
+            if !small || outgoing.gathering.len() >= APPEND_MAX {
+                outgoing.seal();
+            }
+            if small {
+                outgoing.gathering.extend_from_slice(&bytes);
+            } else {
+                outgoing.queued.push_back(bytes);
             }
         }
         self.ring();
@@ -247,7 +271,7 @@ async fn write_loop<K, E>(
         let closing = loop {
             let (mut batch, closing) = {
                 let mut outgoing = lock(&outgoing);
-                (std::mem::take(&mut outgoing.buffers), outgoing.closing)
+                (outgoing.take(), outgoing.closing)
             };
             if batch.is_empty() {
                 break closing || owner_gone;
@@ -257,7 +281,7 @@ async fn write_loop<K, E>(
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
-            let len = batch.iter().map(Vec::len).sum();
+            let len = batch.iter().map(Bytes::len).sum();
             let written = SocketEvent::Written(key.clone(), len);
             if events.send(written.into()).await.is_err() {
                 return;
@@ -277,7 +301,7 @@ async fn write_loop<K, E>(
 }
 
 /// Writes every byte of `buffers`, in order, a few `writev`s for the lot.
-async fn write_all(stream: &mut TcpStream, buffers: &[Vec<u8>]) -> io::Result<()> {
+async fn write_all(stream: &mut TcpStream, buffers: &[Bytes]) -> io::Result<()> {
     for group in buffers.chunks(WRITE_SLICES) {
         let mut slices: Vec<IoSlice<'_>> = group
             .iter()
@@ -325,7 +349,7 @@ mod tests {
                 };
                 let bytes: Vec<u8> = (0..len).map(|b| (b * 31 + i) as u8).collect();
                 expected.extend_from_slice(&bytes);
-                socket.write(bytes);
+                socket.write(bytes.into());
             }
             let mut received = vec![0u8; expected.len()];
             far.read_exact(&mut received).await.unwrap();
@@ -357,7 +381,7 @@ mod tests {
             let mut socket = Socket::spawn(1u8, accepted, events, &ReadPool::default());
             // Far more than the kernel buffers of both ends hold: the writer blocks.
             for _ in 0..256 {
-                socket.write(vec![7u8; 256 * 1024]);
+                socket.write(vec![7u8; 256 * 1024].into());
             }
             async_io::Timer::after(Duration::from_millis(200)).await;
             socket.close();

@@ -2,7 +2,7 @@
 
 use super::file::{FileMessage, TransferId};
 use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
-use crate::codec::{parse, DecodeError, Frame};
+use crate::codec::{parse, DecodeError, Frame, SharedTail};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -128,8 +128,29 @@ pub enum ServerFrame {
 const RELAY_FILE: u32 = 6;
 const RELAYED_FILE: u32 = 14;
 
-/// The relay forwards a chunk's data without copying it out of the sender's read buffer
-/// (it is copied once, into the recipient's output).
+/// A chunk is the frame's end: its data goes to the server from where the host read it.
+impl SharedTail for ClientFrame {
+    fn shared_tail(&self) -> Option<&Bytes> {
+        match self {
+            ClientFrame::RelayFile { message, .. } => message.shared_data(),
+            _ => None,
+        }
+    }
+}
+
+/// A relayed chunk is the frame's end: its data goes to the recipient from the buffer it was
+/// read into from the sender, never copied by the server.
+impl SharedTail for ServerFrame {
+    fn shared_tail(&self) -> Option<&Bytes> {
+        match self {
+            ServerFrame::RelayedFile { message, .. } => message.shared_data(),
+            _ => None,
+        }
+    }
+}
+
+/// The relay takes a chunk's data as a slice of the buffer it read from the sender, and
+/// writes it to the recipient from there (see the `SharedTail` of `ServerFrame`).
 impl Frame for ClientFrame {
     fn parse_in(payload: &[u8], source: &Bytes) -> Result<Self, DecodeError> {
         match relayed_chunk_in(RELAY_FILE, payload, source) {

@@ -167,6 +167,10 @@ pub enum FileMessage {
     },
 }
 
+/// Chunk data at least this big is written out as it is, not copied (a copy of less costs
+/// less than the extra buffer).
+const SHARED_DATA_MIN: usize = 8 * 1024;
+
 /// `Chunk`'s variant index, as postcard writes it (a varint before the fields).
 const CHUNK_MESSAGE: u32 = 4;
 
@@ -184,6 +188,16 @@ impl FileMessage {
         };
         let data = crate::codec::share(source, data);
         Some(FileMessage::Chunk { id, offset, data })
+    }
+
+    /// A chunk's data, when big enough to be worth writing out from where it is rather than
+    /// copying it into a connection's output (see [`SharedTail`](crate::codec::SharedTail)).
+    /// It is the message's last field.
+    pub(crate) fn shared_data(&self) -> Option<&Bytes> {
+        match self {
+            FileMessage::Chunk { data, .. } if data.len() >= SHARED_DATA_MIN => Some(data),
+            _ => None,
+        }
     }
 
     pub fn id(&self) -> TransferId {

@@ -13,7 +13,7 @@
 
 use super::file::FileMessage;
 use super::shared::{Ack, Chat, ErrorCode, UserName};
-use crate::codec::{parse, DecodeError, Frame};
+use crate::codec::{parse, DecodeError, Frame, SharedTail};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +46,16 @@ pub enum PeerFrame {
         code: ErrorCode,
     },
     File(FileMessage),
+}
+
+/// A chunk is the frame's end: its data goes out from where the host read it.
+impl SharedTail for PeerFrame {
+    fn shared_tail(&self) -> Option<&Bytes> {
+        match self {
+            PeerFrame::File(message) => message.shared_data(),
+            _ => None,
+        }
+    }
 }
 
 /// A direct transfer's chunks keep their data in the read buffer they arrived in: the chunk
