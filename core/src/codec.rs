@@ -424,6 +424,33 @@ mod tests {
     use super::*;
     use crate::wire::{ClientFrame, PROTOCOL_VERSION};
 
+    /// A frame whose claimed tail is not its end.
+    #[derive(Serialize)]
+    struct TailInTheMiddle {
+        data: Bytes,
+        after: u32,
+    }
+
+    impl SharedTail for TailInTheMiddle {
+        fn shared_tail(&self) -> Option<&Bytes> {
+            Some(&self.data)
+        }
+    }
+
+    #[test]
+    fn a_tail_that_is_not_the_end_is_copied_like_the_rest() {
+        let frame = TailInTheMiddle {
+            data: Bytes::from(vec![5u8; 10_000]),
+            after: 77,
+        };
+        let mut shared = vec![1, 2, 3];
+        let tail = encode_frame_sharing(&frame, 64 * 1024, &mut shared).expect("encodes");
+        assert!(tail.is_none());
+        let mut plain = vec![1, 2, 3];
+        encode_frame(&frame, 64 * 1024, &mut plain).expect("encodes");
+        assert_eq!(shared, plain);
+    }
+
     #[test]
     fn oversized_prefix_is_refused_before_buffering() {
         let mut decoder = FrameDecoder::new(1024);
