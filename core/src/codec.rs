@@ -73,6 +73,10 @@ pub(crate) fn share(source: &Bytes, part: &[u8]) -> Bytes {
     }
 }
 
+/// A frame put together from several reads at least this big becomes a shared buffer of its
+/// own (its file chunk is not copied again); a smaller one is parsed from the reused buffer.
+const ASSEMBLED_SHARED_MIN: usize = 16 * 1024;
+
 /// [`decode_each`] for bytes the transport hands over as a shared buffer: whole frames in it
 /// are decoded with [`Frame::parse_in`], so their big byte strings stay where they were read.
 pub fn decode_each_in<T: Frame, S>(
@@ -82,7 +86,16 @@ pub fn decode_each_in<T: Frame, S>(
     mut on_frame: impl FnMut(&mut S, T) -> bool,
 ) -> Result<(), DecodeError> {
     let mut bytes = &source[..];
-    while let Some(frame) = decoder.decode_with(&mut bytes, |p| T::parse_in(p, source))? {
+    let whole = |payload: &[u8]| T::parse_in(payload, source);
+    // A big frame that came in pieces is shared out of the buffer it was put together in.
+    let assembled = |frame: &mut Vec<u8>| {
+        if frame.len() < ASSEMBLED_SHARED_MIN {
+            return parse(frame.get(PREFIX_LEN..).unwrap_or_default());
+        }
+        let frame = Bytes::from(std::mem::take(frame));
+        T::parse_in(frame.get(PREFIX_LEN..).unwrap_or_default(), &frame)
+    };
+    while let Some(frame) = decoder.decode_with(&mut bytes, whole, assembled)? {
         if !on_frame(state, frame) {
             break;
         }
@@ -330,20 +343,24 @@ impl FrameDecoder {
         &mut self,
         input: &mut &[u8],
     ) -> Result<Option<T>, DecodeError> {
-        self.decode_with(input, parse)
+        self.decode_with(input, parse, |frame| {
+            parse(frame.get(PREFIX_LEN..).unwrap_or_default())
+        })
     }
 
-    /// [`decode`](FrameDecoder::decode), with `parse_whole` for a frame found whole in `input`
-    /// (a frame put together from several inputs is parsed as usual).
+    /// [`decode`](FrameDecoder::decode), with `parse_whole` for a payload found whole in
+    /// `input` and `parse_assembled` for a frame put together from several inputs (prefix
+    /// included; it may take the buffer).
     fn decode_with<T: DeserializeOwned>(
         &mut self,
         input: &mut &[u8],
         parse_whole: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
+        parse_assembled: impl FnOnce(&mut Vec<u8>) -> Result<T, DecodeError>,
     ) -> Result<Option<T>, DecodeError> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
-        let result = self.decode_inner(input, parse_whole);
+        let result = self.decode_inner(input, parse_whole, parse_assembled);
         if let Err(err) = &result {
             self.failed = Some(err.clone());
             self.partial = Vec::new();
@@ -355,6 +372,7 @@ impl FrameDecoder {
         &mut self,
         input: &mut &[u8],
         parse_whole: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
+        parse_assembled: impl FnOnce(&mut Vec<u8>) -> Result<T, DecodeError>,
     ) -> Result<Option<T>, DecodeError> {
         if self.partial.is_empty() {
             // Fast path: a whole frame at the front of the caller's bytes decodes in place.
@@ -380,7 +398,7 @@ impl FrameDecoder {
         if self.partial.len() < PREFIX_LEN + len {
             return Ok(None);
         }
-        let message = parse(self.partial.get(PREFIX_LEN..).unwrap_or_default());
+        let message = parse_assembled(&mut self.partial);
         self.partial.clear();
         message.map(Some)
     }

@@ -2,7 +2,7 @@
 //! the ordinary decoder does, for every frame family that carries chunks, and must really
 //! share the buffer when the chunk is big.
 
-use breeze_core::codec::{encode_frame, Frame, FrameDecoder, PREFIX_LEN};
+use breeze_core::codec::{decode_each_in, encode_frame, Frame, FrameDecoder, PREFIX_LEN};
 use breeze_core::wire::{
     Bytes, ClientFrame, FileMessage, PeerFrame, ServerFrame, TransferId, UserName,
 };
@@ -161,4 +161,50 @@ fn a_small_chunk_in_a_big_read_is_copied() {
     };
     assert_eq!(message, chunk(1, 0, 10));
     assert!(!shares(&source, data_of(&message)));
+}
+
+/// Frames cut anywhere across reads (chunks included, big ones put together from pieces)
+/// come out of `decode_each_in` exactly as they went in.
+#[test]
+fn frames_cut_across_shared_reads_decode_whole_and_in_order() {
+    fn property(lens: Vec<u16>, cuts: Vec<u16>) -> TestResult {
+        let frames: Vec<PeerFrame> = lens
+            .iter()
+            .take(12)
+            .enumerate()
+            .map(|(i, &len)| match len % 3 {
+                0 => PeerFrame::Ping,
+                _ => PeerFrame::File(chunk(i as u64, 0, usize::from(len) % 40_000)),
+            })
+            .collect();
+        let mut stream = Vec::new();
+        for frame in &frames {
+            encode_frame(frame, usize::MAX, &mut stream).expect("encodes");
+        }
+        let mut reads = Vec::new();
+        let mut rest = &stream[..];
+        for cut in cuts.iter().map(|&c| usize::from(c) % 50_000 + 1) {
+            let (read, tail) = rest.split_at(cut.min(rest.len()));
+            reads.push(Bytes::copy_from_slice(read));
+            rest = tail;
+        }
+        reads.push(Bytes::copy_from_slice(rest));
+        let mut decoder = FrameDecoder::new(usize::MAX);
+        let mut decoded = Vec::new();
+        for read in &reads {
+            decode_each_in(&mut decoder, read, &mut decoded, |out, frame: PeerFrame| {
+                out.push(frame);
+                true
+            })
+            .expect("valid frames");
+        }
+        if decoded == frames {
+            TestResult::passed()
+        } else {
+            TestResult::error("frames lost, changed or reordered")
+        }
+    }
+    QuickCheck::new()
+        .tests(300)
+        .quickcheck(property as fn(Vec<u16>, Vec<u16>) -> TestResult);
 }
