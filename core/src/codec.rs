@@ -394,6 +394,14 @@ impl FrameDecoder {
         let Some(len) = self.peek_len(&self.partial)? else {
             return Ok(None);
         };
+        // Room for the whole frame at once, so it is not moved again as its pieces come in;
+        // only once a quarter of it is here, so a peer that announces big frames and sends
+        // nothing more does not get memory it never filled.
+        let want = PREFIX_LEN + len;
+        if (self.partial.len() + input.len()).saturating_mul(4) >= want {
+            self.partial
+                .reserve_exact(want.saturating_sub(self.partial.len()));
+        }
         take_into(&mut self.partial, input, PREFIX_LEN + len);
         if self.partial.len() < PREFIX_LEN + len {
             return Ok(None);
