@@ -54,9 +54,9 @@ pub(crate) enum SocketEvent<K> {
 
 /// Buffers the writer takes per `writev`: far under the kernel's `IOV_MAX` (1024).
 const WRITE_SLICES: usize = 64;
-/// Bytes handed to [`Socket::write`] smaller than this are gathered into one buffer (up to
-/// about this much); bigger ones (a file chunk, a burst) are queued as they are and written
-/// without a copy.
+/// Bytes handed to [`Socket::write`] smaller than this, behind others not yet written, are
+/// gathered into one buffer (up to about this much); bigger ones (a file chunk, a burst), and
+/// any that come alone, are queued as they are and written without a copy.
 const APPEND_MAX: usize = 16 * 1024;
 
 /// What the owner has handed the writer and the writer has not taken yet.
@@ -147,13 +147,14 @@ impl Socket {
         }
         {
             let mut outgoing = lock(&self.outgoing);
+            let idle = outgoing.queued.is_empty() && outgoing.gathering.is_empty();
             let small = bytes.len() < APPEND_MAX;
-            if !small || outgoing.gathering.len() >= APPEND_MAX {
-                outgoing.seal();
-            }
-            if small {
+            if small && !idle && outgoing.gathering.len() < APPEND_MAX {
+                // Behind others: gathered, so a burst of small ones is one buffer.
                 outgoing.gathering.extend_from_slice(&bytes);
             } else {
+                // Alone (the usual case for chat), big, or after a full gathering: as it is.
+                outgoing.seal();
                 outgoing.queued.push_back(bytes);
             }
         }
