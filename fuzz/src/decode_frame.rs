@@ -8,10 +8,14 @@
 //! - `Ok(None)` means the chunk is used up, and `Ok(Some)` consumed bytes (no spinning);
 //! - errors are sticky (same error, nothing buffered, on every later call);
 //! - the frames, the error and the leftover are the same as decoding the stream in one call;
-//! - every decoded frame re-encodes within the limit and decodes back to an equal value.
+//! - every decoded frame re-encodes within the limit and decodes back to an equal value;
+//! - decoding the chunks as shared buffers (`decode_each_in`, file chunks as slices of them)
+//!   gives the same frames and error.
 
-use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FRAME, PREFIX_LEN};
-use breeze_core::wire::{ClientFrame, PeerFrame, ServerFrame};
+use breeze_core::codec::{
+    decode_each_in, encode_frame, DecodeError, Frame, FrameDecoder, DEFAULT_MAX_FRAME, PREFIX_LEN,
+};
+use breeze_core::wire::{Bytes, ClientFrame, PeerFrame, ServerFrame};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt::Debug;
 
@@ -101,13 +105,39 @@ where
     }
 }
 
+/// The frames and the first error of decoding `chunks` as shared buffers.
+fn decode_shared<T: Frame + Debug>(chunks: &[&[u8]], max: usize) -> (Vec<T>, Option<DecodeError>) {
+    let mut decoder = FrameDecoder::new(max);
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        let shared = Bytes::copy_from_slice(chunk);
+        let result = decode_each_in(&mut decoder, &shared, &mut frames, |frames, frame| {
+            frames.push(frame);
+            true
+        });
+        if let Err(error) = result {
+            return (frames, Some(error));
+        }
+    }
+    (frames, None)
+}
+
 fn check<T>(chunks: &[&[u8]], stream: &[u8], max: usize)
 where
-    T: DeserializeOwned + Serialize + PartialEq + Debug,
+    T: Frame + Serialize + PartialEq + Debug,
 {
     let chunked = decode_all::<T>(chunks, max);
     let whole = decode_all::<T>(&[stream], max);
     assert_eq!(chunked, whole, "chunking changed the outcome (max {max})");
+    let (frames, error) = decode_shared::<T>(chunks, max);
+    assert_eq!(
+        frames, chunked.frames,
+        "the shared decode disagrees (max {max})"
+    );
+    assert_eq!(
+        error, chunked.error,
+        "the shared decode fails otherwise (max {max})"
+    );
     for frame in &chunked.frames {
         let mut bytes = Vec::new();
         encode_frame(frame, max, &mut bytes)
