@@ -234,7 +234,8 @@ impl FileHost for DiskFiles {
         }
         sink.position = offset + data.len() as u64;
         sink.out.write_all(data)?;
-        if sink.write_back_failed.is_none() {
+        if sink.write_back_failed.is_none() && sink.behind.due(sink.position) {
+            // Flushed only when a stretch is handed over: small chunks stay gathered.
             let sink = &mut *sink;
             let position = sink.position;
             let handed = sink

@@ -34,6 +34,12 @@ impl WriteBehind {
         }
     }
 
+    /// Whether [`written`](WriteBehind::written) up to `end` has anything to do: the caller
+    /// flushes its own buffer for it only then.
+    pub fn due(&self, end: u64) -> bool {
+        end < self.started || end - self.started >= STRETCH
+    }
+
     /// The file is written (and flushed from any user-space buffer) up to `end`, sequentially.
     /// Starts write-back of the new stretch once it is whole, after waiting for the one before.
     pub fn written(&mut self, file: &File, end: u64) -> io::Result<()> {
@@ -43,7 +49,7 @@ impl WriteBehind {
             self.waited = self.waited.min(end);
             return Ok(());
         }
-        if end - self.started < STRETCH {
+        if !self.due(end) {
             return Ok(());
         }
         if self.started > self.waited {
