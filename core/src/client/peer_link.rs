@@ -4,7 +4,7 @@ use super::output::{Action, Destination, Event, LinkError, RouteReason};
 use super::peers::Dial;
 use super::{Client, LinkId};
 use crate::auth::{proof_matches, setup_proof, Role};
-use crate::codec::{decode_each, decode_each_in, DecodeError, FrameDecoder};
+use crate::codec::{FrameDecoder, Input};
 use crate::delivery::Path;
 use crate::liveness::Liveness;
 use crate::outbound::QueueError;
@@ -129,35 +129,22 @@ impl Client {
     }
 
     pub fn handle_link_bytes(&mut self, link: LinkId, bytes: &[u8], now: Instant) {
-        self.on_link_input(link, now, |decoder, client, on_frame| {
-            decode_each(decoder, bytes, client, on_frame)
-        });
+        self.on_link_input(link, Input::Slice(bytes), now);
     }
 
     /// [`handle_link_bytes`](Client::handle_link_bytes) for a transport that hands over the
     /// buffer it read into: file chunks keep their data in it instead of being copied out.
     pub fn handle_link_buffer(&mut self, link: LinkId, bytes: &Bytes, now: Instant) {
-        self.on_link_input(link, now, |decoder, client, on_frame| {
-            decode_each_in(decoder, bytes, client, on_frame)
-        });
+        self.on_link_input(link, Input::Shared(bytes), now);
     }
 
-    fn on_link_input(
-        &mut self,
-        link: LinkId,
-        now: Instant,
-        decode: impl FnOnce(
-            &mut FrameDecoder,
-            &mut Self,
-            &mut dyn FnMut(&mut Self, PeerFrame) -> bool,
-        ) -> Result<(), DecodeError>,
-    ) {
+    fn on_link_input(&mut self, link: LinkId, input: Input<'_>, now: Instant) {
         let Some(state) = self.links.get_mut(&link) else {
             return;
         };
         state.liveness.received(now);
         let mut decoder = std::mem::replace(&mut state.decoder, FrameDecoder::new(0));
-        let decoded = decode(&mut decoder, self, &mut |client, frame| {
+        let decoded = input.decode_each(&mut decoder, self, |client, frame: PeerFrame| {
             client.on_link_frame(link, frame, now);
             client.links.contains_key(&link)
         });

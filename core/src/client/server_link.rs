@@ -3,7 +3,7 @@
 use super::output::{Action, Destination, Event, RouteReason, ServerLinkError};
 use super::peers::Dial;
 use super::Client;
-use crate::codec::{decode_each, decode_each_in, DecodeError, FrameDecoder};
+use crate::codec::{FrameDecoder, Input};
 use crate::delivery::Path;
 use crate::liveness::Liveness;
 use crate::wire::{
@@ -84,34 +84,22 @@ impl Client {
     }
 
     pub fn handle_server_bytes(&mut self, bytes: &[u8], now: Instant) {
-        self.on_server_input(now, |decoder, client, on_frame| {
-            decode_each(decoder, bytes, client, on_frame)
-        });
+        self.on_server_input(Input::Slice(bytes), now);
     }
 
     /// [`handle_server_bytes`](Client::handle_server_bytes) for a transport that hands over the
     /// buffer it read into: relayed file chunks keep their data in it instead of being copied.
     pub fn handle_server_buffer(&mut self, bytes: &Bytes, now: Instant) {
-        self.on_server_input(now, |decoder, client, on_frame| {
-            decode_each_in(decoder, bytes, client, on_frame)
-        });
+        self.on_server_input(Input::Shared(bytes), now);
     }
 
-    fn on_server_input(
-        &mut self,
-        now: Instant,
-        decode: impl FnOnce(
-            &mut FrameDecoder,
-            &mut Self,
-            &mut dyn FnMut(&mut Self, ServerFrame) -> bool,
-        ) -> Result<(), DecodeError>,
-    ) {
+    fn on_server_input(&mut self, input: Input<'_>, now: Instant) {
         let Some(wire) = self.server.wire_mut() else {
             return;
         };
         wire.liveness.received(now);
         let mut decoder = std::mem::replace(&mut wire.decoder, FrameDecoder::new(0));
-        let decoded = decode(&mut decoder, self, &mut |client, frame| {
+        let decoded = input.decode_each(&mut decoder, self, |client, frame: ServerFrame| {
             client.on_server_frame(frame, now);
             client.server.wire_mut().is_some()
         });

@@ -33,7 +33,7 @@ pub use config::ServerConfig;
 pub use file_relay::FileRelayLimit;
 pub use output::{Action, ConnError, Event, LogoutReason, Stats, StoreOutcome};
 
-use crate::codec::{decode_each, decode_each_in, DecodeError, FrameDecoder};
+use crate::codec::{FrameDecoder, Input};
 use crate::liveness::Liveness;
 use crate::outbound::{Outbound, QueueError, Transmit};
 use crate::rng::SeededRng;
@@ -188,36 +188,23 @@ impl Server {
     }
 
     pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
-        self.on_input(conn, now, |decoder, server, on_frame| {
-            decode_each(decoder, bytes, server, on_frame)
-        });
+        self.on_input(conn, Input::Slice(bytes), now);
     }
 
     /// [`handle_bytes`](Server::handle_bytes) for a driver that hands over the buffer it read
     /// into: file chunks to relay keep their data in it until they are queued for the
     /// recipient, instead of being copied out first.
     pub fn handle_buffer(&mut self, conn: ConnId, bytes: &Bytes, now: Instant) {
-        self.on_input(conn, now, |decoder, server, on_frame| {
-            decode_each_in(decoder, bytes, server, on_frame)
-        });
+        self.on_input(conn, Input::Shared(bytes), now);
     }
 
-    fn on_input(
-        &mut self,
-        conn: ConnId,
-        now: Instant,
-        decode: impl FnOnce(
-            &mut FrameDecoder,
-            &mut Self,
-            &mut dyn FnMut(&mut Self, ClientFrame) -> bool,
-        ) -> Result<(), DecodeError>,
-    ) {
+    fn on_input(&mut self, conn: ConnId, input: Input<'_>, now: Instant) {
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };
         connection.liveness.received(now);
         let mut decoder = std::mem::replace(&mut connection.decoder, FrameDecoder::new(0));
-        let decoded = decode(&mut decoder, self, &mut |server, frame| {
+        let decoded = input.decode_each(&mut decoder, self, |server, frame: ClientFrame| {
             server.on_frame(conn, frame, now);
             server.conns.contains_key(&conn)
         });
