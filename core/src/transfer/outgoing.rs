@@ -89,11 +89,6 @@ impl Outgoing {
         )
     }
 
-    /// Bytes read from the host and held for sending: never more than the credit allows.
-    pub fn buffered(&self) -> usize {
-        self.ready.iter().map(|(_, data)| data.len()).sum()
-    }
-
     /// The receiver accepts from `offset`. Also the answer of a receiver that restarted and
     /// resumes from what it holds, which may be less than it had accepted before.
     pub fn accepted(&mut self, offset: u64, window: u64) {
