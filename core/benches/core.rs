@@ -124,8 +124,8 @@ fn drain(server: &mut Server, now: Instant) -> usize {
     loop {
         let mut idle = true;
         while let Some(transmit) = server.poll_transmit() {
-            black_box(&transmit.bytes);
-            server.handle_written(transmit.to, transmit.bytes.len());
+            black_box(&transmit.payload);
+            server.handle_written(transmit.to, transmit.payload.len());
             written += 1;
             idle = false;
         }

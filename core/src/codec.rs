@@ -7,6 +7,7 @@
 //! refused before a single payload byte is buffered: the internal buffer never exceeds
 //! `4 + max_frame` bytes.
 
+use crate::wire::Payload;
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -165,11 +166,13 @@ impl fmt::Display for EncodeError {
 impl std::error::Error for EncodeError {}
 
 /// A frame family whose frames may end with a big byte string that is already shared
-/// ([`Bytes`]: a file chunk's data). The encoder writes everything before it and hands the
-/// byte string on as it is, to be written after, instead of copying it into the output.
+/// ([`Bytes`]: a file chunk's data) or still in a file ([`FileSpan`](crate::wire::FileSpan)).
+/// The encoder writes everything before it and hands the tail on as it is, to be written
+/// after, instead of copying it into the output.
 pub trait SharedTail {
-    /// The byte string this frame ends with, if it is worth not copying.
-    fn shared_tail(&self) -> Option<&Bytes> {
+    /// The byte string this frame ends with, if it is worth not copying (a file span always
+    /// is: it has no bytes to copy).
+    fn shared_tail(&self) -> Option<&Payload> {
         None
     }
 }
@@ -185,13 +188,14 @@ enum Tail {
 }
 
 /// postcard output appended to a `Vec`, byte strings with one `extend_from_slice`, leaving out
-/// one byte string, the frame's [`SharedTail`], when it comes.
+/// one byte string, the frame's [`SharedTail`], when it comes: the tail's own bytes, or a file
+/// span's stand-in, recognised by address.
 ///
 /// postcard's own `to_extend` goes through `Extend<u8>` one byte at a time: encoding a 32 KiB
 /// file chunk that way was 14 % of a sending client's CPU.
 struct AppendExceptTail<'a> {
     out: Vec<u8>,
-    tail: Option<&'a Bytes>,
+    tail: Option<&'a [u8]>,
     /// The tail came (and was left out).
     left_out: bool,
     /// Bytes came after the tail: it was not the frame's end after all.
@@ -232,12 +236,13 @@ impl postcard::ser_flavors::Flavor for AppendExceptTail<'_> {
 }
 
 /// Appends one frame holding `message` to `out`, except its [`SharedTail`]: when that is
-/// returned, the frame is `out`'s new bytes followed by it. On error `out` is left as it was.
+/// returned, the frame is `out`'s new bytes followed by it. On error `out` is left as it was;
+/// a frame whose file span cannot be left out is an error (its stand-in is not its bytes).
 pub fn encode_frame_sharing<T: Serialize + SharedTail>(
     message: &T,
     max_frame: usize,
     out: &mut Vec<u8>,
-) -> Result<Option<Bytes>, EncodeError> {
+) -> Result<Option<Payload>, EncodeError> {
     encode_leaving_out(message, message.shared_tail(), max_frame, out)
 }
 
@@ -252,47 +257,57 @@ pub fn encode_frame<T: Serialize>(
 
 fn encode_leaving_out<T: Serialize>(
     message: &T,
-    tail: Option<&Bytes>,
+    tail: Option<&Payload>,
     max_frame: usize,
     out: &mut Vec<u8>,
-) -> Result<Option<Bytes>, EncodeError> {
+) -> Result<Option<Payload>, EncodeError> {
+    let refused = |len| EncodeError {
+        len,
+        max: max_frame,
+    };
+    let left_out = match tail {
+        Some(Payload::Bytes(bytes)) => Some(&bytes[..]),
+        Some(Payload::File(span)) => Some(span.stand_in().ok_or(refused(span.len))?),
+        None => None,
+    };
     let start = out.len();
     out.extend_from_slice(&[0; PREFIX_LEN]);
     let flavor = AppendExceptTail {
         out: std::mem::take(out),
-        tail,
+        tail: left_out,
         left_out: false,
         after_tail: false,
     };
     let (mut buf, what) = match postcard::serialize_with_flavor(message, flavor) {
         Ok(done) => done,
         Err(_) => {
-            // postcard only fails on types it cannot express, which ours never are; treat it
-            // as an oversized frame rather than panic.
-            return Err(EncodeError {
-                len: usize::MAX,
-                max: max_frame,
-            });
+            // postcard only fails on types it cannot express, which ours never are (a file
+            // span too big for a frame was refused above); treat it as an oversized frame
+            // rather than panic.
+            return Err(refused(usize::MAX));
         }
     };
-    let tail = match what {
-        Tail::Copied => None,
-        Tail::LeftOut => tail,
-        Tail::Misplaced => {
+    let tail = match (what, tail) {
+        (Tail::LeftOut, tail) => tail,
+        (Tail::Copied | Tail::Misplaced, Some(Payload::File(span))) => {
+            // The stand-in is not the span's bytes: never let it out.
+            buf.truncate(start);
+            *out = buf;
+            return Err(refused(span.len));
+        }
+        (Tail::Copied, _) => None,
+        (Tail::Misplaced, _) => {
             // Not the frame's last bytes after all (a layout change): the usual encoding.
             buf.truncate(start);
             *out = buf;
             return encode_leaving_out(message, None, max_frame, out);
         }
     };
-    let len = buf.len() - start - PREFIX_LEN + tail.map_or(0, |t| t.len());
+    let len = buf.len() - start - PREFIX_LEN + tail.map_or(0, Payload::len);
     if len > max_frame || len > u32::MAX as usize {
         buf.truncate(start);
         *out = buf;
-        return Err(EncodeError {
-            len,
-            max: max_frame,
-        });
+        return Err(refused(len));
     }
     buf[start..start + PREFIX_LEN].copy_from_slice(&(len as u32).to_be_bytes());
     *out = buf;
@@ -440,12 +455,12 @@ mod tests {
     /// A frame whose claimed tail is not its end.
     #[derive(Serialize)]
     struct TailInTheMiddle {
-        data: Bytes,
+        data: Payload,
         after: u32,
     }
 
     impl SharedTail for TailInTheMiddle {
-        fn shared_tail(&self) -> Option<&Bytes> {
+        fn shared_tail(&self) -> Option<&Payload> {
             Some(&self.data)
         }
     }
@@ -453,7 +468,7 @@ mod tests {
     #[test]
     fn a_tail_that_is_not_the_end_is_copied_like_the_rest() {
         let frame = TailInTheMiddle {
-            data: Bytes::from(vec![5u8; 10_000]),
+            data: Payload::from(vec![5u8; 10_000]),
             after: 77,
         };
         let mut shared = vec![1, 2, 3];

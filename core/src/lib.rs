@@ -40,14 +40,16 @@
 //!     // Drive every client: wire its outputs to the server and to the other client.
 //!     for i in 0..clients.len() {
 //!         while let Some(t) = clients[i].poll_transmit() {
+//!             // Bytes: only a host answering reads with file spans gets anything else.
+//!             let bytes = t.payload.as_bytes().expect("bytes");
 //!             match t.to {
-//!                 Destination::Server => server.handle_bytes(ConnId(i as u64), &t.bytes, now),
+//!                 Destination::Server => server.handle_bytes(ConnId(i as u64), bytes, now),
 //!                 Destination::Peer(link) => {
 //!                     let (j, other) = links[&(i, link)];
-//!                     clients[j].handle_link_bytes(other, &t.bytes, now);
+//!                     clients[j].handle_link_bytes(other, bytes, now);
 //!                 }
 //!             }
-//!             clients[i].handle_written(t.to, t.bytes.len());
+//!             clients[i].handle_written(t.to, bytes.len());
 //!         }
 //!         while let Some(action) = clients[i].poll_action() {
 //!             match action {
@@ -75,8 +77,9 @@
 //!     }
 //!     // Drive the server: credentials are checked by the host (here: everyone is welcome).
 //!     while let Some(t) = server.poll_transmit() {
-//!         clients[t.to.0 as usize].handle_server_bytes(&t.bytes, now);
-//!         server.handle_written(t.to, t.bytes.len());
+//!         let bytes = t.payload.as_bytes().expect("the server sends bytes");
+//!         clients[t.to.0 as usize].handle_server_bytes(bytes, now);
+//!         server.handle_written(t.to, bytes.len());
 //!     }
 //!     while let Some(action) = server.poll_action() {
 //!         match action {

@@ -8,6 +8,7 @@
 //! therefore fills its bound and is disconnected as a slow consumer instead of growing memory.
 
 use crate::codec::{encode_frame_sharing, SharedTail};
+use crate::wire::Payload;
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -19,12 +20,13 @@ const RETAINED_CAPACITY: usize = 1024;
 /// which starts a new one; below it, frames are appended and go out in one write.
 const SEAL_AT: usize = 16 * 1024;
 
-/// Bytes for the driver to write, in order, to one connection.
+/// Bytes for the driver to write, in order, to one connection: in memory, or a span of a
+/// file the host handed the core for a chunk (see [`Payload`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct Transmit<Id> {
     pub to: Id,
-    pub bytes: Bytes,
+    pub payload: Payload,
 }
 
 /// Why a frame could not be queued.
@@ -42,7 +44,7 @@ pub(crate) enum QueueError {
 struct Buffer {
     /// Full buffers, oldest first, waiting to be handed out before `bytes`; a file chunk's
     /// data is one of them as it is (see [`SharedTail`]).
-    sealed: VecDeque<Bytes>,
+    sealed: VecDeque<Payload>,
     /// Bytes in `sealed`.
     sealed_len: usize,
     bytes: Vec<u8>,
@@ -73,7 +75,7 @@ impl Buffer {
         if !self.bytes.is_empty() {
             let full = Bytes::from(self.take());
             self.sealed_len += full.len();
-            self.sealed.push_back(full);
+            self.sealed.push_back(Payload::Bytes(full));
         }
     }
 }
@@ -136,9 +138,10 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
     /// Forgets `id`; whatever it still had queued is written before the driver closes it.
     pub fn close(&mut self, id: Id) {
         if let Some(buffer) = self.buffers.remove(&id) {
-            let all = buffer.sealed.into_iter().chain([Bytes::from(buffer.bytes)]);
-            for bytes in all.filter(|bytes| !bytes.is_empty()) {
-                self.last_words.push_back(Transmit { to: id, bytes });
+            let rest = Payload::Bytes(Bytes::from(buffer.bytes));
+            let all = buffer.sealed.into_iter().chain([rest]);
+            for payload in all.filter(|payload| !payload.is_empty()) {
+                self.last_words.push_back(Transmit { to: id, payload });
             }
         }
     }
@@ -157,11 +160,11 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
                 self.dirty.pop_front();
                 continue;
             };
-            if let Some(bytes) = buffer.sealed.pop_front() {
+            if let Some(payload) = buffer.sealed.pop_front() {
                 // The connection stays first in line until its last buffer is out.
-                buffer.sealed_len -= bytes.len();
-                buffer.in_flight += bytes.len();
-                return Some(Transmit { to: id, bytes });
+                buffer.sealed_len -= payload.len();
+                buffer.in_flight += payload.len();
+                return Some(Transmit { to: id, payload });
             }
             self.dirty.pop_front();
             buffer.queued = false;
@@ -180,7 +183,10 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
                 Bytes::from(buffer.take())
             };
             buffer.in_flight += bytes.len();
-            return Some(Transmit { to: id, bytes });
+            return Some(Transmit {
+                to: id,
+                payload: Payload::Bytes(bytes),
+            });
         }
         None
     }
@@ -210,14 +216,15 @@ mod tests {
                 n => PeerFrame::File(FileMessage::Chunk {
                     id: TransferId(i as u64),
                     offset: 0,
-                    data: Bytes::from(vec![i as u8; n]),
+                    data: Payload::from(vec![i as u8; n]),
                 }),
             })
             .collect()
     }
 
     fn drain(outbound: &mut Outbound<u8>) -> Vec<Bytes> {
-        std::iter::from_fn(|| outbound.poll_transmit().map(|t| t.bytes)).collect()
+        let bytes = |t: Transmit<u8>| t.payload.into_bytes().expect("no file spans sent here");
+        std::iter::from_fn(|| outbound.poll_transmit().map(bytes)).collect()
     }
 
     fn decode(transmits: &[Bytes]) -> Vec<PeerFrame> {
@@ -247,6 +254,7 @@ mod tests {
         // Each big chunk's data is one of the transmits, the very bytes that were sent.
         for frame in &sent {
             if let PeerFrame::File(FileMessage::Chunk { data, .. }) = frame {
+                let data = data.as_bytes().expect("bytes");
                 let shared = transmits.iter().any(|t| t.as_ptr() == data.as_ptr());
                 assert_eq!(shared, data.len() >= 8 * 1024, "chunk of {}", data.len());
             }
@@ -254,6 +262,84 @@ mod tests {
         assert_eq!(outbound.pending(1), queued, "in flight until written");
         outbound.written(1, queued);
         assert_eq!(outbound.pending(1), 0);
+    }
+
+    /// A chunk whose data is a span of a file goes out as its header, then the span itself,
+    /// whatever its size: written from the file, the frames are the frames sent.
+    #[test]
+    fn a_file_span_goes_out_as_itself_right_after_its_header() {
+        use crate::wire::FileSpan;
+        use std::sync::Arc;
+        let content: Arc<Vec<u8>> = Arc::new((0..=255).cycle().take(100_000).collect());
+        let span = |offset: usize, len| {
+            Payload::File(FileSpan {
+                file: content.clone(),
+                offset: offset as u64,
+                len,
+            })
+        };
+        let chunk = |offset: usize, data| {
+            PeerFrame::File(FileMessage::Chunk {
+                id: TransferId(9),
+                offset: offset as u64,
+                data,
+            })
+        };
+        let mut outbound = Outbound::new(MAX_FRAME, 1024 * 1024);
+        outbound.open(1);
+        let sent = [chunk(0, span(0, 32 * 1024)), chunk(5, span(5, 100))];
+        for frame in &sent {
+            outbound.send(1, frame).expect("queued");
+        }
+        outbound.send(1, &frames(&[0])[0]).expect("queued");
+        let transmits: Vec<Payload> =
+            std::iter::from_fn(|| outbound.poll_transmit().map(|t| t.payload)).collect();
+        let spans: Vec<&Payload> = transmits
+            .iter()
+            .filter(|t| matches!(t, Payload::File(_)))
+            .collect();
+        assert_eq!(spans, [&span(0, 32 * 1024), &span(5, 100)]);
+        // What the driver writes: each span read from the file.
+        let written: Vec<Bytes> = transmits
+            .iter()
+            .map(|t| match t {
+                Payload::Bytes(bytes) => bytes.clone(),
+                Payload::File(s) => {
+                    let at = s.offset as usize;
+                    Bytes::copy_from_slice(&content[at..at + s.len])
+                }
+            })
+            .collect();
+        let as_bytes = |offset: usize, len| {
+            chunk(
+                offset,
+                Payload::from(content[offset..offset + len].to_vec()),
+            )
+        };
+        let expected = [
+            as_bytes(0, 32 * 1024),
+            as_bytes(5, 100),
+            frames(&[0]).remove(0),
+        ];
+        assert_eq!(decode(&written), expected);
+    }
+
+    #[test]
+    fn a_file_span_too_big_for_one_frame_is_refused() {
+        use crate::wire::{FileSpan, MAX_SPAN_IN_FRAME};
+        let mut outbound = Outbound::new(1024 * 1024, 1024 * 1024);
+        outbound.open(1);
+        let too_big = PeerFrame::File(FileMessage::Chunk {
+            id: TransferId(9),
+            offset: 0,
+            data: Payload::File(FileSpan {
+                file: std::sync::Arc::new(()),
+                offset: 0,
+                len: MAX_SPAN_IN_FRAME + 1,
+            }),
+        });
+        assert_eq!(outbound.send(1, &too_big), Err(QueueError::TooLarge));
+        assert!(outbound.poll_transmit().is_none(), "nothing of it goes out");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FRAME, PREFIX_LEN};
 use breeze_core::wire::{
     Ack, Chat, ClientFrame, ErrorCode, FileMessage, FileName, KickReason, LoginRefusal, MessageId,
-    PeerFrame, PeerIntro, ServerFrame, TransferId, Undeliverable, UserName, PROTOCOL_VERSION,
+    Payload, PeerFrame, PeerIntro, ServerFrame, TransferId, Undeliverable, UserName,
+    PROTOCOL_VERSION,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
 use serde::{de::DeserializeOwned, Serialize};
@@ -349,9 +350,11 @@ impl Arbitrary for Arb<FileMessage> {
             4 => FileMessage::Chunk {
                 id,
                 offset: u64::arbitrary(g),
-                data: (0..length(g, 4 * g.size()))
-                    .map(|_| u8::arbitrary(g))
-                    .collect(),
+                data: Payload::from(
+                    (0..length(g, 4 * g.size()))
+                        .map(|_| u8::arbitrary(g))
+                        .collect::<Vec<u8>>(),
+                ),
             },
             5 => FileMessage::Progress {
                 id,

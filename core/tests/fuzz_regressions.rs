@@ -177,7 +177,11 @@ fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
         // Polled, never reported written: the server connection is congested.
         while let Some(t) = bob.poll_transmit() {
             assert_eq!(t.to, Destination::Server);
-            let mut input = &t.bytes[..];
+            let bytes = t
+                .payload
+                .into_bytes()
+                .expect("bytes: nothing here shares a file");
+            let mut input = &bytes[..];
             while let Some(frame) = decoder.decode::<ClientFrame>(&mut input).unwrap() {
                 if let ClientFrame::RelayFile {
                     message: FileMessage::Chunk { data, .. },
@@ -190,7 +194,10 @@ fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
         }
         let mut reads = Vec::new();
         while let Some(action) = bob.poll_action() {
-            if let Action::ReadFile { id, offset, len } = action {
+            if let Action::ReadFile {
+                id, offset, len, ..
+            } = action
+            {
                 reads.push((id, offset, len));
             }
         }

@@ -49,13 +49,13 @@ fn chunk(id: u64, offset: u64, len: usize) -> FileMessage {
     FileMessage::Chunk {
         id: TransferId(id),
         offset,
-        data,
+        data: data.into(),
     }
 }
 
 fn data_of(message: &FileMessage) -> &Bytes {
     match message {
-        FileMessage::Chunk { data, .. } => data,
+        FileMessage::Chunk { data, .. } => data.as_bytes().expect("decoded chunks are bytes"),
         other => panic!("not a chunk: {other:?}"),
     }
 }

@@ -31,11 +31,12 @@ use breeze_core::client::{Action, Client, ClientConfig, Destination, Event, Link
 use breeze_core::codec::FrameDecoder;
 use breeze_core::transfer::Direction;
 use breeze_core::wire::{
-    Bytes, ClientFrame, MessageId, PeerFrame, PeerIntro, ServerFrame, TransferId, UserName,
-    PROTOCOL_VERSION,
+    Bytes, ClientFrame, FileSpan, MessageId, Payload, PeerFrame, PeerIntro, ServerFrame,
+    TransferId, UserName, PROTOCOL_VERSION,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MAX_STEPS: usize = 200;
@@ -605,8 +606,20 @@ impl Harness {
         let now = self.now;
         let ok = u.ratio(7, 8)?;
         match work {
-            Action::ReadFile { id, offset, len } => {
-                if ok {
+            Action::ReadFile {
+                id, offset, len, ..
+            } => {
+                if ok && u.arbitrary()? {
+                    // As a span of the file, which the driver would send from the file.
+                    trace!("file read {id:?} at {offset}, {len} bytes, as a span");
+                    let span = FileSpan {
+                        file: Arc::new(()),
+                        offset,
+                        len,
+                    };
+                    let span = Payload::File(span);
+                    self.client.handle_file_payload(id, offset, span, now);
+                } else if ok {
                     trace!("file read {id:?} at {offset}, {len} bytes");
                     self.client
                         .handle_file_read(id, offset, vec![0x5a; len], now);
@@ -691,14 +704,19 @@ impl Harness {
 
     fn take_transmits(&mut self) {
         while let Some(t) = self.client.poll_transmit() {
+            // A span is written from the file, whose bytes are all 0x5a here.
+            let bytes = match t.payload {
+                Payload::Bytes(bytes) => bytes,
+                Payload::File(span) => vec![0x5a; span.len].into(),
+            };
             match t.to {
                 Destination::Server => {
                     let stream = self
                         .server
                         .as_mut()
                         .expect("transmit to the server with no server socket open");
-                    stream.in_flight += t.bytes.len();
-                    let mut input = &t.bytes[..];
+                    stream.in_flight += bytes.len();
+                    let mut input = &bytes[..];
                     let mut epochs = Vec::new();
                     while let Some(frame) = stream
                         .decoder
@@ -717,8 +735,8 @@ impl Harness {
                         .links
                         .get_mut(&link)
                         .unwrap_or_else(|| panic!("transmit to link {link}, which is not open"));
-                    sock.stream.in_flight += t.bytes.len();
-                    let mut input = &t.bytes[..];
+                    sock.stream.in_flight += bytes.len();
+                    let mut input = &bytes[..];
                     let mut epochs = Vec::new();
                     while let Some(frame) = sock
                         .stream

@@ -300,8 +300,9 @@ impl Harness {
                 .sockets
                 .get_mut(&t.to.0)
                 .unwrap_or_else(|| panic!("transmit to {:?}, which is not open", t.to));
-            socket.in_flight += t.bytes.len();
-            let mut input = &t.bytes[..];
+            let bytes = t.payload.as_bytes().expect("the server sends bytes");
+            socket.in_flight += bytes.len();
+            let mut input = &bytes[..];
             while let Some(frame) = socket
                 .decoder
                 .decode::<ServerFrame>(&mut input)
@@ -313,7 +314,11 @@ impl Harness {
         // A frame may span transmits (a relayed chunk's data goes as it is, after its
         // header), but once all are taken every stream is at a frame boundary.
         for socket in self.sockets.values() {
-            assert_eq!(socket.decoder.buffered(), 0, "the transmits ended mid-frame");
+            assert_eq!(
+                socket.decoder.buffered(),
+                0,
+                "the transmits ended mid-frame"
+            );
         }
     }
 

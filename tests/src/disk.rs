@@ -1,13 +1,14 @@
 //! A client's files, in memory: what it offers and what it receives. A disk outlives the
 //! client process, so a restarted receiver finds its partial file and resumes.
 
-use breeze_core::wire::{TransferId, UserName};
+use breeze_core::wire::{FileSpan, Payload, TransferId, UserName};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, Default, Clone)]
 pub struct Disk {
-    /// Files offered, by transfer id.
-    pub outgoing: BTreeMap<TransferId, Vec<u8>>,
+    /// Files offered, by transfer id (shared with the file spans made of them).
+    pub outgoing: BTreeMap<TransferId, Arc<Vec<u8>>>,
     /// Files received or being received, by (sender, transfer id).
     pub incoming: BTreeMap<(UserName, TransferId), Vec<u8>>,
     /// The hash each incoming file was offered with.
@@ -20,6 +21,30 @@ impl Disk {
         let start = usize::try_from(offset).ok()?.min(file.len());
         let end = start.saturating_add(len).min(file.len());
         Some(file[start..end].to_vec())
+    }
+
+    /// A read answered as a real host may: for a direct channel, every other one as a span
+    /// of the file, which the simulated network writes from the file (see [`span_bytes`]);
+    /// the others, and all for the relay, as bytes. (A route may change between the read and
+    /// the send, so spans reach the relay now and then too.)
+    pub fn read_payload(
+        &self,
+        id: TransferId,
+        offset: u64,
+        len: usize,
+        direct: bool,
+    ) -> Option<Payload> {
+        let file = self.outgoing.get(&id)?;
+        let start = usize::try_from(offset).ok()?.min(file.len());
+        let end = start.saturating_add(len).min(file.len());
+        if direct && len > 0 && (offset / len as u64) % 2 == 1 {
+            return Some(Payload::File(FileSpan {
+                file: file.clone(),
+                offset,
+                len: end - start,
+            }));
+        }
+        Some(Payload::from(file[start..end].to_vec()))
     }
 
     pub fn write(&mut self, from: &UserName, id: TransferId, offset: u64, data: &[u8]) -> bool {
@@ -45,5 +70,21 @@ impl Disk {
         self.expected
             .get(&key)
             .is_some_and(|hash| blake3::hash(file).as_bytes() == hash)
+    }
+}
+
+/// What a driver writes for a payload: the bytes, or a span's bytes read from the file it
+/// was made of (as `sendfile` would).
+pub fn span_bytes(payload: Payload) -> Vec<u8> {
+    match payload {
+        Payload::Bytes(bytes) => Vec::from(bytes),
+        Payload::File(span) => {
+            let file = span
+                .file
+                .downcast_ref::<Vec<u8>>()
+                .expect("the simulator makes spans of its own files only");
+            let start = usize::try_from(span.offset).expect("an offset within the file");
+            file[start..start + span.len].to_vec()
+        }
     }
 }

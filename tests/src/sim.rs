@@ -1,6 +1,6 @@
 //! The simulator proper: drives the cores over the [`Network`] on a virtual clock.
 
-use crate::disk::Disk;
+use crate::disk::{span_bytes, Disk};
 use crate::network::{Endpoint, NetConfig, Network, RawId, Scheduled, Segment, StreamId};
 use crate::store::MemoryStore;
 use breeze_core::client::{self, Client, ClientConfig, Destination, LinkId, Route};
@@ -267,7 +267,7 @@ impl Sim {
         let (size, hash) = (content.len() as u64, *blake3::hash(&content).as_bytes());
         let name = FileName::new(format!("file-{}.bin", id.0)).expect("a plain name");
         let c = &mut self.clients[from.0];
-        c.disk.outgoing.insert(id, content);
+        c.disk.outgoing.insert(id, std::sync::Arc::new(content));
         let core = c.core.as_mut().ok_or(client::FileError::Stopped)?;
         let result = core.offer_file(&to, id, name, size, hash, now);
         self.drive();
@@ -561,13 +561,15 @@ impl Sim {
             // can queue bytes that must go out before a later close.
             if let Some(transmit) = server.poll_transmit() {
                 busy = true;
-                let (conn, bytes) = (transmit.to, transmit.bytes.len());
+                let (conn, bytes) = (transmit.to, transmit.payload.len());
                 let Some(stream) = self.server_conns.get(&conn).copied() else {
                     server.handle_written(conn, bytes);
                     continue;
                 };
                 let from = Endpoint::Server { incarnation, conn };
-                let sent = self.net.send(stream, from, Vec::from(transmit.bytes), now);
+                let sent = self
+                    .net
+                    .send(stream, from, span_bytes(transmit.payload), now);
                 if sent <= now {
                     server.handle_written(conn, bytes);
                 } else {
@@ -639,7 +641,7 @@ impl Sim {
             let incarnation = c.incarnation;
             if let Some(transmit) = core.poll_transmit() {
                 busy = true;
-                let (to, bytes) = (transmit.to, transmit.bytes.len());
+                let (to, bytes) = (transmit.to, transmit.payload.len());
                 let (stream, from) = match transmit.to {
                     Destination::Server => (
                         c.server_stream,
@@ -661,7 +663,9 @@ impl Sim {
                     core.handle_written(to, bytes);
                     continue;
                 };
-                let sent = self.net.send(stream, from, Vec::from(transmit.bytes), now);
+                let sent = self
+                    .net
+                    .send(stream, from, span_bytes(transmit.payload), now);
                 if sent <= now {
                     core.handle_written(to, bytes);
                 } else {
@@ -785,12 +789,17 @@ impl Sim {
                     );
                 }
             }
-            client::Action::ReadFile { id, offset, len } => {
+            client::Action::ReadFile {
+                id,
+                offset,
+                len,
+                direct,
+            } => {
                 let c = &mut self.clients[i];
-                let data = c.disk.read(id, offset, len);
+                let data = c.disk.read_payload(id, offset, len, direct);
                 if let Some(core) = c.core.as_mut() {
                     match data {
-                        Some(data) => core.handle_file_read(id, offset, data, now),
+                        Some(data) => core.handle_file_payload(id, offset, data, now),
                         None => core.handle_file_read_failed(id, now),
                     }
                 }

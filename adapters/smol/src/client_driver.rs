@@ -382,7 +382,7 @@ impl Owner {
                     Destination::Peer(link) => Some(SocketKey::Peer(link)),
                 };
                 if let Some(socket) = key.and_then(|key| self.sockets.get_mut(&key)) {
-                    socket.write(transmit.bytes);
+                    socket.write(transmit.payload);
                 }
             }
             let Some(action) = self.core.poll_action() else {
@@ -438,8 +438,18 @@ impl Owner {
                 .detach();
             }
             Action::CloseLink { link } => self.close(SocketKey::Peer(link)),
-            Action::ReadFile { id, offset, len } => {
-                let job = Job::Read { id, offset, len };
+            Action::ReadFile {
+                id,
+                offset,
+                len,
+                direct,
+            } => {
+                let job = Job::Read {
+                    id,
+                    offset,
+                    len,
+                    span: direct,
+                };
                 if let Some(answer) = self.lanes.push(LaneKey::Sending(id), job) {
                     self.file_answer(answer, Instant::now());
                 }
@@ -499,7 +509,7 @@ impl Owner {
                 }
             }
             Answer::Read { id, offset, result } => match result {
-                Ok(data) => self.core.handle_file_read(id, offset, data, now),
+                Ok(data) => self.core.handle_file_payload(id, offset, data, now),
                 Err(error) => {
                     tracing::warn!(%id, offset, %error, "cannot read an offered file");
                     self.core.handle_file_read_failed(id, now);

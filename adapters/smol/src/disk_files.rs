@@ -11,7 +11,7 @@ use crate::disk_names;
 use crate::file_host::{FileHost, FileOffer};
 use crate::write_behind::WriteBehind;
 use breeze_core::client::Direction;
-use breeze_core::wire::{TransferId, UserName};
+use breeze_core::wire::{FileSpan, TransferId, UserName};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -53,9 +53,34 @@ type Incoming = (UserName, TransferId);
 struct Source {
     path: PathBuf,
     size: u64,
-    file: Option<File>,
+    /// Shared with the spans of it still to be sent.
+    file: Option<Arc<File>>,
     /// Where the file's cursor is, to skip a seek for sequential reads.
     position: u64,
+}
+
+impl Source {
+    /// The file, opened on first use (and checked to be the size it was offered at).
+    fn open(&mut self) -> io::Result<&Arc<File>> {
+        if self.file.is_none() {
+            let file = File::open(&self.path)?;
+            if file.metadata()?.len() != self.size {
+                return Err(io::Error::other("the file changed since it was offered"));
+            }
+            self.position = 0;
+            self.file = Some(Arc::new(file));
+        }
+        self.file
+            .as_ref()
+            .ok_or_else(|| unknown("the file is not open"))
+    }
+
+    /// Bytes to read at `offset` for a read of up to `len`: fewer only at the end.
+    fn want(&self, offset: u64, len: usize) -> usize {
+        usize::try_from(self.size.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(len)
+    }
 }
 
 #[derive(Debug)]
@@ -137,23 +162,12 @@ impl FileHost for DiskFiles {
         let source = self.source(id)?;
         let mut source = lock(&source);
         let source = &mut *source;
-        let file = match &mut source.file {
-            Some(file) => file,
-            None => {
-                let file = File::open(&source.path)?;
-                if file.metadata()?.len() != source.size {
-                    return Err(io::Error::other("the file changed since it was offered"));
-                }
-                source.position = 0;
-                source.file.insert(file)
-            }
-        };
+        let file = source.open()?.clone();
+        let mut file: &File = &file;
         if source.position != offset {
             file.seek(SeekFrom::Start(offset))?;
         }
-        let want = usize::try_from(source.size.saturating_sub(offset))
-            .unwrap_or(usize::MAX)
-            .min(len);
+        let want = source.want(offset, len);
         // `read_to_end` fills spare capacity without zeroing it first.
         let mut data = Vec::with_capacity(want);
         if let Err(error) = file.take(want as u64).read_to_end(&mut data) {
@@ -166,6 +180,38 @@ impl FileHost for DiskFiles {
             return Err(io::Error::other("the file shrank since it was offered"));
         }
         Ok(data)
+    }
+
+    /// The bytes as a span of the open file, on Linux, where the driver sends spans with
+    /// `sendfile`; the kernel is asked to read them ahead now, so the send seldom waits for
+    /// the disk.
+    #[cfg(target_os = "linux")]
+    fn read_span(&self, id: TransferId, offset: u64, len: usize) -> io::Result<Option<FileSpan>> {
+        use std::os::fd::AsRawFd;
+        let source = self.source(id)?;
+        let mut source = lock(&source);
+        let file = source.open()?.clone();
+        let want = source.want(offset, len);
+        let end = offset.saturating_add(want as u64);
+        if file.metadata()?.len() < end {
+            return Err(io::Error::other("the file shrank since it was offered"));
+        }
+        let (Ok(at), Ok(span_len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(want))
+        else {
+            return Err(io::ErrorKind::InvalidInput.into());
+        };
+        // SAFETY: advice on an open descriptor; it reads nothing into our memory.
+        let advised = unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), at, span_len, libc::POSIX_FADV_WILLNEED)
+        };
+        if advised != 0 {
+            tracing::debug!(%id, advised, "cannot ask for a file to be read ahead");
+        }
+        Ok(Some(FileSpan {
+            file,
+            offset,
+            len: want,
+        }))
     }
 
     fn receive(&self, offer: &FileOffer, dir: &Path) -> io::Result<u64> {
@@ -373,6 +419,37 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// A span stands for the very bytes `read` gives, fewer only at the end; a file that
+    /// shrank since it was offered is an error, not a short span.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn spans_cover_what_reads_return_and_a_shrunk_file_is_refused() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("offered.bin");
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+        fs::write(&path, &content).unwrap();
+        let files = DiskFiles::new();
+        let id = TransferId(7);
+        files.share(id, &path, content.len() as u64).unwrap();
+        for (offset, len) in [(0u64, 65_536usize), (65_536, 65_536), (99_990, 4096)] {
+            let span = files.read_span(id, offset, len).unwrap().expect("a span");
+            let read = files.read(id, offset, len).unwrap();
+            assert_eq!((span.offset, span.len), (offset, read.len()));
+            let file = span.file.downcast_ref::<File>().expect("a std::fs::File");
+            let mut held = vec![0u8; span.len];
+            file.read_exact_at(&mut held, span.offset).unwrap();
+            assert!(held == read, "the span holds other bytes than the read");
+        }
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(50_000)
+            .unwrap();
+        assert!(files.read_span(id, 40_000, 65_536).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the client driver asks of the application embedding it for file transfers: the bytes.
 
 use breeze_core::client::Direction;
-use breeze_core::wire::{FileName, TransferId, UserName};
+use breeze_core::wire::{FileName, FileSpan, TransferId, UserName};
 use std::io;
 use std::path::Path;
 
@@ -36,6 +36,16 @@ pub trait FileHost: Send + Sync + 'static {
 
     /// Up to `len` bytes at `offset` of the file shared as `id`; fewer only at its end.
     fn read(&self, id: TransferId, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+
+    /// Instead of [`read`](FileHost::read), for chunks going over a direct channel: the same
+    /// bytes as a span of the open file, for the driver to send from the file itself
+    /// (`sendfile`, so they never pass through the process), or `Ok(None)` to be asked to
+    /// `read` them. The span's `file` must be a `std::fs::File`, and the driver writes spans
+    /// on Linux only. The default makes none.
+    fn read_span(&self, id: TransferId, offset: u64, len: usize) -> io::Result<Option<FileSpan>> {
+        let _ = (id, offset, len);
+        Ok(None)
+    }
 
     /// The user accepted `offer` into the directory `dir`: get ready to write it, and say how
     /// many of its bytes are already held from an earlier attempt (the transfer resumes

@@ -16,7 +16,7 @@ use crate::file_request::FileRequestError;
 use crate::shared_file::SharedFile;
 use async_channel::{Receiver, Sender, TrySendError};
 use breeze_core::client::Direction;
-use breeze_core::wire::{Bytes, TransferId, UserName};
+use breeze_core::wire::{Bytes, Payload, TransferId, UserName};
 use std::collections::hash_map::{Entry, HashMap};
 use std::io;
 use std::path::PathBuf;
@@ -57,6 +57,8 @@ pub(crate) enum Job {
         id: TransferId,
         offset: u64,
         len: usize,
+        /// The host may answer with a span of the file (see [`FileHost::read_span`]).
+        span: bool,
     },
     Receive {
         offer: FileOffer,
@@ -91,7 +93,7 @@ pub(crate) enum Answer {
     Read {
         id: TransferId,
         offset: u64,
-        result: io::Result<Vec<u8>>,
+        result: io::Result<Payload>,
     },
     Received {
         offer: FileOffer,
@@ -124,10 +126,19 @@ impl Job {
                     reply,
                 }
             }
-            Job::Read { id, offset, len } => Answer::Read {
+            Job::Read {
                 id,
                 offset,
-                result: host.read(id, offset, len),
+                len,
+                span,
+            } => Answer::Read {
+                id,
+                offset,
+                result: match span.then(|| host.read_span(id, offset, len)) {
+                    Some(Ok(Some(span))) => Ok(Payload::File(span)),
+                    Some(Err(error)) => Err(error),
+                    Some(Ok(None)) | None => host.read(id, offset, len).map(Payload::from),
+                },
             },
             Job::Receive { offer, dir, reply } => {
                 let result = host.receive(&offer, &dir);

@@ -64,6 +64,7 @@ mod seed;
 mod server;
 mod shared_file;
 mod socket;
+mod span_write;
 mod timer;
 mod write_behind;
 

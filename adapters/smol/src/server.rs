@@ -238,7 +238,7 @@ impl<H: ServerHost> Owner<H> {
         loop {
             while let Some(transmit) = self.core.poll_transmit() {
                 if let Some(socket) = self.sockets.get_mut(&transmit.to) {
-                    socket.write(transmit.bytes);
+                    socket.write(transmit.payload);
                 }
             }
             let Some(action) = self.core.poll_action() else {

@@ -13,8 +13,9 @@
 //! bound, and an idle socket holds no buffer at all.
 
 use crate::read_pool::{ReadPool, Received};
+use crate::span_write::{cork, write_span};
 use async_channel::{Receiver, Sender, TrySendError};
-use breeze_core::wire::Bytes;
+use breeze_core::wire::{Bytes, Payload};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Task;
@@ -63,7 +64,7 @@ const APPEND_MAX: usize = 16 * 1024;
 #[derive(Default)]
 struct Outgoing {
     /// Oldest first; `gathering` comes after them.
-    queued: VecDeque<Bytes>,
+    queued: VecDeque<Payload>,
     /// Small writes, appended.
     gathering: Vec<u8>,
     /// Write what is queued, then shut the socket down.
@@ -75,12 +76,12 @@ impl Outgoing {
     fn seal(&mut self) {
         if !self.gathering.is_empty() {
             let gathered = std::mem::take(&mut self.gathering);
-            self.queued.push_back(Bytes::from(gathered));
+            self.queued.push_back(Payload::Bytes(Bytes::from(gathered)));
         }
     }
 
     /// Everything to write, in order.
-    fn take(&mut self) -> VecDeque<Bytes> {
+    fn take(&mut self) -> VecDeque<Payload> {
         self.seal();
         std::mem::take(&mut self.queued)
     }
@@ -139,8 +140,9 @@ impl Socket {
         }
     }
 
-    /// Queues bytes for the writer; they are written in the order queued.
-    pub fn write(&mut self, bytes: Bytes) {
+    /// Queues bytes (or a span of a file) for the writer; they are written in the order
+    /// queued.
+    pub fn write(&mut self, payload: Payload) {
         if self.closing {
             // The core polls a connection's last bytes before its close; nothing comes after.
             return;
@@ -148,14 +150,21 @@ impl Socket {
         {
             let mut outgoing = lock(&self.outgoing);
             let idle = outgoing.queued.is_empty() && outgoing.gathering.is_empty();
-            let small = bytes.len() < APPEND_MAX;
-            if small && !idle && outgoing.gathering.len() < APPEND_MAX {
-                // Behind others: gathered, so a burst of small ones is one buffer.
-                outgoing.gathering.extend_from_slice(&bytes);
-            } else {
-                // Alone (the usual case for chat), big, or after a full gathering: as it is.
-                outgoing.seal();
-                outgoing.queued.push_back(bytes);
+            match payload {
+                Payload::Bytes(bytes)
+                    if bytes.len() < APPEND_MAX
+                        && !idle
+                        && outgoing.gathering.len() < APPEND_MAX =>
+                {
+                    // Behind others: gathered, so a burst of small ones is one buffer.
+                    outgoing.gathering.extend_from_slice(&bytes);
+                }
+                payload => {
+                    // Alone (the usual case for chat), big, a file span, or after a full
+                    // gathering: as it is.
+                    outgoing.seal();
+                    outgoing.queued.push_back(payload);
+                }
             }
         }
         self.ring();
@@ -282,7 +291,7 @@ async fn write_loop<K, E>(
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
-            let len = batch.iter().map(Bytes::len).sum();
+            let len = batch.iter().map(Payload::len).sum();
             let written = SocketEvent::Written(key.clone(), len);
             if events.send(written.into()).await.is_err() {
                 return;
@@ -301,8 +310,43 @@ async fn write_loop<K, E>(
     let _ = stream.shutdown(Shutdown::Both);
 }
 
+/// Writes every byte of `payloads`, in order: bytes a few `writev`s for the lot, each file
+/// span from its file.
+async fn write_all(stream: &mut TcpStream, payloads: &[Payload]) -> io::Result<()> {
+    let spans = payloads.iter().any(|p| matches!(p, Payload::File(_)));
+    if spans {
+        cork(stream, true);
+    }
+    let written = write_all_payloads(stream, payloads).await;
+    if spans {
+        cork(stream, false);
+    }
+    written
+}
+
+async fn write_all_payloads(stream: &mut TcpStream, payloads: &[Payload]) -> io::Result<()> {
+    let mut rest = payloads;
+    loop {
+        let in_memory = rest
+            .iter()
+            .take_while(|p| matches!(p, Payload::Bytes(_)))
+            .count();
+        let (bytes, after) = rest.split_at(in_memory);
+        let buffers: Vec<&Bytes> = bytes.iter().filter_map(Payload::as_bytes).collect();
+        write_all_bytes(stream, &buffers).await?;
+        // `after` is empty or starts with a span.
+        let Some((first, after)) = after.split_first() else {
+            return Ok(());
+        };
+        if let Payload::File(span) = first {
+            write_span(stream, span).await?;
+        }
+        rest = after;
+    }
+}
+
 /// Writes every byte of `buffers`, in order, a few `writev`s for the lot.
-async fn write_all(stream: &mut TcpStream, buffers: &[Bytes]) -> io::Result<()> {
+async fn write_all_bytes(stream: &mut TcpStream, buffers: &[&Bytes]) -> io::Result<()> {
     for group in buffers.chunks(WRITE_SLICES) {
         let mut slices: Vec<IoSlice<'_>> = group
             .iter()
@@ -351,6 +395,53 @@ mod tests {
                 let bytes: Vec<u8> = (0..len).map(|b| (b * 31 + i) as u8).collect();
                 expected.extend_from_slice(&bytes);
                 socket.write(bytes.into());
+            }
+            let mut received = vec![0u8; expected.len()];
+            far.read_exact(&mut received).await.unwrap();
+            assert!(received == expected, "bytes lost, added or reordered");
+            let mut written = 0;
+            while written < expected.len() {
+                if let Ok(SocketEvent::Written(1, n)) = reports.recv().await {
+                    written += n;
+                }
+            }
+            assert_eq!(written, expected.len());
+        });
+    }
+
+    /// File spans between bytes go out from the file, each where it was queued (a frame's
+    /// header before its chunk), and count as written like bytes.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn file_spans_between_bytes_arrive_in_order() {
+        use breeze_core::wire::FileSpan;
+        use std::io::Write;
+        smol::block_on(async {
+            let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+            let mut temp = tempfile::tempfile().unwrap();
+            temp.write_all(&content).unwrap();
+            let file = Arc::new(temp);
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (far, accepted) = futures_lite::future::zip(TcpStream::connect(addr), async {
+                listener.accept().await.map(|(stream, _)| stream)
+            })
+            .await;
+            let (mut far, accepted) = (far.unwrap(), accepted.unwrap());
+            let (events, reports) = async_channel::unbounded::<SocketEvent<u8>>();
+            let mut socket = Socket::spawn(1u8, accepted, events, &ReadPool::default());
+            let mut expected = Vec::new();
+            for i in 0..200usize {
+                let header: Vec<u8> = vec![i as u8; 1 + i % 20];
+                expected.extend_from_slice(&header);
+                socket.write(header.into());
+                let (offset, len) = ((i * 4999) % 900_000, 1 + (i * 7919) % 40_000);
+                expected.extend_from_slice(&content[offset..offset + len]);
+                socket.write(Payload::File(FileSpan {
+                    file: file.clone(),
+                    offset: offset as u64,
+                    len,
+                }));
             }
             let mut received = vec![0u8; expected.len()];
             far.read_exact(&mut received).await.unwrap();

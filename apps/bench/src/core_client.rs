@@ -172,10 +172,12 @@ impl LoadClient {
         let (Destination::Server, Some(stream)) = (transmit.to, self.stream.as_mut()) else {
             return;
         };
-        match stream.write_all(&transmit.bytes).await {
-            Ok(()) => self
-                .core
-                .handle_written(Destination::Server, transmit.bytes.len()),
+        // This client shares no files: everything it sends is bytes.
+        let Some(bytes) = transmit.payload.as_bytes() else {
+            return;
+        };
+        match stream.write_all(bytes).await {
+            Ok(()) => self.core.handle_written(Destination::Server, bytes.len()),
             Err(_) => {
                 self.stream = None;
                 self.core.handle_server_closed(Instant::now());

@@ -4,7 +4,9 @@ use super::output::{Action, Destination, Event, FileError, FileFailure};
 use super::{Client, LinkId};
 use crate::delivery::Path;
 use crate::transfer::{ChunkVerdict, Direction, InPhase, Incoming, OutPhase, Outgoing};
-use crate::wire::{Bytes, ClientFrame, FileMessage, FileName, PeerFrame, TransferId, UserName};
+use crate::wire::{
+    Bytes, ClientFrame, FileMessage, FileName, Payload, PeerFrame, TransferId, UserName,
+};
 use std::time::{Duration, Instant};
 
 /// Finished transfers remembered (to answer a late repeat of their offer), per direction.
@@ -130,8 +132,20 @@ impl Client {
 
     /// The host read `data` at `offset` for [`Action::ReadFile`].
     pub fn handle_file_read(&mut self, id: TransferId, offset: u64, data: Vec<u8>, now: Instant) {
+        self.handle_file_payload(id, offset, Payload::from(data), now);
+    }
+
+    /// The host's answer to [`Action::ReadFile`] as bytes, or as a span of the file for the
+    /// driver to write from the file itself (see [`Payload`]).
+    pub fn handle_file_payload(
+        &mut self,
+        id: TransferId,
+        offset: u64,
+        data: Payload,
+        now: Instant,
+    ) {
         if let Some(transfer) = self.outgoing.get_mut(&id) {
-            transfer.read_done(offset, Bytes::from(data));
+            transfer.read_done(offset, data);
         }
         self.finish(now);
     }
@@ -269,7 +283,10 @@ impl Client {
         match message {
             offer @ FileMessage::Offer { .. } => self.on_offer(from, offer, now),
             FileMessage::Chunk { id, offset, data } => {
-                self.on_chunk(from, id, offset, data, path, now)
+                // Decoded chunks are always bytes.
+                if let Some(data) = data.into_bytes() {
+                    self.on_chunk(from, id, offset, data, path, now)
+                }
             }
             FileMessage::Cancel {
                 id,
@@ -512,11 +529,17 @@ impl Client {
     pub(super) fn pump_files(&mut self, now: Instant) {
         let read_ahead = self.config.file_window.min(READ_AHEAD);
         for transfer in self.outgoing.values_mut() {
-            for (offset, len) in transfer.reads_wanted(read_ahead) {
+            let reads = transfer.reads_wanted(read_ahead);
+            if reads.is_empty() {
+                continue;
+            }
+            let link = self.peers.get(&transfer.to).and_then(|p| p.direct);
+            for (offset, len) in reads {
                 self.actions.push_back(Action::ReadFile {
                     id: transfer.id,
                     offset,
                     len,
+                    direct: link.is_some(),
                 });
             }
         }

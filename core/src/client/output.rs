@@ -37,10 +37,17 @@ pub enum Action {
     /// Read `len` bytes at `offset` of the file offered as `id`; answer with
     /// `handle_file_read` (fewer bytes only at the end of the file) or
     /// `handle_file_read_failed`, in the order the reads were asked for.
+    ///
+    /// `direct`: the chunks are to go over a direct channel, so the host may answer with a
+    /// span of the file instead (`handle_file_payload`) for the driver to send from the file
+    /// itself. Through the relay it should read the bytes: whoever first reads a span's
+    /// bytes off a socket pays for bringing the file's pages in, and that should not be the
+    /// server everyone shares.
     ReadFile {
         id: TransferId,
         offset: u64,
         len: usize,
+        direct: bool,
     },
     /// Write `data` at `offset` of the file `from` is sending as `id` (to a temporary name);
     /// answer with `handle_file_written` or `handle_file_write_failed`. Writes come in order.

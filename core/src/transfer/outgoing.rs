@@ -2,7 +2,7 @@
 
 use super::{CHUNK_SIZE, READ_SIZE};
 use crate::delivery::Path;
-use crate::wire::{Bytes, FileName, TransferId, UserName};
+use crate::wire::{FileName, Payload, TransferId, UserName};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -39,9 +39,9 @@ pub struct Outgoing {
     next_send: u64,
     /// The next byte to ask the host for.
     next_read: u64,
-    /// Read data not yet sent, contiguous from `next_send`: whole host reads, sent as chunks
-    /// that are slices of them.
-    ready: VecDeque<(u64, Bytes)>,
+    /// Read data not yet sent, contiguous from `next_send`: whole host reads (bytes, or spans
+    /// of the file), sent as chunks that are slices of them.
+    ready: VecDeque<(u64, Payload)>,
     reads_in_flight: usize,
     /// The relay asked us to wait.
     pub paused_until: Option<Instant>,
@@ -177,7 +177,7 @@ impl Outgoing {
 
     /// The host's answer to a read. Answers to reads made before a rewind no longer fit
     /// where the data is needed and are dropped.
-    pub fn read_done(&mut self, offset: u64, data: Bytes) {
+    pub fn read_done(&mut self, offset: u64, data: Payload) {
         self.reads_in_flight = self.reads_in_flight.saturating_sub(1);
         let expected = self
             .ready
@@ -194,7 +194,7 @@ impl Outgoing {
 
     /// The next chunk to send, if the credit and the pause allow, and at most `in_flight`
     /// bytes past what the receiver acknowledged.
-    pub fn next_chunk(&mut self, now: Instant, in_flight: u64) -> Option<(u64, Bytes)> {
+    pub fn next_chunk(&mut self, now: Instant, in_flight: u64) -> Option<(u64, Payload)> {
         if self.phase != OutPhase::Sending || self.paused_until.is_some_and(|t| now < t) {
             return None;
         }

@@ -1,6 +1,7 @@
 //! The client↔server family.
 
 use super::file::{FileMessage, TransferId};
+use super::payload::Payload;
 use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
 use crate::codec::{parse, DecodeError, Frame, SharedTail};
 use bytes::Bytes;
@@ -130,7 +131,7 @@ const RELAYED_FILE: u32 = 14;
 
 /// A chunk is the frame's end: its data goes to the server from where the host read it.
 impl SharedTail for ClientFrame {
-    fn shared_tail(&self) -> Option<&Bytes> {
+    fn shared_tail(&self) -> Option<&Payload> {
         match self {
             ClientFrame::RelayFile { message, .. } => message.shared_data(),
             _ => None,
@@ -141,7 +142,7 @@ impl SharedTail for ClientFrame {
 /// A relayed chunk is the frame's end: its data goes to the recipient from the buffer it was
 /// read into from the sender, never copied by the server.
 impl SharedTail for ServerFrame {
-    fn shared_tail(&self) -> Option<&Bytes> {
+    fn shared_tail(&self) -> Option<&Payload> {
         match self {
             ServerFrame::RelayedFile { message, .. } => message.shared_data(),
             _ => None,

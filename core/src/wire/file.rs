@@ -6,6 +6,7 @@
 //! reports how far it has accepted and extends the credit as its host writes; at the end the
 //! receiver's host checks the content hash and the receiver reports the verdict.
 
+use super::Payload;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -149,8 +150,10 @@ pub enum FileMessage {
     Chunk {
         id: TransferId,
         offset: u64,
-        /// One byte string on the wire (as `serde_bytes` would write a `Vec<u8>`).
-        data: Bytes,
+        /// One byte string on the wire (as `serde_bytes` would write a `Vec<u8>`); always
+        /// bytes when received, a span of the file when a host lets the sender's driver
+        /// write the file as it is.
+        data: Payload,
     },
     /// Receiver → sender: bytes up to `accepted` arrived in order; credit up to `credit_end`.
     /// `resync` asks the sender to continue from `accepted` (a chunk arrived out of place).
@@ -186,15 +189,19 @@ impl FileMessage {
         let Ok(((id, offset, data), [])) = fields else {
             return None;
         };
-        let data = crate::codec::share(source, data);
+        let data = Payload::Bytes(crate::codec::share(source, data));
         Some(FileMessage::Chunk { id, offset, data })
     }
 
-    /// A chunk's data, when big enough to be worth writing out from where it is rather than
-    /// copying it into a connection's output (see [`SharedTail`](crate::codec::SharedTail)).
-    /// It is the message's last field.
-    pub(crate) fn shared_data(&self) -> Option<&Bytes> {
+    /// A chunk's data, when it is a file span or big enough to be worth writing out from
+    /// where it is rather than copying it into a connection's output (see
+    /// [`SharedTail`](crate::codec::SharedTail)). It is the message's last field.
+    pub(crate) fn shared_data(&self) -> Option<&Payload> {
         match self {
+            FileMessage::Chunk {
+                data: data @ Payload::File(_),
+                ..
+            } => Some(data),
             FileMessage::Chunk { data, .. } if data.len() >= SHARED_DATA_MIN => Some(data),
             _ => None,
         }
@@ -239,7 +246,7 @@ mod tests {
         let ours = FileMessage::Chunk {
             id,
             offset,
-            data: Bytes::from(data.clone()),
+            data: Payload::from(data.clone()),
         };
         let reference = Reference::Chunk { id, offset, data };
         let encoded = postcard::to_stdvec(&ours).expect("encodes");

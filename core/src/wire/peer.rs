@@ -12,6 +12,7 @@
 //! claimed user name is worthless without the secret the server gave that exact pair.
 
 use super::file::FileMessage;
+use super::payload::Payload;
 use super::shared::{Ack, Chat, ErrorCode, UserName};
 use crate::codec::{parse, DecodeError, Frame, SharedTail};
 use bytes::Bytes;
@@ -50,7 +51,7 @@ pub enum PeerFrame {
 
 /// A chunk is the frame's end: its data goes out from where the host read it.
 impl SharedTail for PeerFrame {
-    fn shared_tail(&self) -> Option<&Bytes> {
+    fn shared_tail(&self) -> Option<&Payload> {
         match self {
             PeerFrame::File(message) => message.shared_data(),
             _ => None,
