@@ -56,6 +56,8 @@ struct ClientNode {
     core: Option<Client>,
     incarnation: u64,
     listening: bool,
+    /// Every peer this client dialled, in order (across restarts).
+    dialled: Vec<UserName>,
     server_stream: Option<StreamId>,
     links: BTreeMap<LinkId, StreamId>,
     next_link: u64,
@@ -130,6 +132,7 @@ impl Sim {
             core: None,
             incarnation: 0,
             listening: true,
+            dialled: Vec::new(),
             server_stream: None,
             links: BTreeMap::new(),
             next_link: 0,
@@ -401,6 +404,11 @@ impl Sim {
             .iter()
             .filter(|r| &r.from == from)
             .collect()
+    }
+
+    /// Every peer `node` dialled so far, in order.
+    pub fn dialled(&self, node: Node) -> &[UserName] {
+        &self.clients[node.0].dialled
     }
 
     pub fn events(&self, node: Node) -> &[(Instant, client::Event)] {
@@ -743,6 +751,7 @@ impl Sim {
             }
             client::Action::Dial { peer, addr } => {
                 let c = &mut self.clients[i];
+                c.dialled.push(peer.clone());
                 let link = LinkId(c.next_link);
                 c.next_link += 1;
                 let opener = Endpoint::ClientPeer {

@@ -142,7 +142,8 @@ fn bob_cuts_off(attack: &[u8], owed: &[PeerFrame]) {
         let server = server(LOGIN_TIMEOUT);
         let mut chat = direct_chat(&server).await;
         chat.exchange(BATCH).await;
-        let mut attacker = Raw::to_peer(chat.bob.client.p2p_addr()).await;
+        let mut attacker =
+            Raw::to_peer(chat.bob.client.p2p_addr().expect("bob listens for peers")).await;
         attacker.send(attack).await;
         chat.exchange(BATCH).await;
         assert_eq!(attacker.frames_until_closed().await, owed);
@@ -529,7 +530,9 @@ fn two_hundred_silent_connections_to_bob_are_each_cut_at_the_setup_deadline() {
         chat.exchange(BATCH).await;
         let mut attackers = Vec::new();
         for _ in 0..200 {
-            attackers.push(Raw::to_peer(chat.bob.client.p2p_addr()).await);
+            attackers.push(
+                Raw::to_peer(chat.bob.client.p2p_addr().expect("bob listens for peers")).await,
+            );
         }
         chat.exchange(BATCH).await;
         for attacker in &mut attackers {
@@ -548,7 +551,8 @@ fn a_peer_closing_mid_frame_on_bob_is_forgotten_quietly() {
         let server = server(LOGIN_TIMEOUT);
         let mut chat = direct_chat(&server).await;
         chat.exchange(BATCH).await;
-        let mut attacker = Raw::to_peer(chat.bob.client.p2p_addr()).await;
+        let mut attacker =
+            Raw::to_peer(chat.bob.client.p2p_addr().expect("bob listens for peers")).await;
         attacker.send(&[0, 0]).await;
         attacker.shutdown_write();
         chat.exchange(BATCH).await;
@@ -564,7 +568,8 @@ fn mallory_posing_as_alice(answer: impl Fn([u8; 32], [u8; 32]) -> [u8; 32]) {
         let server = server(LOGIN_TIMEOUT);
         let mut chat = direct_chat(&server).await;
         chat.exchange(BATCH).await;
-        let mut mallory = Raw::to_peer(chat.bob.client.p2p_addr()).await;
+        let mut mallory =
+            Raw::to_peer(chat.bob.client.p2p_addr().expect("bob listens for peers")).await;
         mallory
             .send(&peer_frame(&PeerFrame::Hello {
                 version: PROTOCOL_VERSION,
@@ -607,7 +612,8 @@ fn a_chat_injected_before_authenticating_is_refused_and_never_shown() {
         let server = server(LOGIN_TIMEOUT);
         let mut chat = direct_chat(&server).await;
         chat.exchange(BATCH).await;
-        let mut mallory = Raw::to_peer(chat.bob.client.p2p_addr()).await;
+        let mut mallory =
+            Raw::to_peer(chat.bob.client.p2p_addr().expect("bob listens for peers")).await;
         let mut bytes = peer_frame(&PeerFrame::Hello {
             version: PROTOCOL_VERSION,
             user: name("alice"),

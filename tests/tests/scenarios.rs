@@ -87,6 +87,42 @@ fn three_users_log_in_and_every_pair_ends_up_direct() {
     assert_eq!(sim.server().unwrap().stats().relayed, 0);
 }
 
+/// A client that takes no direct channels says so at login: its peers never dial it (not
+/// even the one whose turn it would be), chat with it goes through the relay, and the others
+/// still pair up directly.
+#[test]
+fn a_client_without_direct_channels_is_never_dialled_and_chats_through_the_relay() {
+    let mut config = SimConfig::new(31);
+    config.tweak_client = |c| c.direct_channels = c.user.as_str() != "bob";
+    let mut sim = Sim::new(config);
+    let nodes: Vec<Node> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|name| sim.add_client(name))
+        .collect();
+    let (alice, bob, carol) = (nodes[0], nodes[1], nodes[2]);
+    sim.run_until(5 * SECOND, |s| s.route(alice, carol) == Some(Route::Direct))
+        .expect("alice and carol pair up directly");
+    // Long enough for many rounds of redialling, were anyone dialling bob.
+    sim.advance(60 * SECOND);
+    for node in &nodes {
+        let bob_name = sim.name(bob).clone();
+        assert!(
+            !sim.dialled(*node).contains(&bob_name),
+            "{} dialled bob",
+            sim.name(*node)
+        );
+    }
+    assert_eq!(sim.route(alice, bob), Some(Route::Relay));
+    assert_eq!(sim.route(carol, bob), Some(Route::Relay));
+    assert_eq!(sim.client(bob).unwrap().link_count(), 0);
+    sim.send(alice, bob, "hi bob").unwrap();
+    sim.send(bob, carol, "hi carol").unwrap();
+    sim.advance(SECOND);
+    assert_eq!(texts(&sim, bob, alice), ["hi bob"]);
+    assert_eq!(texts(&sim, carol, bob), ["hi carol"]);
+    assert!(sim.received(bob).iter().all(|r| r.route == Path::Relay));
+}
+
 #[test]
 fn the_direct_path_is_cut_mid_conversation_and_every_message_arrives_once_in_order_via_relay() {
     let (mut sim, nodes) = world(&["alice", "bob"]);

@@ -24,7 +24,7 @@ pub struct Client {
     commands: Sender<Command>,
     events: Receiver<Event>,
     user: UserName,
-    p2p_addr: SocketAddr,
+    p2p_addr: Option<SocketAddr>,
 }
 
 /// One row of [`Client::peers`]: what the core knows about another user.
@@ -37,12 +37,19 @@ pub struct PeerStatus {
 }
 
 impl Client {
-    /// Binds the P2P listener (to learn the port to advertise), then starts connecting to the
-    /// server and logging in in the background. Watch [`events`](Client::events) for the outcome.
+    /// Binds the P2P listener (to learn the port to advertise), unless direct channels are
+    /// off, then starts connecting to the server and logging in in the background. Watch
+    /// [`events`](Client::events) for the outcome.
     pub fn start(options: ClientOptions) -> io::Result<Client> {
-        let listener = TcpListener::try_from(std::net::TcpListener::bind(options.p2p_listen)?)?;
-        let p2p_addr = listener.local_addr()?;
-        let config = options.core_config(p2p_addr.port());
+        let listener = if options.direct_channels {
+            let bound = std::net::TcpListener::bind(options.p2p_listen)?;
+            Some(TcpListener::try_from(bound)?)
+        } else {
+            // Nothing to accept: no port is opened, and the login says so (port 0).
+            None
+        };
+        let p2p_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        let config = options.core_config(p2p_addr.map_or(0, |addr| addr.port()));
         let core = breeze_core::Client::new(config, os_seed()?, Instant::now());
         let (commands, commands_rx) = async_channel::bounded(64);
         // Unbounded: the owner must never wait for the application (which may be waiting for
@@ -58,7 +65,7 @@ impl Client {
             events_tx,
         ))
         .detach();
-        tracing::debug!(%user, %p2p_addr, "client started");
+        tracing::debug!(%user, ?p2p_addr, "client started");
         Ok(Client {
             commands,
             events,
@@ -71,8 +78,8 @@ impl Client {
         &self.user
     }
 
-    /// The address the P2P listener is bound to.
-    pub fn p2p_addr(&self) -> SocketAddr {
+    /// The address the P2P listener is bound to; `None` with direct channels off.
+    pub fn p2p_addr(&self) -> Option<SocketAddr> {
         self.p2p_addr
     }
 

@@ -108,12 +108,13 @@ enum Wake {
 pub(crate) async fn run(
     core: breeze_core::Client,
     options: ClientOptions,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     commands: Receiver<Command>,
     events: Sender<Event>,
 ) {
     let (inbound_tx, inbound) = async_channel::bounded(INBOUND_QUEUE);
-    let _accept = smol::spawn(accept_loop(listener, inbound_tx.clone(), Input::Accepted));
+    let _accept = listener
+        .map(|listener| smol::spawn(accept_loop(listener, inbound_tx.clone(), Input::Accepted)));
     let mut owner = Owner {
         core,
         lanes: Lanes::new(options.files.clone(), inbound_tx.clone()),

@@ -40,7 +40,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Never open direct channels: everything goes through the server relay.
+    /// Never open direct channels: everything goes through the server relay, no P2P port is
+    /// opened, and peers are told not to dial this client.
     #[arg(long)]
     pub no_direct: bool,
 

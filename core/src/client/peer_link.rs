@@ -499,7 +499,10 @@ impl Client {
             return None;
         }
         let peer = self.peers.get(name)?;
-        peer.intro.as_ref()?;
+        if peer.intro.as_ref()?.endpoint.port() == 0 {
+            // The peer takes no direct channels: the relay it is.
+            return None;
+        }
         // While the server is unreachable, keep the channels we had: the peer is probably
         // still there even though nobody can tell us.
         if !peer.online && self.is_logged_in() {

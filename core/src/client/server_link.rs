@@ -69,7 +69,12 @@ impl Client {
         let login = ClientFrame::Login {
             user: self.config.user.clone(),
             password: self.config.password.clone(),
-            p2p_port: self.config.p2p_port,
+            // 0 says "no direct channels": peers would only dial in vain.
+            p2p_port: if self.config.direct_channels {
+                self.config.p2p_port
+            } else {
+                0
+            },
             register: self.config.register,
         };
         self.send_server(&login, now);

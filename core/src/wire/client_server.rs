@@ -17,6 +17,8 @@ pub enum ClientFrame {
     },
     /// `p2p_port` is where the client listens for peers; the server pairs it with the IP it
     /// observes on this connection, because a client cannot know its own LAN-visible address.
+    /// 0: the client takes no direct channels (it listens for none), so its peers never dial
+    /// it and talk to it through the relay.
     Login {
         user: UserName,
         password: String,
