@@ -183,19 +183,25 @@ impl FileHost for DiskFiles {
     }
 
     /// The bytes as a span of the open file, on Linux, where the driver sends spans with
-    /// `sendfile`; the kernel is asked to read them ahead now, so the send seldom waits for
-    /// the disk.
+    /// `sendfile`. The span is read into the page cache here, on the lane's thread, so the
+    /// driver's `sendfile` finds it there and does not hold up the owner's thread (and the
+    /// chat on it) waiting for the disk: the kernel is asked to read the whole span ahead, and
+    /// its last byte is read, which waits for that.
     #[cfg(target_os = "linux")]
     fn read_span(&self, id: TransferId, offset: u64, len: usize) -> io::Result<Option<FileSpan>> {
         use std::os::fd::AsRawFd;
+        use std::os::unix::fs::FileExt;
         let source = self.source(id)?;
         let mut source = lock(&source);
         let file = source.open()?.clone();
         let want = source.want(offset, len);
-        let end = offset.saturating_add(want as u64);
-        if file.metadata()?.len() < end {
-            return Err(io::Error::other("the file shrank since it was offered"));
-        }
+        let Some(last) = (want as u64)
+            .checked_sub(1)
+            .map(|n| offset.saturating_add(n))
+        else {
+            // Nothing left to read: the ordinary read says so.
+            return Ok(None);
+        };
         let (Ok(at), Ok(span_len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(want))
         else {
             return Err(io::ErrorKind::InvalidInput.into());
@@ -206,6 +212,9 @@ impl FileHost for DiskFiles {
         };
         if advised != 0 {
             tracing::debug!(%id, advised, "cannot ask for a file to be read ahead");
+        }
+        if file.read_at(&mut [0u8; 1], last)? == 0 {
+            return Err(io::Error::other("the file shrank since it was offered"));
         }
         Ok(Some(FileSpan {
             file,

@@ -3,8 +3,8 @@
 //! On Linux with `sendfile`: the kernel moves the file's cached pages to the socket, so a sent
 //! file's bytes are neither read into the process nor copied into the socket by it — about a
 //! third of a sending client's work during a transfer. [`DiskFiles`](crate::DiskFiles) makes
-//! spans only there, and asks the kernel to read them ahead (`posix_fadvise`) when it makes
-//! them, so the writer seldom waits for the disk.
+//! spans only there, and brings them into the page cache on its lane's thread when it makes
+//! them, so the writer here does not wait for the disk.
 //!
 //! The frame header promising the span's bytes has gone out already: if the file no longer
 //! has them (it shrank since it was offered), the stream can only be broken off, which the
