@@ -370,21 +370,45 @@ mod tests {
     use super::*;
     use smol::net::TcpListener;
 
+    /// A socket on one end of a fresh loopback connection: the other end, the socket, and
+    /// what the socket reports.
+    async fn loopback_socket() -> (TcpStream, Socket, Receiver<SocketEvent<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (far, accepted) = futures_lite::future::zip(TcpStream::connect(addr), async {
+            listener.accept().await.map(|(stream, _)| stream)
+        })
+        .await;
+        let (events, reports) = async_channel::unbounded::<SocketEvent<u8>>();
+        let socket = Socket::spawn(1u8, accepted.unwrap(), events, &ReadPool::default());
+        (far.unwrap(), socket, reports)
+    }
+
+    /// The far end reads exactly `expected`, and the socket reports all of it written.
+    async fn arrives_whole(
+        far: &mut TcpStream,
+        reports: &Receiver<SocketEvent<u8>>,
+        expected: &[u8],
+    ) {
+        let mut received = vec![0u8; expected.len()];
+        far.read_exact(&mut received).await.unwrap();
+        assert!(received == expected, "bytes lost, added or reordered");
+        let mut written = 0;
+        while written < expected.len() {
+            if let Ok(SocketEvent::Written(1, n)) = reports.recv().await {
+                written += n;
+            }
+        }
+        assert_eq!(written, expected.len());
+    }
+
     /// Small writes are appended, big ones queued as they are and written with `writev`, many
     /// at a time and across partial writes: the far side still reads every byte in order, and
     /// the owner hears that all of them were written.
     #[test]
     fn mixed_writes_arrive_whole_and_in_order() {
         smol::block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (far, accepted) = futures_lite::future::zip(TcpStream::connect(addr), async {
-                listener.accept().await.map(|(stream, _)| stream)
-            })
-            .await;
-            let (mut far, accepted) = (far.unwrap(), accepted.unwrap());
-            let (events, reports) = async_channel::unbounded::<SocketEvent<u8>>();
-            let mut socket = Socket::spawn(1u8, accepted, events, &ReadPool::default());
+            let (mut far, mut socket, reports) = loopback_socket().await;
             let mut expected = Vec::new();
             for i in 0..3 * WRITE_SLICES {
                 let len = if i % 3 == 0 {
@@ -396,16 +420,7 @@ mod tests {
                 expected.extend_from_slice(&bytes);
                 socket.write(bytes.into());
             }
-            let mut received = vec![0u8; expected.len()];
-            far.read_exact(&mut received).await.unwrap();
-            assert!(received == expected, "bytes lost, added or reordered");
-            let mut written = 0;
-            while written < expected.len() {
-                if let Ok(SocketEvent::Written(1, n)) = reports.recv().await {
-                    written += n;
-                }
-            }
-            assert_eq!(written, expected.len());
+            arrives_whole(&mut far, &reports, &expected).await;
         });
     }
 
@@ -421,15 +436,7 @@ mod tests {
             let mut temp = tempfile::tempfile().unwrap();
             temp.write_all(&content).unwrap();
             let file = Arc::new(temp);
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (far, accepted) = futures_lite::future::zip(TcpStream::connect(addr), async {
-                listener.accept().await.map(|(stream, _)| stream)
-            })
-            .await;
-            let (mut far, accepted) = (far.unwrap(), accepted.unwrap());
-            let (events, reports) = async_channel::unbounded::<SocketEvent<u8>>();
-            let mut socket = Socket::spawn(1u8, accepted, events, &ReadPool::default());
+            let (mut far, mut socket, reports) = loopback_socket().await;
             let mut expected = Vec::new();
             for i in 0..200usize {
                 let header: Vec<u8> = vec![i as u8; 1 + i % 20];
@@ -443,16 +450,7 @@ mod tests {
                     len,
                 }));
             }
-            let mut received = vec![0u8; expected.len()];
-            far.read_exact(&mut received).await.unwrap();
-            assert!(received == expected, "bytes lost, added or reordered");
-            let mut written = 0;
-            while written < expected.len() {
-                if let Ok(SocketEvent::Written(1, n)) = reports.recv().await {
-                    written += n;
-                }
-            }
-            assert_eq!(written, expected.len());
+            arrives_whole(&mut far, &reports, &expected).await;
         });
     }
 
@@ -461,16 +459,7 @@ mod tests {
     #[test]
     fn a_close_ends_the_socket_even_when_the_peer_never_reads() {
         smol::block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (stalled_peer, accepted) =
-                futures_lite::future::zip(TcpStream::connect(addr), async {
-                    listener.accept().await.map(|(stream, _)| stream)
-                })
-                .await;
-            let (_stalled_peer, accepted) = (stalled_peer.unwrap(), accepted.unwrap());
-            let (events, reports) = async_channel::unbounded::<SocketEvent<u8>>();
-            let mut socket = Socket::spawn(1u8, accepted, events, &ReadPool::default());
+            let (_stalled_peer, mut socket, reports) = loopback_socket().await;
             // Far more than the kernel buffers of both ends hold: the writer blocks.
             for _ in 0..256 {
                 socket.write(vec![7u8; 256 * 1024].into());
