@@ -313,18 +313,17 @@ async fn write_loop<K, E>(
 /// Writes every byte of `payloads`, in order: bytes a few `writev`s for the lot, each file
 /// span from its file.
 async fn write_all(stream: &mut TcpStream, payloads: &[Payload]) -> io::Result<()> {
-    let spans = payloads.iter().any(|p| matches!(p, Payload::File(_)));
-    if spans {
-        cork(stream, true);
+    if !payloads.iter().any(|p| matches!(p, Payload::File(_))) {
+        // Chat and relayed chunks: bytes only.
+        return write_all_bytes(stream, payloads).await;
     }
-    let written = write_all_payloads(stream, payloads).await;
-    if spans {
-        cork(stream, false);
-    }
+    cork(stream, true);
+    let written = write_all_with_spans(stream, payloads).await;
+    cork(stream, false);
     written
 }
 
-async fn write_all_payloads(stream: &mut TcpStream, payloads: &[Payload]) -> io::Result<()> {
+async fn write_all_with_spans(stream: &mut TcpStream, payloads: &[Payload]) -> io::Result<()> {
     let mut rest = payloads;
     loop {
         let in_memory = rest
@@ -332,8 +331,7 @@ async fn write_all_payloads(stream: &mut TcpStream, payloads: &[Payload]) -> io:
             .take_while(|p| matches!(p, Payload::Bytes(_)))
             .count();
         let (bytes, after) = rest.split_at(in_memory);
-        let buffers: Vec<&Bytes> = bytes.iter().filter_map(Payload::as_bytes).collect();
-        write_all_bytes(stream, &buffers).await?;
+        write_all_bytes(stream, bytes).await?;
         // `after` is empty or starts with a span.
         let Some((first, after)) = after.split_first() else {
             return Ok(());
@@ -345,11 +343,13 @@ async fn write_all_payloads(stream: &mut TcpStream, payloads: &[Payload]) -> io:
     }
 }
 
-/// Writes every byte of `buffers`, in order, a few `writev`s for the lot.
-async fn write_all_bytes(stream: &mut TcpStream, buffers: &[&Bytes]) -> io::Result<()> {
-    for group in buffers.chunks(WRITE_SLICES) {
+/// Writes every byte of `payloads`, in order, a few `writev`s for the lot; they are all bytes
+/// (a span among them would be skipped).
+async fn write_all_bytes(stream: &mut TcpStream, payloads: &[Payload]) -> io::Result<()> {
+    for group in payloads.chunks(WRITE_SLICES) {
         let mut slices: Vec<IoSlice<'_>> = group
             .iter()
+            .filter_map(Payload::as_bytes)
             .filter(|b| !b.is_empty())
             .map(|b| IoSlice::new(b))
             .collect();
