@@ -10,9 +10,9 @@
 use breeze_core::wire::Bytes;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Buffers a driver keeps for reuse, whatever its number of sockets: at most 2 MiB of 64 KiB
-/// buffers.
-const POOLED_BUFFERS: usize = 32;
+/// Buffers a driver keeps for reuse, whatever its number of sockets: at most 2 MiB of the
+/// biggest (128 KiB) read buffers.
+const POOLED_BUFFERS: usize = 16;
 
 /// Reads this big are handed to the cores as shared buffers (see [`Received::feed`]).
 const SHARE_MIN: usize = 16 * 1024;
