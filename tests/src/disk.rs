@@ -16,13 +16,6 @@ pub struct Disk {
 }
 
 impl Disk {
-    pub fn read(&self, id: TransferId, offset: u64, len: usize) -> Option<Vec<u8>> {
-        let file = self.outgoing.get(&id)?;
-        let start = usize::try_from(offset).ok()?.min(file.len());
-        let end = start.saturating_add(len).min(file.len());
-        Some(file[start..end].to_vec())
-    }
-
     /// A read answered as a real host may: for a direct channel, every other one as a span
     /// of the file, which the simulated network writes from the file (see [`span_bytes`]);
     /// the others, and all for the relay, as bytes. (A route may change between the read and

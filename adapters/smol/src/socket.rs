@@ -434,13 +434,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn file_spans_between_bytes_arrive_in_order() {
-        use breeze_core::wire::FileSpan;
-        use std::io::Write;
+        use crate::span_write::tests::{file_holding, span_of};
         smol::block_on(async {
             let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
-            let mut temp = tempfile::tempfile().unwrap();
-            temp.write_all(&content).unwrap();
-            let file = Arc::new(temp);
+            let file = file_holding(&content);
             let (mut far, mut socket, reports) = loopback_socket().await;
             let mut expected = Vec::new();
             for i in 0..200usize {
@@ -449,11 +446,7 @@ mod tests {
                 socket.write(header.into());
                 let (offset, len) = ((i * 4999) % 900_000, 1 + (i * 7919) % 40_000);
                 expected.extend_from_slice(&content[offset..offset + len]);
-                socket.write(Payload::File(FileSpan {
-                    file: file.clone(),
-                    offset: offset as u64,
-                    len,
-                }));
+                socket.write(Payload::File(span_of(&file, offset as u64, len)));
             }
             arrives_whole(&mut far, &reports, &expected).await;
         });

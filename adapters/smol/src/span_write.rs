@@ -96,14 +96,21 @@ async fn send_file(_: &TcpStream, _: &File, _: u64, _: usize) -> io::Result<()> 
 }
 
 #[cfg(all(test, target_os = "linux"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use futures_lite::AsyncReadExt;
     use smol::net::TcpListener;
     use std::io::Write;
     use std::sync::Arc;
 
-    fn span_of(file: &Arc<File>, offset: u64, len: usize) -> FileSpan {
+    /// A temporary file holding `content`, shared as spans are.
+    pub(crate) fn file_holding(content: &[u8]) -> Arc<File> {
+        let mut temp = tempfile::tempfile().unwrap();
+        temp.write_all(content).unwrap();
+        Arc::new(temp)
+    }
+
+    pub(crate) fn span_of(file: &Arc<File>, offset: u64, len: usize) -> FileSpan {
         FileSpan {
             file: file.clone(),
             offset,
@@ -116,9 +123,7 @@ mod tests {
     fn spans_arrive_as_the_file_holds_them() {
         smol::block_on(async {
             let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-            let mut temp = tempfile::tempfile().unwrap();
-            temp.write_all(&content).unwrap();
-            let file = Arc::new(temp);
+            let file = file_holding(&content);
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let reading = smol::spawn(async move {
@@ -148,9 +153,7 @@ mod tests {
     #[test]
     fn a_span_past_the_end_of_the_file_is_an_error() {
         smol::block_on(async {
-            let mut temp = tempfile::tempfile().unwrap();
-            temp.write_all(&[7; 100]).unwrap();
-            let file = Arc::new(temp);
+            let file = file_holding(&[7; 100]);
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let _accepting = smol::spawn(async move { listener.accept().await });
