@@ -116,6 +116,7 @@ pub mod delivery;
 pub mod liveness;
 mod outbound;
 pub mod rng;
+pub mod secure;
 mod seeded_hash;
 pub mod server;
 pub mod transfer;

@@ -1,0 +1,170 @@
+//! End-to-end sealing between two users, for everything the server relays or stores.
+//!
+//! The server forwards chat, acknowledgements and file messages between users who have no
+//! direct channel, and keeps messages for users who are offline. It must be able to do that
+//! without reading or forging any of it. Each pair of users therefore shares a key that only
+//! they can compute: X25519 between one's identity key and the other's public key, put through
+//! BLAKE3's key derivation together with both public keys. A sealed item is a fresh 24-byte
+//! nonce (from the core's seeded generator) and XChaCha20-Poly1305 ciphertext; the associated
+//! data names the sender's and the recipient's keys and the item's visible header (its kind,
+//! message numbers, transfer id and offset), so the server can neither alter those, nor turn a
+//! message around, nor move it to another pair.
+//!
+//! A recipient who is offline is sealed to in the same way: the sender needs only the
+//! recipient's public key, which the server hands out.
+
+use super::keys::{IdentityKey, PublicKey};
+use crate::rng::SeededRng;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use std::fmt;
+
+const NONCE: usize = 24;
+const TAG: usize = 16;
+/// What sealing adds to an item's size.
+pub const SEAL_OVERHEAD: usize = NONCE + TAG;
+
+/// Why a sealed item could not be opened. The item is dropped; it never reaches the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SealError {
+    /// Too short to be a sealed item.
+    Truncated,
+    /// It does not authenticate under this pair's key and header: forged, altered, or sealed
+    /// for someone else.
+    Forged,
+}
+
+impl fmt::Display for SealError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SealError::Truncated => "sealed item too short",
+            SealError::Forged => "sealed item failed authentication",
+        })
+    }
+}
+
+impl std::error::Error for SealError {}
+
+/// The key one user shares with one other user.
+#[derive(Clone)]
+pub struct PairKey {
+    cipher: XChaCha20Poly1305,
+    mine: PublicKey,
+    theirs: PublicKey,
+}
+
+impl fmt::Debug for PairKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PairKey({:?} ↔ {:?})", self.mine, self.theirs)
+    }
+}
+
+impl PairKey {
+    /// The key `me` shares with the holder of `theirs`; `None` for a key that yields no secret
+    /// (a low-order point a malicious server might hand out).
+    pub fn new(me: &IdentityKey, theirs: &PublicKey) -> Option<Self> {
+        let shared = me.agree(theirs)?;
+        let mine = me.public();
+        let (low, high) = if mine <= *theirs {
+            (mine, *theirs)
+        } else {
+            (*theirs, mine)
+        };
+        let mut material = [0u8; 96];
+        material[..32].copy_from_slice(&shared);
+        material[32..64].copy_from_slice(&low.0);
+        material[64..].copy_from_slice(&high.0);
+        let key = blake3::derive_key("breeze end-to-end pair key v1", &material);
+        Some(PairKey {
+            cipher: XChaCha20Poly1305::new(&key.into()),
+            mine,
+            theirs: *theirs,
+        })
+    }
+
+    /// The other user's key.
+    pub fn theirs(&self) -> PublicKey {
+        self.theirs
+    }
+
+    /// `plain` sealed from us to them, bound to `header`.
+    pub fn seal(&self, header: &[u8], plain: &[u8], rng: &mut SeededRng) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE];
+        nonce.copy_from_slice(&rng.bytes32()[..NONCE]);
+        let aad = associated(&self.mine, &self.theirs, header);
+        let payload = Payload {
+            msg: plain,
+            aad: &aad,
+        };
+        let sealed = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), payload)
+            .unwrap_or_else(|_| unreachable!("XChaCha20-Poly1305 seals any length we send"));
+        let mut out = Vec::with_capacity(NONCE + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// What they sealed to us, bound to `header`.
+    pub fn open(&self, header: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(SealError::Truncated);
+        }
+        let (nonce, body) = sealed.split_at(NONCE);
+        let aad = associated(&self.theirs, &self.mine, header);
+        let payload = Payload {
+            msg: body,
+            aad: &aad,
+        };
+        self.cipher
+            .decrypt(XNonce::from_slice(nonce), payload)
+            .map_err(|_| SealError::Forged)
+    }
+}
+
+fn associated(from: &PublicKey, to: &PublicKey, header: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(16 + 64 + header.len());
+    aad.extend_from_slice(b"breeze e2e v1");
+    aad.extend_from_slice(&from.0);
+    aad.extend_from_slice(&to.0);
+    aad.extend_from_slice(header);
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (PairKey, PairKey, SeededRng) {
+        let (a, b) = (
+            IdentityKey::from_secret([1; 32]),
+            IdentityKey::from_secret([2; 32]),
+        );
+        (
+            PairKey::new(&a, &b.public()).unwrap(),
+            PairKey::new(&b, &a.public()).unwrap(),
+            SeededRng::from_u64(5),
+        )
+    }
+
+    #[test]
+    fn only_the_other_side_opens_it_and_only_with_the_same_header() {
+        let (alice, bob, mut rng) = pair();
+        let sealed = alice.seal(b"chat 1 7", b"hi bob", &mut rng);
+        assert!(!sealed.windows(6).any(|w| w == b"hi bob"));
+        assert_eq!(bob.open(b"chat 1 7", &sealed).unwrap(), b"hi bob");
+        assert_eq!(bob.open(b"chat 1 8", &sealed), Err(SealError::Forged));
+        // Turned around: alice cannot be made to accept her own message as bob's.
+        assert_eq!(alice.open(b"chat 1 7", &sealed), Err(SealError::Forged));
+        let carol = IdentityKey::from_secret([3; 32]);
+        let carol_bob = PairKey::new(&carol, &alice.mine).unwrap();
+        assert_eq!(carol_bob.open(b"chat 1 7", &sealed), Err(SealError::Forged));
+        let mut flipped = sealed.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(bob.open(b"chat 1 7", &flipped), Err(SealError::Forged));
+        assert_eq!(bob.open(b"", &sealed[..10]), Err(SealError::Truncated));
+    }
+}

@@ -1,0 +1,33 @@
+//! Encryption and authentication: identity keys, the Noise handshakes that open every
+//! connection, the record layer that carries frames afterwards, and the end-to-end sealing of
+//! what travels through the server relay (see `docs/ARCHITECTURE.md` §10 Security).
+//!
+//! Everything here is pure: keys come from the host, randomness from the core's seed, and no
+//! primitive is written here. Noise comes from `snow`; the end-to-end AEAD is XChaCha20-Poly1305
+//! from RustCrypto; key derivation and fingerprints use BLAKE3's key-derivation mode.
+//!
+//! Two Noise patterns are used, both over X25519, AES-GCM and SHA-256:
+//! - **client↔server, XX**: the client learns the server's static key in the second message and
+//!   checks it against its pin before it reveals anything of its own (its static key goes in the
+//!   third message, the password only once the channel is up);
+//! - **peer↔peer, IK**: the dialer already knows the acceptor's key from the server's
+//!   introduction, so its first message is encrypted to that key and carries its own; the
+//!   acceptor checks that key against the introduction of the user it claims to be.
+//!
+//! The prologue names the protocol version and the link kind, so a handshake recorded for one
+//! kind of link or one version cannot be used on another (no downgrade is possible: there is no
+//! unencrypted mode to fall back to).
+
+mod e2e;
+mod handshake;
+mod keys;
+mod record;
+mod resolver;
+
+pub use e2e::{PairKey, SealError};
+pub use handshake::{HandshakeError, LinkKind};
+pub use keys::{pair_fingerprint, Fingerprint, IdentityKey, PublicKey};
+pub use record::{RecordError, MAX_RECORD, MAX_RECORD_PAYLOAD};
+
+pub(crate) use handshake::{Handshake, Progress};
+pub(crate) use record::{Opener, RecordReader, Sealer};
