@@ -1,9 +1,13 @@
-//! One client connection as the server sees it.
+//! One client connection as the server sees it, and its life: opened, fed bytes, sent
+//! frames, failed or closed.
 
 use super::file_relay::FileBudget;
-use crate::codec::FrameDecoder;
+use super::output::{Action, ConnError, Event, LogoutReason};
+use super::{ConnId, Server};
+use crate::codec::{FrameDecoder, Input};
 use crate::liveness::Liveness;
-use crate::wire::UserName;
+use crate::outbound::QueueError;
+use crate::wire::{ClientFrame, ServerFrame, UserName};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -48,6 +52,124 @@ impl Connection {
         match &self.phase {
             Phase::Online(session) => Some(session),
             _ => None,
+        }
+    }
+}
+
+impl Server {
+    /// A new connection: turned away at once while shutting down or over a connection limit
+    /// (the client is told why).
+    pub(super) fn open(&mut self, conn: ConnId, remote: SocketAddr, now: Instant) {
+        if self.conns.contains_key(&conn) {
+            return;
+        }
+        self.outbound.open(conn);
+        self.conns.insert(
+            conn,
+            Connection {
+                remote,
+                opened: now,
+                phase: Phase::Hello,
+                decoder: FrameDecoder::new(self.config.max_frame),
+                liveness: Liveness::new(now),
+            },
+        );
+        self.next_sweep
+            .get_or_insert(now + self.config.sweep_interval);
+        let from_this_ip = self.limits.connected(remote.ip());
+        if self.shutting_down {
+            self.send(conn, &ServerFrame::ShuttingDown, now);
+            self.close(conn, LogoutReason::Requested, now);
+        } else if self.conns.len() > self.config.max_connections
+            || from_this_ip > self.config.max_connections_per_ip
+        {
+            self.fail(conn, ConnError::TooManyConnections, now);
+        }
+    }
+
+    /// Decodes what arrived and handles each whole frame; stops at the first frame that
+    /// closes the connection, and closes it on undecodable bytes.
+    pub(super) fn on_input(&mut self, conn: ConnId, input: Input<'_>, now: Instant) {
+        let Some(connection) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        connection.liveness.received(now);
+        let mut decoder = std::mem::replace(&mut connection.decoder, FrameDecoder::new(0));
+        let decoded = input.decode_each(&mut decoder, self, |server, frame: ClientFrame| {
+            server.on_frame(conn, frame, now);
+            server.conns.contains_key(&conn)
+        });
+        if let Err(err) = decoded {
+            self.fail(conn, ConnError::Decode(err.code()), now);
+        }
+        if let Some(connection) = self.conns.get_mut(&conn) {
+            connection.decoder = decoder;
+        }
+    }
+
+    /// The socket is gone: forget the connection without writing anything more to it.
+    pub(super) fn disconnected(&mut self, conn: ConnId, now: Instant) {
+        if let Some(connection) = self.conns.remove(&conn) {
+            self.outbound.forget(conn);
+            self.limits.disconnected(connection.remote.ip());
+            if let Phase::Online(session) = connection.phase {
+                self.go_offline(conn, session.user, LogoutReason::Disconnected, now);
+            }
+            if self.conns.is_empty() {
+                self.next_sweep = None;
+            }
+        }
+    }
+
+    /// Queues a frame; a connection that cannot take it is scheduled for closing.
+    pub(super) fn send(&mut self, conn: ConnId, frame: &ServerFrame, now: Instant) {
+        match self.outbound.send(conn, frame) {
+            Ok(()) => {
+                if let Some(connection) = self.conns.get_mut(&conn) {
+                    connection.liveness.sent(now);
+                }
+            }
+            Err(QueueError::Closed) | Err(QueueError::TooLarge) => {}
+            Err(QueueError::Full) => self.doomed.push((conn, ConnError::SlowConsumer)),
+        }
+    }
+
+    /// Tells the connection why (if it still can take it), then closes it.
+    pub(super) fn fail(&mut self, conn: ConnId, error: ConnError, now: Instant) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        self.events
+            .push_back(Event::ConnectionFailed { conn, error });
+        if error != ConnError::SlowConsumer {
+            let _ = self
+                .outbound
+                .send(conn, &ServerFrame::Error { code: error.code() });
+        }
+        self.close(conn, LogoutReason::Failed(error), now);
+    }
+
+    /// Closes a connection once what is queued for it is written.
+    pub(super) fn close(&mut self, conn: ConnId, reason: LogoutReason, now: Instant) {
+        let Some(connection) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.limits.disconnected(connection.remote.ip());
+        self.outbound.close(conn);
+        self.actions.push_back(Action::Close { conn });
+        if let Phase::Online(session) = connection.phase {
+            self.go_offline(conn, session.user, reason, now);
+        }
+        if self.conns.is_empty() {
+            self.next_sweep = None;
+        }
+    }
+
+    /// Closes the connections a send found full during this input, now that no loop over the
+    /// connections is in the way.
+    pub(super) fn reap(&mut self, now: Instant) {
+        while let Some((conn, error)) = self.doomed.pop() {
+            self.fail(conn, error, now);
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Who is online where, and the introductions that pair them up for direct channels.
 
-use super::ConnId;
+use super::output::{Event, LogoutReason};
+use super::{ConnId, Server};
 use crate::seeded_hash::{SeededMap, SeededState};
-use crate::wire::UserName;
+use crate::wire::{PeerIntro, ServerFrame, UserName};
+use std::net::SocketAddr;
+use std::time::Instant;
 
 /// The online table: one session per user, by connection.
 ///
@@ -45,5 +48,95 @@ impl Presence {
 
     pub fn iter(&self) -> impl Iterator<Item = (&UserName, ConnId)> {
         self.online.iter().map(|(user, conn)| (user, *conn))
+    }
+}
+
+impl Server {
+    /// Introduces a user who just logged in on `conn` to everyone online, and everyone to
+    /// them: each pair gets one fresh secret for its direct channel. The newcomer's list goes
+    /// in pages of `presence_page`, never one giant frame, the last one marked `last` (also
+    /// when nobody else is online, so the client always learns the list is complete).
+    pub(super) fn introduce(
+        &mut self,
+        conn: ConnId,
+        user: &UserName,
+        endpoint: SocketAddr,
+        now: Instant,
+    ) {
+        let others: Vec<(UserName, ConnId, SocketAddr)> = self
+            .presence
+            .iter()
+            .filter(|(_, other)| *other != conn)
+            .filter_map(|(name, other)| {
+                let session = self.conns.get(&other)?.session()?;
+                Some((name.clone(), other, session.endpoint))
+            })
+            .collect();
+        let page_size = self.config.presence_page.max(1);
+        let mut page = Vec::with_capacity(page_size.min(others.len()));
+        let pages = others.len().div_ceil(page_size).max(1);
+        let mut sent_pages = 0;
+        for (name, other, other_endpoint) in others {
+            let secret = self.rng.bytes32();
+            let intro = PeerIntro {
+                user: user.clone(),
+                endpoint,
+                secret,
+            };
+            self.send(other, &ServerFrame::PeerOnline(intro), now);
+            self.events.push_back(Event::Introduced {
+                a: user.clone(),
+                b: name.clone(),
+            });
+            page.push(PeerIntro {
+                user: name,
+                endpoint: other_endpoint,
+                secret,
+            });
+            if page.len() == page_size {
+                sent_pages += 1;
+                let peers = std::mem::take(&mut page);
+                self.send(
+                    conn,
+                    &ServerFrame::Presence {
+                        peers,
+                        last: sent_pages == pages,
+                    },
+                    now,
+                );
+            }
+        }
+        if sent_pages < pages {
+            self.send(
+                conn,
+                &ServerFrame::Presence {
+                    peers: page,
+                    last: true,
+                },
+                now,
+            );
+        }
+    }
+
+    /// `user`'s session on `conn` ended: everyone else hears it (unless the whole server is
+    /// going down, when nobody is left to care). A session already replaced by a newer login
+    /// is not online any more, and says nothing.
+    pub(super) fn go_offline(
+        &mut self,
+        conn: ConnId,
+        user: UserName,
+        reason: LogoutReason,
+        now: Instant,
+    ) {
+        if !self.presence.remove(&user, conn) {
+            return;
+        }
+        if !self.shutting_down {
+            let others: Vec<ConnId> = self.presence.iter().map(|(_, c)| c).collect();
+            for other in others {
+                self.send(other, &ServerFrame::PeerOffline { user: user.clone() }, now);
+            }
+        }
+        self.events.push_back(Event::LoggedOut { user, reason });
     }
 }

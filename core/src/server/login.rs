@@ -1,0 +1,138 @@
+//! Getting in: the hello exchange, the login frame, the host's verdict, and the session that
+//! starts when it says yes.
+
+use super::connection::{Phase, Session};
+use super::file_relay::FileBudget;
+use super::output::{Action, ConnError, Event, LogoutReason};
+use super::{ConnId, Server};
+use crate::wire::{KickReason, LoginRefusal, ServerFrame, UserName, PROTOCOL_VERSION};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+impl Server {
+    /// The client's hello: always answered with ours, so a client speaking another version
+    /// learns which one this server speaks before it is closed.
+    pub(super) fn on_hello(&mut self, conn: ConnId, version: u16, now: Instant) {
+        self.send(
+            conn,
+            &ServerFrame::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            now,
+        );
+        if version != PROTOCOL_VERSION {
+            self.fail(conn, ConnError::UnsupportedVersion { theirs: version }, now);
+        } else if let Some(connection) = self.conns.get_mut(&conn) {
+            connection.phase = Phase::Login;
+        }
+    }
+
+    /// The login frame: refused at once when the server can say no without the host (closed
+    /// registration, an address guessing passwords), else handed to the host to check.
+    pub(super) fn on_login(
+        &mut self,
+        conn: ConnId,
+        user: UserName,
+        password: String,
+        p2p_port: u16,
+        register: bool,
+        now: Instant,
+    ) {
+        if register && !self.config.open_registration {
+            return self.refuse_login(conn, user, LoginRefusal::RegistrationClosed, now);
+        }
+        let Some(connection) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let ip = connection.remote.ip();
+        if self
+            .limits
+            .too_many_failures(ip, self.config.max_login_failures_per_ip, now)
+        {
+            return self.refuse_login(conn, user, LoginRefusal::TooManyAttempts, now);
+        }
+        if let Some(connection) = self.conns.get_mut(&conn) {
+            connection.phase = Phase::Checking {
+                user: user.clone(),
+                p2p_port,
+            };
+        }
+        self.limits.check_started(ip);
+        self.pending_checks.insert(conn, ip);
+        self.actions.push_back(Action::CheckLogin {
+            conn,
+            user,
+            password,
+            register,
+        });
+    }
+
+    /// The host's verdict on a credential check.
+    pub(super) fn on_login_checked(
+        &mut self,
+        conn: ConnId,
+        verdict: Result<(), LoginRefusal>,
+        now: Instant,
+    ) {
+        // Count the verdict against the address even if the connection is gone by now: the
+        // host did the hashing, and hanging up must not be a way around the limit.
+        let Some(ip) = self.pending_checks.remove(&conn) else {
+            return;
+        };
+        let wrong_password = matches!(
+            verdict,
+            Err(LoginRefusal::BadCredentials | LoginRefusal::NameTaken)
+        );
+        self.limits.check_finished(ip, wrong_password, now);
+        let Some(connection) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Phase::Checking { user, p2p_port } = &connection.phase else {
+            return;
+        };
+        let (user, p2p_port) = (user.clone(), *p2p_port);
+        match verdict {
+            Err(reason) => self.refuse_login(conn, user, reason, now),
+            Ok(()) => self.log_in(conn, user, p2p_port, now),
+        }
+    }
+
+    /// Says no: the host logs why, the client is told why (so it knows whether retrying can
+    /// help), and the connection closes.
+    fn refuse_login(&mut self, conn: ConnId, user: UserName, reason: LoginRefusal, now: Instant) {
+        self.events
+            .push_back(Event::LoginRefused { conn, user, reason });
+        self.send(conn, &ServerFrame::LoginRefused { reason }, now);
+        self.close(conn, LogoutReason::Requested, now);
+    }
+
+    /// Starts the session: an older session of the same user is kicked (the newest login
+    /// wins), the client hears yes before anything else, then who is online, then what was
+    /// stored for it.
+    fn log_in(&mut self, conn: ConnId, user: UserName, p2p_port: u16, now: Instant) {
+        let Some(connection) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let endpoint = SocketAddr::new(connection.remote.ip(), p2p_port);
+        connection.phase = Phase::Online(Session {
+            user: user.clone(),
+            endpoint,
+            stored_delivered: HashSet::default(),
+            file_budget: FileBudget::new(self.config.file_relay, now),
+        });
+        if let Some(old) = self.presence.insert(user.clone(), conn) {
+            let reason = KickReason::LoggedInElsewhere;
+            self.send(old, &ServerFrame::Kicked { reason }, now);
+            self.close(old, LogoutReason::Kicked(reason), now);
+        }
+        self.events.push_back(Event::LoggedIn {
+            conn,
+            user: user.clone(),
+            endpoint,
+        });
+        self.send(conn, &ServerFrame::LoginOk { user: user.clone() }, now);
+        self.introduce(conn, &user, endpoint, now);
+        self.actions.push_back(Action::LoadOffline { user });
+    }
+}

@@ -1,0 +1,165 @@
+//! Forwarding between online users, and the offline store for chat: messages, their
+//! acknowledgements and file messages all pass through here untouched.
+
+use super::connection::Phase;
+use super::file_relay::Budget;
+use super::output::{Action, ConnError, StoreOutcome};
+use super::{ConnId, Server};
+use crate::wire::{Ack, Chat, FileMessage, ServerFrame, UserName};
+use std::time::Instant;
+
+impl Server {
+    /// A chat message `from` sent on `conn` for `to`: forwarded if `to` is online, else
+    /// handed to the host to store.
+    pub(super) fn on_relay(
+        &mut self,
+        conn: ConnId,
+        from: UserName,
+        to: UserName,
+        chat: Chat,
+        now: Instant,
+    ) {
+        if chat.text.len() > self.config.max_text_len {
+            return self.fail(conn, ConnError::TextTooLong, now);
+        }
+        if to == from {
+            return;
+        }
+        self.stats.relayed_text_bytes += chat.text.len() as u64;
+        match self.presence.conn_of(&to) {
+            Some(peer) => {
+                self.stats.relayed += 1;
+                self.send(peer, &ServerFrame::Relayed { from, chat }, now);
+            }
+            None => {
+                self.stats.stored += 1;
+                self.actions
+                    .push_back(Action::StoreOffline { to, from, chat });
+            }
+        }
+    }
+
+    /// An acknowledgement from `conn` of what `to` sent: it goes on to `to`, and tells the host
+    /// to delete what it covers if those messages came from the store.
+    pub(super) fn on_relay_ack(&mut self, conn: ConnId, to: UserName, ack: Ack, now: Instant) {
+        let Some(session) = self.conns.get(&conn).and_then(|c| c.session()) else {
+            return;
+        };
+        let me = session.user.clone();
+        let from_store = session.stored_delivered.contains(&(to.clone(), ack.epoch));
+        if from_store {
+            self.actions.push_back(Action::DeleteOffline {
+                to: me.clone(),
+                from: to.clone(),
+                epoch: ack.epoch,
+                through: ack.through,
+            });
+        }
+        if let Some(peer) = self.presence.conn_of(&to) {
+            self.send(peer, &ServerFrame::RelayedAck { from: me, ack }, now);
+        }
+    }
+
+    /// Forwards a file message as it is. Chunks spend the sender's relay budget; over budget
+    /// they are dropped and the sender told once where to resume. Nothing is stored: a file
+    /// for someone offline is refused.
+    pub(super) fn on_relay_file(
+        &mut self,
+        conn: ConnId,
+        to: UserName,
+        message: FileMessage,
+        now: Instant,
+    ) {
+        let limit = self.config.file_relay;
+        let Some(peer) = self.presence.conn_of(&to) else {
+            if let FileMessage::Offer { id, .. } = message {
+                self.send(conn, &ServerFrame::FileUndeliverable { to, id }, now);
+            }
+            return;
+        };
+        let congested = self.outbound.pending(peer) > limit.recipient_high_water;
+        let Some(Phase::Online(session)) = self.conns.get_mut(&conn).map(|c| &mut c.phase) else {
+            return;
+        };
+        if let FileMessage::Chunk { id, offset, data } = &message {
+            let budget = if congested {
+                session.file_budget.congested(*id, *offset)
+            } else {
+                session
+                    .file_budget
+                    .spend(limit, *id, *offset, data.len(), now)
+            };
+            match budget {
+                Budget::Forward => self.stats.relayed_file_bytes += data.len() as u64,
+                Budget::Drop => {
+                    self.stats.throttled_file_bytes += data.len() as u64;
+                    return;
+                }
+                Budget::Throttle { retry_after } => {
+                    self.stats.throttled_file_bytes += data.len() as u64;
+                    // Rounded up: a sender resuming a fraction of a millisecond early would find
+                    // the budget still short.
+                    let retry_after_ms =
+                        retry_after.as_micros().div_ceil(1000).min(u32::MAX as u128) as u32;
+                    let (id, offset) = (*id, *offset);
+                    let frame = ServerFrame::FileThrottled {
+                        to,
+                        id,
+                        offset,
+                        retry_after_ms,
+                    };
+                    self.send(conn, &frame, now);
+                    return;
+                }
+            }
+        }
+        let from = session.user.clone();
+        self.send(peer, &ServerFrame::RelayedFile { from, message }, now);
+    }
+
+    /// What the store held for `user`, delivered in stored order; remembered per sender so the
+    /// recipient's acknowledgement reaches the store.
+    pub(super) fn on_offline_loaded(
+        &mut self,
+        user: &UserName,
+        messages: Vec<(UserName, Chat)>,
+        now: Instant,
+    ) {
+        let Some(conn) = self.presence.conn_of(user) else {
+            return;
+        };
+        for (from, chat) in messages {
+            if let Some(Phase::Online(session)) = self.conns.get_mut(&conn).map(|c| &mut c.phase) {
+                session.stored_delivered.insert((from.clone(), chat.epoch));
+            }
+            self.send(conn, &ServerFrame::Relayed { from, chat }, now);
+        }
+    }
+
+    /// The store's answer for one message: only now is the sender told "stored", since a
+    /// promise to deliver later must not go out before the message is safe on disk.
+    pub(super) fn on_offline_stored(
+        &mut self,
+        from: &UserName,
+        to: UserName,
+        chat: &Chat,
+        outcome: StoreOutcome,
+        now: Instant,
+    ) {
+        let (epoch, seq) = (chat.epoch, chat.seq);
+        let frame = match outcome {
+            StoreOutcome::Stored => ServerFrame::Stored { to, epoch, seq },
+            StoreOutcome::Undeliverable(reason) => ServerFrame::Undeliverable {
+                to,
+                epoch,
+                seq,
+                reason,
+            },
+            // Nothing said: the sender's acknowledgement timeout offers it again.
+            StoreOutcome::Failed => return,
+        };
+        if let Some(conn) = self.presence.conn_of(from) {
+            self.send(conn, &frame, now);
+        }
+    }
+}
