@@ -1,4 +1,4 @@
-//! A reference model of DESIGN.md §4's promises, and a runner that applies operation
+//! A reference model of docs/ARCHITECTURE.md §4 (guarantees), and a runner that applies operation
 //! sequences to the simulator and the model side by side, checking the invariants after every
 //! step. Used by the proptest in `tests/model.rs` and by the `scenario` fuzz target.
 

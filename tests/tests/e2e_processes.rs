@@ -1,6 +1,6 @@
 //! Stories told by the real programs, run as a user runs them: `breeze-server` with accounts
 //! added by `breeze-server user add`, and `breeze --json` clients on loopback, driven through
-//! their stdin and read through their JSON events (DESIGN.md §6).
+//! their stdin and read through their JSON events (docs/ARCHITECTURE.md §9).
 
 mod e2e_support;
 

@@ -1,5 +1,5 @@
 //! Model-based property test: random operation sequences against the simulator, checked after
-//! every step against the reference model in `breeze_sim::model` (DESIGN.md §4).
+//! every step against the reference model in `breeze_sim::model` (docs/ARCHITECTURE.md §4).
 //!
 //! Cases: 256 by default; set `BREEZE_MODEL_CASES` for more.
 

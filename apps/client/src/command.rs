@@ -1,4 +1,4 @@
-//! Line-mode commands (DESIGN.md §6): `send USER TEXT…`, `file USER PATH`, `accept ID [DIR]`,
+//! Line commands (docs/ARCHITECTURE.md §9): `send USER TEXT…`, `file USER PATH`, `accept ID [DIR]`,
 //! `decline ID`, `cancel ID`, `who`, `quit`.
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The line-mode event vocabulary (DESIGN.md §6): one JSON object per line, each with an
+//! The line-mode events (docs/ARCHITECTURE.md §9): one JSON object per line, each with an
 //! `"event"` field. This enum is the scripting contract; its variants are the event names.
 
 use breeze_core::client::{Direction, Event};

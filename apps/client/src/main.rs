@@ -3,8 +3,8 @@
 //! - `cli.rs`: the command line;
 //! - `tui.rs`: the interactive screen (stdin is a terminal, no `--json`), with
 //!   `tui_commands.rs` (the `/file`, `/accept`… input) and `tui_transfers.rs` (the files pane);
-//! - `line_mode.rs`: the scripting contract of DESIGN.md §6, with `command.rs` (what scripts
-//!   type) and `json.rs` (the events they read);
+//! - `line_mode.rs`: the contract for scripts (docs/ARCHITECTURE.md §9), with `command.rs` (what
+//!   scripts type) and `json.rs` (the events they read);
 //! - `transfers.rs`: the file transfers of this session, for both modes, with
 //!   `transfer_rate.rs` (rate and ETA); the files themselves are `breeze_smol::DiskFiles`;
 //! - `oneshot.rs`: `breeze … send USER TEXT…`.
