@@ -113,6 +113,14 @@ pub(crate) enum Input<'a> {
 }
 
 impl Input<'_> {
+    /// The bytes themselves.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Slice(bytes) => bytes,
+            Input::Shared(source) => source,
+        }
+    }
+
     /// [`decode_each`] or [`decode_each_in`], as the bytes came.
     pub(crate) fn decode_each<T: Frame, S>(
         self,

@@ -108,7 +108,6 @@
 //! assert_eq!(received, Some((name("alice"), "hi bob".to_string(), Path::Direct)));
 //! ```
 
-pub mod auth;
 pub mod backoff;
 pub mod client;
 pub mod codec;

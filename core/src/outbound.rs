@@ -2,12 +2,18 @@
 //!
 //! Frames for one connection are appended to one buffer and handed to the driver as a single
 //! [`Transmit`], so a burst of frames costs the driver one write. A buffer that already holds
-//! [`SEAL_AT`] bytes (a file chunk) is sealed and the next frames start a new one: appending to
+//! [`CUT_AT`] bytes (a file chunk) is cut off and the next frames start a new one: appending to
 //! it would move the big frame again each time the buffer grew. Bytes handed out count against
 //! the bound until the driver reports them written (`handle_written`): a peer that stops reading
 //! therefore fills its bound and is disconnected as a slow consumer instead of growing memory.
+//!
+//! Every connection is encrypted (see [`crate::secure`]). Until its handshake is through, a
+//! buffer only lets its handshake messages out; frames queued meanwhile (a client's hello and
+//! login) wait, and are dropped unsent if the handshake fails. From then on each transmit is
+//! sealed into records just before it is handed out, so one burst of frames costs one seal.
 
 use crate::codec::{encode_frame_sharing, SharedTail};
+use crate::secure::Sealer;
 use crate::wire::Payload;
 use bytes::Bytes;
 use serde::Serialize;
@@ -16,9 +22,9 @@ use std::hash::Hash;
 
 /// Output buffer capacity kept between transmits; a burst beyond it is given back.
 const RETAINED_CAPACITY: usize = 1024;
-/// A buffer holding this much (a file chunk, or a big burst) is sealed before the next frame,
+/// A buffer holding this much (a file chunk, or a big burst) is cut off before the next frame,
 /// which starts a new one; below it, frames are appended and go out in one write.
-const SEAL_AT: usize = 16 * 1024;
+const CUT_AT: usize = 16 * 1024;
 
 /// Bytes for the driver to write, in order, to one connection: in memory, or a span of a
 /// file the host handed the core for a chunk (see [`Payload`]).
@@ -44,14 +50,18 @@ pub(crate) enum QueueError {
 struct Buffer {
     /// Full buffers, oldest first, waiting to be handed out before `bytes`; a file chunk's
     /// data is one of them as it is (see [`SharedTail`]).
-    sealed: VecDeque<Payload>,
-    /// Bytes in `sealed`.
-    sealed_len: usize,
+    parts: VecDeque<Payload>,
+    /// Bytes in `parts`.
+    parts_len: usize,
     bytes: Vec<u8>,
     /// Handed to the driver, not yet reported written.
     in_flight: usize,
     /// Listed in `dirty`.
     queued: bool,
+    /// Handshake messages, written before anything else and as they are.
+    handshake: VecDeque<Bytes>,
+    /// Seals what goes out once the handshake is through; until then frames wait.
+    sealer: Option<Sealer>,
 }
 
 #[derive(Debug)]
@@ -71,11 +81,11 @@ impl Buffer {
     }
 
     /// Puts the bytes so far in line to go out as they are; later frames start a new buffer.
-    fn seal(&mut self) {
+    fn cut(&mut self) {
         if !self.bytes.is_empty() {
             let full = Bytes::from(self.take());
-            self.sealed_len += full.len();
-            self.sealed.push_back(Payload::Bytes(full));
+            self.parts_len += full.len();
+            self.parts.push_back(Payload::Bytes(full));
         }
     }
 }
@@ -95,25 +105,54 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
         self.buffers.insert(id, Buffer::default());
     }
 
+    /// Queues a handshake message (already framed): it goes out ahead of any frame.
+    pub fn send_handshake(&mut self, id: Id, message: Vec<u8>) -> Result<(), QueueError> {
+        let buffer = self.buffers.get_mut(&id).ok_or(QueueError::Closed)?;
+        buffer.handshake.push_back(Bytes::from(message));
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    /// The handshake is through: from now on the frames of `id` go out sealed by `sealer`.
+    pub fn start_sealing(&mut self, id: Id, sealer: Sealer) {
+        if let Some(buffer) = self.buffers.get_mut(&id) {
+            buffer.sealer = Some(sealer);
+            self.mark_dirty(id);
+        }
+    }
+
+    fn mark_dirty(&mut self, id: Id) {
+        if let Some(buffer) = self.buffers.get_mut(&id) {
+            if !buffer.queued {
+                buffer.queued = true;
+                self.dirty.push_back(id);
+            }
+        }
+    }
+
     pub fn send<T: Serialize + SharedTail>(
         &mut self,
         id: Id,
         message: &T,
     ) -> Result<(), QueueError> {
+        if let Some(Payload::File(_)) = message.shared_tail() {
+            // A span would go from the file to the socket unsealed: never on an encrypted link.
+            return Err(QueueError::TooLarge);
+        }
         let buffer = self.buffers.get_mut(&id).ok_or(QueueError::Closed)?;
-        if buffer.sealed_len + buffer.bytes.len() + buffer.in_flight > self.max_pending {
+        if buffer.parts_len + buffer.bytes.len() + buffer.in_flight > self.max_pending {
             return Err(QueueError::Full);
         }
-        if buffer.bytes.len() >= SEAL_AT {
-            buffer.seal();
+        if buffer.bytes.len() >= CUT_AT {
+            buffer.cut();
         }
         let tail = encode_frame_sharing(message, self.max_frame, &mut buffer.bytes)
             .map_err(|_| QueueError::TooLarge)?;
         if let Some(tail) = tail {
             // The frame goes on with the tail: what is buffered, then the tail itself.
-            buffer.seal();
-            buffer.sealed_len += tail.len();
-            buffer.sealed.push_back(tail);
+            buffer.cut();
+            buffer.parts_len += tail.len();
+            buffer.parts.push_back(tail);
         }
         if !buffer.queued {
             buffer.queued = true;
@@ -132,15 +171,27 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
     pub fn pending(&self, id: Id) -> usize {
         self.buffers
             .get(&id)
-            .map_or(0, |b| b.sealed_len + b.bytes.len() + b.in_flight)
+            .map_or(0, |b| b.parts_len + b.bytes.len() + b.in_flight)
     }
 
     /// Forgets `id`; whatever it still had queued is written before the driver closes it.
     pub fn close(&mut self, id: Id) {
-        if let Some(buffer) = self.buffers.remove(&id) {
-            let rest = Payload::Bytes(Bytes::from(buffer.bytes));
-            let all = buffer.sealed.into_iter().chain([rest]);
-            for payload in all.filter(|payload| !payload.is_empty()) {
+        let Some(mut buffer) = self.buffers.remove(&id) else {
+            return;
+        };
+        for message in buffer.handshake.drain(..) {
+            let payload = Payload::Bytes(message);
+            self.last_words.push_back(Transmit { to: id, payload });
+        }
+        // Frames queued before the handshake finished never go out.
+        let Some(sealer) = buffer.sealer.as_mut() else {
+            return;
+        };
+        let rest = Payload::Bytes(Bytes::from(std::mem::take(&mut buffer.bytes)));
+        let all = std::mem::take(&mut buffer.parts).into_iter().chain([rest]);
+        for payload in all.filter(|payload| !payload.is_empty()) {
+            if let Some(bytes) = seal(sealer, &payload) {
+                let payload = Payload::Bytes(bytes);
                 self.last_words.push_back(Transmit { to: id, payload });
             }
         }
@@ -160,32 +211,48 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
                 self.dirty.pop_front();
                 continue;
             };
-            if let Some(payload) = buffer.sealed.pop_front() {
+            if let Some(message) = buffer.handshake.pop_front() {
+                buffer.in_flight += message.len();
+                return Some(Transmit {
+                    to: id,
+                    payload: Payload::Bytes(message),
+                });
+            }
+            let Some(sealer) = buffer.sealer.as_mut() else {
+                // Still handshaking: the frames wait for the channel.
+                self.dirty.pop_front();
+                buffer.queued = false;
+                continue;
+            };
+            if let Some(payload) = buffer.parts.pop_front() {
                 // The connection stays first in line until its last buffer is out.
-                buffer.sealed_len -= payload.len();
-                buffer.in_flight += payload.len();
-                return Some(Transmit { to: id, payload });
+                buffer.parts_len -= payload.len();
+                let Some(bytes) = seal(sealer, &payload) else {
+                    continue;
+                };
+                buffer.in_flight += bytes.len();
+                return Some(Transmit {
+                    to: id,
+                    payload: Payload::Bytes(bytes),
+                });
             }
             self.dirty.pop_front();
             buffer.queued = false;
             if buffer.bytes.is_empty() {
                 continue;
             }
-            let bytes = if buffer.bytes.len() <= RETAINED_CAPACITY {
-                // A few frames: hand out an exact-size copy and keep the buffer's capacity for
-                // the next ones (one allocation per transmit, no regrowing from empty).
-                let bytes = Bytes::copy_from_slice(&buffer.bytes);
-                buffer.bytes.clear();
-                bytes
-            } else {
-                // A burst or a file chunk: hand out the buffer itself rather than copy every
-                // byte once more, and start the next one at the retained size.
-                Bytes::from(buffer.take())
+            // Sealing copies anyway: seal straight from the buffer and keep its capacity,
+            // giving back what a burst grew beyond the retained size.
+            let sealed = sealer.seal_to_vec(&buffer.bytes);
+            buffer.bytes.clear();
+            buffer.bytes.shrink_to(RETAINED_CAPACITY);
+            let Ok(bytes) = sealed else {
+                continue;
             };
             buffer.in_flight += bytes.len();
             return Some(Transmit {
                 to: id,
-                payload: Payload::Bytes(bytes),
+                payload: Payload::Bytes(Bytes::from(bytes)),
             });
         }
         None
@@ -194,6 +261,13 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
     pub fn len(&self) -> usize {
         self.buffers.len()
     }
+}
+
+/// `payload` as records; `None` for what cannot be sealed (a file span, refused when queued,
+/// or a channel whose record counter ran out: the far side then sees a gap and hangs up).
+fn seal(sealer: &mut Sealer, payload: &Payload) -> Option<Bytes> {
+    let bytes = payload.as_bytes()?;
+    sealer.seal_to_vec(bytes).ok().map(Bytes::from)
 }
 
 #[cfg(test)]
@@ -343,7 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bound_counts_sealed_buffers_and_chunks_too() {
+    fn the_bound_counts_cut_off_buffers_and_chunks_too() {
         let mut outbound = Outbound::new(MAX_FRAME, 64 * 1024);
         outbound.open(1);
         let big = frames(&[40 * 1024]).remove(0);

@@ -3,7 +3,8 @@
 use crate::disk::{span_bytes, Disk};
 use crate::network::{Endpoint, NetConfig, Network, RawId, Scheduled, Segment, StreamId};
 use crate::store::MemoryStore;
-use breeze_core::client::{self, Client, ClientConfig, Destination, LinkId, Route};
+use breeze_core::client::{self, Client, ClientConfig, Destination, Event, LinkId, Route};
+use breeze_core::secure::{IdentityKey, PublicKey};
 use breeze_core::server::{self, ConnId, Server, ServerConfig};
 use breeze_core::wire::{FileName, MessageId, TransferId, UserName};
 use breeze_core::Path;
@@ -52,6 +53,8 @@ pub struct Received {
 struct ClientNode {
     name: UserName,
     password: String,
+    /// The profile's key: kept across restarts, like the profile on a real disk.
+    identity: IdentityKey,
     ip: IpAddr,
     core: Option<Client>,
     incarnation: u64,
@@ -125,9 +128,11 @@ impl Sim {
         let user = UserName::new(name).expect("test user names are valid");
         let password = format!("{name}-password");
         let index = self.clients.len();
+        let identity = IdentityKey::from_secret(self.seed_for(index as u64 + 1, 0));
         self.clients.push(ClientNode {
             name: user,
             password,
+            identity,
             ip: IpAddr::V4(Ipv4Addr::new(127, 0, 1, index as u8 + 1)),
             core: None,
             incarnation: 0,
@@ -144,6 +149,26 @@ impl Sim {
         Node(index)
     }
 
+    /// The client's profile is replaced by a new one (a new key), as when its user starts
+    /// over on another machine; takes effect at its next start.
+    pub fn new_profile(&mut self, node: Node) {
+        let incarnation = self.clients[node.0].incarnation + 1000;
+        let secret = self.seed_for(node.0 as u64 + 1, incarnation);
+        let c = &mut self.clients[node.0];
+        c.identity = IdentityKey::from_secret(secret);
+        c.events.retain(|(_, e)| !matches!(e, Event::ServerKeyLearned { .. }));
+    }
+
+    /// The public key of the client's current profile.
+    pub fn client_key(&self, node: Node) -> PublicKey {
+        self.clients[node.0].identity.public()
+    }
+
+    /// The server's public key (the same across restarts: it is on the server's disk).
+    pub fn server_key(&self) -> PublicKey {
+        IdentityKey::from_secret(self.seed_for(0, 0)).public()
+    }
+
     /// Starts a client process (again), with a fresh seed and empty memory.
     pub fn start_client(&mut self, node: Node) {
         let seed = self.seed_for(node.0 as u64 + 1, self.clients[node.0].incarnation + 1);
@@ -155,8 +180,20 @@ impl Sim {
         }
         c.incarnation += 1;
         let mut config = ClientConfig::new(c.name.clone(), c.password.clone(), P2P_PORT);
+        // The profile on the client's disk: the server key it pinned and the peer keys it
+        // met, as earlier incarnations reported them.
+        for (_, event) in &c.events {
+            match event {
+                Event::ServerKeyLearned { key } => config.server_key = Some(*key),
+                Event::PeerKeyLearned { user, key } | Event::PeerKeyChanged { user, new: key, .. } => {
+                    config.peer_keys.retain(|(known, _)| known != user);
+                    config.peer_keys.push((user.clone(), *key));
+                }
+                _ => {}
+            }
+        }
         tweak(&mut config);
-        c.core = Some(Client::new(config, seed, now));
+        c.core = Some(Client::new(config, c.identity.clone(), seed, now));
         self.drive();
     }
 
@@ -196,7 +233,8 @@ impl Sim {
         }
         let seed = self.seed_for(0, self.server_incarnation + 1);
         self.server_incarnation += 1;
-        self.server = Some(Server::new(self.config.server.clone(), seed));
+        let identity = IdentityKey::from_secret(self.seed_for(0, 0));
+        self.server = Some(Server::new(self.config.server.clone(), identity, seed));
         self.drive();
     }
 
@@ -608,6 +646,7 @@ impl Sim {
                     user,
                     password,
                     register,
+                    ..
                 } => {
                     let verdict = self.store.check(&user, &password, register);
                     server.handle_login_checked(conn, verdict, now);

@@ -318,14 +318,15 @@ impl ServerHost for GatedHost {
         user: &UserName,
         password: &str,
         register: bool,
+        key: &PublicKey,
     ) -> Result<(), LoginRefusal> {
         if password == PASSWORD {
-            return self.accounts.check_login(user, password, register);
+            return self.accounts.check_login(user, password, register, key);
         }
         let _ = self.started.send_blocking(());
         // Nothing is ever sent: this returns once the test drops the sender.
         let _ = self.gate.recv_blocking();
-        let verdict = self.accounts.check_login(user, password, register);
+        let verdict = self.accounts.check_login(user, password, register, key);
         let _ = self.finished.send_blocking(());
         verdict
     }

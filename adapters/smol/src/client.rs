@@ -50,7 +50,11 @@ impl Client {
         };
         let p2p_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let config = options.core_config(p2p_addr.map_or(0, |addr| addr.port()));
-        let core = breeze_core::Client::new(config, os_seed()?, Instant::now());
+        let identity = match &options.identity {
+            Some(identity) => identity.clone(),
+            None => breeze_core::secure::IdentityKey::from_secret(os_seed()?),
+        };
+        let core = breeze_core::Client::new(config, identity, os_seed()?, Instant::now());
         let (commands, commands_rx) = async_channel::bounded(64);
         // Unbounded: the owner must never wait for the application (which may be waiting for
         // the owner), and dropping an event would lie to the user. The application is local

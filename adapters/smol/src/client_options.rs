@@ -3,6 +3,7 @@
 use crate::{DiskFiles, FileHost};
 use breeze_core::client::ClientConfig;
 use breeze_core::liveness::Heartbeat;
+use breeze_core::secure::{IdentityKey, PublicKey};
 use breeze_core::wire::UserName;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -31,6 +32,13 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Applied last to the core's configuration.
     pub tweak: Option<ConfigTweak>,
+    /// The profile's static key. `None` (the default) makes up a key for this client only, a
+    /// fresh profile every run; an application with a profile sets the one it keeps.
+    pub identity: Option<IdentityKey>,
+    /// The server key pinned in the profile (or given by the user); `None` trusts the first.
+    pub server_key: Option<PublicKey>,
+    /// Peer keys remembered in the profile.
+    pub peer_keys: Vec<(UserName, PublicKey)>,
     /// Reads offered files and writes received ones. The default is a fresh [`DiskFiles`];
     /// share one with the application to learn where received files landed.
     pub files: Arc<dyn FileHost>,
@@ -48,6 +56,9 @@ impl ClientOptions {
             heartbeat: Heartbeat::default(),
             connect_timeout: Duration::from_secs(3),
             tweak: None,
+            identity: None,
+            server_key: None,
+            peer_keys: Vec::new(),
             files: Arc::new(DiskFiles::new()),
         }
     }
@@ -56,6 +67,8 @@ impl ClientOptions {
     pub fn core_config(&self, p2p_port: u16) -> ClientConfig {
         let mut config = ClientConfig::new(self.user.clone(), self.password.clone(), p2p_port);
         config.register = self.register;
+        config.server_key = self.server_key;
+        config.peer_keys = self.peer_keys.clone();
         config.direct_channels = self.direct_channels;
         config.heartbeat = self.heartbeat;
         if let Some(tweak) = &self.tweak {
@@ -77,6 +90,8 @@ impl fmt::Debug for ClientOptions {
             .field("heartbeat", &self.heartbeat)
             .field("connect_timeout", &self.connect_timeout)
             .field("tweak", &self.tweak.is_some())
+            .field("identity", &self.identity)
+            .field("server_key", &self.server_key)
             .field("files", &"dyn FileHost")
             .finish_non_exhaustive()
     }

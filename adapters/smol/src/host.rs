@@ -1,5 +1,6 @@
 //! What the server driver asks of the application embedding it: accounts and offline storage.
 
+use breeze_core::secure::PublicKey;
 use breeze_core::server::StoreOutcome;
 use breeze_core::wire::{Chat, LoginRefusal, UserName};
 
@@ -13,12 +14,15 @@ use breeze_core::wire::{Chat, LoginRefusal, UserName};
 /// store sees a message stored before it is loaded or deleted.
 pub trait ServerHost: Send + Sync + 'static {
     /// Checks `user`'s password, or creates the account when `register` is set (the core
-    /// has already refused registration if the server does not allow it).
+    /// has already refused registration if the server does not allow it). When the answer is
+    /// yes, `key` (the static key the client proved it holds) is bound to the account: it is
+    /// what the server hands that user's peers.
     fn check_login(
         &self,
         user: &UserName,
         password: &str,
         register: bool,
+        key: &PublicKey,
     ) -> Result<(), LoginRefusal>;
 
     /// Keeps a message for the offline user `to` until it acknowledges it. Storing a message

@@ -1,6 +1,7 @@
 //! A [`ServerHost`] that keeps everything in memory: for tests, demos and benchmarks.
 
 use crate::ServerHost;
+use breeze_core::secure::PublicKey;
 use breeze_core::server::StoreOutcome;
 use breeze_core::wire::{Chat, LoginRefusal, Undeliverable, UserName};
 use std::collections::HashMap;
@@ -62,6 +63,7 @@ impl ServerHost for MemoryHost {
         user: &UserName,
         password: &str,
         register: bool,
+        _key: &PublicKey,
     ) -> Result<(), LoginRefusal> {
         let mut state = self.lock();
         if state.welcome_anyone {

@@ -4,9 +4,9 @@ use std::io;
 
 /// 32 bytes from the operating system's CSPRNG.
 ///
-/// The server core draws the per-pair secrets that authenticate direct channels from its seed,
-/// and the client core its nonces and message epochs, so the seed must be unpredictable: a
-/// hash of the time and the process id (e.g. std's `RandomState`) is not good enough.
+/// The cores draw their handshakes' ephemeral keys, end-to-end nonces and message epochs from
+/// their seeds, and hosts make identity keys from these bytes, so they must be unpredictable:
+/// a hash of the time and the process id (e.g. std's `RandomState`) is not good enough.
 pub fn os_seed() -> io::Result<[u8; 32]> {
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).map_err(io::Error::from)?;

@@ -9,6 +9,7 @@ use crate::timer::Alarm;
 use crate::ServerHost;
 use async_channel::{Receiver, Sender};
 use breeze_core::server::{Action, ConnId, Event, Server, ServerConfig, Stats};
+use breeze_core::secure::IdentityKey;
 use breeze_core::wire::LoginRefusal;
 use futures_lite::future::race;
 use smol::net::{TcpListener, TcpStream};
@@ -53,6 +54,7 @@ impl ServerStats {
 pub struct ServerDriver<H> {
     listener: TcpListener,
     config: ServerConfig,
+    identity: Option<IdentityKey>,
     host: Arc<H>,
     stats: ServerStats,
 }
@@ -62,9 +64,18 @@ impl<H: ServerHost> ServerDriver<H> {
         ServerDriver {
             listener,
             config,
+            identity: None,
             host: Arc::new(host),
             stats: ServerStats::default(),
         }
+    }
+
+    /// Serves with the static key `identity` (the host keeps it, 0600, in its data directory).
+    /// Without one the server makes up a key for this run only: clients that pinned it will
+    /// refuse the next run, which is right for tests and wrong for a real server.
+    pub fn with_identity(mut self, identity: IdentityKey) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     /// The address clients connect to (useful after binding port 0).
@@ -87,7 +98,14 @@ impl<H: ServerHost> ServerDriver<H> {
             Input::Accepted,
         ));
         let mut owner = Owner {
-            core: Server::new(self.config, os_seed()?),
+            core: Server::new(
+                self.config,
+                match self.identity {
+                    Some(identity) => identity,
+                    None => IdentityKey::from_secret(os_seed()?),
+                },
+                os_seed()?,
+            ),
             host: self.host,
             stats: self.stats,
             sockets: HashMap::new(),
@@ -266,11 +284,13 @@ impl<H: ServerHost> Owner<H> {
                 user,
                 password,
                 register,
+                key,
             } => {
                 let answer = self.inbound_tx.clone();
                 smol::spawn(async move {
                     let verdict =
-                        smol::unblock(move || host.check_login(&user, &password, register)).await;
+                        smol::unblock(move || host.check_login(&user, &password, register, &key))
+                            .await;
                     let _ = answer.send(Input::LoginChecked(conn, verdict)).await;
                 })
                 .detach();

@@ -1,6 +1,7 @@
 //! The server's [`ServerHost`]: logins and offline messages backed by the SQLite [`Store`].
 
 use crate::{OfflineMessage, Store, StoreError, StoreOptions, Verdict};
+use breeze_core::secure::PublicKey;
 use breeze_core::server::StoreOutcome;
 use breeze_core::wire::{Chat, LoginRefusal, MessageId, Undeliverable, UserName};
 use breeze_smol::ServerHost;
@@ -49,6 +50,7 @@ impl ServerHost for StoreHost {
         user: &UserName,
         password: &str,
         register: bool,
+        key: &PublicKey,
     ) -> Result<(), LoginRefusal> {
         let mut store = lock(&self.logins);
         let name = user.as_str();

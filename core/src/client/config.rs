@@ -3,12 +3,20 @@
 use crate::backoff::BackoffPolicy;
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::liveness::Heartbeat;
+use crate::secure::PublicKey;
 use crate::wire::UserName;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
+    /// The server's pinned key, from the profile or `--server-key`. `None`: trust on first
+    /// use (the key met is reported with [`Event::ServerKeyLearned`](super::Event) and kept
+    /// for the reconnects of this client); `Some`: any other key is refused before anything
+    /// is sent.
+    pub server_key: Option<PublicKey>,
+    /// The keys of peers met before (from the profile), to notice when one changes.
+    pub peer_keys: Vec<(UserName, PublicKey)>,
     pub user: UserName,
     pub password: String,
     /// Create the account on first login (if the server allows it).
@@ -67,6 +75,8 @@ pub struct ClientConfig {
 impl ClientConfig {
     pub fn new(user: UserName, password: impl Into<String>, p2p_port: u16) -> Self {
         ClientConfig {
+            server_key: None,
+            peer_keys: Vec::new(),
             user,
             password: password.into(),
             register: false,

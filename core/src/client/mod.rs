@@ -24,6 +24,7 @@
 
 mod config;
 mod files;
+mod keys;
 mod messaging;
 mod output;
 mod peer_link;
@@ -41,13 +42,14 @@ use crate::backoff::Backoff;
 use crate::delivery::{Inbox, Outbox, Path};
 use crate::outbound::{Outbound, Transmit};
 use crate::rng::SeededRng;
+use crate::secure::{IdentityKey, PublicKey};
 use crate::seeded_hash::{SeededMap, SeededState};
 use crate::transfer::{Incoming, Outgoing};
 use crate::wire::{Ack, MessageId, TransferId, UserName};
 use peer_link::PeerLink;
 use peers::{Dial, Peer};
 use server_link::ServerLink;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 /// A peer link id chosen by the driver; unique among the links it has open.
@@ -56,6 +58,11 @@ pub struct LinkId(pub u64);
 
 pub struct Client {
     config: ClientConfig,
+    /// This profile's static key: what it proves on every handshake, and what its peers seal
+    /// relayed messages to.
+    identity: IdentityKey,
+    /// Peer keys remembered from earlier sessions, until the peer is first met in this one.
+    remembered_keys: HashMap<UserName, PublicKey>,
     rng: SeededRng,
     /// This process lifetime's name in message ids (see [`crate::wire::Chat`]).
     epoch: u64,
@@ -90,11 +97,16 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(config: ClientConfig, seed: [u8; 32], now: Instant) -> Self {
+    /// A client with the profile key `identity` and randomness from `seed`; it asks to
+    /// connect to the server at once.
+    pub fn new(config: ClientConfig, identity: IdentityKey, seed: [u8; 32], now: Instant) -> Self {
         let mut rng = SeededRng::from_seed(seed);
         let epoch = rng.next_u64();
         let hash = SeededState::new(rng.next_u64());
+        let remembered_keys = config.peer_keys.iter().cloned().collect();
         let mut client = Client {
+            identity,
+            remembered_keys,
             outbound: Outbound::new(config.max_frame, config.max_pending_output),
             reconnect: Backoff::new(config.reconnect),
             config,
@@ -263,8 +275,11 @@ impl Client {
 
     fn peer_mut(&mut self, name: &UserName, now: Instant) -> &mut Peer {
         let (epoch, redial, max_held) = (self.epoch, self.config.redial, self.config.max_held);
+        let remembered = &mut self.remembered_keys;
         self.peers.entry(name.clone()).or_insert_with(|| Peer {
             online: false,
+            key: remembered.remove(name),
+            pair: None,
             intro: None,
             direct: None,
             dial: Dial::Idle { next_at: now },

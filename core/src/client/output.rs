@@ -7,6 +7,7 @@ use crate::wire::{
     ErrorCode, FileName, KickReason, LoginRefusal, MessageId, TransferId, Undeliverable, UserName,
 };
 use bytes::Bytes;
+use crate::secure::{HandshakeError, PublicKey, RecordError};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -139,6 +140,14 @@ pub enum LinkError {
     /// A second channel to the same peer won the tie-break.
     Replaced,
     TooManyLinks,
+    /// The encrypted channel could not be set up: the peer could not prove the key the
+    /// server introduced it with, or sent a garbled, replayed or forged handshake.
+    Handshake(HandshakeError),
+    /// The peer proved a key other than the one the server introduced for the user it
+    /// claims to be.
+    WrongKey,
+    /// A record failed authentication: the channel was tampered with.
+    Record(RecordError),
 }
 
 impl LinkError {
@@ -155,6 +164,8 @@ impl LinkError {
             LinkError::UnexpectedFrame => ErrorCode::UnexpectedFrame,
             LinkError::TextTooLong => ErrorCode::TextTooLong,
             LinkError::TooManyLinks => ErrorCode::TooManyConnections,
+            // Nothing can be said on a channel that was never set up or is broken.
+            LinkError::Handshake(_) | LinkError::WrongKey | LinkError::Record(_) => return None,
             LinkError::Closed | LinkError::Remote(_) | LinkError::Replaced => return None,
         })
     }
@@ -176,6 +187,11 @@ impl fmt::Display for LinkError {
             LinkError::Remote(code) => write!(f, "peer reported: {code}"),
             LinkError::Replaced => f.write_str("replaced by another channel"),
             LinkError::TooManyLinks => f.write_str("too many peer links"),
+            LinkError::Handshake(error) => write!(f, "encrypted channel setup failed: {error}"),
+            LinkError::WrongKey => {
+                f.write_str("peer holds a key other than the one the server introduced")
+            }
+            LinkError::Record(error) => error.fmt(f),
         }
     }
 }
@@ -201,6 +217,11 @@ pub enum ServerLinkError {
     SlowConsumer,
     /// A transient refusal (busy, rate-limited).
     Refused(LoginRefusal),
+    /// The encrypted channel could not be set up (a garbled or forged handshake, or a
+    /// server speaking another protocol version).
+    Handshake(HandshakeError),
+    /// A record from the server failed authentication.
+    Record(RecordError),
 }
 
 impl fmt::Display for ServerLinkError {
@@ -219,6 +240,10 @@ impl fmt::Display for ServerLinkError {
             ServerLinkError::ShuttingDown => f.write_str("server is shutting down"),
             ServerLinkError::SlowConsumer => f.write_str("server not reading"),
             ServerLinkError::Refused(reason) => write!(f, "login refused: {reason}"),
+            ServerLinkError::Handshake(error) => {
+                write!(f, "encrypted channel setup failed: {error}")
+            }
+            ServerLinkError::Record(error) => write!(f, "from the server: {error}"),
         }
     }
 }
@@ -414,4 +439,30 @@ pub enum Event {
         error: LinkError,
     },
     LoggedOut,
+    /// First contact with a server no key was pinned for: this is its key. The host pins it
+    /// (stores it in the profile) so that later connections accept only this key.
+    ServerKeyLearned {
+        key: PublicKey,
+    },
+    /// The server presented a key other than the pinned one. Nothing was sent (not even the
+    /// user name, let alone the password) and the client stops: someone may be impersonating
+    /// the server, or its key was replaced, which only the user may accept.
+    ServerKeyChanged {
+        pinned: PublicKey,
+        presented: PublicKey,
+    },
+    /// The server vouched for a key of `user` that this client had not seen before: the host
+    /// remembers it, to notice a change later.
+    PeerKeyLearned {
+        user: UserName,
+        key: PublicKey,
+    },
+    /// `user` now has a key other than the one remembered: a new profile or device, or someone
+    /// impersonating them. The new key is used from now on (the server vouches for it); the
+    /// user should compare fingerprints (`verify`) before trusting it.
+    PeerKeyChanged {
+        user: UserName,
+        old: PublicKey,
+        new: PublicKey,
+    },
 }

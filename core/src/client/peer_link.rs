@@ -3,40 +3,54 @@
 use super::output::{Action, Destination, Event, LinkError, RouteReason};
 use super::peers::Dial;
 use super::{Client, LinkId};
-use crate::auth::{proof_matches, setup_proof, Role};
 use crate::codec::{FrameDecoder, Input};
 use crate::delivery::Path;
 use crate::liveness::Liveness;
+use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, PublicKey};
 use crate::outbound::QueueError;
-use crate::wire::{Bytes, PeerFrame, UserName, PROTOCOL_VERSION};
+use crate::wire::{Bytes, PeerFrame, UserName};
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-#[derive(Debug)]
 pub(super) enum Setup {
-    /// We dialled `peer` and sent our hello.
-    DialerSentHello { peer: UserName, nonce: [u8; 32] },
-    /// Someone connected to us; nothing heard yet.
-    AcceptorAwaitingHello,
-    /// `peer` said hello before the server's introduction reached us; wait for it.
+    /// We dialled `peer` and sent the first handshake message, encrypted to the key it was
+    /// introduced with.
+    Dialing { peer: UserName, handshake: Handshake },
+    /// Someone connected to us; no handshake message yet.
+    AcceptorAwaitingHello { handshake: Handshake },
+    /// `peer` (proving `key`) reached us before the server's introduction of it did; wait
+    /// for it, to know whether that is the key the server vouches for.
     AcceptorAwaitingIntro {
         peer: UserName,
-        dialer_nonce: [u8; 32],
+        key: PublicKey,
+        handshake: Handshake,
     },
-    /// We sent our challenge and proof; waiting for theirs.
-    AcceptorChallenged {
-        peer: UserName,
-        dialer_nonce: [u8; 32],
-        nonce: [u8; 32],
-    },
+    /// We answered; the channel is up as soon as a first record from the dialer proves it
+    /// is live (a replayed first message could not produce one).
+    AcceptorAnswered { peer: UserName },
     /// Authenticated both ways.
     Up { peer: UserName, dialer: UserName },
 }
 
+impl fmt::Debug for Setup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Setup::Dialing { peer, .. } => write!(f, "Dialing({peer})"),
+            Setup::AcceptorAwaitingHello { .. } => f.write_str("AcceptorAwaitingHello"),
+            Setup::AcceptorAwaitingIntro { peer, .. } => write!(f, "AcceptorAwaitingIntro({peer})"),
+            Setup::AcceptorAnswered { peer } => write!(f, "AcceptorAnswered({peer})"),
+            Setup::Up { peer, dialer } => write!(f, "Up({peer}, dialed by {dialer})"),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct PeerLink {
-    pub setup: Setup,
+    /// `None` only for a moment, while a handshake step has it out.
+    pub setup: Option<Setup>,
     pub opened: Instant,
+    inbound: Inbound,
     decoder: FrameDecoder,
     liveness: Liveness,
 }
@@ -44,8 +58,9 @@ pub(super) struct PeerLink {
 impl PeerLink {
     fn new(setup: Setup, max_frame: usize, now: Instant) -> Self {
         PeerLink {
-            setup,
+            setup: Some(setup),
             opened: now,
+            inbound: Inbound::default(),
             decoder: FrameDecoder::new(max_frame),
             liveness: Liveness::new(now),
         }
@@ -53,17 +68,17 @@ impl PeerLink {
 
     /// The user this link is (or claims to be) with.
     fn peer(&self) -> Option<&UserName> {
-        match &self.setup {
-            Setup::DialerSentHello { peer, .. }
+        match self.setup.as_ref()? {
+            Setup::Dialing { peer, .. }
             | Setup::AcceptorAwaitingIntro { peer, .. }
-            | Setup::AcceptorChallenged { peer, .. }
+            | Setup::AcceptorAnswered { peer }
             | Setup::Up { peer, .. } => Some(peer),
-            Setup::AcceptorAwaitingHello => None,
+            Setup::AcceptorAwaitingHello { .. } => None,
         }
     }
 
     fn is_up(&self) -> bool {
-        matches!(self.setup, Setup::Up { .. })
+        matches!(self.setup, Some(Setup::Up { .. }))
     }
 }
 
@@ -78,23 +93,29 @@ impl Client {
             self.actions.push_back(Action::CloseLink { link });
             return;
         }
-        let nonce = self.rng.bytes32();
-        let setup = Setup::DialerSentHello {
+        let key = self.peers.get(peer).and_then(|p| p.intro.as_ref()).map(|i| i.key);
+        let me = self.config.user.as_str().as_bytes().to_vec();
+        let first = key.ok_or(HandshakeError::Failed).and_then(|key| {
+            let mut handshake =
+                Handshake::initiator(LinkKind::Peer, &self.identity, Some(&key), &mut self.rng)?;
+            Ok((handshake.write(&me)?, handshake))
+        });
+        let Ok((first, handshake)) = first else {
+            self.actions.push_back(Action::CloseLink { link });
+            self.dial_failed(peer, now);
+            return self.finish(now);
+        };
+        let setup = Setup::Dialing {
             peer: peer.clone(),
-            nonce,
+            handshake,
         };
         self.links
             .insert(link, PeerLink::new(setup, self.config.max_frame, now));
         self.outbound.open(Destination::Peer(link));
+        let _ = self.outbound.send_handshake(Destination::Peer(link), first);
         if let Some(p) = self.peers.get_mut(peer) {
             p.dial = Dial::Handshaking(link);
         }
-        let hello = PeerFrame::Hello {
-            version: PROTOCOL_VERSION,
-            user: self.config.user.clone(),
-            nonce,
-        };
-        self.send_link(link, &hello, now);
         self.finish(now);
     }
 
@@ -117,10 +138,14 @@ impl Client {
             self.actions.push_back(Action::CloseLink { link });
             return;
         }
-        self.links.insert(
-            link,
-            PeerLink::new(Setup::AcceptorAwaitingHello, self.config.max_frame, now),
-        );
+        let Ok(handshake) = Handshake::responder(LinkKind::Peer, &self.identity, &mut self.rng)
+        else {
+            self.actions.push_back(Action::CloseLink { link });
+            return self.finish(now);
+        };
+        let setup = Setup::AcceptorAwaitingHello { handshake };
+        self.links
+            .insert(link, PeerLink::new(setup, self.config.max_frame, now));
         self.outbound.open(Destination::Peer(link));
         if self.links.len() > self.config.max_links {
             self.drop_link(link, LinkError::TooManyLinks, true, now);
@@ -143,18 +168,121 @@ impl Client {
             return;
         };
         state.liveness.received(now);
-        let mut decoder = std::mem::replace(&mut state.decoder, FrameDecoder::new(0));
-        let decoded = input.decode_each(&mut decoder, self, |client, frame: PeerFrame| {
-            client.on_link_frame(link, frame, now);
-            client.links.contains_key(&link)
+        let mut inbound = std::mem::take(&mut state.inbound);
+        let mut plain = Vec::new();
+        let opened = inbound.read(input.bytes(), &mut plain, |message| {
+            self.link_handshake_step(link, message, now)
         });
-        if let Err(err) = decoded {
-            self.reject_link(link, LinkError::Decode(err.code()), now);
+        let Some(state) = self.links.get_mut(&link) else {
+            return self.finish(now);
+        };
+        state.inbound = inbound;
+        if let Err(error) = opened {
+            self.reject_link(link, error, now);
+            return self.finish(now);
         }
-        if let Some(state) = self.links.get_mut(&link) {
-            state.decoder = decoder;
+        if !plain.is_empty() {
+            let plain = Bytes::from(plain);
+            let mut decoder = std::mem::replace(&mut state.decoder, FrameDecoder::new(0));
+            let decoded =
+                Input::Shared(&plain).decode_each(&mut decoder, self, |client, frame: PeerFrame| {
+                    client.on_link_frame(link, frame, now);
+                    client.links.contains_key(&link)
+                });
+            if let Err(err) = decoded {
+                self.reject_link(link, LinkError::Decode(err.code()), now);
+            }
+            if let Some(state) = self.links.get_mut(&link) {
+                state.decoder = decoder;
+            }
         }
         self.finish(now);
+    }
+
+    /// One handshake message on a peer link (IK). The acceptor reads the dialer's first
+    /// message, which names the user and proves its key; the dialer reads the answer, which
+    /// only the holder of the introduced key can write.
+    fn link_handshake_step(
+        &mut self,
+        link: LinkId,
+        message: &[u8],
+        now: Instant,
+    ) -> Result<Option<Opener>, LinkError> {
+        let failed = LinkError::Handshake(HandshakeError::Failed);
+        let state = self.links.get_mut(&link).ok_or(failed)?;
+        match state.setup.take().ok_or(failed)? {
+            Setup::Dialing {
+                peer,
+                mut handshake,
+            } => {
+                handshake.read(message).map_err(LinkError::Handshake)?;
+                let channel = handshake.finish().map_err(LinkError::Handshake)?;
+                self.outbound
+                    .start_sealing(Destination::Peer(link), channel.sealer);
+                // The acceptor counts the channel as up on our first record: send one now.
+                self.send_link(link, &PeerFrame::Ping, now);
+                let me = self.config.user.clone();
+                self.link_up(link, peer, me, now);
+                Ok(Some(channel.opener))
+            }
+            Setup::AcceptorAwaitingHello { mut handshake } => {
+                let claimed = handshake.read(message).map_err(LinkError::Handshake)?;
+                let key = handshake.remote().ok_or(failed)?;
+                let peer = std::str::from_utf8(&claimed)
+                    .ok()
+                    .and_then(|name| UserName::new(name).ok())
+                    .filter(|name| *name != self.config.user)
+                    .ok_or(LinkError::UnexpectedFrame)?;
+                match self.introduced_key(&peer) {
+                    Some(introduced) if introduced == key => {
+                        self.answer(link, peer, handshake).map(Some)
+                    }
+                    Some(_) => {
+                        self.set_setup(link, Setup::AcceptorAnswered { peer });
+                        Err(LinkError::WrongKey)
+                    }
+                    None => {
+                        self.set_setup(
+                            link,
+                            Setup::AcceptorAwaitingIntro {
+                                peer,
+                                key,
+                                handshake,
+                            },
+                        );
+                        Ok(None)
+                    }
+                }
+            }
+            _ => Err(LinkError::UnexpectedFrame),
+        }
+    }
+
+    fn set_setup(&mut self, link: LinkId, setup: Setup) {
+        if let Some(state) = self.links.get_mut(&link) {
+            state.setup = Some(setup);
+        }
+    }
+
+    /// The key the server's latest introduction gave for `peer`.
+    fn introduced_key(&self, peer: &UserName) -> Option<PublicKey> {
+        Some(self.peers.get(peer)?.intro.as_ref()?.key)
+    }
+
+    /// Acceptor: the dialer proved the introduced key; finish the handshake.
+    fn answer(
+        &mut self,
+        link: LinkId,
+        peer: UserName,
+        mut handshake: Handshake,
+    ) -> Result<Opener, LinkError> {
+        self.set_setup(link, Setup::AcceptorAnswered { peer });
+        let reply = handshake.write(&[]).map_err(LinkError::Handshake)?;
+        let channel = handshake.finish().map_err(LinkError::Handshake)?;
+        let _ = self.outbound.send_handshake(Destination::Peer(link), reply);
+        self.outbound
+            .start_sealing(Destination::Peer(link), channel.sealer);
+        Ok(channel.opener)
     }
 
     /// The link's socket closed or failed on its own.
@@ -185,7 +313,7 @@ impl Client {
             if !link.is_up() {
                 if link.opened + self.config.setup_timeout <= now {
                     let error = match link.setup {
-                        Setup::AcceptorAwaitingIntro { .. } => LinkError::UnknownPeer,
+                        Some(Setup::AcceptorAwaitingIntro { .. }) => LinkError::UnknownPeer,
                         _ => LinkError::SetupTimeout,
                     };
                     failed.push((*id, error));
@@ -225,21 +353,40 @@ impl Client {
         }
     }
 
-    /// The server introduced `peer`: a setup that was waiting for that can go on.
+    /// The server introduced `peer`: a setup that was waiting for that can go on, if the
+    /// dialer proved the key the server vouches for.
     pub(super) fn introduction_arrived(&mut self, peer: &UserName, now: Instant) {
-        let waiting: Vec<(LinkId, [u8; 32])> = self
+        let waiting: Vec<LinkId> = self
             .links
             .iter()
-            .filter_map(|(id, link)| match &link.setup {
-                Setup::AcceptorAwaitingIntro {
-                    peer: p,
-                    dialer_nonce,
-                } if p == peer => Some((*id, *dialer_nonce)),
-                _ => None,
+            .filter(|(_, link)| {
+                matches!(&link.setup, Some(Setup::AcceptorAwaitingIntro { peer: p, .. }) if p == peer)
             })
+            .map(|(id, _)| *id)
             .collect();
-        for (link, dialer_nonce) in waiting {
-            self.challenge(link, peer.clone(), dialer_nonce, now);
+        let introduced = self.introduced_key(peer);
+        for link in waiting {
+            let Some(Setup::AcceptorAwaitingIntro {
+                peer,
+                key,
+                handshake,
+            }) = self.links.get_mut(&link).and_then(|l| l.setup.take())
+            else {
+                continue;
+            };
+            if introduced != Some(key) {
+                self.set_setup(link, Setup::AcceptorAnswered { peer });
+                self.reject_link(link, LinkError::WrongKey, now);
+                continue;
+            }
+            match self.answer(link, peer, handshake) {
+                Ok(opener) => {
+                    if let Some(state) = self.links.get_mut(&link) {
+                        state.inbound.open_with(opener);
+                    }
+                }
+                Err(error) => self.reject_link(link, error, now),
+            }
         }
     }
 
@@ -247,145 +394,47 @@ impl Client {
         let Some(state) = self.links.get_mut(&link) else {
             return;
         };
-        match (&state.setup, frame) {
-            (Setup::Up { peer, .. }, PeerFrame::Chat(chat)) => {
-                let peer = peer.clone();
+        if let Some(Setup::AcceptorAnswered { peer }) = &state.setup {
+            // The dialer's first record: it holds the session keys, so it is live.
+            let peer = peer.clone();
+            self.link_up(link, peer.clone(), peer, now);
+        }
+        let Some(Setup::Up { peer, .. }) = self.links.get(&link).and_then(|l| l.setup.as_ref())
+        else {
+            // Replaced by an older channel in the tie-break, or not set up at all.
+            return;
+        };
+        let peer = peer.clone();
+        match frame {
+            PeerFrame::Chat(chat) => {
                 if chat.text.len() > self.config.max_text_len {
                     self.reject_link(link, LinkError::TextTooLong, now);
                 } else {
                     self.on_chat(&peer, chat, Path::Direct, now);
                 }
             }
-            (Setup::Up { peer, .. }, PeerFrame::Ack(ack)) => {
-                let peer = peer.clone();
-                self.on_ack(&peer, ack);
-            }
-            (Setup::Up { .. }, PeerFrame::Ping) => {}
-            (Setup::Up { peer, .. }, PeerFrame::File(message)) => {
-                let peer = peer.clone();
-                self.on_file_message(&peer, message, Path::Direct, now);
-            }
-            (_, PeerFrame::Bye) => self.drop_link(link, LinkError::Closed, true, now),
-            (_, PeerFrame::Error { code }) => {
-                self.drop_link(link, LinkError::Remote(code), true, now)
-            }
-            (
-                Setup::AcceptorAwaitingHello,
-                PeerFrame::Hello {
-                    version,
-                    user,
-                    nonce,
-                },
-            ) => {
-                if version != PROTOCOL_VERSION {
-                    self.reject_link(link, LinkError::UnsupportedVersion { theirs: version }, now);
-                } else if user == self.config.user {
-                    self.reject_link(link, LinkError::SetupFailed, now);
-                } else if self.peers.get(&user).is_some_and(|p| p.intro.is_some()) {
-                    self.challenge(link, user, nonce, now);
-                } else {
-                    state.setup = Setup::AcceptorAwaitingIntro {
-                        peer: user,
-                        dialer_nonce: nonce,
-                    };
-                }
-            }
-            (
-                Setup::DialerSentHello { peer, nonce },
-                PeerFrame::Challenge {
-                    user,
-                    nonce: theirs,
-                    proof,
-                },
-            ) => {
-                let (peer, dialer_nonce) = (peer.clone(), *nonce);
-                let me = self.config.user.clone();
-                let Some(secret) = self.pair_secret(&peer) else {
-                    return self.reject_link(link, LinkError::SetupFailed, now);
-                };
-                let expected =
-                    setup_proof(&secret, Role::Acceptor, &me, &peer, &dialer_nonce, &theirs);
-                if user != peer || !proof_matches(expected, proof) {
-                    return self.reject_link(link, LinkError::SetupFailed, now);
-                }
-                let proof = setup_proof(&secret, Role::Dialer, &me, &peer, &dialer_nonce, &theirs);
-                self.send_link(link, &PeerFrame::Auth { proof }, now);
-                self.link_up(link, peer, me, now);
-            }
-            (
-                Setup::AcceptorChallenged {
-                    peer,
-                    dialer_nonce,
-                    nonce,
-                },
-                PeerFrame::Auth { proof },
-            ) => {
-                let (peer, dialer_nonce, nonce) = (peer.clone(), *dialer_nonce, *nonce);
-                let me = self.config.user.clone();
-                let secret = self.pair_secret(&peer);
-                let valid = secret.is_some_and(|secret| {
-                    let expected =
-                        setup_proof(&secret, Role::Dialer, &peer, &me, &dialer_nonce, &nonce);
-                    proof_matches(expected, proof)
-                });
-                if valid {
-                    self.link_up(link, peer.clone(), peer, now);
-                } else {
-                    self.reject_link(link, LinkError::SetupFailed, now);
-                }
-            }
-            _ => self.reject_link(link, LinkError::UnexpectedFrame, now),
+            PeerFrame::Ack(ack) => self.on_ack(&peer, ack),
+            PeerFrame::Ping => {}
+            PeerFrame::File(message) => self.on_file_message(&peer, message, Path::Direct, now),
+            PeerFrame::Bye => self.drop_link(link, LinkError::Closed, true, now),
+            PeerFrame::Error { code } => self.drop_link(link, LinkError::Remote(code), true, now),
         }
-    }
-
-    /// The secret the server's latest introduction gave us for `peer`.
-    fn pair_secret(&self, peer: &UserName) -> Option<[u8; 32]> {
-        self.peers
-            .get(peer)?
-            .intro
-            .as_ref()
-            .map(|intro| intro.secret)
-    }
-
-    /// Acceptor: prove we hold the pair secret and ask the dialer to prove it too.
-    fn challenge(&mut self, link: LinkId, peer: UserName, dialer_nonce: [u8; 32], now: Instant) {
-        let Some(secret) = self.pair_secret(&peer) else {
-            return;
-        };
-        let nonce = self.rng.bytes32();
-        let me = self.config.user.clone();
-        let proof = setup_proof(&secret, Role::Acceptor, &peer, &me, &dialer_nonce, &nonce);
-        if let Some(state) = self.links.get_mut(&link) {
-            state.setup = Setup::AcceptorChallenged {
-                peer,
-                dialer_nonce,
-                nonce,
-            };
-        }
-        self.send_link(
-            link,
-            &PeerFrame::Challenge {
-                user: me,
-                nonce,
-                proof,
-            },
-            now,
-        );
     }
 
     /// Both sides are authenticated. If a channel to the peer already exists, exactly one
     /// survives, chosen the same way on both sides: the one dialled by the smaller user name,
     /// or, when one side dialled both, the newer one (the dialler gave up on the older).
     fn link_up(&mut self, link: LinkId, peer: UserName, dialer: UserName, now: Instant) {
-        if let Some(state) = self.links.get_mut(&link) {
-            state.setup = Setup::Up {
+        self.set_setup(
+            link,
+            Setup::Up {
                 peer: peer.clone(),
                 dialer: dialer.clone(),
-            };
-        }
+            },
+        );
         let existing = self.peers.get(&peer).and_then(|p| p.direct);
         if let Some(old) = existing.filter(|old| *old != link) {
-            let old_dialer = match self.links.get(&old).map(|l| &l.setup) {
+            let old_dialer = match self.links.get(&old).and_then(|l| l.setup.as_ref()) {
                 Some(Setup::Up { dialer, .. }) => Some(dialer.clone()),
                 _ => None,
             };
@@ -543,5 +592,11 @@ impl Client {
             });
             self.update_route(&name, RouteReason::Dialing);
         }
+    }
+}
+
+impl From<crate::secure::RecordError> for LinkError {
+    fn from(error: crate::secure::RecordError) -> Self {
+        LinkError::Record(error)
     }
 }

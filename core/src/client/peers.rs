@@ -4,6 +4,7 @@ use super::output::Route;
 use super::LinkId;
 use crate::backoff::Backoff;
 use crate::delivery::{Inbox, Outbox};
+use crate::secure::{PairKey, PublicKey};
 use crate::wire::PeerIntro;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ pub(super) enum Dial {
     Idle { next_at: Instant },
     /// The host is connecting.
     InFlight,
-    /// Connected, authenticating on this link.
+    /// Connected, handshaking on this link.
     Handshaking(LinkId),
 }
 
@@ -22,7 +23,12 @@ pub(super) enum Dial {
 pub(super) struct Peer {
     /// Online according to the server's last word.
     pub online: bool,
-    /// The server's latest introduction: where to dial and the pair secret.
+    /// The peer's key as last vouched for by the server (an introduction, a relayed message)
+    /// or remembered from an earlier session.
+    pub key: Option<PublicKey>,
+    /// The end-to-end key shared with the holder of `key`, made when first needed.
+    pub pair: Option<PairKey>,
+    /// The server's latest introduction: where to dial and which key to expect.
     pub intro: Option<PeerIntro>,
     /// The authenticated direct channel, if any.
     pub direct: Option<LinkId>,

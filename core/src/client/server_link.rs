@@ -6,6 +6,7 @@ use super::Client;
 use crate::codec::{FrameDecoder, Input};
 use crate::delivery::Path;
 use crate::liveness::Liveness;
+use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, RecordError};
 use crate::wire::{
     Bytes, ClientFrame, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION,
 };
@@ -30,6 +31,9 @@ pub(super) enum ServerLink {
 
 #[derive(Debug)]
 pub(super) struct Wire {
+    /// Our side of the XX handshake, until it is through.
+    handshake: Option<Handshake>,
+    inbound: Inbound,
     decoder: FrameDecoder,
     liveness: Liveness,
 }
@@ -55,11 +59,22 @@ impl Client {
             return;
         }
         self.outbound.open(Destination::Server);
+        let handshake =
+            Handshake::initiator(LinkKind::ClientServer, &self.identity, None, &mut self.rng);
+        let first = handshake.and_then(|mut h| Ok((h.write(&[])?, h)));
+        let Ok((first, handshake)) = first else {
+            return self.wait_to_reconnect(ServerLinkError::Handshake(HandshakeError::Failed), now);
+        };
+        let _ = self.outbound.send_handshake(Destination::Server, first);
         let wire = Wire {
+            handshake: Some(handshake),
+            inbound: Inbound::default(),
             decoder: FrameDecoder::new(self.config.max_frame),
             liveness: Liveness::new(now),
         };
         self.server = ServerLink::LoggingIn { since: now, wire };
+        // Queued now, sent only once the handshake is through and the server's key is the
+        // one expected: until then the outbound buffer holds them back.
         self.send_server(
             &ClientFrame::Hello {
                 version: PROTOCOL_VERSION,
@@ -103,18 +118,75 @@ impl Client {
             return;
         };
         wire.liveness.received(now);
-        let mut decoder = std::mem::replace(&mut wire.decoder, FrameDecoder::new(0));
-        let decoded = input.decode_each(&mut decoder, self, |client, frame: ServerFrame| {
-            client.on_server_frame(frame, now);
-            client.server.wire_mut().is_some()
+        let mut inbound = std::mem::take(&mut wire.inbound);
+        let mut plain = Vec::new();
+        let opened = inbound.read(input.bytes(), &mut plain, |message| {
+            self.server_handshake_step(message, now)
         });
-        if let Err(err) = decoded {
-            self.server_lost(ServerLinkError::Decode(err.code()), true, now);
+        let Some(wire) = self.server.wire_mut() else {
+            return self.finish(now);
+        };
+        wire.inbound = inbound;
+        if let Err(error) = opened {
+            self.server_lost(error, true, now);
+            return self.finish(now);
         }
-        if let Some(wire) = self.server.wire_mut() {
-            wire.decoder = decoder;
+        if !plain.is_empty() {
+            let plain = Bytes::from(plain);
+            let mut decoder = std::mem::replace(&mut wire.decoder, FrameDecoder::new(0));
+            let decoded = Input::Shared(&plain).decode_each(
+                &mut decoder,
+                self,
+                |client, frame: ServerFrame| {
+                    client.on_server_frame(frame, now);
+                    client.server.wire_mut().is_some()
+                },
+            );
+            if let Err(err) = decoded {
+                self.server_lost(ServerLinkError::Decode(err.code()), true, now);
+            }
+            if let Some(wire) = self.server.wire_mut() {
+                wire.decoder = decoder;
+            }
         }
         self.finish(now);
+    }
+
+    /// The server's handshake message (XX's second): it carries the server's static key,
+    /// checked against the pin before we answer with ours. A mismatch stops the client with
+    /// nothing sent: the login frame queued behind the handshake is dropped with the link.
+    fn server_handshake_step(
+        &mut self,
+        message: &[u8],
+        now: Instant,
+    ) -> Result<Option<Opener>, ServerLinkError> {
+        let failed = ServerLinkError::Handshake(HandshakeError::Failed);
+        let handshake = self.server.wire_mut().and_then(|w| w.handshake.as_mut());
+        let handshake = handshake.ok_or(failed)?;
+        handshake.read(message).map_err(ServerLinkError::Handshake)?;
+        let presented = handshake.remote().ok_or(failed)?;
+        match self.config.server_key {
+            Some(pinned) if pinned != presented => {
+                self.stop_server(false, now);
+                self.events.push_back(Event::ServerKeyChanged { pinned, presented });
+                // The link is gone; nothing more is read from it.
+                return Ok(None);
+            }
+            Some(_) => {}
+            None => {
+                self.config.server_key = Some(presented);
+                self.events
+                    .push_back(Event::ServerKeyLearned { key: presented });
+            }
+        }
+        let handshake = self.server.wire_mut().and_then(|w| w.handshake.take());
+        let mut handshake = handshake.ok_or(failed)?;
+        let last = handshake.write(&[]).map_err(ServerLinkError::Handshake)?;
+        let channel = handshake.finish().map_err(ServerLinkError::Handshake)?;
+        let _ = self.outbound.send_handshake(Destination::Server, last);
+        self.outbound
+            .start_sealing(Destination::Server, channel.sealer);
+        Ok(Some(channel.opener))
     }
 
     pub fn handle_server_closed(&mut self, now: Instant) {
@@ -366,6 +438,7 @@ impl Client {
             return;
         }
         let name = intro.user.clone();
+        self.vouched_key(&name, intro.key, now);
         let peer = self.peer_mut(&name, now);
         let was_online = peer.online;
         peer.online = true;
@@ -400,5 +473,11 @@ impl Client {
         // decide whether the channel itself is still good.
         self.update_route(name, RouteReason::PeerOffline);
         let _ = now;
+    }
+}
+
+impl From<RecordError> for ServerLinkError {
+    fn from(error: RecordError) -> Self {
+        ServerLinkError::Record(error)
     }
 }

@@ -50,7 +50,7 @@ impl fmt::Display for HandshakeError {
 impl std::error::Error for HandshakeError {}
 
 /// One side of one handshake in progress.
-pub(crate) struct Handshake {
+pub struct Handshake {
     state: snow::HandshakeState,
 }
 
@@ -65,7 +65,7 @@ impl fmt::Debug for Handshake {
 }
 
 /// A handshake that just finished: the channel's halves and who is at the other end.
-pub(crate) struct Progress {
+pub struct Progress {
     pub sealer: Sealer,
     pub opener: Opener,
     pub remote: PublicKey,

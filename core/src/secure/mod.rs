@@ -14,20 +14,23 @@
 //!   introduction, so its first message is encrypted to that key and carries its own; the
 //!   acceptor checks that key against the introduction of the user it claims to be.
 //!
+//! [`Handshake`], [`Sealer`], [`Opener`] and [`Inbound`] are public for programs that speak the
+//! wire protocol without a [`Client`](crate::Client) (load generators, test peers, fuzzers);
+//! the cores use the same pieces.
+//!
 //! The prologue names the protocol version and the link kind, so a handshake recorded for one
 //! kind of link or one version cannot be used on another (no downgrade is possible: there is no
 //! unencrypted mode to fall back to).
 
 mod e2e;
 mod handshake;
+mod inbound;
 mod keys;
 mod record;
 mod resolver;
 
 pub use e2e::{PairKey, SealError};
-pub use handshake::{HandshakeError, LinkKind};
+pub use handshake::{Handshake, HandshakeError, LinkKind, Progress};
+pub use inbound::Inbound;
 pub use keys::{pair_fingerprint, Fingerprint, IdentityKey, PublicKey};
-pub use record::{RecordError, MAX_RECORD, MAX_RECORD_PAYLOAD};
-
-pub(crate) use handshake::{Handshake, Progress};
-pub(crate) use record::{Opener, RecordReader, Sealer};
+pub use record::{Opener, RecordError, Sealer, MAX_RECORD, MAX_RECORD_PAYLOAD};

@@ -46,13 +46,13 @@ impl fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 /// The sending half of an established channel.
-pub(crate) struct Sealer {
+pub struct Sealer {
     keys: Arc<StatelessTransportState>,
     nonce: u64,
 }
 
 /// The receiving half of an established channel.
-pub(crate) struct Opener {
+pub struct Opener {
     keys: Arc<StatelessTransportState>,
     nonce: u64,
 }
@@ -139,7 +139,7 @@ impl Opener {
 /// records: both are length-prefixed the same way). It copies only a record that arrives in
 /// pieces, and never holds more than one record.
 #[derive(Debug, Default)]
-pub(crate) struct RecordReader {
+pub struct RecordReader {
     partial: Vec<u8>,
     /// `partial` holds a whole record that was handed out: start afresh on the next call.
     handed_out: bool,
@@ -177,15 +177,6 @@ impl RecordReader {
         }
         self.handed_out = true;
         Some(&self.partial[HEADER..])
-    }
-
-    /// Bytes held for a record not yet complete.
-    pub fn buffered(&self) -> usize {
-        if self.handed_out {
-            0
-        } else {
-            self.partial.len()
-        }
     }
 }
 

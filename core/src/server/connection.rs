@@ -7,7 +7,8 @@ use super::{ConnId, Server};
 use crate::codec::{FrameDecoder, Input};
 use crate::liveness::Liveness;
 use crate::outbound::QueueError;
-use crate::wire::{ClientFrame, ServerFrame, UserName};
+use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, PublicKey, RecordError};
+use crate::wire::{Bytes, ClientFrame, ServerFrame, UserName};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -22,6 +23,7 @@ pub(super) enum Phase {
     Checking {
         user: UserName,
         p2p_port: u16,
+        key: PublicKey,
     },
     Online(Session),
 }
@@ -29,6 +31,8 @@ pub(super) enum Phase {
 #[derive(Debug)]
 pub(super) struct Session {
     pub user: UserName,
+    /// The static key this session proved it holds: what peers are told this user is.
+    pub key: PublicKey,
     /// Where peers should dial this user: observed IP, advertised port.
     pub endpoint: SocketAddr,
     /// (sender, epoch) of stored messages delivered on this session, whose acknowledgements
@@ -43,6 +47,11 @@ pub(super) struct Connection {
     pub remote: SocketAddr,
     pub opened: Instant,
     pub phase: Phase,
+    /// The server's side of the handshake, until it is through.
+    pub handshake: Option<Handshake>,
+    /// The client's static key, once the handshake proved it.
+    pub key: Option<PublicKey>,
+    pub inbound: Inbound,
     pub decoder: FrameDecoder,
     pub liveness: Liveness,
 }
@@ -64,12 +73,16 @@ impl Server {
             return;
         }
         self.outbound.open(conn);
+        let handshake = Handshake::responder(LinkKind::ClientServer, &self.identity, &mut self.rng);
         self.conns.insert(
             conn,
             Connection {
                 remote,
                 opened: now,
                 phase: Phase::Hello,
+                handshake: handshake.ok(),
+                key: None,
+                inbound: Inbound::default(),
                 decoder: FrameDecoder::new(self.config.max_frame),
                 liveness: Liveness::new(now),
             },
@@ -87,24 +100,66 @@ impl Server {
         }
     }
 
-    /// Decodes what arrived and handles each whole frame; stops at the first frame that
-    /// closes the connection, and closes it on undecodable bytes.
+    /// Opens what arrived (moving the handshake on first), decodes it and handles each whole
+    /// frame; stops at the first frame that closes the connection, and closes it on bytes
+    /// that do not authenticate or decode.
     pub(super) fn on_input(&mut self, conn: ConnId, input: Input<'_>, now: Instant) {
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };
         connection.liveness.received(now);
-        let mut decoder = std::mem::replace(&mut connection.decoder, FrameDecoder::new(0));
-        let decoded = input.decode_each(&mut decoder, self, |server, frame: ClientFrame| {
-            server.on_frame(conn, frame, now);
-            server.conns.contains_key(&conn)
+        let mut inbound = std::mem::take(&mut connection.inbound);
+        let mut plain = Vec::new();
+        let opened = inbound.read(input.bytes(), &mut plain, |message| {
+            self.handshake_step(conn, message)
         });
+        let Some(connection) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        connection.inbound = inbound;
+        if let Err(error) = opened {
+            return self.fail(conn, error, now);
+        }
+        if plain.is_empty() {
+            return;
+        }
+        let plain = Bytes::from(plain);
+        let mut decoder = std::mem::replace(&mut connection.decoder, FrameDecoder::new(0));
+        let decoded =
+            Input::Shared(&plain).decode_each(&mut decoder, self, |server, frame: ClientFrame| {
+                server.on_frame(conn, frame, now);
+                server.conns.contains_key(&conn)
+            });
         if let Err(err) = decoded {
             self.fail(conn, ConnError::Decode(err.code()), now);
         }
         if let Some(connection) = self.conns.get_mut(&conn) {
             connection.decoder = decoder;
         }
+    }
+
+    /// One handshake message from the client (XX): its ephemeral key, answered with ours and
+    /// our static key; then its static key, after which the channel is open.
+    fn handshake_step(&mut self, conn: ConnId, message: &[u8]) -> Result<Option<Opener>, ConnError> {
+        let connection = self.conns.get_mut(&conn).ok_or(ConnError::UnexpectedFrame)?;
+        let handshake = connection
+            .handshake
+            .as_mut()
+            .ok_or(ConnError::Handshake(HandshakeError::Failed))?;
+        handshake.read(message).map_err(ConnError::Handshake)?;
+        if !handshake.is_finished() {
+            let reply = handshake.write(&[]).map_err(ConnError::Handshake)?;
+            let _ = self.outbound.send_handshake(conn, reply);
+            return Ok(None);
+        }
+        let handshake = connection
+            .handshake
+            .take()
+            .ok_or(ConnError::Handshake(HandshakeError::Failed))?;
+        let channel = handshake.finish().map_err(ConnError::Handshake)?;
+        connection.key = Some(channel.remote);
+        self.outbound.start_sealing(conn, channel.sealer);
+        Ok(Some(channel.opener))
     }
 
     /// The socket is gone: forget the connection without writing anything more to it.
@@ -171,5 +226,11 @@ impl Server {
         while let Some((conn, error)) = self.doomed.pop() {
             self.fail(conn, error, now);
         }
+    }
+}
+
+impl From<RecordError> for ConnError {
+    fn from(error: RecordError) -> Self {
+        ConnError::Record(error)
     }
 }

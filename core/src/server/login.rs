@@ -5,6 +5,7 @@ use super::connection::{Phase, Session};
 use super::file_relay::FileBudget;
 use super::output::{Action, ConnError, Event, LogoutReason};
 use super::{ConnId, Server};
+use crate::secure::PublicKey;
 use crate::wire::{KickReason, LoginRefusal, ServerFrame, UserName, PROTOCOL_VERSION};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -46,6 +47,9 @@ impl Server {
             return;
         };
         let ip = connection.remote.ip();
+        let Some(key) = connection.key else {
+            return self.fail(conn, ConnError::UnexpectedFrame, now);
+        };
         if self
             .limits
             .too_many_failures(ip, self.config.max_login_failures_per_ip, now)
@@ -56,6 +60,7 @@ impl Server {
             connection.phase = Phase::Checking {
                 user: user.clone(),
                 p2p_port,
+                key,
             };
         }
         self.limits.check_started(ip);
@@ -65,6 +70,7 @@ impl Server {
             user,
             password,
             register,
+            key,
         });
     }
 
@@ -88,13 +94,18 @@ impl Server {
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };
-        let Phase::Checking { user, p2p_port } = &connection.phase else {
+        let Phase::Checking {
+            user,
+            p2p_port,
+            key,
+        } = &connection.phase
+        else {
             return;
         };
-        let (user, p2p_port) = (user.clone(), *p2p_port);
+        let (user, p2p_port, key) = (user.clone(), *p2p_port, *key);
         match verdict {
             Err(reason) => self.refuse_login(conn, user, reason, now),
-            Ok(()) => self.log_in(conn, user, p2p_port, now),
+            Ok(()) => self.log_in(conn, user, p2p_port, key, now),
         }
     }
 
@@ -110,13 +121,21 @@ impl Server {
     /// Starts the session: an older session of the same user is kicked (the newest login
     /// wins), the client hears yes before anything else, then who is online, then what was
     /// stored for it.
-    fn log_in(&mut self, conn: ConnId, user: UserName, p2p_port: u16, now: Instant) {
+    fn log_in(
+        &mut self,
+        conn: ConnId,
+        user: UserName,
+        p2p_port: u16,
+        key: PublicKey,
+        now: Instant,
+    ) {
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };
         let endpoint = SocketAddr::new(connection.remote.ip(), p2p_port);
         connection.phase = Phase::Online(Session {
             user: user.clone(),
+            key,
             endpoint,
             stored_delivered: HashSet::default(),
             file_budget: FileBudget::new(self.config.file_relay, now),

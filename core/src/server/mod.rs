@@ -39,6 +39,7 @@ pub use output::{Action, ConnError, Event, LogoutReason, Stats, StoreOutcome};
 use crate::codec::Input;
 use crate::outbound::{Outbound, Transmit};
 use crate::rng::SeededRng;
+use crate::secure::{IdentityKey, PublicKey};
 use crate::seeded_hash::{SeededMap, SeededState};
 use crate::wire::{Bytes, Chat, ClientFrame, KickReason, LoginRefusal, ServerFrame, UserName};
 use connection::{Connection, Phase};
@@ -54,6 +55,8 @@ pub struct ConnId(pub u64);
 
 pub struct Server {
     config: ServerConfig,
+    /// The server's static key: what clients pin, and what proves this server is theirs.
+    identity: IdentityKey,
     rng: SeededRng,
     conns: SeededMap<ConnId, Connection>,
     presence: Presence,
@@ -72,10 +75,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(config: ServerConfig, seed: [u8; 32]) -> Self {
+    /// A server with the static key `identity` (kept by the host in its data directory) and
+    /// randomness from `seed`.
+    pub fn new(config: ServerConfig, identity: IdentityKey, seed: [u8; 32]) -> Self {
         let mut rng = SeededRng::from_seed(seed);
         let hash = SeededState::new(rng.next_u64());
         Server {
+            identity,
             outbound: Outbound::new(config.max_frame, config.max_pending_output),
             config,
             rng,
@@ -96,6 +102,11 @@ impl Server {
 
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// The server's public key, which clients pin.
+    pub fn public_key(&self) -> PublicKey {
+        self.identity.public()
     }
 
     pub fn stats(&self) -> Stats {

@@ -1,6 +1,7 @@
 //! What the server core asks of its host, and what it reports.
 
 use super::ConnId;
+use crate::secure::{HandshakeError, PublicKey, RecordError};
 use crate::wire::{Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
 use std::net::SocketAddr;
 
@@ -12,12 +13,15 @@ pub enum Action {
     /// Close the socket once the transmits already polled for it are written.
     Close { conn: ConnId },
     /// Check the credentials (or create the account when `register`), then call
-    /// [`Server::handle_login_checked`](super::Server::handle_login_checked).
+    /// [`Server::handle_login_checked`](super::Server::handle_login_checked). `key` is the
+    /// static key the client proved it holds in the handshake: once the password is right,
+    /// the host binds it to the account (it is what peers will be told this user is).
     CheckLogin {
         conn: ConnId,
         user: UserName,
         password: String,
         register: bool,
+        key: PublicKey,
     },
     /// Persist a message for an offline recipient, then answer with
     /// [`Server::handle_offline_stored`](super::Server::handle_offline_stored).
@@ -63,7 +67,7 @@ pub enum Event {
         user: UserName,
         reason: LoginRefusal,
     },
-    /// The server handed `a` and `b` a fresh secret for a direct channel.
+    /// The server told `a` and `b` about each other (endpoints and keys) for a direct channel.
     Introduced { a: UserName, b: UserName },
     LoggedOut {
         user: UserName,
@@ -95,6 +99,11 @@ pub enum ConnError {
     SlowConsumer,
     TextTooLong,
     TooManyConnections,
+    /// The encrypted channel could not be set up: a garbled, truncated, replayed or forged
+    /// handshake message (or one for another protocol version). Nothing can be said back.
+    Handshake(HandshakeError),
+    /// A record failed authentication (forged, replayed, damaged): the channel is broken.
+    Record(RecordError),
 }
 
 impl ConnError {
@@ -108,6 +117,8 @@ impl ConnError {
             ConnError::SlowConsumer => ErrorCode::SlowConsumer,
             ConnError::TextTooLong => ErrorCode::TextTooLong,
             ConnError::TooManyConnections => ErrorCode::TooManyConnections,
+            ConnError::Handshake(_) => ErrorCode::SetupFailed,
+            ConnError::Record(_) => ErrorCode::Malformed,
         }
     }
 }
@@ -118,6 +129,8 @@ impl std::fmt::Display for ConnError {
             ConnError::UnsupportedVersion { theirs } => {
                 write!(f, "unsupported protocol version {theirs}")
             }
+            ConnError::Handshake(error) => write!(f, "encrypted channel setup failed: {error}"),
+            ConnError::Record(error) => error.fmt(f),
             other => other.code().fmt(f),
         }
     }

@@ -2,6 +2,7 @@
 
 use super::output::{Event, LogoutReason};
 use super::{ConnId, Server};
+use crate::secure::PublicKey;
 use crate::seeded_hash::{SeededMap, SeededState};
 use crate::wire::{PeerIntro, ServerFrame, UserName};
 use std::net::SocketAddr;
@@ -53,7 +54,8 @@ impl Presence {
 
 impl Server {
     /// Introduces a user who just logged in on `conn` to everyone online, and everyone to
-    /// them: each pair gets one fresh secret for its direct channel. The newcomer's list goes
+    /// them: each side learns where the other listens and which key it must prove it holds
+    /// on a direct channel. The newcomer's list goes
     /// in pages of `presence_page`, never one giant frame, the last one marked `last` (also
     /// when nobody else is online, so the client always learns the list is complete).
     pub(super) fn introduce(
@@ -63,25 +65,27 @@ impl Server {
         endpoint: SocketAddr,
         now: Instant,
     ) {
-        let others: Vec<(UserName, ConnId, SocketAddr)> = self
+        let Some(key) = self.conns.get(&conn).and_then(|c| c.session()).map(|s| s.key) else {
+            return;
+        };
+        let others: Vec<(UserName, ConnId, SocketAddr, PublicKey)> = self
             .presence
             .iter()
             .filter(|(_, other)| *other != conn)
             .filter_map(|(name, other)| {
                 let session = self.conns.get(&other)?.session()?;
-                Some((name.clone(), other, session.endpoint))
+                Some((name.clone(), other, session.endpoint, session.key))
             })
             .collect();
         let page_size = self.config.presence_page.max(1);
         let mut page = Vec::with_capacity(page_size.min(others.len()));
         let pages = others.len().div_ceil(page_size).max(1);
         let mut sent_pages = 0;
-        for (name, other, other_endpoint) in others {
-            let secret = self.rng.bytes32();
+        for (name, other, other_endpoint, other_key) in others {
             let intro = PeerIntro {
                 user: user.clone(),
                 endpoint,
-                secret,
+                key,
             };
             self.send(other, &ServerFrame::PeerOnline(intro), now);
             self.events.push_back(Event::Introduced {
@@ -91,7 +95,7 @@ impl Server {
             page.push(PeerIntro {
                 user: name,
                 endpoint: other_endpoint,
-                secret,
+                key: other_key,
             });
             if page.len() == page_size {
                 sent_pages += 1;

@@ -3,6 +3,7 @@
 use super::file::{FileMessage, TransferId};
 use super::payload::Payload;
 use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
+use crate::secure::PublicKey;
 use crate::codec::{parse, DecodeError, Frame, SharedTail};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -44,13 +45,13 @@ pub enum ClientFrame {
     },
 }
 
-/// An introduction: a peer that is online, where to dial it, and the fresh per-pair secret
-/// both sides use to prove who they are on the direct channel.
+/// An introduction: a peer that is online, where to dial it, and the static key it proved to
+/// the server it holds, which it must prove again on the direct channel.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct PeerIntro {
     pub user: UserName,
     pub endpoint: SocketAddr,
-    pub secret: [u8; 32],
+    pub key: PublicKey,
 }
 
 /// What a server sends a client.

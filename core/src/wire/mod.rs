@@ -22,4 +22,4 @@ pub use shared::{
 };
 
 /// The protocol version this build speaks. Bumped on any incompatible wire change.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;

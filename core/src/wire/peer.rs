@@ -1,43 +1,23 @@
-//! The peer↔peer family: the authenticated setup handshake, then chat.
+//! The peer↔peer family: what travels on a direct channel once its handshake is through.
 //!
-//! Setup (dialer D, acceptor A, secret S from the server's introduction of the pair):
-//! 1. D → A `Hello { user: D, nonce: nd }`
-//! 2. A → D `Challenge { user: A, nonce: na, proof: mac(S, accept, D, A, nd, na) }`
-//! 3. D → A `Auth { proof: mac(S, dial, D, A, nd, na) }`
-//!
-//! The dialer treats the channel as up once it has checked the challenge and sent its proof;
-//! the acceptor once it has checked that proof. No extra round trip is spent on a "ready".
-//!
-//! Both nonces are fresh per connection, so a recorded handshake cannot be replayed, and a
-//! claimed user name is worthless without the secret the server gave that exact pair.
+//! The channel is opened by a Noise IK handshake (see [`crate::secure`]): the dialer proves the
+//! key the server introduced it with, and reaches only the holder of the key the server
+//! introduced the acceptor with. Nothing here says who anyone is; the handshake did.
 
 use super::file::FileMessage;
 use super::payload::Payload;
-use super::shared::{Ack, Chat, ErrorCode, UserName};
+use super::shared::{Ack, Chat, ErrorCode};
 use crate::codec::{parse, DecodeError, Frame, SharedTail};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// `File`'s variant index, as postcard writes it (a varint before the fields), for the chunk
 /// fast path below; the tests check it against the derived encoding.
-const FILE_FRAME: u32 = 8;
+const FILE_FRAME: u32 = 5;
 
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum PeerFrame {
-    Hello {
-        version: u16,
-        user: UserName,
-        nonce: [u8; 32],
-    },
-    Challenge {
-        user: UserName,
-        nonce: [u8; 32],
-        proof: [u8; 32],
-    },
-    Auth {
-        proof: [u8; 32],
-    },
     Chat(Chat),
     Ack(Ack),
     Ping,
