@@ -6,9 +6,12 @@
 //! Debug builds (`cargo test --benches`) use a smaller stream and fewer users so they stay quick.
 
 use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
+use breeze_core::rng::SeededRng;
+use breeze_core::secure::{Handshake, IdentityKey, LinkKind, Sealer};
 use breeze_core::server::{Action, ConnId, Event, Server, ServerConfig};
 use breeze_core::wire::{Chat, ClientFrame, MessageId, PeerFrame, UserName, PROTOCOL_VERSION};
 use criterion::{
+    BatchSize,
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use serde::{de::DeserializeOwned, Serialize};
@@ -148,13 +151,44 @@ fn drain(server: &mut Server, now: Instant) -> usize {
     }
 }
 
-/// A server with `USERS` users logged in, each on connection `ConnId(i)`.
-fn server_with_everyone_online(now: Instant) -> Server {
-    let mut server = Server::new(ServerConfig::default(), [7; 32]);
+/// The written bytes of every transmit `server` has for `conn` (others are dropped).
+fn written_to(server: &mut Server, conn: ConnId) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(transmit) = server.poll_transmit() {
+        server.handle_written(transmit.to, transmit.payload.len());
+        if transmit.to == conn {
+            out.extend_from_slice(transmit.payload.as_bytes().expect("bytes"));
+        }
+    }
+    out
+}
+
+/// The client side of `conn`'s handshake with `server`: its sealer for what it sends next.
+fn handshake(server: &mut Server, conn: ConnId, i: u64, now: Instant) -> Sealer {
+    let mut rng = SeededRng::from_u64(i);
+    let key = IdentityKey::from_secret(rng.bytes32());
+    let mut client = Handshake::initiator(LinkKind::ClientServer, &key, None, &mut rng).unwrap();
+    server.handle_bytes(conn, &client.write(&[]).unwrap(), now);
+    let answer = written_to(server, conn);
+    client.read(&answer[2..]).unwrap();
+    server.handle_bytes(conn, &client.write(&[]).unwrap(), now);
+    client.finish().unwrap().sealer
+}
+
+/// A server with `USERS` users logged in, each on connection `ConnId(i)`, and each user's
+/// sealer.
+fn server_with_everyone_online(now: Instant) -> (Server, Vec<Sealer>) {
+    let mut server = Server::new(
+        ServerConfig::default(),
+        IdentityKey::from_secret([7; 32]),
+        [7; 32],
+    );
+    let mut sealers = Vec::new();
     for i in 0..USERS {
         let conn = ConnId(i);
         let ip = Ipv4Addr::from(0x0a00_0000 + i as u32 + 1);
         server.handle_connected(conn, SocketAddr::new(ip.into(), 50_000), now);
+        let mut sealer = handshake(&mut server, conn, i, now);
         let mut hello_login = Vec::new();
         let hello = ClientFrame::Hello {
             version: PROTOCOL_VERSION,
@@ -167,11 +201,24 @@ fn server_with_everyone_online(now: Instant) -> Server {
             register: false,
         };
         encode(&login, &mut hello_login);
-        server.handle_bytes(conn, &hello_login, now);
+        let sealed = sealer.seal_to_vec(&hello_login).unwrap();
+        server.handle_bytes(conn, &sealed, now);
         let _ = drain(&mut server, now);
+        sealers.push(sealer);
     }
     assert_eq!(server.stats().online, USERS as usize);
-    server
+    (server, sealers)
+}
+
+/// `reads` as each user's client would send them: sealed, one record per read.
+fn sealed(reads: &[(ConnId, Vec<u8>)], sealers: &mut [Sealer]) -> Vec<(ConnId, Vec<u8>)> {
+    reads
+        .iter()
+        .map(|(conn, read)| {
+            let sealer = &mut sealers[conn.0 as usize];
+            (*conn, sealer.seal_to_vec(read).unwrap())
+        })
+        .collect()
 }
 
 /// One read per user: `PER_READ` relay frames, each to a pseudo-random other user.
@@ -209,13 +256,13 @@ fn route(server: &mut Server, reads: &[(ConnId, Vec<u8>)], now: Instant) {
 
 fn server_relay(c: &mut Criterion) {
     let now = Instant::now();
-    let mut server = server_with_everyone_online(now);
+    let (mut server, mut sealers) = server_with_everyone_online(now);
     let reads = relay_reads();
     let messages = USERS * PER_READ;
 
     // Every message is routed live: none stored, none refused.
     let before = server.stats();
-    route(&mut server, &reads, now);
+    route(&mut server, &sealed(&reads, &mut sealers), now);
     let after = server.stats();
     assert_eq!(after.relayed - before.relayed, messages);
     assert_eq!(after.stored, before.stored);
@@ -228,10 +275,53 @@ fn server_relay(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(messages));
     let id = format!("{USERS}_users_{PER_READ}_per_read_100B");
-    group.bench_function(id, |b| b.iter(|| route(&mut server, &reads, now)));
+    // Sealing is the clients' work: done outside the measured part, one fresh batch each time
+    // (a record cannot be replayed).
+    group.bench_function(id, |b| {
+        b.iter_batched(
+            || sealed(&reads, &mut sealers),
+            |batch| route(&mut server, &batch, now),
+            BatchSize::LargeInput,
+        )
+    });
     group.finish();
     assert_eq!(server.stats().online, USERS as usize);
 }
 
-criterion_group!(benches, decode_throughput, server_relay);
+/// Whole handshakes, both sides on this core: what a login storm or a burst of direct
+/// channels costs in cryptography alone.
+fn handshakes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("handshakes");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+    let mut rng = SeededRng::from_u64(5);
+    let (a, b) = (IdentityKey::from_secret([1; 32]), IdentityKey::from_secret([2; 32]));
+    let unframe = |m: Vec<u8>| m[2..].to_vec();
+    group.bench_function("client_server_xx", |bench| {
+        bench.iter(|| {
+            let mut c = Handshake::initiator(LinkKind::ClientServer, &a, None, &mut rng).unwrap();
+            let mut s = Handshake::responder(LinkKind::ClientServer, &b, &mut rng).unwrap();
+            s.read(&unframe(c.write(&[]).unwrap())).unwrap();
+            c.read(&unframe(s.write(&[]).unwrap())).unwrap();
+            s.read(&unframe(c.write(&[]).unwrap())).unwrap();
+            black_box((c.finish().unwrap(), s.finish().unwrap()))
+        })
+    });
+    group.bench_function("peer_ik", |bench| {
+        bench.iter(|| {
+            let mut d =
+                Handshake::initiator(LinkKind::Peer, &a, Some(&b.public()), &mut rng).unwrap();
+            let mut r = Handshake::responder(LinkKind::Peer, &b, &mut rng).unwrap();
+            r.read(&unframe(d.write(b"alice").unwrap())).unwrap();
+            d.read(&unframe(r.write(&[]).unwrap())).unwrap();
+            black_box((d.finish().unwrap(), r.finish().unwrap()))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode_throughput, server_relay, handshakes);
 criterion_main!(benches);

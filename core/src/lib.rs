@@ -18,6 +18,7 @@
 //!
 //! ```
 //! use breeze_core::client::{self, Action as ClientAction, Client, ClientConfig, Destination, LinkId};
+//! use breeze_core::secure::IdentityKey;
 //! use breeze_core::server::{Action as ServerAction, ConnId, Server, ServerConfig};
 //! use breeze_core::wire::UserName;
 //! use breeze_core::Path;
@@ -25,12 +26,13 @@
 //! use std::time::{Duration, Instant};
 //!
 //! let mut now = Instant::now();
-//! let mut server = Server::new(ServerConfig::default(), [0; 32]);
+//! // Every party has a static key; the host keeps it (here: made up on the spot).
+//! let mut server = Server::new(ServerConfig::default(), IdentityKey::from_secret([9; 32]), [0; 32]);
 //! let name = |n: &str| UserName::new(n).unwrap();
 //! // Each client gets a server connection id, and listens on "127.0.0.1:<port>".
 //! let mut clients = vec![
-//!     Client::new(ClientConfig::new(name("alice"), "pw", 7001), [1; 32], now),
-//!     Client::new(ClientConfig::new(name("bob"), "pw", 7002), [2; 32], now),
+//!     Client::new(ClientConfig::new(name("alice"), "pw", 7001), IdentityKey::from_secret([1; 32]), [1; 32], now),
+//!     Client::new(ClientConfig::new(name("bob"), "pw", 7002), IdentityKey::from_secret([2; 32]), [2; 32], now),
 //! ];
 //! // Each end of a peer link, (client index, link id), maps to the other end.
 //! let mut links: HashMap<(usize, LinkId), (usize, LinkId)> = HashMap::new();

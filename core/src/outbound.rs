@@ -274,6 +274,7 @@ fn seal(sealer: &mut Sealer, payload: &Payload) -> Option<Bytes> {
 mod tests {
     use super::*;
     use crate::codec::FrameDecoder;
+    use crate::secure::{Opener, RecordReader};
     use crate::wire::{Ack, FileMessage, PeerFrame, TransferId};
 
     const MAX_FRAME: usize = 64 * 1024;
@@ -296,113 +297,89 @@ mod tests {
             .collect()
     }
 
+    /// An outbound with connection 1 open and its handshake through, and the far end's opener.
+    fn sealed(max_frame: usize, max_pending: usize) -> (Outbound<u8>, Opener) {
+        let (ours, theirs) = crate::secure::test_channel();
+        let mut outbound = Outbound::new(max_frame, max_pending);
+        outbound.open(1);
+        outbound.start_sealing(1, ours.sealer);
+        (outbound, theirs.opener)
+    }
+
     fn drain(outbound: &mut Outbound<u8>) -> Vec<Bytes> {
         let bytes = |t: Transmit<u8>| t.payload.into_bytes().expect("no file spans sent here");
         std::iter::from_fn(|| outbound.poll_transmit().map(bytes)).collect()
     }
 
-    fn decode(transmits: &[Bytes]) -> Vec<PeerFrame> {
-        let mut decoder = FrameDecoder::new(MAX_FRAME);
-        let mut decoded = Vec::new();
+    /// What the far end reads out of `transmits`.
+    fn decode(opener: &mut Opener, transmits: &[Bytes]) -> Vec<PeerFrame> {
+        let mut records = RecordReader::default();
+        let mut plain = Vec::new();
         for bytes in transmits {
             let mut input = &bytes[..];
-            while let Some(frame) = decoder.decode(&mut input).expect("valid frames") {
-                decoded.push(frame);
+            while let Some(record) = records.next(&mut input) {
+                opener.open(record, &mut plain).expect("records open");
             }
+        }
+        let mut decoder = FrameDecoder::new(MAX_FRAME);
+        let mut decoded = Vec::new();
+        let mut input = &plain[..];
+        while let Some(frame) = decoder.decode(&mut input).expect("valid frames") {
+            decoded.push(frame);
         }
         decoded
     }
 
     #[test]
-    fn chunks_go_out_as_they_are_and_everything_leaves_in_order() {
-        let mut outbound = Outbound::new(MAX_FRAME, 1024 * 1024);
-        outbound.open(1);
+    fn frames_leave_sealed_in_order_and_count_until_written() {
+        let (mut outbound, mut opener) = sealed(MAX_FRAME, 1024 * 1024);
         let sent = frames(&[0, 32 * 1024, 0, 0, 100, 32 * 1024, 32 * 1024, 0]);
         for frame in &sent {
             outbound.send(1, frame).expect("queued");
         }
-        let queued = outbound.pending(1);
         let transmits = drain(&mut outbound);
-        assert_eq!(decode(&transmits), sent);
-        assert_eq!(transmits.iter().map(Bytes::len).sum::<usize>(), queued);
-        // Each big chunk's data is one of the transmits, the very bytes that were sent.
-        for frame in &sent {
-            if let PeerFrame::File(FileMessage::Chunk { data, .. }) = frame {
-                let data = data.as_bytes().expect("bytes");
-                let shared = transmits.iter().any(|t| t.as_ptr() == data.as_ptr());
-                assert_eq!(shared, data.len() >= 8 * 1024, "chunk of {}", data.len());
-            }
-        }
-        assert_eq!(outbound.pending(1), queued, "in flight until written");
-        outbound.written(1, queued);
+        assert_eq!(decode(&mut opener, &transmits), sent);
+        let on_wire = transmits.iter().map(Bytes::len).sum::<usize>();
+        assert_eq!(outbound.pending(1), on_wire, "in flight until written");
+        // Chunk data is sealed: its bytes (a run of one value) are nowhere on the wire.
+        let run = [5u8; 64];
+        assert!(!transmits.iter().any(|t| t.windows(64).any(|w| w == run)));
+        outbound.written(1, on_wire);
         assert_eq!(outbound.pending(1), 0);
     }
 
-    /// A chunk whose data is a span of a file goes out as its header, then the span itself,
-    /// whatever its size: written from the file, the frames are the frames sent.
     #[test]
-    fn a_file_span_goes_out_as_itself_right_after_its_header() {
-        use crate::wire::FileSpan;
-        use std::sync::Arc;
-        let content: Arc<Vec<u8>> = Arc::new((0..=255).cycle().take(100_000).collect());
-        let span = |offset: usize, len| {
-            Payload::File(FileSpan {
-                file: content.clone(),
-                offset: offset as u64,
-                len,
-            })
-        };
-        let chunk = |offset: usize, data| {
-            PeerFrame::File(FileMessage::Chunk {
-                id: TransferId(9),
-                offset: offset as u64,
-                data,
-            })
-        };
+    fn frames_queued_during_the_handshake_wait_and_never_leave_if_it_fails() {
         let mut outbound = Outbound::new(MAX_FRAME, 1024 * 1024);
         outbound.open(1);
-        let sent = [chunk(0, span(0, 32 * 1024)), chunk(5, span(5, 100))];
-        for frame in &sent {
-            outbound.send(1, frame).expect("queued");
-        }
+        outbound.send_handshake(1, vec![0, 2, 9, 9]).unwrap();
         outbound.send(1, &frames(&[0])[0]).expect("queued");
-        let transmits: Vec<Payload> =
-            std::iter::from_fn(|| outbound.poll_transmit().map(|t| t.payload)).collect();
-        let spans: Vec<&Payload> = transmits
-            .iter()
-            .filter(|t| matches!(t, Payload::File(_)))
-            .collect();
-        assert_eq!(spans, [&span(0, 32 * 1024), &span(5, 100)]);
-        // What the driver writes: each span read from the file.
-        let written: Vec<Bytes> = transmits
-            .iter()
-            .map(|t| match t {
-                Payload::Bytes(bytes) => bytes.clone(),
-                Payload::File(s) => {
-                    let at = s.offset as usize;
-                    Bytes::copy_from_slice(&content[at..at + s.len])
-                }
-            })
-            .collect();
-        let as_bytes = |offset: usize, len| {
-            chunk(
-                offset,
-                Payload::from(content[offset..offset + len].to_vec()),
-            )
-        };
-        let expected = [
-            as_bytes(0, 32 * 1024),
-            as_bytes(5, 100),
-            frames(&[0]).remove(0),
-        ];
-        assert_eq!(decode(&written), expected);
+        assert_eq!(drain(&mut outbound), vec![Bytes::from_static(&[0, 2, 9, 9])]);
+        outbound.close(1);
+        assert!(drain(&mut outbound).is_empty(), "the frame was never sealed, so never sent");
+    }
+
+    #[test]
+    fn a_file_span_is_refused_on_an_encrypted_link() {
+        use crate::wire::FileSpan;
+        let (mut outbound, _) = sealed(MAX_FRAME, 1024 * 1024);
+        let span = PeerFrame::File(FileMessage::Chunk {
+            id: TransferId(9),
+            offset: 0,
+            data: Payload::File(FileSpan {
+                file: std::sync::Arc::new(()),
+                offset: 0,
+                len: 100,
+            }),
+        });
+        assert_eq!(outbound.send(1, &span), Err(QueueError::TooLarge));
+        assert!(outbound.poll_transmit().is_none(), "nothing of it goes out");
     }
 
     #[test]
     fn a_file_span_too_big_for_one_frame_is_refused() {
         use crate::wire::{FileSpan, MAX_SPAN_IN_FRAME};
-        let mut outbound = Outbound::new(1024 * 1024, 1024 * 1024);
-        outbound.open(1);
+        let (mut outbound, _) = sealed(1024 * 1024, 1024 * 1024);
         let too_big = PeerFrame::File(FileMessage::Chunk {
             id: TransferId(9),
             offset: 0,
@@ -418,8 +395,7 @@ mod tests {
 
     #[test]
     fn the_bound_counts_cut_off_buffers_and_chunks_too() {
-        let mut outbound = Outbound::new(MAX_FRAME, 64 * 1024);
-        outbound.open(1);
+        let (mut outbound, _) = sealed(MAX_FRAME, 64 * 1024);
         let big = frames(&[40 * 1024]).remove(0);
         outbound.send(1, &big).expect("under the bound");
         outbound
@@ -430,24 +406,22 @@ mod tests {
 
     #[test]
     fn a_closed_connection_still_writes_its_last_words_in_order() {
-        let mut outbound = Outbound::new(MAX_FRAME, 1024 * 1024);
-        outbound.open(1);
+        let (mut outbound, mut opener) = sealed(MAX_FRAME, 1024 * 1024);
         let sent = frames(&[32 * 1024, 0, 32 * 1024, 0]);
         for frame in &sent {
             outbound.send(1, frame).expect("queued");
         }
         outbound.close(1);
-        assert_eq!(decode(&drain(&mut outbound)), sent);
+        assert_eq!(decode(&mut opener, &drain(&mut outbound)), sent);
         assert_eq!(outbound.send(1, &sent[0]), Err(QueueError::Closed));
     }
 
     #[test]
     fn a_chunk_too_big_for_the_frame_limit_is_refused_and_leaves_nothing_behind() {
-        let mut outbound = Outbound::new(16 * 1024, 1024 * 1024);
-        outbound.open(1);
+        let (mut outbound, mut opener) = sealed(16 * 1024, 1024 * 1024);
         let sent = frames(&[0, 20 * 1024]);
         outbound.send(1, &sent[0]).expect("queued");
         assert_eq!(outbound.send(1, &sent[1]), Err(QueueError::TooLarge));
-        assert_eq!(decode(&drain(&mut outbound)), sent[..1]);
+        assert_eq!(decode(&mut opener, &drain(&mut outbound)), sent[..1]);
     }
 }

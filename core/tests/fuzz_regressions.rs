@@ -3,6 +3,8 @@
 
 use breeze_core::client::{Action, Client, ClientConfig, Destination, Event};
 use breeze_core::codec::{encode_frame, FrameDecoder};
+use breeze_core::rng::SeededRng;
+use breeze_core::secure::{Handshake, IdentityKey, Inbound, LinkKind, RecordError, Sealer};
 use breeze_core::transfer::CHUNK_SIZE;
 use breeze_core::wire::{
     Chat, ClientFrame, FileMessage, FileName, MessageId, ServerFrame, TransferId, UserName,
@@ -22,11 +24,80 @@ fn frames(frames: &[ServerFrame]) -> Vec<u8> {
     bytes
 }
 
+/// The server end of bob's encrypted link: whatever a test makes the server say is sealed
+/// for bob as a real server would.
+struct SealedServer {
+    sealer: Sealer,
+    inbound: Inbound,
+}
+
+impl SealedServer {
+    /// Plays the server's side of the handshake with `bob`, who has just connected.
+    fn accept(bob: &mut Client) -> SealedServer {
+        let key = IdentityKey::from_secret([1; 32]);
+        let mut rng = SeededRng::from_u64(1);
+        let mut handshake =
+            Some(Handshake::responder(LinkKind::ClientServer, &key, &mut rng).unwrap());
+        let mut inbound = Inbound::default();
+        let mut sealer = None;
+        let mut answer = None;
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            while let Some(t) = bob.poll_transmit() {
+                out.extend_from_slice(t.payload.as_bytes().unwrap());
+            }
+            let mut plain = Vec::new();
+            inbound
+                .read(&out, &mut plain, |message| {
+                    let mut h = handshake.take().ok_or(RecordError::Forged)?;
+                    h.read(message).map_err(|_| RecordError::Forged)?;
+                    if !h.is_finished() {
+                        answer = Some(h.write(&[]).unwrap());
+                        handshake = Some(h);
+                        return Ok(None);
+                    }
+                    let channel = h.finish().unwrap();
+                    sealer = Some(channel.sealer);
+                    Ok::<_, RecordError>(Some(channel.opener))
+                })
+                .unwrap();
+            if let Some(answer) = answer.take() {
+                bob.handle_server_bytes(&answer, Instant::now());
+            }
+        }
+        SealedServer {
+            sealer: sealer.expect("the handshake is through"),
+            inbound,
+        }
+    }
+
+    /// `bytes` (frames) as records, handed to bob.
+    fn feed(&mut self, bob: &mut Client, bytes: &[u8], now: Instant) {
+        let sealed = self.sealer.seal_to_vec(bytes).unwrap();
+        bob.handle_server_bytes(&sealed, now);
+    }
+
+    /// What bob's `bytes` say (the frames, opened).
+    fn open(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut plain = Vec::new();
+        self.inbound
+            .read(bytes, &mut plain, |_| Err(RecordError::Forged))
+            .unwrap();
+        plain
+    }
+}
+
 /// A client logged in to a server that knows nobody else.
-fn logged_in_bob(now: Instant) -> Client {
-    let mut bob = Client::new(ClientConfig::new(name("bob"), "pw", 7002), [9; 32], now);
+fn logged_in_bob(now: Instant) -> (Client, SealedServer) {
+    let mut bob = Client::new(
+        ClientConfig::new(name("bob"), "pw", 7002),
+        IdentityKey::from_secret([2; 32]),
+        [9; 32],
+        now,
+    );
     assert_eq!(bob.poll_action(), Some(Action::ConnectServer));
     bob.handle_server_connected(now);
+    let mut server = SealedServer::accept(&mut bob);
     let welcome = frames(&[
         ServerFrame::Hello {
             version: PROTOCOL_VERSION,
@@ -37,12 +108,12 @@ fn logged_in_bob(now: Instant) -> Client {
             last: true,
         },
     ]);
-    bob.handle_server_bytes(&welcome, now);
+    server.feed(&mut bob, &welcome, now);
     assert!(bob.is_logged_in());
     while bob.poll_transmit().is_some() {}
     while bob.poll_action().is_some() {}
     while bob.poll_event().is_some() {}
-    bob
+    (bob, server)
 }
 
 /// Found by `client_streams` (finding F1): any logged-in user can send a chat whose sequence
@@ -55,7 +126,7 @@ fn logged_in_bob(now: Instant) -> Client {
 #[test]
 fn a_chat_numbered_u64_max_does_not_overflow_the_inbox() {
     let now = Instant::now();
-    let mut bob = logged_in_bob(now);
+    let (mut bob, mut server) = logged_in_bob(now);
     let chat = Chat {
         id: MessageId(0),
         epoch: 3,
@@ -67,8 +138,8 @@ fn a_chat_numbered_u64_max_does_not_overflow_the_inbox() {
         from: name("dave"),
         chat,
     }]);
-    bob.handle_server_bytes(&relayed, now);
-    bob.handle_server_bytes(&relayed, now);
+    server.feed(&mut bob, &relayed, now);
+    server.feed(&mut bob, &relayed, now);
     let mut shown = 0;
     while let Some(event) = bob.poll_event() {
         if let Event::Message { .. } = event {
@@ -90,7 +161,7 @@ fn a_chat_numbered_u64_max_does_not_overflow_the_inbox() {
 #[test]
 fn a_held_message_released_early_is_not_shown_again_when_the_gap_is_skipped() {
     let start = Instant::now();
-    let mut bob = logged_in_bob(start);
+    let (mut bob, mut server) = logged_in_bob(start);
     let six = |first_unacked| Chat {
         id: MessageId(20),
         epoch: 0,
@@ -108,7 +179,7 @@ fn a_held_message_released_early_is_not_shown_again_when_the_gap_is_skipped() {
             chat: six(6),
         },
     ]);
-    bob.handle_server_bytes(&relayed, start);
+    server.feed(&mut bob, &relayed, start);
     let gap_timeout = bob.config().gap_timeout;
     let mut shown = Vec::new();
     let mut now = start;
@@ -146,7 +217,7 @@ fn a_held_message_released_early_is_not_shown_again_when_the_gap_is_skipped() {
 #[test]
 fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
     let now = Instant::now();
-    let mut bob = logged_in_bob(now);
+    let (mut bob, mut server) = logged_in_bob(now);
     let carol = name("carol");
     let id = TransferId(1);
     let size = 64 * 1024 * 1024;
@@ -167,7 +238,7 @@ fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
             window: u64::MAX,
         },
     }]);
-    bob.handle_server_bytes(&accept, now);
+    server.feed(&mut bob, &accept, now);
 
     let bound = bob.config().file_window + 4 * CHUNK_SIZE as u64;
     let mut read = 0u64;
@@ -181,7 +252,8 @@ fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
                 .payload
                 .into_bytes()
                 .expect("bytes: nothing here shares a file");
-            let mut input = &bytes[..];
+            let plain = server.open(&bytes);
+            let mut input = &plain[..];
             while let Some(frame) = decoder.decode::<ClientFrame>(&mut input).unwrap() {
                 if let ClientFrame::RelayFile {
                     message: FileMessage::Chunk { data, .. },
@@ -225,7 +297,7 @@ fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
 #[test]
 fn accepting_a_huge_offer_near_its_end_does_not_overflow_the_credit() {
     let now = Instant::now();
-    let mut bob = logged_in_bob(now);
+    let (mut bob, mut server) = logged_in_bob(now);
     let alice = name("alice");
     let id = TransferId(0);
     let offer = frames(&[ServerFrame::RelayedFile {
@@ -238,7 +310,7 @@ fn accepting_a_huge_offer_near_its_end_does_not_overflow_the_credit() {
             repeat: false,
         },
     }]);
-    bob.handle_server_bytes(&offer, now);
+    server.feed(&mut bob, &offer, now);
     assert!(std::iter::from_fn(|| bob.poll_event()).any(|e| matches!(e, Event::FileOffered { .. })));
     let _ = bob.accept_file(&alice, id, u64::MAX, now);
 }

@@ -1,9 +1,9 @@
-//! The keys of other users as this client knows them: vouched for by the server, remembered
-//! across sessions, and turned into end-to-end pair keys for what goes through the relay.
+//! The keys of other users as this client knows them: vouched for by the server and
+//! remembered across sessions.
 
 use super::output::Event;
 use super::Client;
-use crate::secure::{PairKey, PublicKey};
+use crate::secure::PublicKey;
 use crate::wire::UserName;
 use std::time::Instant;
 
@@ -16,7 +16,6 @@ impl Client {
             Some(known) if known == key => return,
             Some(old) => {
                 peer.key = Some(key);
-                peer.pair = None;
                 self.events.push_back(Event::PeerKeyChanged {
                     user: name.clone(),
                     old,
@@ -25,23 +24,12 @@ impl Client {
             }
             None => {
                 peer.key = Some(key);
-                peer.pair = None;
                 self.events.push_back(Event::PeerKeyLearned {
                     user: name.clone(),
                     key,
                 });
             }
         }
-    }
-
-    /// The end-to-end key shared with `name`, if its key is known (and usable).
-    pub(super) fn pair_key(&mut self, name: &UserName) -> Option<&PairKey> {
-        let identity = &self.identity;
-        let peer = self.peers.get_mut(name)?;
-        if peer.pair.is_none() {
-            peer.pair = PairKey::new(identity, &peer.key?);
-        }
-        peer.pair.as_ref()
     }
 
     /// This profile's public key.

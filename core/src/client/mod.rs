@@ -279,7 +279,6 @@ impl Client {
         self.peers.entry(name.clone()).or_insert_with(|| Peer {
             online: false,
             key: remembered.remove(name),
-            pair: None,
             intro: None,
             direct: None,
             dial: Dial::Idle { next_at: now },

@@ -4,7 +4,7 @@ use super::output::Route;
 use super::LinkId;
 use crate::backoff::Backoff;
 use crate::delivery::{Inbox, Outbox};
-use crate::secure::{PairKey, PublicKey};
+use crate::secure::PublicKey;
 use crate::wire::PeerIntro;
 use std::time::Instant;
 
@@ -26,8 +26,6 @@ pub(super) struct Peer {
     /// The peer's key as last vouched for by the server (an introduction, a relayed message)
     /// or remembered from an earlier session.
     pub key: Option<PublicKey>,
-    /// The end-to-end key shared with the holder of `key`, made when first needed.
-    pub pair: Option<PairKey>,
     /// The server's latest introduction: where to dial and which key to expect.
     pub intro: Option<PeerIntro>,
     /// The authenticated direct channel, if any.

@@ -34,3 +34,8 @@ pub use handshake::{Handshake, HandshakeError, LinkKind, Progress};
 pub use inbound::Inbound;
 pub use keys::{pair_fingerprint, Fingerprint, IdentityKey, PublicKey};
 pub use record::{Opener, RecordError, Sealer, MAX_RECORD, MAX_RECORD_PAYLOAD};
+
+#[cfg(test)]
+pub(crate) use handshake::test_channel;
+#[cfg(test)]
+pub(crate) use record::RecordReader;
