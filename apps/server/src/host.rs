@@ -54,34 +54,15 @@ impl ServerHost for StoreHost {
     ) -> Result<(), LoginRefusal> {
         let mut store = lock(&self.logins);
         let name = user.as_str();
-        if register {
-            match store.register(name, password) {
-                Ok(()) => {
-                    tracing::info!(%user, "account registered");
-                    return Ok(());
-                }
-                Err(StoreError::EmptyPassword) => return Err(LoginRefusal::BadCredentials),
-                // Registering an existing account with its own password is just a login.
-                Err(StoreError::UserExists(_)) => {}
-                Err(error) => {
-                    tracing::error!(%user, %error, "cannot register");
-                    return Err(LoginRefusal::ServerBusy);
-                }
+        let verdict = check_password(&mut store, user, password, register);
+        if verdict.is_ok() {
+            if let Err(error) = store.bind_key(name, key, unix_now()) {
+                tracing::error!(%user, %error, "cannot bind the login's key");
+                return Err(LoginRefusal::ServerBusy);
             }
+            tracing::info!(%user, key = %key.fingerprint(), "logged in");
         }
-        match store.verify(name, password) {
-            Ok(Verdict::Ok) => Ok(()),
-            Ok(Verdict::WrongPassword) if register => Err(LoginRefusal::NameTaken),
-            Ok(verdict) => {
-                // Told apart here for the operator; the client gets the same answer for both.
-                tracing::info!(%user, ?verdict, "bad credentials");
-                Err(LoginRefusal::BadCredentials)
-            }
-            Err(error) => {
-                tracing::error!(%user, %error, "cannot check a login");
-                Err(LoginRefusal::ServerBusy)
-            }
-        }
+        verdict
     }
 
     fn store_offline(&self, to: &UserName, from: &UserName, chat: &Chat) -> StoreOutcome {
@@ -174,26 +155,43 @@ mod tests {
         }
     }
 
+    const KEY: PublicKey = PublicKey([5; 32]);
+
+    #[test]
+    fn a_login_binds_its_key_only_when_the_password_is_right() {
+        let host = host();
+        let other = PublicKey([6; 32]);
+        assert!(host
+            .check_login(&name("alice"), "nope", false, &other)
+            .is_err());
+        assert_eq!(lock(&host.logins).current_key("alice").unwrap(), None);
+        assert_eq!(
+            host.check_login(&name("alice"), "wonderland", false, &KEY),
+            Ok(())
+        );
+        assert_eq!(lock(&host.logins).current_key("alice").unwrap(), Some(KEY));
+    }
+
     #[test]
     fn logins_are_checked_against_the_accounts() {
         let host = host();
         assert_eq!(
-            host.check_login(&name("alice"), "wonderland", false),
+            host.check_login(&name("alice"), "wonderland", false, &KEY),
             Ok(())
         );
-        let wrong = host.check_login(&name("alice"), "nope", false);
+        let wrong = host.check_login(&name("alice"), "nope", false, &KEY);
         assert_eq!(wrong, Err(LoginRefusal::BadCredentials));
-        let unknown = host.check_login(&name("carol"), "x", false);
+        let unknown = host.check_login(&name("carol"), "x", false, &KEY);
         assert_eq!(unknown, Err(LoginRefusal::BadCredentials));
     }
 
     #[test]
     fn registration_creates_an_account_once() {
         let host = host();
-        assert_eq!(host.check_login(&name("carol"), "pw", true), Ok(()));
-        assert_eq!(host.check_login(&name("carol"), "pw", false), Ok(()));
-        assert_eq!(host.check_login(&name("carol"), "pw", true), Ok(()));
-        let taken = host.check_login(&name("alice"), "guess", true);
+        assert_eq!(host.check_login(&name("carol"), "pw", true, &KEY), Ok(()));
+        assert_eq!(host.check_login(&name("carol"), "pw", false, &KEY), Ok(()));
+        assert_eq!(host.check_login(&name("carol"), "pw", true, &KEY), Ok(()));
+        let taken = host.check_login(&name("alice"), "guess", true, &KEY);
         assert_eq!(taken, Err(LoginRefusal::NameTaken));
     }
 
@@ -226,4 +224,51 @@ mod tests {
         let lost = host.store_offline(&name("nobody"), &name("alice"), &chat(1, "x"));
         assert_eq!(lost, StoreOutcome::Undeliverable(Undeliverable::NoSuchUser));
     }
+}
+
+/// The password part of a login: creates the account first when `register`.
+fn check_password(
+    store: &mut Store,
+    user: &UserName,
+    password: &str,
+    register: bool,
+) -> Result<(), LoginRefusal> {
+    let name = user.as_str();
+    {
+        if register {
+            match store.register(name, password) {
+                Ok(()) => {
+                    tracing::info!(%user, "account registered");
+                    return Ok(());
+                }
+                Err(StoreError::EmptyPassword) => return Err(LoginRefusal::BadCredentials),
+                // Registering an existing account with its own password is just a login.
+                Err(StoreError::UserExists(_)) => {}
+                Err(error) => {
+                    tracing::error!(%user, %error, "cannot register");
+                    return Err(LoginRefusal::ServerBusy);
+                }
+            }
+        }
+        match store.verify(name, password) {
+            Ok(Verdict::Ok) => Ok(()),
+            Ok(Verdict::WrongPassword) if register => Err(LoginRefusal::NameTaken),
+            Ok(verdict) => {
+                // Told apart here for the operator; the client gets the same answer for both.
+                tracing::info!(%user, ?verdict, "bad credentials");
+                Err(LoginRefusal::BadCredentials)
+            }
+            Err(error) => {
+                tracing::error!(%user, %error, "cannot check a login");
+                Err(LoginRefusal::ServerBusy)
+            }
+        }
+    }
+}
+
+/// Now, in Unix seconds, for when a key was bound and last used.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -75,6 +75,9 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Print the server key's fingerprint (what clients pin and users can compare), making
+    /// the key if the data directory has none yet.
+    Key,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +108,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => return serve(&cli),
         Some(Command::User(command)) => user(&cli.data, command),
+        Some(Command::Key) => breeze_server::key_file::load_or_create(&cli.data)
+            .map(|key| println!("{}", key.public().fingerprint())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,12 +26,14 @@ pub struct ServeOptions<'a> {
 /// Runs the server; the error is the message for the operator.
 ///
 /// Once listening, prints `listening on ADDR` (the actual address, so `--listen
-/// 127.0.0.1:0` is usable by scripts) as the first line on **stdout**; logs go to stderr or
-/// the log file.
+/// 127.0.0.1:0` is usable by scripts) as the first line on **stdout**, then `server key
+/// FINGERPRINT` (what clients pin); logs go to stderr or the log file.
 pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
     init_logging(options.log_file)?;
     let host = StoreHost::open(options.data, StoreOptions::default())
         .map_err(|e| format!("cannot open the store in {}: {e}", options.data.display()))?;
+    let identity = breeze_server::key_file::load_or_create(options.data)?;
+    let fingerprint = identity.public().fingerprint();
     let stop = stop_signal()?;
     let mut config = ServerConfig::default();
     config.open_registration = options.open_registration;
@@ -45,12 +47,14 @@ pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
         let listener = smol::net::TcpListener::bind(options.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-        let server = ServerDriver::new(listener, config, host);
+        let server = ServerDriver::new(listener, config, host).with_identity(identity);
         let addr = server
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let mut stdout = std::io::stdout();
-        let _ = writeln!(stdout, "listening on {addr}").and_then(|()| stdout.flush());
+        let _ = writeln!(stdout, "listening on {addr}")
+            .and_then(|()| writeln!(stdout, "server key {fingerprint}"))
+            .and_then(|()| stdout.flush());
         tracing::info!(
             %addr,
             open_registration = options.open_registration,

@@ -9,11 +9,13 @@
 //! - `schema.rs`: the table definitions and the `user_version` migrations.
 //! - `accounts.rs`: add, remove, list and verify accounts ([`Verdict`]).
 //! - `password.rs`: argon2id hashing and the constant-work check for unknown users.
+//! - `keys.rs`: the profile keys bound to each account ([`AccountKey`]).
 //! - `offline.rs`: messages kept for a recipient until it acknowledges them.
 //! - `error.rs`: [`StoreError`].
 
 mod accounts;
 mod error;
+mod keys;
 mod offline;
 mod password;
 mod schema;
@@ -25,6 +27,7 @@ use rusqlite::Connection;
 
 pub use accounts::Verdict;
 pub use error::StoreError;
+pub use keys::AccountKey;
 pub use offline::{OfflineMessage, MAX_OFFLINE_PER_RECIPIENT};
 
 use password::PasswordHashing;
@@ -177,11 +180,11 @@ mod tests {
     }
 
     #[test]
-    fn a_new_directory_is_created_and_gets_schema_version_1() {
+    fn a_new_directory_is_created_at_the_current_schema_version() {
         let tmp = TempDir::new("create");
         let dir = tmp.path().join("nested").join("data");
         let store = Store::open_with(&dir, StoreOptions::fast_for_tests()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), schema::supported_version());
         assert!(dir.join(DATABASE_FILE).is_file());
         let mode: String = store
             .conn
@@ -191,9 +194,9 @@ mod tests {
     }
 
     #[test]
-    fn in_memory_store_is_at_schema_version_1() {
+    fn an_in_memory_store_is_at_the_current_schema_version() {
         let store = Store::open_in_memory_with(StoreOptions::fast_for_tests()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), schema::supported_version());
     }
 
     #[test]
@@ -208,7 +211,7 @@ mod tests {
                 .unwrap();
         }
         let store = Store::open_with(tmp.path(), StoreOptions::fast_for_tests()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), schema::supported_version());
         assert_eq!(store.list_users().unwrap(), ["alice", "bob"]);
         assert_eq!(store.verify("alice", "wonderland").unwrap(), Verdict::Ok);
         let kept = store.load_offline("bob").unwrap();

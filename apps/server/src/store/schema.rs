@@ -34,8 +34,21 @@ CREATE TABLE offline (
 ) STRICT;
 ";
 
+/// Version 2: the profile keys bound to each account. A client proves its key in the
+/// handshake; once its password is right the key is bound here, and it is what the server
+/// hands that user's peers (the one used last). Keys go with their account.
+const V2: &str = "
+CREATE TABLE account_keys (
+    account    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    key        BLOB NOT NULL CHECK (length(key) = 32),
+    added      INTEGER NOT NULL,
+    last_login INTEGER NOT NULL,
+    PRIMARY KEY (account, key)
+) STRICT;
+";
+
 /// The schema steps, oldest first; see the module docs.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes and understands.
 pub(super) fn supported_version() -> u32 {
@@ -71,7 +84,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap();
-        assert_eq!(version(&conn).unwrap(), 1);
+        assert_eq!(version(&conn).unwrap(), supported_version());
     }
 
     #[test]
@@ -83,7 +96,7 @@ mod tests {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ));
     }
