@@ -76,5 +76,7 @@ pub use file_request::FileRequestError;
 pub use host::ServerHost;
 pub use memory_host::MemoryHost;
 pub use seed::os_seed;
+
+pub mod key_file;
 pub use server::{run_server, ServerDriver, ServerStats};
 pub use shared_file::SharedFile;

@@ -32,7 +32,7 @@ pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
     init_logging(options.log_file)?;
     let host = StoreHost::open(options.data, StoreOptions::default())
         .map_err(|e| format!("cannot open the store in {}: {e}", options.data.display()))?;
-    let identity = breeze_server::key_file::load_or_create(options.data)?;
+    let identity = breeze_smol::key_file::load_or_create(&breeze_server::key_path(options.data))?;
     let fingerprint = identity.public().fingerprint();
     let stop = stop_signal()?;
     let mut config = ServerConfig::default();

@@ -13,7 +13,25 @@ use std::fmt;
 pub struct PublicKey(pub [u8; 32]);
 
 impl PublicKey {
-    /// The key's own fingerprint: what `breeze-server key` prints and clients pin.
+    /// The key as 64 hex digits, how profiles store the keys they pinned.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads what [`to_hex`](PublicKey::to_hex) writes.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(PublicKey(key))
+    }
+
+    /// The key's own fingerprint: what `breeze-server key` prints and users compare.
     pub fn fingerprint(&self) -> Fingerprint {
         let hash = blake3::derive_key("breeze key fingerprint v1", &self.0);
         Fingerprint::from_digest(&hash)
@@ -172,6 +190,14 @@ mod tests {
     fn a_low_order_key_gives_no_shared_secret() {
         let a = IdentityKey::from_secret([1; 32]);
         assert_eq!(a.agree(&PublicKey([0; 32])), None);
+    }
+
+    #[test]
+    fn keys_read_back_their_hex() {
+        let key = IdentityKey::from_secret([4; 32]).public();
+        assert_eq!(PublicKey::from_hex(&key.to_hex()), Some(key));
+        assert_eq!(PublicKey::from_hex("zz"), None);
+        assert_eq!(PublicKey::from_hex(&"é".repeat(32)), None);
     }
 
     #[test]

@@ -1,39 +1,21 @@
-//! The server's static key on disk: `server.key` in the data directory, 32 secret bytes,
-//! readable by the owner alone (0600). Made on first start; the same key every start after,
-//! so clients that pinned it keep trusting this server.
+//! A static key on disk: 32 secret bytes in a file only its owner may read (0600). The
+//! server keeps one in its data directory, each client profile one of its own. Made the first
+//! time and the same ever after: peers and clients that pinned the key keep trusting it.
 
 use breeze_core::secure::IdentityKey;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-const FILE_NAME: &str = "server.key";
-
-fn path(data: &Path) -> PathBuf {
-    data.join(FILE_NAME)
-}
-
-/// The key in `data`, made (with 32 bytes from the OS) if there is none yet.
-pub fn load_or_create(data: &Path) -> Result<IdentityKey, String> {
-    let path = path(data);
-    match fs::File::open(&path) {
-        Ok(file) => read(file, &path),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => create(data, &path),
+/// The key in the file `path`, made (with 32 bytes from the OS) if there is none yet; the
+/// error is a message for the user.
+pub fn load_or_create(path: &Path) -> Result<IdentityKey, String> {
+    match fs::File::open(path) {
+        Ok(file) => read(file, path),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => create(path),
         Err(error) => Err(format!("cannot open {}: {error}", path.display())),
     }
-}
-
-/// The key in `data`, which must exist.
-pub fn load(data: &Path) -> Result<IdentityKey, String> {
-    let path = path(data);
-    let file = fs::File::open(&path).map_err(|e| {
-        format!(
-            "cannot open {} (has the server been started once?): {e}",
-            path.display()
-        )
-    })?;
-    read(file, &path)
 }
 
 fn read(mut file: fs::File, path: &Path) -> Result<IdentityKey, String> {
@@ -64,9 +46,11 @@ fn read(mut file: fs::File, path: &Path) -> Result<IdentityKey, String> {
     Ok(IdentityKey::from_secret(secret))
 }
 
-fn create(data: &Path, path: &Path) -> Result<IdentityKey, String> {
-    fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    let secret = breeze_smol::os_seed().map_err(|e| format!("no OS randomness: {e}"))?;
+fn create(path: &Path) -> Result<IdentityKey, String> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let secret = crate::os_seed().map_err(|e| format!("no OS randomness: {e}"))?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -87,13 +71,16 @@ mod tests {
     fn the_key_is_made_once_private_and_read_back_the_same() {
         let dir = std::env::temp_dir().join(format!("breeze-key-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let made = load_or_create(&dir).unwrap();
-        let mode = fs::metadata(path(&dir)).unwrap().permissions().mode();
+        let path = dir.join("nested").join("test.key");
+        let made = load_or_create(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(load_or_create(&dir).unwrap().public(), made.public());
-        assert_eq!(load(&dir).unwrap().public(), made.public());
-        fs::set_permissions(path(&dir), fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(load(&dir).unwrap_err().contains("chmod 600"));
+        assert_eq!(load_or_create(&path).unwrap().public(), made.public());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(load_or_create(&path).unwrap_err().contains("chmod 600"));
+        fs::write(&path, [1; 31]).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load_or_create(&path).is_err(), "a short file is not a key");
         let _ = fs::remove_dir_all(&dir);
     }
 }
