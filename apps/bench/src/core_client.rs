@@ -14,7 +14,9 @@
 //! stamp each text with its send time; every `Message` event is a latency sample.
 
 use crate::load::{sent_at, stamped_text, ClientReport, Pick, Plan, Progress, TICK};
+use crate::secure_link::fresh_seed;
 use breeze_core::client::{Action, ClientConfig, Destination, Event};
+use breeze_core::secure::{IdentityKey, PublicKey};
 use breeze_core::wire::UserName;
 use breeze_core::{Client, Transmit};
 use smol::future::{pending, race};
@@ -39,6 +41,9 @@ pub struct Fleet {
     pub names: Vec<UserName>,
     /// Create the account at first login (a `breeze-server` with `--open-registration`).
     pub register: bool,
+    /// The server's key, when the run knows it (an in-process server): pinned, as a profile
+    /// does. `None` trusts the key met first, as a new profile does.
+    pub server_key: Option<PublicKey>,
     pub plan: Plan,
     pub progress: Arc<Progress>,
     /// Logins in progress at once: a server checking passwords one at a time (argon2) would
@@ -58,9 +63,12 @@ pub async fn run(fleet: Arc<Fleet>, index: usize) -> ClientReport {
     let mut config = ClientConfig::new(fleet.names[index].clone(), PASSWORD, 0);
     config.direct_channels = false;
     config.register = fleet.register;
+    config.server_key = fleet.server_key;
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&(index as u64 + 1).to_le_bytes());
-    let core = Client::new(config, seed, Instant::now());
+    // Every load client is a fresh profile with a key of its own, as a real client's.
+    let identity = IdentityKey::from_secret(fresh_seed());
+    let core = Client::new(config, identity, seed, Instant::now());
     let mut client = LoadClient {
         pick: Pick::new(index as u64 + 1),
         fleet,
@@ -249,6 +257,10 @@ impl LoadClient {
                 self.problem(format!("login failed: {reason}"));
             }
             Event::Kicked { reason } => self.problem(format!("kicked: {reason:?}")),
+            Event::ServerKeyChanged { presented, .. } => self.problem(format!(
+                "the server presented another key ({})",
+                presented.fingerprint()
+            )),
             Event::Stored { .. } => self.problem("stored for an offline recipient".into()),
             Event::Undeliverable { reason, .. } => {
                 self.problem(format!("undeliverable: {reason:?}"))

@@ -10,6 +10,7 @@ use crate::in_process::InProcessServer;
 use crate::load::{self, ms, sent_at, stamped_text, thousands, ClientReport, Pick, Plan, Progress};
 use crate::system;
 use breeze_core::client::{Event, Route};
+use breeze_core::secure::PublicKey;
 use breeze_core::wire::UserName;
 use breeze_core::Path;
 use breeze_smol::{Client, ClientOptions};
@@ -79,7 +80,7 @@ pub fn run(args: Args) -> Result<(), String> {
 
     let server = InProcessServer::start(args.clients)?;
 
-    let result = chat(&args, plan, server.addr);
+    let result = chat(&args, plan, server.addr, server.key);
     let stats = server.stop();
     let (mut report, channels_up) = result?;
     let summary = report.summary();
@@ -130,7 +131,12 @@ pub fn run(args: Args) -> Result<(), String> {
 
 /// Starts the clients, waits for every channel, chats, logs out. Returns the merged report and
 /// how long the channels took to come up.
-fn chat(args: &Args, plan: Plan, server: SocketAddr) -> Result<(ClientReport, Duration), String> {
+fn chat(
+    args: &Args,
+    plan: Plan,
+    server: SocketAddr,
+    server_key: PublicKey,
+) -> Result<(ClientReport, Duration), String> {
     let names = Arc::new(names("peer", args.clients));
     let progress = Arc::new(Progress::new(args.messages));
     let (stop, stopped) = smol::channel::bounded::<()>(1);
@@ -146,6 +152,8 @@ fn chat(args: &Args, plan: Plan, server: SocketAddr) -> Result<(ClientReport, Du
         }
         let mut options = ClientOptions::new(server, name.clone(), PASSWORD);
         options.p2p_listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        // Pinned, as a profile that met this server before; each client makes up its own key.
+        options.server_key = Some(server_key);
         let client = Client::start(options).map_err(|e| format!("cannot start {name}: {e}"))?;
         let member = Arc::new(Member {
             client,

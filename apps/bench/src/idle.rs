@@ -98,6 +98,8 @@ pub fn run(args: Args) -> Result<(), String> {
         server: server.addr,
         names: names.clone(),
         register: true,
+        // The process made its key in its fresh data directory: trusted on first use.
+        server_key: None,
         plan: Plan {
             clients,
             messages: 0,
@@ -110,6 +112,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let crowd = Arc::new(Crowd {
         server: server.addr,
         password: PASSWORD,
+        server_key: None,
+        register: true,
         heartbeat,
         progress: progress.clone(),
         login_slots,

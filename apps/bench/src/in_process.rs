@@ -1,6 +1,9 @@
 //! The server under test inside the bench's own process: the real `ServerDriver` with a
-//! `MemoryHost::welcoming()`, set up as `breeze-server` runs it.
+//! `MemoryHost::welcoming()`, set up as `breeze-server` runs it, with a static key of its own
+//! that the load clients pin.
 
+use crate::secure_link::fresh_seed;
+use breeze_core::secure::{IdentityKey, PublicKey};
 use breeze_core::server::{ServerConfig, Stats};
 use breeze_smol::{MemoryHost, ServerDriver, ServerStats};
 use std::net::SocketAddr;
@@ -8,6 +11,8 @@ use std::thread::JoinHandle;
 
 pub struct InProcessServer {
     pub addr: SocketAddr,
+    /// The server's public key, for the clients to pin.
+    pub key: PublicKey,
     stats: ServerStats,
     stop: smol::channel::Sender<()>,
     thread: JoinHandle<std::io::Result<()>>,
@@ -24,7 +29,10 @@ impl InProcessServer {
         config.max_connections_per_ip = clients + 64;
         // Checks in progress count as failures too.
         config.max_login_failures_per_ip = 1_000_000;
-        let driver = ServerDriver::new(listener, config, MemoryHost::welcoming());
+        let identity = IdentityKey::from_secret(fresh_seed());
+        let key = identity.public();
+        let driver =
+            ServerDriver::new(listener, config, MemoryHost::welcoming()).with_identity(identity);
         let addr = driver.local_addr().map_err(|e| e.to_string())?;
         let stats = driver.stats();
         let (stop, stopped) = smol::channel::bounded::<()>(1);
@@ -40,6 +48,7 @@ impl InProcessServer {
             .map_err(|e| format!("cannot start the server thread: {e}"))?;
         Ok(InProcessServer {
             addr,
+            key,
             stats,
             stop,
             thread,

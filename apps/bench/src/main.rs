@@ -5,17 +5,19 @@
 //! is written to files except the throw-away data directory of a `breeze-server` process.
 //!
 //! - `relay` (`relay.rs`): relayed chat throughput and latency through the real server driver,
-//!   side by side with a raw TCP forwarder (`raw.rs`) under the same load, and the server's
-//!   memory as a separate process (`server_process.rs`).
+//!   side by side with a raw encrypted forwarder (`raw.rs`) under the same load, and the
+//!   server's memory as a separate process (`server_process.rs`).
 //! - `idle` (`idle.rs`): many idle logged-in clients on a `breeze-server` process: no
 //!   disconnects allowed, memory per connection.
 //! - `direct` (`direct.rs`): full clients chatting over direct channels; the server relays
 //!   nothing.
 //!
 //! The load clients: `core_client.rs` drives `breeze_core::Client` cores over plain sockets,
-//! many per thread; `wire_client.rs` is a hello-login-ping client for the idle crowd. What they
-//! share (the plan, counters, timestamps, latency) is in `load.rs`; `system.rs` reads memory
-//! and load from /proc and raises the open-files limit.
+//! many per thread; `wire_client.rs` is a hello-login-ping client for the idle crowd, which
+//! speaks the encrypted wire itself (`secure_link.rs`: the XX handshake, then records), as do
+//! the raw forwarder and its clients. What they share (the plan, counters, timestamps,
+//! latency) is in `load.rs`; `system.rs` reads memory and load from /proc and raises the
+//! open-files limit.
 
 mod core_client;
 mod direct;
@@ -24,6 +26,7 @@ mod in_process;
 mod load;
 mod raw;
 mod relay;
+mod secure_link;
 mod server_process;
 mod system;
 mod wire_client;
@@ -43,7 +46,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Relayed chat: throughput, latency and server memory, against a raw TCP forwarder.
+    /// Relayed chat: throughput, latency and server memory, against a raw encrypted forwarder.
     Relay(relay::Args),
     /// Idle logged-in clients on a breeze-server process: disconnects and memory per connection.
     Idle(idle::Args),

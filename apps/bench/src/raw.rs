@@ -1,21 +1,28 @@
-//! The baseline: a raw TCP forwarder and its load clients, with no protocol at all.
+//! The baseline: a raw forwarder and its load clients, with no protocol but the encryption.
 //!
-//! The forwarder is what any relay must do at the least: one task per connection reads
-//! length-prefixed frames, puts the sender's id where the recipient's was, and writes them to
-//! the recipient's socket (frames to one recipient from one read in one write). No login, no
-//! state machine, no acknowledgement bookkeeping, no output bounds.
+//! The forwarder is what any relay of encrypted links must do at the least: one task per
+//! connection does the same Noise XX handshake as a Breeze server, opens the records it reads,
+//! cuts the plaintext into length-prefixed frames, puts the sender's id where the recipient's
+//! was, and seals the frames for one recipient from one read as one batch (one seal call, one
+//! write) with the recipient's keys. No login, no state machine, no acknowledgement
+//! bookkeeping, no output bounds.
 //!
 //! The clients load it exactly as the Breeze load clients load the server: the same number of
 //! clients, messages, window and random recipients; each chat frame is as long as Breeze's
 //! relay frame for the same text, and after every read a receiver sends one acknowledgement
 //! frame (as long as Breeze's) per sender it heard from, which opens that sender's window.
+//! They encrypt as a Breeze client does: XX first (pinning the forwarder's key), then whatever
+//! one turn of the loop has to say encoded into one buffer, sealed in one call, written once.
 //!
 //! Frame: `len: u32` (bytes after it), `peer: u32` (recipient on the way in, sender on the
 //! way out), `kind: u8`, then for a chat the send stamp (`load::stamped_text`) padded, for an
-//! ack the number of messages acknowledged (`u32`) padded.
+//! ack the number of messages acknowledged (`u32`) padded. The first plaintext a client sends
+//! is its id (`u32`).
 
 use crate::load::{sent_at, stamped_text, ClientReport, Pick, Plan, Progress, TICK};
+use crate::secure_link::{fresh_seed, SecureLink};
 use breeze_core::codec::{encode_frame, DEFAULT_MAX_FRAME};
+use breeze_core::secure::{IdentityKey, PublicKey, Sealer};
 use breeze_core::wire::{Ack, Chat, ClientFrame, MessageId, UserName};
 use smol::future::race;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +35,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 const READ_BUFFER: usize = 64 * 1024;
+/// Plaintext a connection may hold unparsed: far more than any frame of our clients.
+const MAX_PENDING_PLAIN: usize = 1 << 20;
 const HEADER: usize = 9;
 const CHAT: u8 = 0;
 const ACK: u8 = 1;
@@ -75,11 +84,21 @@ impl FrameSizes {
 /// A running forwarder; dropping it stops it.
 pub struct Forwarder {
     pub addr: SocketAddr,
+    /// Its static key, which the clients pin.
+    pub key: PublicKey,
     _accept: Task<()>,
 }
 
-/// The write half of every connection, by client id.
-type Outlets = Arc<Vec<OnceLock<Mutex<TcpStream>>>>;
+/// Where frames for one client go: its socket, and the sending half of its channel.
+struct Outlet {
+    stream: TcpStream,
+    sealer: Sealer,
+    /// Reused for each batch's records.
+    sealed: Vec<u8>,
+}
+
+/// Every connection's outlet, by client id.
+type Outlets = Arc<Vec<OnceLock<Mutex<Outlet>>>>;
 
 impl Forwarder {
     /// Listens on an ephemeral loopback port, for clients `0..clients`; tasks run on smol's
@@ -87,50 +106,76 @@ impl Forwarder {
     pub fn start(clients: usize) -> std::io::Result<Forwarder> {
         let listener = TcpListener::try_from(std::net::TcpListener::bind("127.0.0.1:0")?)?;
         let addr = listener.local_addr()?;
+        let identity = Arc::new(IdentityKey::from_secret(fresh_seed()));
+        let key = identity.public();
         let outlets: Outlets = Arc::new((0..clients).map(|_| OnceLock::new()).collect());
         let accept = smol::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                smol::spawn(forward(stream, outlets.clone())).detach();
+                smol::spawn(forward(stream, outlets.clone(), identity.clone())).detach();
             }
         });
         Ok(Forwarder {
             addr,
+            key,
             _accept: accept,
         })
     }
 }
 
-/// One connection: learn the client's id, then forward every frame it sends.
-async fn forward(mut stream: TcpStream, outlets: Outlets) {
+/// One connection: the handshake, the client's id, then forward every frame it sends.
+async fn forward(mut stream: TcpStream, outlets: Outlets, identity: Arc<IdentityKey>) {
     let _ = stream.set_nodelay(true);
-    let mut id = [0u8; 4];
-    if stream.read_exact(&mut id).await.is_err() {
-        return;
-    }
-    let me = u32::from_be_bytes(id);
-    let Some(outlet) = outlets.get(me as usize) else {
+    let Ok(mut link) = SecureLink::responder(&identity, fresh_seed()) else {
         return;
     };
-    let _ = outlet.set(Mutex::new(stream.clone()));
     let mut buffer = vec![0u8; READ_BUFFER];
-    let mut filled = 0;
-    // (recipient, start, end) of each whole frame in the buffer.
+    // Opened, not yet forwarded (a frame may span records and reads).
+    let mut plain = Vec::new();
+    let mut me: Option<u32> = None;
+    // (recipient, start, end) of each whole frame in `plain`.
     let mut frames: Vec<(u32, usize, usize)> = Vec::new();
     let mut batch = Vec::new();
     loop {
-        match stream.read(&mut buffer[filled..]).await {
+        let n = match stream.read(&mut buffer).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => filled += n,
+            Ok(n) => n,
+        };
+        if link.read(&buffer[..n], &mut plain).is_err() {
+            return;
         }
-        frames.clear();
+        let mut reply = Vec::new();
+        link.take_outgoing(&mut reply);
+        // Only the handshake is written from here, before anyone can know this connection.
+        if !reply.is_empty() && stream.write_all(&reply).await.is_err() {
+            return;
+        }
         let mut at = 0;
-        while let Some(len) = buffer.get(at..at + 4) {
+        if me.is_none() {
+            let Some(id) = plain.get(..4) else {
+                continue;
+            };
+            let id = u32::from_be_bytes(id.try_into().expect("4 bytes"));
+            let (Some(outlet), Some(sealer)) = (outlets.get(id as usize), link.take_sealer())
+            else {
+                return;
+            };
+            let _ = outlet.set(Mutex::new(Outlet {
+                stream: stream.clone(),
+                sealer,
+                sealed: Vec::new(),
+            }));
+            me = Some(id);
+            at = 4;
+        }
+        let Some(me) = me else { continue };
+        frames.clear();
+        while let Some(len) = plain.get(at..at + 4) {
             let end = at + 4 + u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
-            if end > filled || end < at + HEADER {
+            if end > plain.len() || end < at + HEADER {
                 break;
             }
-            let to = u32::from_be_bytes(buffer[at + 4..at + 8].try_into().expect("4 bytes"));
-            buffer[at + 4..at + 8].copy_from_slice(&me.to_be_bytes());
+            let to = u32::from_be_bytes(plain[at + 4..at + 8].try_into().expect("4 bytes"));
+            plain[at + 4..at + 8].copy_from_slice(&me.to_be_bytes());
             frames.push((to, at, end));
             at = end;
         }
@@ -140,17 +185,25 @@ async fn forward(mut stream: TcpStream, outlets: Outlets) {
             let to = frames[i].0;
             batch.clear();
             while i < frames.len() && frames[i].0 == to {
-                batch.extend_from_slice(&buffer[frames[i].1..frames[i].2]);
+                batch.extend_from_slice(&plain[frames[i].1..frames[i].2]);
                 i += 1;
             }
             if let Some(outlet) = outlets.get(to as usize).and_then(OnceLock::get) {
-                let _ = outlet.lock().await.write_all(&batch).await;
+                let mut outlet = outlet.lock().await;
+                let Outlet {
+                    stream,
+                    sealer,
+                    sealed,
+                } = &mut *outlet;
+                sealed.clear();
+                if sealer.seal(&batch, sealed).is_ok() {
+                    let _ = stream.write_all(sealed).await;
+                }
             }
         }
-        buffer.copy_within(at..filled, 0);
-        filled -= at;
-        if filled == buffer.len() {
-            return; // a frame larger than the buffer: not from our clients
+        plain.drain(..at);
+        if plain.len() > MAX_PENDING_PLAIN {
+            return; // a frame far larger than any of our clients send
         }
     }
 }
@@ -158,6 +211,8 @@ async fn forward(mut stream: TcpStream, outlets: Outlets) {
 /// What the raw clients of one run share.
 pub struct RawFleet {
     pub server: SocketAddr,
+    /// The forwarder's key, pinned by every client.
+    pub server_key: PublicKey,
     pub plan: Plan,
     pub sizes: FrameSizes,
     pub progress: Arc<Progress>,
@@ -177,14 +232,36 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
         }
     };
     let _ = stream.set_nodelay(true);
+    let identity = IdentityKey::from_secret(fresh_seed());
+    let mut buffer = vec![0u8; READ_BUFFER];
+    // Frames received and opened, not yet handled.
+    let mut plain = Vec::new();
+    let mut link = match handshake(
+        &mut stream,
+        &identity,
+        fleet.server_key,
+        &mut buffer,
+        &mut plain,
+    )
+    .await
+    {
+        Ok(link) => link,
+        Err(error) => {
+            progress.problems.fetch_add(1, Ordering::Relaxed);
+            report.problem(error);
+            return report;
+        }
+    };
+    // This turn's frames, then as sealed for the wire behind what the handshake still has to
+    // say: one seal and one write per turn.
     let mut out = (index as u32).to_be_bytes().to_vec();
+    let mut wire = Vec::new();
+    link.take_outgoing(&mut wire);
     progress.connected.fetch_add(1, Ordering::Relaxed);
     progress.logged_in.fetch_add(1, Ordering::Relaxed);
     progress.ready.fetch_add(1, Ordering::Relaxed);
 
     let mut pick = Pick::new(index as u64 + 1);
-    let mut buffer = vec![0u8; READ_BUFFER];
-    let mut filled = 0;
     let mut in_flight = 0;
     let mut owed: Vec<(u32, u32)> = Vec::new();
     let mut ack = vec![0u8; fleet.sizes.ack - HEADER];
@@ -202,18 +279,26 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
             }
         }
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            if let Err(error) = link.seal(&out, &mut wire) {
+                progress.problems.fetch_add(1, Ordering::Relaxed);
+                report.problem(format!("cannot seal: {error}"));
+                return report;
+            }
+            out.clear();
+        }
+        if !wire.is_empty() {
+            if stream.write_all(&wire).await.is_err() {
                 progress.problems.fetch_add(1, Ordering::Relaxed);
                 report.problem("write failed".into());
                 return report;
             }
-            out.clear();
+            wire.clear();
         }
         if progress.is_done() {
             return report;
         }
         let started = progress.is_started();
-        let read = async { Some(stream.read(&mut buffer[filled..]).await) };
+        let read = async { Some(stream.read(&mut buffer).await) };
         let wait = async {
             if started {
                 (&mut tick).await;
@@ -236,17 +321,21 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
                 return report;
             }
         };
-        filled += n;
+        if let Err(error) = link.read(&buffer[..n], &mut plain) {
+            progress.problems.fetch_add(1, Ordering::Relaxed);
+            report.problem(format!("encrypted link failed: {error}"));
+            return report;
+        }
         let now = Instant::now();
         let mut at = 0;
-        while let Some(len) = buffer.get(at..at + 4) {
+        while let Some(len) = plain.get(at..at + 4) {
             let end = at + 4 + u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
-            if end > filled {
+            if end > plain.len() {
                 break;
             }
-            let from = u32::from_be_bytes(buffer[at + 4..at + 8].try_into().expect("4 bytes"));
-            let body = &buffer[at + HEADER..end];
-            match buffer[at + 8] {
+            let from = u32::from_be_bytes(plain[at + 4..at + 8].try_into().expect("4 bytes"));
+            let body = &plain[at + HEADER..end];
+            match plain[at + 8] {
                 CHAT => {
                     report.receipt(sent_at(progress.origin, body), now);
                     progress.received.fetch_add(1, Ordering::Relaxed);
@@ -263,13 +352,43 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
             }
             at = end;
         }
-        buffer.copy_within(at..filled, 0);
-        filled -= at;
+        plain.drain(..at);
         for (peer, n) in owed.drain(..) {
             ack[..4].copy_from_slice(&n.to_be_bytes());
             push_frame(&mut out, peer, ACK, &ack);
         }
     }
+}
+
+/// The client's side of the handshake with the forwarder: its first message out, the
+/// forwarder's answer in; the last message waits in the link, to go out with the first records.
+async fn handshake(
+    stream: &mut TcpStream,
+    identity: &IdentityKey,
+    server_key: PublicKey,
+    buffer: &mut [u8],
+    plain: &mut Vec<u8>,
+) -> Result<SecureLink, String> {
+    let mut link = SecureLink::initiator(identity, Some(server_key), fresh_seed())
+        .map_err(|e| format!("cannot start the handshake: {e}"))?;
+    let mut first = Vec::new();
+    link.take_outgoing(&mut first);
+    stream
+        .write_all(&first)
+        .await
+        .map_err(|e| format!("write failed: {e}"))?;
+    while !link.is_open() {
+        let n = stream
+            .read(buffer)
+            .await
+            .map_err(|e| format!("read failed: {e}"))?;
+        if n == 0 {
+            return Err("forwarder closed the connection during the handshake".into());
+        }
+        link.read(&buffer[..n], plain)
+            .map_err(|e| format!("handshake failed: {e}"))?;
+    }
+    Ok(link)
 }
 
 fn push_frame(out: &mut Vec<u8>, peer: u32, kind: u8, body: &[u8]) {

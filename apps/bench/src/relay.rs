@@ -3,7 +3,8 @@
 //! 1. **Breeze, in process**: the real `ServerDriver` with a `MemoryHost::welcoming()`, its
 //!    owner and socket tasks on smol's global executor as in `breeze-server`, and N lean load clients
 //!    (`core_client.rs`, one `breeze_core::Client` each, direct channels off).
-//! 2. **Raw TCP forwarder** (`raw.rs`): the same load without any protocol, for the ratio.
+//! 2. **Raw forwarder** (`raw.rs`): the same load without any protocol but the encryption
+//!    (the same XX handshake and AES-GCM records), for the ratio.
 //! 3. **Breeze, `breeze-server` process**: the same load against the real binary, whose
 //!    memory (`/proc/<pid>/status`) is the server's alone.
 //!
@@ -152,6 +153,7 @@ fn breeze_in_process(args: &Args, plan: Plan) -> Result<Outcome, String> {
         server: server.addr,
         names: core_client::names("load", plan.clients),
         register: false,
+        server_key: Some(server.key),
         plan,
         progress: progress.clone(),
         login_slots: Arc::new(Semaphore::new(args.login_concurrency.max(1))),
@@ -174,12 +176,13 @@ fn breeze_in_process(args: &Args, plan: Plan) -> Result<Outcome, String> {
 }
 
 fn raw_forwarder(args: &Args, plan: Plan, sizes: FrameSizes) -> Result<Outcome, String> {
-    eprintln!("2/3 raw TCP forwarder");
+    eprintln!("2/3 raw forwarder (XX handshake, AES-GCM records)");
     let before = system::memory(None)?;
     let forwarder = Forwarder::start(plan.clients).map_err(|e| format!("cannot listen: {e}"))?;
     let progress = Arc::new(Progress::new(plan.messages));
     let fleet = Arc::new(RawFleet {
         server: forwarder.addr,
+        server_key: forwarder.key,
         plan,
         sizes,
         progress: progress.clone(),
@@ -191,7 +194,13 @@ fn raw_forwarder(args: &Args, plan: Plan, sizes: FrameSizes) -> Result<Outcome, 
         || watch(args, &progress, || system::memory(None).ok(), None),
     );
     drop(forwarder);
-    Ok(outcome("raw TCP forwarder", report, watched?, before, None))
+    Ok(outcome(
+        "raw encrypted forwarder",
+        report,
+        watched?,
+        before,
+        None,
+    ))
 }
 
 fn breeze_process(args: &Args, plan: Plan, binary: &std::path::Path) -> Result<Outcome, String> {
@@ -206,6 +215,8 @@ fn breeze_process(args: &Args, plan: Plan, binary: &std::path::Path) -> Result<O
         server: server.addr,
         names: core_client::names("load", plan.clients),
         register: true,
+        // The process made its key in its fresh data directory: trusted on first use.
+        server_key: None,
         plan,
         progress: progress.clone(),
         login_slots: Arc::new(Semaphore::new(args.login_concurrency.max(1))),

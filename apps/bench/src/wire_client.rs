@@ -7,13 +7,19 @@
 //! hello, login and pings, and sends the same frames, which this client decodes and drops.
 //! A few real cores (`core_client.rs`) log in first to check the heartbeat end to end.
 //!
+//! The link is encrypted like a real client's: the Noise XX handshake first (its own key, made
+//! up for the run), then records. Hello and login are encoded once and sealed together behind
+//! the handshake's last message, in one write; each ping is one sealed record.
+//!
 //! The heartbeat follows the core's rule (`breeze_core::liveness`): having sent nothing else,
 //! the client pings every `interval`, and counts the server as lost once it has heard nothing
 //! for `dead_after`.
 
 use crate::load::{ClientReport, Progress};
+use crate::secure_link::{fresh_seed, SecureLink};
 use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 use breeze_core::liveness::Heartbeat;
+use breeze_core::secure::{IdentityKey, PublicKey};
 use breeze_core::wire::{ClientFrame, ServerFrame, UserName, PROTOCOL_VERSION};
 use smol::future::race;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,6 +37,10 @@ const READ_BUFFER: usize = 16 * 1024;
 pub struct Crowd {
     pub server: SocketAddr,
     pub password: &'static str,
+    /// The server's key, when known: a server presenting another is refused.
+    pub server_key: Option<PublicKey>,
+    /// Create the account at login (a `breeze-server` with `--open-registration`).
+    pub register: bool,
     pub heartbeat: Heartbeat,
     pub progress: Arc<Progress>,
     pub login_slots: Arc<Semaphore>,
@@ -41,7 +51,8 @@ enum Wake {
     Tick,
 }
 
-/// Logs in as `user` (registering the account) and stays idle until the crowd is done.
+/// Logs in as `user` (registering the account if the crowd says so) and stays idle until the
+/// crowd is done.
 pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
     let mut report = ClientReport::default();
     let progress = &crowd.progress;
@@ -61,6 +72,14 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
     };
     let _ = stream.set_nodelay(true);
     progress.connected.fetch_add(1, Ordering::Relaxed);
+    let identity = IdentityKey::from_secret(fresh_seed());
+    let mut link = match SecureLink::initiator(&identity, crowd.server_key, fresh_seed()) {
+        Ok(link) => link,
+        Err(error) => {
+            problem(&mut report, format!("cannot start the handshake: {error}"));
+            return report;
+        }
+    };
     let mut hello = Vec::new();
     let frames = [
         ClientFrame::Hello {
@@ -70,7 +89,7 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
             user,
             password: crowd.password.into(),
             p2p_port: 0,
-            register: true,
+            register: crowd.register,
         },
     ];
     for frame in &frames {
@@ -84,7 +103,11 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
     let mut buffer = vec![0u8; READ_BUFFER];
     let mut tick = Timer::interval(crowd.heartbeat.interval);
     let mut last_rx = Instant::now();
-    let mut outgoing = hello;
+    // What goes out next, as it goes on the wire: handshake messages, then records.
+    let mut outgoing = Vec::new();
+    link.take_outgoing(&mut outgoing);
+    let mut hello = Some(hello);
+    let mut plain = Vec::new();
     'connection: loop {
         if !outgoing.is_empty() {
             if let Err(error) = stream.write_all(&outgoing).await {
@@ -105,7 +128,22 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
             Wake::Read(Ok(n)) if n > 0 => {
                 let now = Instant::now();
                 last_rx = now;
-                let mut input = &buffer[..n];
+                plain.clear();
+                if let Err(error) = link.read(&buffer[..n], &mut plain) {
+                    problem(&mut report, format!("encrypted link failed: {error}"));
+                    break 'connection;
+                }
+                link.take_outgoing(&mut outgoing);
+                if link.is_open() {
+                    if let Some(hello) = hello.take() {
+                        // Right behind the handshake's last message, in the same write.
+                        if let Err(error) = link.seal(&hello, &mut outgoing) {
+                            problem(&mut report, format!("cannot seal: {error}"));
+                            break 'connection;
+                        }
+                    }
+                }
+                let mut input = &plain[..];
                 loop {
                     match decoder.decode::<ServerFrame>(&mut input) {
                         Ok(Some(ServerFrame::LoginOk { .. })) => {
@@ -152,8 +190,14 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
                 break;
             }
             Wake::Tick => {
-                // Nothing else is ever sent, so a ping is due every interval.
-                outgoing.extend_from_slice(&ping);
+                // Nothing else is ever sent, so a ping is due every interval (once the
+                // channel is up: the server's handshake deadline covers the time before).
+                if link.is_open() {
+                    if let Err(error) = link.seal(&ping, &mut outgoing) {
+                        problem(&mut report, format!("cannot seal: {error}"));
+                        break;
+                    }
+                }
                 Instant::now()
             }
         };
@@ -164,4 +208,62 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
     }
     drop(slot);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::in_process::InProcessServer;
+    use crate::load::{run_fleet, wait_until};
+    use std::time::Duration;
+
+    /// Wire clients get through the handshake (pinning the server's key), log in and keep
+    /// their heartbeat on the real server driver; one pinning another key is refused.
+    #[test]
+    fn wire_clients_log_in_over_the_encrypted_link() {
+        let server = InProcessServer::start(8).unwrap();
+        let progress = Arc::new(Progress::new(0));
+        let crowd = |server_key| {
+            Arc::new(Crowd {
+                server: server.addr,
+                password: "pw",
+                server_key,
+                // The in-process server welcomes anyone, and registers nobody.
+                register: false,
+                heartbeat: Heartbeat {
+                    interval: Duration::from_millis(100),
+                    dead_after: Duration::from_secs(5),
+                },
+                progress: progress.clone(),
+                login_slots: Arc::new(Semaphore::new(8)),
+            })
+        };
+        let (good, wrong) = (crowd(Some(server.key)), crowd(Some(PublicKey([9; 32]))));
+        let names: Vec<UserName> = (0..3)
+            .map(|i| UserName::new(format!("wire.{i}")).unwrap())
+            .collect();
+        let (report, logged_in) = run_fleet(
+            1,
+            3,
+            |i| {
+                let crowd = if i == 2 { wrong.clone() } else { good.clone() };
+                run(crowd, names[i].clone())
+            },
+            || {
+                let two = wait_until("logging in", Duration::from_secs(20), || {
+                    progress.get(&progress.logged_in) >= 2
+                });
+                // A few heartbeats go by.
+                std::thread::sleep(Duration::from_millis(350));
+                progress.finish();
+                two
+            },
+        );
+        server.stop();
+        assert!(logged_in, "{:?}", report.problems);
+        assert_eq!(progress.get(&progress.logged_in), 2);
+        let problems: Vec<&String> = report.problems.keys().collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("unexpected key"), "{problems:?}");
+    }
 }
