@@ -11,8 +11,7 @@ use breeze_core::secure::{Handshake, IdentityKey, LinkKind, Sealer};
 use breeze_core::server::{Action, ConnId, Event, Server, ServerConfig};
 use breeze_core::wire::{Chat, ClientFrame, MessageId, PeerFrame, UserName, PROTOCOL_VERSION};
 use criterion::{
-    BatchSize,
-    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::hint::black_box;
@@ -298,7 +297,10 @@ fn handshakes(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(1));
     let mut rng = SeededRng::from_u64(5);
-    let (a, b) = (IdentityKey::from_secret([1; 32]), IdentityKey::from_secret([2; 32]));
+    let (a, b) = (
+        IdentityKey::from_secret([1; 32]),
+        IdentityKey::from_secret([2; 32]),
+    );
     let unframe = |m: Vec<u8>| m[2..].to_vec();
     group.bench_function("client_server_xx", |bench| {
         bench.iter(|| {

@@ -7,7 +7,7 @@
 //! refused before a single payload byte is buffered: the internal buffer never exceeds
 //! `4 + max_frame` bytes.
 
-use crate::wire::Payload;
+use crate::transmit::Payload;
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -174,7 +174,7 @@ impl fmt::Display for EncodeError {
 impl std::error::Error for EncodeError {}
 
 /// A frame family whose frames may end with a big byte string that is already shared
-/// ([`Bytes`]: a file chunk's data) or still in a file ([`FileSpan`](crate::wire::FileSpan)).
+/// ([`Bytes`]: a file chunk's data) or still in a file ([`FileSpan`](crate::transmit::FileSpan)).
 /// The encoder writes everything before it and hands the tail on as it is, to be written
 /// after, instead of copying it into the output.
 pub trait SharedTail {

@@ -21,7 +21,7 @@
 //! use breeze_core::secure::IdentityKey;
 //! use breeze_core::server::{Action as ServerAction, ConnId, Server, ServerConfig};
 //! use breeze_core::wire::UserName;
-//! use breeze_core::Path;
+//! use breeze_core::Via;
 //! use std::collections::HashMap;
 //! use std::time::{Duration, Instant};
 //!
@@ -107,7 +107,7 @@
 //!     }
 //!     server.handle_timeout(now);
 //! }
-//! assert_eq!(received, Some((name("alice"), "hi bob".to_string(), Path::Direct)));
+//! assert_eq!(received, Some((name("alice"), "hi bob".to_string(), Via::Direct)));
 //! ```
 
 pub mod backoff;
@@ -121,9 +121,10 @@ pub mod secure;
 mod seeded_hash;
 pub mod server;
 pub mod transfer;
+pub mod transmit;
 pub mod wire;
 
 pub use client::Client;
-pub use delivery::Path;
-pub use outbound::Transmit;
+pub use delivery::Via;
 pub use server::Server;
+pub use transmit::{Payload, Transmit};

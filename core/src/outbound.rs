@@ -14,7 +14,7 @@
 
 use crate::codec::{encode_frame_sharing, SharedTail};
 use crate::secure::Sealer;
-use crate::wire::Payload;
+use crate::transmit::{Payload, Transmit};
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -25,15 +25,6 @@ const RETAINED_CAPACITY: usize = 1024;
 /// A buffer holding this much (a file chunk, or a big burst) is cut off before the next frame,
 /// which starts a new one; below it, frames are appended and go out in one write.
 const CUT_AT: usize = 16 * 1024;
-
-/// Bytes for the driver to write, in order, to one connection: in memory, or a span of a
-/// file the host handed the core for a chunk (see [`Payload`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-pub struct Transmit<Id> {
-    pub to: Id,
-    pub payload: Payload,
-}
 
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,14 +345,20 @@ mod tests {
         outbound.open(1);
         outbound.send_handshake(1, vec![0, 2, 9, 9]).unwrap();
         outbound.send(1, &frames(&[0])[0]).expect("queued");
-        assert_eq!(drain(&mut outbound), vec![Bytes::from_static(&[0, 2, 9, 9])]);
+        assert_eq!(
+            drain(&mut outbound),
+            vec![Bytes::from_static(&[0, 2, 9, 9])]
+        );
         outbound.close(1);
-        assert!(drain(&mut outbound).is_empty(), "the frame was never sealed, so never sent");
+        assert!(
+            drain(&mut outbound).is_empty(),
+            "the frame was never sealed, so never sent"
+        );
     }
 
     #[test]
     fn a_file_span_is_refused_on_an_encrypted_link() {
-        use crate::wire::FileSpan;
+        use crate::transmit::FileSpan;
         let (mut outbound, _) = sealed(MAX_FRAME, 1024 * 1024);
         let span = PeerFrame::File(FileMessage::Chunk {
             id: TransferId(9),
@@ -378,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_file_span_too_big_for_one_frame_is_refused() {
-        use crate::wire::{FileSpan, MAX_SPAN_IN_FRAME};
+        use crate::transmit::{FileSpan, MAX_SPAN_IN_FRAME};
         let (mut outbound, _) = sealed(1024 * 1024, 1024 * 1024);
         let too_big = PeerFrame::File(FileMessage::Chunk {
             id: TransferId(9),

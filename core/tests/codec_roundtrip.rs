@@ -7,12 +7,12 @@
 //! every variant; a test at the bottom fails when a variant is added to `breeze_core::wire`
 //! without being added to its generator.
 
-use breeze_core::secure::PublicKey;
 use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FRAME, PREFIX_LEN};
+use breeze_core::secure::PublicKey;
+use breeze_core::transmit::Payload;
 use breeze_core::wire::{
     Ack, Chat, ClientFrame, ErrorCode, FileMessage, FileName, KickReason, LoginRefusal, MessageId,
-    Payload, PeerFrame, PeerIntro, ServerFrame, TransferId, Undeliverable, UserName,
-    PROTOCOL_VERSION,
+    PeerFrame, PeerIntro, ServerFrame, TransferId, Undeliverable, UserName, PROTOCOL_VERSION,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
 use serde::{de::DeserializeOwned, Serialize};

@@ -3,7 +3,7 @@
 //! Integration tests rather than unit tests because they need a clock origin, and the core's
 //! own sources never read the clock.
 
-use breeze_core::delivery::{Inbox, Path, Receipt};
+use breeze_core::delivery::{Inbox, Receipt, Via};
 use breeze_core::wire::{Ack, Chat, MessageId};
 use std::time::{Duration, Instant};
 
@@ -26,14 +26,14 @@ fn releases_in_order_and_drops_duplicates() {
     let now = Instant::now();
     let mut inbox = Inbox::new(16);
     assert_eq!(
-        seqs(&inbox.receive(chat(2, 1), Path::Relay, now)),
+        seqs(&inbox.receive(chat(2, 1), Via::Relay, now)),
         Vec::<u64>::new()
     );
-    let receipt = inbox.receive(chat(1, 1), Path::Direct, now);
+    let receipt = inbox.receive(chat(1, 1), Via::Direct, now);
     assert_eq!(seqs(&receipt), vec![1, 2]);
     assert_eq!(
         receipt.released[1].1,
-        Path::Relay,
+        Via::Relay,
         "each keeps the path it came by"
     );
     assert_eq!(
@@ -43,7 +43,7 @@ fn releases_in_order_and_drops_duplicates() {
             through: 2
         })
     );
-    let dup = inbox.receive(chat(2, 1), Path::Direct, now);
+    let dup = inbox.receive(chat(2, 1), Via::Direct, now);
     assert!(dup.released.is_empty());
     assert_eq!(
         dup.ack,
@@ -59,11 +59,11 @@ fn a_fresh_inbox_starts_at_the_first_unacknowledged() {
     let now = Instant::now();
     let mut inbox = Inbox::new(16);
     assert_eq!(
-        seqs(&inbox.receive(chat(5, 4), Path::Direct, now)),
+        seqs(&inbox.receive(chat(5, 4), Via::Direct, now)),
         Vec::<u64>::new()
     );
     assert_eq!(
-        seqs(&inbox.receive(chat(4, 4), Path::Direct, now)),
+        seqs(&inbox.receive(chat(4, 4), Via::Direct, now)),
         vec![4, 5]
     );
 }
@@ -73,7 +73,7 @@ fn early_arrivals_are_bounded() {
     let now = Instant::now();
     let mut inbox = Inbox::new(2);
     for seq in 3..10 {
-        inbox.receive(chat(seq, 1), Path::Direct, now);
+        inbox.receive(chat(seq, 1), Via::Direct, now);
     }
     assert_eq!(inbox.held(), 2);
 }
@@ -83,8 +83,8 @@ fn a_gap_nobody_fills_is_skipped_after_the_timeout() {
     let start = Instant::now();
     let timeout = Duration::from_secs(60);
     let mut inbox = Inbox::new(16);
-    inbox.receive(chat(3, 1), Path::Relay, start);
-    inbox.receive(chat(5, 1), Path::Relay, start);
+    inbox.receive(chat(3, 1), Via::Relay, start);
+    inbox.receive(chat(5, 1), Via::Relay, start);
     assert_eq!(inbox.gap_deadline(timeout), Some(start + timeout));
     assert!(inbox
         .skip_stale_gaps(start + timeout / 2, timeout)
@@ -106,7 +106,7 @@ fn a_gap_nobody_fills_is_skipped_after_the_timeout() {
     assert_eq!(inbox.gap_deadline(timeout), None);
     // The skipped message, should it turn up after all, is not shown out of order.
     assert!(inbox
-        .receive(chat(1, 1), Path::Direct, later + timeout)
+        .receive(chat(1, 1), Via::Direct, later + timeout)
         .released
         .is_empty());
 }
@@ -116,11 +116,11 @@ fn a_held_message_next_in_line_after_a_jump_is_released_at_once() {
     let now = Instant::now();
     let mut inbox = Inbox::new(16);
     assert!(inbox
-        .receive(chat(6, 1), Path::Relay, now)
+        .receive(chat(6, 1), Via::Relay, now)
         .released
         .is_empty());
     // The sender moved on: 1..5 were acknowledged to an earlier run of this client.
-    let receipt = inbox.receive(chat(7, 6), Path::Direct, now);
+    let receipt = inbox.receive(chat(7, 6), Via::Direct, now);
     assert_eq!(seqs(&receipt), vec![6, 7]);
     assert_eq!(
         receipt.ack,

@@ -30,9 +30,10 @@ use breeze_core::auth::{setup_proof, Role};
 use breeze_core::client::{Action, Client, ClientConfig, Destination, Event, LinkId};
 use breeze_core::codec::FrameDecoder;
 use breeze_core::transfer::Direction;
+use breeze_core::transmit::{FileSpan, Payload};
 use breeze_core::wire::{
-    Bytes, ClientFrame, FileSpan, MessageId, Payload, PeerFrame, PeerIntro, ServerFrame,
-    TransferId, UserName, PROTOCOL_VERSION,
+    Bytes, ClientFrame, MessageId, PeerFrame, PeerIntro, ServerFrame, TransferId, UserName,
+    PROTOCOL_VERSION,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;

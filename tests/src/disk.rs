@@ -1,7 +1,8 @@
 //! A client's files, in memory: what it offers and what it receives. A disk outlives the
 //! client process, so a restarted receiver finds its partial file and resumes.
 
-use breeze_core::wire::{FileSpan, Payload, TransferId, UserName};
+use breeze_core::transmit::{FileSpan, Payload};
+use breeze_core::wire::{TransferId, UserName};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

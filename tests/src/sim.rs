@@ -7,7 +7,7 @@ use breeze_core::client::{self, Client, ClientConfig, Destination, Event, LinkId
 use breeze_core::secure::{IdentityKey, PublicKey};
 use breeze_core::server::{self, ConnId, Server, ServerConfig};
 use breeze_core::wire::{FileName, MessageId, TransferId, UserName};
-use breeze_core::Path;
+use breeze_core::Via;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ pub struct Received {
     pub from: UserName,
     pub id: MessageId,
     pub text: String,
-    pub route: Path,
+    pub route: Via,
     /// Which run of the receiving client got it (restarts lose the inbox).
     pub incarnation: u64,
     pub at: Instant,
@@ -156,7 +156,8 @@ impl Sim {
         let secret = self.seed_for(node.0 as u64 + 1, incarnation);
         let c = &mut self.clients[node.0];
         c.identity = IdentityKey::from_secret(secret);
-        c.events.retain(|(_, e)| !matches!(e, Event::ServerKeyLearned { .. }));
+        c.events
+            .retain(|(_, e)| !matches!(e, Event::ServerKeyLearned { .. }));
     }
 
     /// The public key of the client's current profile.
@@ -185,7 +186,8 @@ impl Sim {
         for (_, event) in &c.events {
             match event {
                 Event::ServerKeyLearned { key } => config.server_key = Some(*key),
-                Event::PeerKeyLearned { user, key } | Event::PeerKeyChanged { user, new: key, .. } => {
+                Event::PeerKeyLearned { user, key }
+                | Event::PeerKeyChanged { user, new: key, .. } => {
                     config.peer_keys.retain(|(known, _)| known != user);
                     config.peer_keys.push((user.clone(), *key));
                 }

@@ -16,7 +16,7 @@ use breeze_core::wire::UserName;
 use breeze_core::wire::{
     Chat, ClientFrame, ErrorCode, LoginRefusal, MessageId, PeerFrame, ServerFrame, PROTOCOL_VERSION,
 };
-use breeze_core::Path as Route;
+use breeze_core::Via;
 use breeze_smol::{ConfigTweak, MemoryHost, ServerHost};
 use e2e_support::{
     accounts, client_frame, client_options, name, peer_frame, start_server, start_server_with,
@@ -41,7 +41,7 @@ fn server(login_timeout: Duration) -> TestServer {
 
 /// alice and bob chatting through `server`'s relay (direct channels off).
 async fn relayed_chat(server: &TestServer) -> Conversation {
-    Conversation::start(server.addr, Route::Relay, None).await
+    Conversation::start(server.addr, Via::Relay, None).await
 }
 
 /// alice and bob chatting over their direct channel; bob's setup deadline is shortened.
@@ -49,7 +49,7 @@ async fn direct_chat(server: &TestServer) -> Conversation {
     let tweak: ConfigTweak = Arc::new(|config: &mut ClientConfig| {
         config.setup_timeout = SETUP_TIMEOUT;
     });
-    Conversation::start(server.addr, Route::Direct, Some(tweak)).await
+    Conversation::start(server.addr, Via::Direct, Some(tweak)).await
 }
 
 /// A plausible frame length, then noise that is no message at all.

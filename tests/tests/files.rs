@@ -1,7 +1,7 @@
 //! File transfer stories on the simulator: direct, relayed, across cuts, crashes and restarts.
 
 use breeze_core::client::{Direction, Event, FileFailure, Route};
-use breeze_core::Path;
+use breeze_core::Via;
 use breeze_sim::{NetConfig, Node, Sim, SimConfig};
 use std::time::Duration;
 
@@ -30,8 +30,8 @@ fn lan(names: &[&str]) -> (Sim, Vec<Node>) {
     (sim, nodes)
 }
 
-fn progress_routes(sim: &Sim, at: Node) -> Vec<Path> {
-    let mut routes: Vec<Path> = sim
+fn progress_routes(sim: &Sim, at: Node) -> Vec<Via> {
+    let mut routes: Vec<Via> = sim
         .events(at)
         .iter()
         .filter_map(|(_, e)| match e {
@@ -65,7 +65,7 @@ fn alice_sends_bob_a_file_directly_and_it_arrives_verified_without_touching_the_
     assert_eq!(done(&sim, bob, Direction::Receiving), Some(true));
     assert_eq!(done(&sim, alice, Direction::Sending), Some(true));
     assert_eq!(sim.received_file(bob, alice, 7), Some(&file[..]));
-    assert_eq!(progress_routes(&sim, alice), vec![Path::Direct]);
+    assert_eq!(progress_routes(&sim, alice), vec![Via::Direct]);
     assert_eq!(sim.server().unwrap().stats().relayed_file_bytes, 0);
 }
 
@@ -87,10 +87,7 @@ fn a_direct_path_cut_mid_transfer_continues_via_relay_from_the_acknowledged_offs
     .expect("done");
     assert_eq!(done(&sim, bob, Direction::Receiving), Some(true));
     assert_eq!(sim.received_file(bob, alice, 9), Some(&file[..]));
-    assert_eq!(
-        progress_routes(&sim, alice),
-        vec![Path::Direct, Path::Relay]
-    );
+    assert_eq!(progress_routes(&sim, alice), vec![Via::Direct, Via::Relay]);
     let relayed = sim.server().unwrap().stats().relayed_file_bytes as usize;
     assert!(
         relayed > 0 && relayed < 6 * MIB,
@@ -116,7 +113,7 @@ fn a_server_crash_does_not_disturb_a_direct_transfer() {
     .expect("done");
     assert_eq!(done(&sim, bob, Direction::Receiving), Some(true));
     assert_eq!(sim.received_file(bob, alice, 11), Some(&file[..]));
-    assert_eq!(progress_routes(&sim, alice), vec![Path::Direct]);
+    assert_eq!(progress_routes(&sim, alice), vec![Via::Direct]);
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! Stories the protocol must tell, run on the simulator's virtual clock.
 
-use breeze_core::rng::SeededRng;
-use breeze_core::secure::{Handshake, IdentityKey, Inbound, LinkKind, RecordError};
 use breeze_core::client::{Event, LinkError, Route};
 use breeze_core::codec::encode_frame;
+use breeze_core::rng::SeededRng;
+use breeze_core::secure::{Handshake, IdentityKey, Inbound, LinkKind, RecordError};
 use breeze_core::wire::{KickReason, UserName, PROTOCOL_VERSION};
-use breeze_core::Path;
+use breeze_core::Via;
 use breeze_sim::{Node, Sim, SimConfig};
 use std::time::Duration;
 
@@ -86,7 +86,7 @@ fn three_users_log_in_and_every_pair_ends_up_direct() {
     sim.advance(SECOND);
     for node in &nodes {
         assert_eq!(sim.received(*node).len(), 2);
-        assert!(sim.received(*node).iter().all(|r| r.route == Path::Direct));
+        assert!(sim.received(*node).iter().all(|r| r.route == Via::Direct));
     }
     assert_eq!(sim.server().unwrap().stats().relayed, 0);
 }
@@ -124,7 +124,7 @@ fn a_client_without_direct_channels_is_never_dialled_and_chats_through_the_relay
     sim.advance(SECOND);
     assert_eq!(texts(&sim, bob, alice), ["hi bob"]);
     assert_eq!(texts(&sim, carol, bob), ["hi carol"]);
-    assert!(sim.received(bob).iter().all(|r| r.route == Path::Relay));
+    assert!(sim.received(bob).iter().all(|r| r.route == Via::Relay));
 }
 
 #[test]
@@ -159,12 +159,12 @@ fn the_direct_path_is_cut_mid_conversation_and_every_message_arrives_once_in_ord
         numbered(0..20),
         "exactly once, in order"
     );
-    let late: Vec<Path> = sim.received_from(bob, alice)[10..]
+    let late: Vec<Via> = sim.received_from(bob, alice)[10..]
         .iter()
         .map(|r| r.route)
         .collect();
     assert!(
-        late.iter().all(|r| *r == Path::Relay),
+        late.iter().all(|r| *r == Via::Relay),
         "after the cut messages come via relay: {late:?}"
     );
     // Relayed, or trying the direct path again: never believed direct while it is cut.
@@ -235,7 +235,7 @@ fn the_path_heals_and_the_route_returns_to_direct() {
     sim.advance(SECOND);
     assert_eq!(
         sim.received_from(bob, alice).last().map(|r| r.route),
-        Some(Path::Direct)
+        Some(Via::Direct)
     );
     assert_eq!(
         sim.client(alice).unwrap().link_count(),
@@ -262,7 +262,7 @@ fn the_server_crashes_direct_chat_continues_then_everyone_logs_back_in_by_themse
     assert!(all_direct(&sim, &nodes));
     assert_eq!(texts(&sim, bob, alice), numbered(0..5));
     assert_eq!(texts(&sim, alice, bob), numbered(0..5));
-    assert!(sim.received(bob).iter().all(|r| r.route == Path::Direct));
+    assert!(sim.received(bob).iter().all(|r| r.route == Via::Direct));
     sim.restart_server();
     // Reconnect backoff is capped at 15 s.
     sim.run_until(20 * SECOND, |s| nodes.iter().all(|n| s.is_logged_in(*n)))
@@ -301,7 +301,7 @@ fn a_peer_that_claims_to_be_someone_else_on_the_p2p_port_is_rejected() {
     sim.send(alice, bob, "still me").unwrap();
     sim.advance(SECOND);
     assert_eq!(texts(&sim, bob, alice), vec!["still me"]);
-    assert_eq!(sim.received_from(bob, alice)[0].route, Path::Direct);
+    assert_eq!(sim.received_from(bob, alice)[0].route, Via::Direct);
 }
 
 #[test]
@@ -314,7 +314,10 @@ fn a_claimed_name_the_server_never_introduced_is_dropped_at_the_setup_deadline()
     sim.advance(6 * SECOND);
     let (answer, closed) = sim.raw_received(raw);
     assert!(closed, "closed at the setup deadline");
-    assert!(answer.is_empty(), "an unauthenticated stranger is told nothing");
+    assert!(
+        answer.is_empty(),
+        "an unauthenticated stranger is told nothing"
+    );
     assert_eq!(sim.client(bob).unwrap().link_count(), 1);
 }
 
@@ -351,7 +354,7 @@ fn a_message_to_an_offline_user_is_delivered_at_their_next_login_and_deleted_onl
     assert!(sim
         .received_from(bob, alice)
         .iter()
-        .all(|r| r.route == Path::Relay));
+        .all(|r| r.route == Via::Relay));
     assert_eq!(
         sim.store.stored_for(&bob_name),
         0,
@@ -487,7 +490,9 @@ fn password_guessing_is_cut_off_after_ten_failures_a_minute_and_honest_users_sti
         sim.advance(Duration::from_millis(50));
         let (answer, closed) = sim.raw_received(raw);
         assert!(closed);
-        inbound.read(&answer[seen..], &mut plain, |_| Err(RecordError::Forged)).unwrap();
+        inbound
+            .read(&answer[seen..], &mut plain, |_| Err(RecordError::Forged))
+            .unwrap();
         let mut decoder = breeze_core::codec::FrameDecoder::new(1 << 16);
         let mut input = &plain[..];
         let mut frames = Vec::new();

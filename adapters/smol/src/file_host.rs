@@ -1,7 +1,8 @@
 //! What the client driver asks of the application embedding it for file transfers: the bytes.
 
 use breeze_core::client::Direction;
-use breeze_core::wire::{FileName, FileSpan, TransferId, UserName};
+use breeze_core::transmit::FileSpan;
+use breeze_core::wire::{FileName, TransferId, UserName};
 use std::io;
 use std::path::Path;
 

@@ -15,7 +15,8 @@
 use crate::read_pool::{ReadPool, Received};
 use crate::span_write::{cork, write_span};
 use async_channel::{Receiver, Sender, TrySendError};
-use breeze_core::wire::{Bytes, Payload};
+use breeze_core::transmit::Payload;
+use breeze_core::wire::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Task;

@@ -11,7 +11,7 @@
 //! caller does on the error. The transfer then goes on over another path, or fails on its next
 //! read, which finds the file changed.
 
-use breeze_core::wire::FileSpan;
+use breeze_core::transmit::FileSpan;
 use smol::net::TcpStream;
 use std::fs::File;
 use std::io;

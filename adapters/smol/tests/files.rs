@@ -8,7 +8,7 @@
 use breeze_core::client::{Direction, Event, Route};
 use breeze_core::server::ServerConfig;
 use breeze_core::wire::{TransferId, UserName};
-use breeze_core::Path;
+use breeze_core::Via;
 use breeze_smol::{
     Client, ClientOptions, DiskFiles, FileRequestError, Landed, MemoryHost, ServerDriver,
     ServerStats,
@@ -224,7 +224,7 @@ fn without_direct_channels_the_file_goes_through_the_relay() {
             matches!(
                 progress,
                 Event::FileProgress {
-                    route: Path::Relay,
+                    route: Via::Relay,
                     ..
                 }
             ),

@@ -3,7 +3,7 @@
 use breeze_core::client::{Event, Route};
 use breeze_core::server::ServerConfig;
 use breeze_core::wire::UserName;
-use breeze_core::Path;
+use breeze_core::Via;
 use breeze_smol::{Client, ClientOptions, MemoryHost, ServerDriver, ServerStats};
 use futures_lite::future;
 use std::net::SocketAddr;
@@ -92,7 +92,7 @@ fn alice_and_bob_chat_directly_then_over_the_relay_when_the_direct_path_is_cut()
                 from: name("alice"),
                 id,
                 text: "hi bob".into(),
-                route: Path::Direct
+                route: Via::Direct
             }
         );
         let delivered = expect(&alice, "the delivery", |e| {
@@ -103,7 +103,7 @@ fn alice_and_bob_chat_directly_then_over_the_relay_when_the_direct_path_is_cut()
             Event::Delivered {
                 to: name("bob"),
                 id,
-                route: Path::Direct
+                route: Via::Direct
             }
         );
         assert_eq!(server.stats.get().relayed_text_bytes, 0, "chat went direct");
@@ -129,7 +129,7 @@ fn alice_and_bob_chat_directly_then_over_the_relay_when_the_direct_path_is_cut()
         });
         assert!(matches!(
             got.await,
-            Event::Message { id: got, route: Path::Relay, .. } if got == id
+            Event::Message { id: got, route: Via::Relay, .. } if got == id
         ));
         assert!(server.stats.get().relayed_text_bytes > 0);
 

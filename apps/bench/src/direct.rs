@@ -12,7 +12,7 @@ use crate::system;
 use breeze_core::client::{Event, Route};
 use breeze_core::secure::PublicKey;
 use breeze_core::wire::UserName;
-use breeze_core::Path;
+use breeze_core::Via;
 use breeze_smol::{Client, ClientOptions};
 use smol::lock::Semaphore;
 use smol::Task;
@@ -271,14 +271,14 @@ async fn watch(
                 let now = Instant::now();
                 report.receipt(sent_at(progress.origin, text.as_bytes()), now);
                 progress.received.fetch_add(1, Ordering::Relaxed);
-                if route != Path::Direct {
+                if route != Via::Direct {
                     problem(&mut report, "a message arrived through the relay".into());
                 }
             }
             Event::Delivered { route, .. } => {
                 member.window.add_permits(1);
                 report.delivered += 1;
-                if route != Path::Direct {
+                if route != Via::Direct {
                     problem(
                         &mut report,
                         "a message was delivered through the relay".into(),

@@ -328,7 +328,7 @@ mod tests {
     use super::*;
     use breeze_core::client::{Route, RouteReason};
     use breeze_core::wire::LoginRefusal;
-    use breeze_core::Path;
+    use breeze_core::Via;
 
     fn name(n: &str) -> UserName {
         UserName::new(n).unwrap()
@@ -346,7 +346,7 @@ mod tests {
             from: name("alice"),
             id: MessageId(3),
             text: "hi \"bob\"".into(),
-            route: Path::Direct,
+            route: Via::Direct,
         };
         assert_eq!(
             json(event.into()),
@@ -368,7 +368,7 @@ mod tests {
         let delivered = Event::Delivered {
             to: name("bob"),
             id: MessageId(1),
-            route: Path::Relay,
+            route: Via::Relay,
         };
         assert_eq!(
             json(delivered.into()),
@@ -396,7 +396,7 @@ mod tests {
             direction: Direction::Sending,
             bytes: 3,
             size: 5,
-            route: Path::Relay,
+            route: Via::Relay,
         };
         assert_eq!(
             json(progress.into()),

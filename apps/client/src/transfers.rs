@@ -4,7 +4,7 @@
 use crate::transfer_rate::TransferRate;
 use breeze_core::client::{Direction, Event};
 use breeze_core::wire::{TransferId, UserName};
-use breeze_core::Path;
+use breeze_core::Via;
 use breeze_smol::SharedFile;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,7 +35,7 @@ pub struct Transfer {
     pub size: u64,
     /// Bytes through so far.
     pub bytes: u64,
-    pub route: Option<Path>,
+    pub route: Option<Via>,
     pub state: State,
     /// Sending: the file offered. Receiving: the directory it goes to, then where it landed.
     pub path: Option<PathBuf>,
@@ -296,7 +296,7 @@ mod tests {
                 direction: Direction::Receiving,
                 bytes: 4,
                 size: 10,
-                route: Path::Direct,
+                route: Via::Direct,
             },
             now,
         );
@@ -305,7 +305,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (t.bytes, t.route, &t.state),
-            (4, Some(Path::Direct), &State::Running)
+            (4, Some(Via::Direct), &State::Running)
         );
         transfers.apply(
             &Event::FileDone {

@@ -14,7 +14,7 @@ use crate::tui_commands::{self, ScreenCommand};
 use crate::tui_transfers;
 use breeze_core::client::{Direction, Event, Route};
 use breeze_core::wire::{MessageId, TransferId, UserName};
-use breeze_core::Path;
+use breeze_core::Via;
 use breeze_smol::{Client, DiskFiles, Landed, PeerStatus, SharedFile};
 use crossterm::event::{
     Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
@@ -231,14 +231,14 @@ enum Entry {
     },
     Theirs {
         text: String,
-        route: Path,
+        route: Via,
     },
     Notice(String),
 }
 
 enum Fate {
     Sending,
-    Delivered(Path),
+    Delivered(Via),
     Stored,
     Undeliverable(String),
 }

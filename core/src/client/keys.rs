@@ -39,6 +39,9 @@ impl Client {
 
     /// The key this client holds for `name`, if any: what `verify` compares.
     pub fn peer_key(&self, name: &UserName) -> Option<PublicKey> {
-        self.peers.get(name)?.key.or_else(|| self.remembered_keys.get(name).copied())
+        self.peers
+            .get(name)?
+            .key
+            .or_else(|| self.remembered_keys.get(name).copied())
     }
 }

@@ -2,7 +2,7 @@
 
 use super::output::{Destination, Event};
 use super::Client;
-use crate::delivery::{Path, Receipt, Sent, Timeouts};
+use crate::delivery::{Receipt, Sent, Timeouts, Via};
 use crate::wire::{Ack, Chat, ClientFrame, PeerFrame, UserName};
 use std::time::Instant;
 
@@ -15,8 +15,8 @@ impl Client {
             return;
         };
         let (path, destination) = match peer.direct {
-            Some(link) => (Path::Direct, Destination::Peer(link)),
-            None if server_up => (Path::Relay, Destination::Server),
+            Some(link) => (Via::Direct, Destination::Peer(link)),
+            None if server_up => (Via::Relay, Destination::Server),
             None => return,
         };
         let mut frames = Vec::new();
@@ -55,7 +55,7 @@ impl Client {
         }
     }
 
-    pub(super) fn on_chat(&mut self, from: &UserName, chat: Chat, path: Path, now: Instant) {
+    pub(super) fn on_chat(&mut self, from: &UserName, chat: Chat, path: Via, now: Instant) {
         if from == &self.config.user {
             return;
         }
@@ -69,7 +69,7 @@ impl Client {
     }
 
     /// Shows what the inbox released and owes the acknowledgement on `ack_path`.
-    fn take_receipt(&mut self, from: &UserName, receipt: Receipt, ack_path: Path) {
+    fn take_receipt(&mut self, from: &UserName, receipt: Receipt, ack_path: Via) {
         for (chat, route) in receipt.released {
             self.events.push_back(Event::Message {
                 from: from.clone(),
@@ -97,9 +97,9 @@ impl Client {
         };
         for done in peer.outbox.acknowledge(ack) {
             let route = if done.held_by_server {
-                Path::Relay
+                Via::Relay
             } else {
-                done.sent.map_or(Path::Relay, |s| s.path)
+                done.sent.map_or(Via::Relay, |s| s.path)
             };
             self.events.push_back(Event::Delivered {
                 to: from.clone(),
@@ -114,12 +114,12 @@ impl Client {
     pub(super) fn send_owed_acks(&mut self, now: Instant) {
         for (name, path, ack) in std::mem::take(&mut self.acks_owed) {
             match path {
-                Path::Direct => {
+                Via::Direct => {
                     if let Some(link) = self.peers.get(&name).and_then(|p| p.direct) {
                         self.send_link(link, &PeerFrame::Ack(ack), now);
                     }
                 }
-                Path::Relay => {
+                Via::Relay => {
                     if self.server.is_online() {
                         self.send_server(&ClientFrame::RelayAck { to: name, ack }, now);
                     }
@@ -180,7 +180,7 @@ impl Client {
             let path = receipt
                 .released
                 .first()
-                .map_or(Path::Relay, |(_, path)| *path);
+                .map_or(Via::Relay, |(_, path)| *path);
             self.take_receipt(&name, receipt, path);
         }
         self.peers_wake = self.peers_deadline();

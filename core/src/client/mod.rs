@@ -31,6 +31,7 @@ mod peer_link;
 mod peers;
 mod server_link;
 
+pub use crate::delivery::Via;
 pub use crate::transfer::Direction;
 pub use config::ClientConfig;
 pub use output::{
@@ -39,12 +40,13 @@ pub use output::{
 };
 
 use crate::backoff::Backoff;
-use crate::delivery::{Inbox, Outbox, Path};
-use crate::outbound::{Outbound, Transmit};
+use crate::delivery::{Inbox, Outbox};
+use crate::outbound::Outbound;
 use crate::rng::SeededRng;
 use crate::secure::{IdentityKey, PublicKey};
 use crate::seeded_hash::{SeededMap, SeededState};
 use crate::transfer::{Incoming, Outgoing};
+use crate::transmit::Transmit;
 use crate::wire::{Ack, MessageId, TransferId, UserName};
 use peer_link::PeerLink;
 use peers::{Dial, Peer};
@@ -78,7 +80,7 @@ pub struct Client {
     next_message_id: u64,
     /// Acknowledgements owed, sent once the current input is handled, so a burst of messages
     /// is answered with one cumulative ack per path.
-    acks_owed: Vec<(UserName, Path, Ack)>,
+    acks_owed: Vec<(UserName, Via, Ack)>,
     /// Destinations that failed a send (slow consumer), closed once the input is handled.
     doomed: Vec<Destination>,
     outgoing: BTreeMap<TransferId, Outgoing>,

@@ -1,13 +1,13 @@
 //! What the client core asks of its host, and what it tells the user.
 
 use super::LinkId;
-use crate::delivery::Path;
+use crate::delivery::Via;
+use crate::secure::{HandshakeError, PublicKey, RecordError};
 use crate::transfer::Direction;
 use crate::wire::{
     ErrorCode, FileName, KickReason, LoginRefusal, MessageId, TransferId, Undeliverable, UserName,
 };
 use bytes::Bytes;
-use crate::secure::{HandshakeError, PublicKey, RecordError};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -84,11 +84,11 @@ impl fmt::Display for Route {
     }
 }
 
-impl fmt::Display for Path {
+impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Path::Direct => "direct",
-            Path::Relay => "relay",
+            Via::Direct => "direct",
+            Via::Relay => "relay",
         })
     }
 }
@@ -370,12 +370,12 @@ pub enum Event {
         from: UserName,
         id: MessageId,
         text: String,
-        route: Path,
+        route: Via,
     },
     Delivered {
         to: UserName,
         id: MessageId,
-        route: Path,
+        route: Via,
     },
     /// The recipient is offline; the server stored the message for their next login.
     Stored {
@@ -418,7 +418,7 @@ pub enum Event {
         direction: Direction,
         bytes: u64,
         size: u64,
-        route: Path,
+        route: Via,
     },
     /// The transfer is complete; `verified` is false when the content hash did not match.
     FileDone {

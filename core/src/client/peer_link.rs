@@ -4,10 +4,10 @@ use super::output::{Action, Destination, Event, LinkError, RouteReason};
 use super::peers::Dial;
 use super::{Client, LinkId};
 use crate::codec::{FrameDecoder, Input};
-use crate::delivery::Path;
+use crate::delivery::Via;
 use crate::liveness::Liveness;
-use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, PublicKey};
 use crate::outbound::QueueError;
+use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, PublicKey};
 use crate::wire::{Bytes, PeerFrame, UserName};
 use std::fmt;
 use std::net::SocketAddr;
@@ -16,7 +16,10 @@ use std::time::Instant;
 pub(super) enum Setup {
     /// We dialled `peer` and sent the first handshake message, encrypted to the key it was
     /// introduced with.
-    Dialing { peer: UserName, handshake: Handshake },
+    Dialing {
+        peer: UserName,
+        handshake: Handshake,
+    },
     /// Someone connected to us; no handshake message yet.
     AcceptorAwaitingHello { handshake: Handshake },
     /// `peer` (proving `key`) reached us before the server's introduction of it did; wait
@@ -93,7 +96,11 @@ impl Client {
             self.actions.push_back(Action::CloseLink { link });
             return;
         }
-        let key = self.peers.get(peer).and_then(|p| p.intro.as_ref()).map(|i| i.key);
+        let key = self
+            .peers
+            .get(peer)
+            .and_then(|p| p.intro.as_ref())
+            .map(|i| i.key);
         let me = self.config.user.as_str().as_bytes().to_vec();
         let first = key.ok_or(HandshakeError::Failed).and_then(|key| {
             let mut handshake =
@@ -184,11 +191,14 @@ impl Client {
         if !plain.is_empty() {
             let plain = Bytes::from(plain);
             let mut decoder = std::mem::replace(&mut state.decoder, FrameDecoder::new(0));
-            let decoded =
-                Input::Shared(&plain).decode_each(&mut decoder, self, |client, frame: PeerFrame| {
+            let decoded = Input::Shared(&plain).decode_each(
+                &mut decoder,
+                self,
+                |client, frame: PeerFrame| {
                     client.on_link_frame(link, frame, now);
                     client.links.contains_key(&link)
-                });
+                },
+            );
             if let Err(err) = decoded {
                 self.reject_link(link, LinkError::Decode(err.code()), now);
             }
@@ -410,12 +420,12 @@ impl Client {
                 if chat.text.len() > self.config.max_text_len {
                     self.reject_link(link, LinkError::TextTooLong, now);
                 } else {
-                    self.on_chat(&peer, chat, Path::Direct, now);
+                    self.on_chat(&peer, chat, Via::Direct, now);
                 }
             }
             PeerFrame::Ack(ack) => self.on_ack(&peer, ack),
             PeerFrame::Ping => {}
-            PeerFrame::File(message) => self.on_file_message(&peer, message, Path::Direct, now),
+            PeerFrame::File(message) => self.on_file_message(&peer, message, Via::Direct, now),
             PeerFrame::Bye => self.drop_link(link, LinkError::Closed, true, now),
             PeerFrame::Error { code } => self.drop_link(link, LinkError::Remote(code), true, now),
         }
@@ -499,7 +509,7 @@ impl Client {
             .get(&name)
             .is_some_and(|p| p.direct == Some(link))
         {
-            self.file_path_failed(Some(&name), Path::Direct);
+            self.file_path_failed(Some(&name), Via::Direct);
         }
         let Some(peer) = self.peers.get_mut(&name) else {
             return;
@@ -508,7 +518,7 @@ impl Client {
         let failed_setup = peer.dial == Dial::Handshaking(link);
         if lost_channel {
             peer.direct = None;
-            peer.outbox.path_failed(Path::Direct);
+            peer.outbox.path_failed(Via::Direct);
         }
         if !lost_channel && !failed_setup {
             return;

@@ -4,7 +4,7 @@ use super::output::{Action, Destination, Event, RouteReason, ServerLinkError};
 use super::peers::Dial;
 use super::Client;
 use crate::codec::{FrameDecoder, Input};
-use crate::delivery::Path;
+use crate::delivery::Via;
 use crate::liveness::Liveness;
 use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, RecordError};
 use crate::wire::{
@@ -163,12 +163,15 @@ impl Client {
         let failed = ServerLinkError::Handshake(HandshakeError::Failed);
         let handshake = self.server.wire_mut().and_then(|w| w.handshake.as_mut());
         let handshake = handshake.ok_or(failed)?;
-        handshake.read(message).map_err(ServerLinkError::Handshake)?;
+        handshake
+            .read(message)
+            .map_err(ServerLinkError::Handshake)?;
         let presented = handshake.remote().ok_or(failed)?;
         match self.config.server_key {
             Some(pinned) if pinned != presented => {
                 self.stop_server(false, now);
-                self.events.push_back(Event::ServerKeyChanged { pinned, presented });
+                self.events
+                    .push_back(Event::ServerKeyChanged { pinned, presented });
                 // The link is gone; nothing more is read from it.
                 return Ok(None);
             }
@@ -277,13 +280,13 @@ impl Client {
             self.outbound.forget(Destination::Server);
         }
         self.wait_to_reconnect(error, now);
-        self.file_path_failed(None, Path::Relay);
+        self.file_path_failed(None, Via::Relay);
         // What went to the relay may be lost with the server: send it again on whatever route
         // is up (a direct channel, or the relay once logged in again).
         let names: Vec<UserName> = self.peers.keys().cloned().collect();
         for name in names {
             if let Some(peer) = self.peers.get_mut(&name) {
-                peer.outbox.path_failed(Path::Relay);
+                peer.outbox.path_failed(Via::Relay);
             }
             self.flush(&name, now);
         }
@@ -338,7 +341,7 @@ impl Client {
             ServerFrame::Presence { peers, last } => self.on_presence_page(peers, last, now),
             ServerFrame::PeerOnline(intro) => self.peer_online(intro, now),
             ServerFrame::PeerOffline { user } => self.peer_offline(&user, now),
-            ServerFrame::Relayed { from, chat } => self.on_chat(&from, chat, Path::Relay, now),
+            ServerFrame::Relayed { from, chat } => self.on_chat(&from, chat, Via::Relay, now),
             ServerFrame::RelayedAck { from, ack } => self.on_ack(&from, ack),
             ServerFrame::Stored { to, epoch, seq } => {
                 if let Some(id) = self
@@ -350,7 +353,7 @@ impl Client {
                 }
             }
             ServerFrame::RelayedFile { from, message } => {
-                self.on_file_message(&from, message, Path::Relay, now)
+                self.on_file_message(&from, message, Via::Relay, now)
             }
             ServerFrame::FileUndeliverable { to, id } => self.file_undeliverable(&to, id),
             ServerFrame::FileThrottled {

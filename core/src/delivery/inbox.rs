@@ -1,6 +1,6 @@
 //! The recipient's side: release messages from one sender exactly once, in order.
 
-use super::Path;
+use super::Via;
 use crate::wire::{Ack, Chat};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ const EPOCHS_KEPT: usize = 4;
 #[derive(Debug, Default)]
 pub struct Receipt {
     /// Messages now in order, to show the user, each with the path it arrived by.
-    pub released: Vec<(Chat, Path)>,
+    pub released: Vec<(Chat, Via)>,
     /// The acknowledgement to send back; present even for a duplicate, whose earlier ack may
     /// have been lost.
     pub ack: Option<Ack>,
@@ -25,14 +25,14 @@ struct EpochState {
     /// The next sequence number to release.
     next: u64,
     /// Early arrivals waiting for a gap to fill, bounded by `max_held`.
-    held: BTreeMap<u64, (Chat, Path)>,
+    held: BTreeMap<u64, (Chat, Via)>,
     /// Since when the oldest gap has been waiting.
     waiting_since: Option<Instant>,
 }
 
 impl EpochState {
     /// Releases `chat`, then whatever was held right behind it.
-    fn release_from(&mut self, chat: Chat, path: Path, receipt: &mut Receipt, now: Instant) {
+    fn release_from(&mut self, chat: Chat, path: Via, receipt: &mut Receipt, now: Instant) {
         self.next = chat.seq + 1;
         receipt.released.push((chat, path));
         while let Some(next) = self.held.remove(&self.next) {
@@ -77,7 +77,7 @@ impl Inbox {
         self.epochs.iter().map(|e| e.held.len()).sum()
     }
 
-    pub fn receive(&mut self, chat: Chat, path: Path, now: Instant) -> Receipt {
+    pub fn receive(&mut self, chat: Chat, path: Via, now: Instant) -> Receipt {
         // Sequence numbers count from 1 and never reach the end of u64; a chat claiming 0 or
         // u64::MAX is a lie (found by fuzzing), and nothing after it could be numbered.
         if chat.seq == 0 || chat.seq == u64::MAX {

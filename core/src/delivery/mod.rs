@@ -13,9 +13,15 @@ mod outbox;
 pub use inbox::{Inbox, Receipt};
 pub use outbox::{Outbox, Pending, Sent, Timeouts};
 
-/// Which way a message (or an acknowledgement) travelled.
+/// Which way one message, acknowledgement or file chunk actually went.
+///
+/// Not to be confused with [`Route`](crate::client::Route), the way messages to a peer go
+/// *now*, which can also be `Connecting`: a message is always carried by one of these two,
+/// and a report of how it went ("delivered via relay") must not be able to say anything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Path {
+pub enum Via {
+    /// Over the authenticated direct channel between the two clients.
     Direct,
+    /// Through the server.
     Relay,
 }

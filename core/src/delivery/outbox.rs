@@ -1,6 +1,6 @@
 //! The sender's side: messages to one recipient that are not yet acknowledged.
 
-use super::Path;
+use super::Via;
 use crate::wire::{Ack, Chat, MessageId};
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -8,7 +8,7 @@ use std::time::Instant;
 /// The last transmission of a pending message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
-    pub path: Path,
+    pub path: Via,
     pub at: Instant,
 }
 
@@ -123,7 +123,7 @@ impl Outbox {
     }
 
     /// The path went down: whatever last went over it must go again.
-    pub fn path_failed(&mut self, path: Path) {
+    pub fn path_failed(&mut self, path: Via) {
         for pending in &mut self.pending {
             if pending.sent.is_some_and(|s| s.path == path) && !pending.held_by_server {
                 pending.sent = None;

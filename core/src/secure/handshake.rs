@@ -189,7 +189,10 @@ impl Handshake {
 #[cfg(test)]
 pub(crate) fn test_channel() -> (Progress, Progress) {
     let mut rng = SeededRng::from_u64(77);
-    let (a, b) = (IdentityKey::from_secret([1; 32]), IdentityKey::from_secret([2; 32]));
+    let (a, b) = (
+        IdentityKey::from_secret([1; 32]),
+        IdentityKey::from_secret([2; 32]),
+    );
     let mut d = Handshake::initiator(LinkKind::Peer, &a, Some(&b.public()), &mut rng).unwrap();
     let mut r = Handshake::responder(LinkKind::Peer, &b, &mut rng).unwrap();
     let unframe = |m: &[u8]| m[2..].to_vec();

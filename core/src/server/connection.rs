@@ -140,8 +140,15 @@ impl Server {
 
     /// One handshake message from the client (XX): its ephemeral key, answered with ours and
     /// our static key; then its static key, after which the channel is open.
-    fn handshake_step(&mut self, conn: ConnId, message: &[u8]) -> Result<Option<Opener>, ConnError> {
-        let connection = self.conns.get_mut(&conn).ok_or(ConnError::UnexpectedFrame)?;
+    fn handshake_step(
+        &mut self,
+        conn: ConnId,
+        message: &[u8],
+    ) -> Result<Option<Opener>, ConnError> {
+        let connection = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(ConnError::UnexpectedFrame)?;
         let handshake = connection
             .handshake
             .as_mut()

@@ -37,10 +37,11 @@ pub use file_relay::FileRelayLimit;
 pub use output::{Action, ConnError, Event, LogoutReason, Stats, StoreOutcome};
 
 use crate::codec::Input;
-use crate::outbound::{Outbound, Transmit};
+use crate::outbound::Outbound;
 use crate::rng::SeededRng;
 use crate::secure::{IdentityKey, PublicKey};
 use crate::seeded_hash::{SeededMap, SeededState};
+use crate::transmit::Transmit;
 use crate::wire::{Bytes, Chat, ClientFrame, KickReason, LoginRefusal, ServerFrame, UserName};
 use connection::{Connection, Phase};
 use limits::AddressLimits;

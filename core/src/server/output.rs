@@ -92,7 +92,9 @@ pub enum LogoutReason {
 #[non_exhaustive]
 pub enum ConnError {
     Decode(ErrorCode),
-    UnsupportedVersion { theirs: u16 },
+    UnsupportedVersion {
+        theirs: u16,
+    },
     UnexpectedFrame,
     LoginTimeout,
     Idle,

@@ -1,6 +1,6 @@
 //! The receiver's side of one transfer.
 
-use crate::delivery::Path;
+use crate::delivery::Via;
 use crate::wire::{FileName, TransferId, UserName};
 use std::time::Instant;
 
@@ -51,7 +51,7 @@ pub struct Incoming {
     /// The offset a resync was last asked for, so a burst of stray chunks asks once.
     resync_sent: Option<u64>,
     /// The route the last chunk came by.
-    pub path: Option<Path>,
+    pub path: Option<Via>,
     /// When this side last had reason to expect nothing from the sender yet: the accept, the
     /// last chunk or repeated offer from the sender, or the last write of ours (the sender may
     /// be waiting for the credit it frees). A receiving transfer silent past the stall bound
@@ -126,7 +126,7 @@ impl Incoming {
         waiting.then(|| self.last_heard + stall)
     }
 
-    pub fn chunk(&mut self, offset: u64, len: usize, path: Path) -> ChunkVerdict {
+    pub fn chunk(&mut self, offset: u64, len: usize, path: Via) -> ChunkVerdict {
         if self.phase != InPhase::Receiving {
             return ChunkVerdict::Duplicate;
         }

@@ -1,8 +1,9 @@
 //! The sender's side of one transfer.
 
 use super::{CHUNK_SIZE, READ_SIZE};
-use crate::delivery::Path;
-use crate::wire::{FileName, Payload, TransferId, UserName};
+use crate::delivery::Via;
+use crate::transmit::Payload;
+use crate::wire::{FileName, TransferId, UserName};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -48,7 +49,7 @@ pub struct Outgoing {
     /// When the receiver was last heard from (or the offer last made).
     pub last_heard: Instant,
     /// The route the last chunk took.
-    pub path: Option<Path>,
+    pub path: Option<Via>,
     /// The offset of the last resync obeyed, so a burst of them rewinds only once.
     rewound_to: Option<u64>,
 }
@@ -134,7 +135,7 @@ impl Outgoing {
     }
 
     /// The route the chunks went over failed: whatever was not accepted goes again.
-    pub fn path_failed(&mut self, path: Path) {
+    pub fn path_failed(&mut self, path: Via) {
         if self.path == Some(path) && self.phase == OutPhase::Sending {
             self.rewind_to(self.acked);
             self.path = None;

@@ -1,10 +1,10 @@
 //! The client↔server family.
 
 use super::file::{FileMessage, TransferId};
-use super::payload::Payload;
 use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
-use crate::secure::PublicKey;
 use crate::codec::{parse, DecodeError, Frame, SharedTail};
+use crate::secure::PublicKey;
+use crate::transmit::Payload;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

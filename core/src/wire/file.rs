@@ -6,7 +6,7 @@
 //! reports how far it has accepted and extends the credit as its host writes; at the end the
 //! receiver's host checks the content hash and the receiver reports the verdict.
 
-use super::Payload;
+use crate::transmit::Payload;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -6,7 +6,6 @@
 
 mod client_server;
 mod file;
-mod payload;
 mod peer;
 mod shared;
 
@@ -14,7 +13,6 @@ mod shared;
 pub use bytes::Bytes;
 pub use client_server::{ClientFrame, PeerIntro, ServerFrame};
 pub use file::{FileMessage, FileName, FileNameError, TransferId, MAX_FILE_NAME};
-pub use payload::{FileSpan, Payload, MAX_SPAN_IN_FRAME};
 pub use peer::PeerFrame;
 pub use shared::{
     Ack, Chat, ErrorCode, KickReason, LoginRefusal, MessageId, Undeliverable, UserName,

@@ -5,9 +5,9 @@
 //! introduced the acceptor with. Nothing here says who anyone is; the handshake did.
 
 use super::file::FileMessage;
-use super::payload::Payload;
 use super::shared::{Ack, Chat, ErrorCode};
 use crate::codec::{parse, DecodeError, Frame, SharedTail};
+use crate::transmit::Payload;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 

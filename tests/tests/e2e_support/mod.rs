@@ -17,7 +17,7 @@ use breeze_core::client::Event;
 use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FRAME};
 use breeze_core::server::ServerConfig;
 use breeze_core::wire::{ClientFrame, PeerFrame, ServerFrame, UserName};
-use breeze_core::Path as Route;
+use breeze_core::Via;
 use breeze_smol::{
     Client, ClientOptions, ConfigTweak, MemoryHost, ServerDriver, ServerHost, ServerStats,
 };
@@ -548,7 +548,7 @@ pub struct Chatter {
     /// Every event so far, in order.
     pub log: Vec<Event>,
     /// Messages received and not yet taken by [`next_message`](Chatter::next_message).
-    inbox: VecDeque<(UserName, String, Route)>,
+    inbox: VecDeque<(UserName, String, Via)>,
 }
 
 impl Chatter {
@@ -618,7 +618,7 @@ impl Chatter {
     }
 
     /// The next message received, in arrival order.
-    pub async fn next_message(&mut self) -> (UserName, String, Route) {
+    pub async fn next_message(&mut self) -> (UserName, String, Via) {
         if self.inbox.is_empty() {
             self.expect("a message", |e| matches!(e, Event::Message { .. }))
                 .await;
@@ -633,19 +633,19 @@ pub struct Conversation {
     pub alice: Chatter,
     pub bob: Chatter,
     /// The route every message must take.
-    pub route: Route,
+    pub route: Via,
     /// Messages sent each way so far.
     sent: usize,
 }
 
 impl Conversation {
-    /// alice and bob log in to `server`. With `Route::Direct` they chat over their direct
-    /// channel (both ends report it up before this returns); with `Route::Relay` direct channels
+    /// alice and bob log in to `server`. With `Via::Direct` they chat over their direct
+    /// channel (both ends report it up before this returns); with `Via::Relay` direct channels
     /// are off, so every message goes through the server. `bob_tweak` adjusts bob's core.
-    pub async fn start(server: SocketAddr, route: Route, bob_tweak: Option<ConfigTweak>) -> Self {
+    pub async fn start(server: SocketAddr, route: Via, bob_tweak: Option<ConfigTweak>) -> Self {
         let options = |user| {
             let mut options = client_options(server, user);
-            options.direct_channels = route == Route::Direct;
+            options.direct_channels = route == Via::Direct;
             options
         };
         let mut bob_options = options("bob");
@@ -655,13 +655,13 @@ impl Conversation {
         for (me, peer) in [(&mut alice, "bob"), (&mut bob, "alice")] {
             let peer = name(peer);
             match route {
-                Route::Direct => {
+                Via::Direct => {
                     me.expect("a direct channel", |e| {
                         matches!(e, Event::Route { peer: p, route: breeze_core::client::Route::Direct, .. } if *p == peer)
                     })
                     .await
                 }
-                Route::Relay => {
+                Via::Relay => {
                     me.expect("the peer online", |e| {
                         matches!(e, Event::Presence { user, online: true } if *user == peer)
                     })

@@ -130,7 +130,7 @@ fn offer(from: &str, id: u64, file: &str, size: u64) -> Event {
     }
 }
 
-fn progress(from: &str, id: u64, bytes: u64, size: u64, route: Path) -> Event {
+fn progress(from: &str, id: u64, bytes: u64, size: u64, route: Via) -> Event {
     Event::FileProgress {
         peer: name(from),
         id: TransferId(id),
@@ -251,7 +251,7 @@ fn enter_sends_to_the_selected_peer_and_the_tick_follows_the_delivery() {
     let delivered = Event::Delivered {
         to: name("carol"),
         id: MessageId(7),
-        route: Path::Relay,
+        route: Via::Relay,
     };
     event(&mut screen, t0, delivered);
     let rows = draw(&screen, 100, 20);
@@ -331,7 +331,7 @@ fn a_route_change_leaves_a_notice_in_the_conversation() {
         from: name("bob"),
         id: MessageId(1),
         text: "hi alice".into(),
-        route: Path::Direct,
+        route: Via::Direct,
     };
     event(&mut screen, t0, message);
     let lost = Event::Route {
@@ -412,13 +412,13 @@ fn an_incoming_offer_is_accepted_with_ctrl_a_and_its_progress_drawn() {
     event(
         &mut screen,
         t0 + second,
-        progress("bob", id, MIB, 4 * MIB, Path::Direct),
+        progress("bob", id, MIB, 4 * MIB, Via::Direct),
     );
     let halfway = t0 + 2 * second;
     event(
         &mut screen,
         halfway,
-        progress("bob", id, 2 * MIB, 4 * MIB, Path::Relay),
+        progress("bob", id, 2 * MIB, 4 * MIB, Via::Relay),
     );
     let rows = draw(&screen, 140, 24);
     let line = row_with(&rows, "↓ report.pdf");
@@ -585,7 +585,7 @@ fn busy_screen() -> Screen {
             from: name("bob"),
             id: MessageId(i),
             text: format!("message {i} with some words to wrap around 你好 🎉"),
-            route: Path::Direct,
+            route: Via::Direct,
         };
         event(&mut screen, t0, message);
     }
@@ -644,7 +644,7 @@ fn long_messages_wrap_inside_the_conversation() {
         from: name("bob"),
         id: MessageId(1),
         text: long,
-        route: Path::Direct,
+        route: Via::Direct,
     };
     event(&mut screen, t0, message);
     let rows = draw(&screen, 80, 20);
@@ -675,7 +675,7 @@ fn chinese_and_emoji_are_drawn_whole_and_wrapped() {
         from: name("bob"),
         id: MessageId(1),
         text: "你好，世界 🌍🎉".into(),
-        route: Path::Relay,
+        route: Via::Relay,
     };
     event(&mut screen, t0, message);
     let long = "长".repeat(100);
@@ -683,7 +683,7 @@ fn chinese_and_emoji_are_drawn_whole_and_wrapped() {
         from: name("bob"),
         id: MessageId(2),
         text: long.clone(),
-        route: Path::Relay,
+        route: Via::Relay,
     };
     event(&mut screen, t0, message);
     event(&mut screen, t0, offer("bob", 9, "照片📷.jpg", 3 * MIB));
@@ -764,7 +764,7 @@ fn control_characters_from_a_peer_never_reach_the_terminal() {
         from: name("bob"),
         id: MessageId(1),
         text: hostile.into(),
-        route: Path::Direct,
+        route: Via::Direct,
     };
     event(&mut screen, t0, message);
     let terminal = draw_terminal(&screen, 100, 12);
@@ -860,7 +860,7 @@ fn a_file_offered_from_here_waits_then_runs_and_is_cancelled_with_a_command() {
         direction: Direction::Sending,
         bytes: 5 * MIB,
         size: 10 * MIB,
-        route: Path::Direct,
+        route: Via::Direct,
     };
     event(&mut screen, t0 + Duration::from_secs(5), sent);
     let rows = draw(&screen, 120, 24);

@@ -11,7 +11,7 @@ mod sending;
 
 use super::output::{Destination, Event, FileError};
 use super::{Client, LinkId};
-use crate::delivery::Path;
+use crate::delivery::Via;
 use crate::transfer::{Direction, InPhase, OutPhase};
 use crate::wire::{ClientFrame, FileMessage, PeerFrame, TransferId, UserName};
 use std::time::Instant;
@@ -48,7 +48,7 @@ impl Client {
         &mut self,
         from: &UserName,
         message: FileMessage,
-        path: Path,
+        path: Via,
         now: Instant,
     ) {
         match message {
@@ -96,10 +96,10 @@ impl Client {
         self.fail_stalled(now);
     }
 
-    fn file_route(&self, peer: &UserName) -> Option<(Destination, Path)> {
+    fn file_route(&self, peer: &UserName) -> Option<(Destination, Via)> {
         match self.peers.get(peer).and_then(|p| p.direct) {
-            Some(link) => Some((Destination::Peer(link), Path::Direct)),
-            None if self.server.is_online() => Some((Destination::Server, Path::Relay)),
+            Some(link) => Some((Destination::Peer(link), Via::Direct)),
+            None if self.server.is_online() => Some((Destination::Server, Via::Relay)),
             None => None,
         }
     }
@@ -111,7 +111,7 @@ impl Client {
         peer: &UserName,
         message: FileMessage,
         now: Instant,
-    ) -> Option<Path> {
+    ) -> Option<Via> {
         let (destination, path) = self.file_route(peer)?;
         let sent = match destination {
             Destination::Peer(link) => self.send_file_direct(link, message, now),

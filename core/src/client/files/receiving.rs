@@ -4,7 +4,7 @@
 use super::FINISHED_KEPT;
 use crate::client::output::{Action, Event, FileError, FileFailure};
 use crate::client::Client;
-use crate::delivery::Path;
+use crate::delivery::Via;
 use crate::transfer::{ChunkVerdict, Direction, InPhase, Incoming};
 use crate::wire::{Bytes, FileMessage, TransferId, UserName};
 use std::time::Instant;
@@ -87,7 +87,7 @@ impl Client {
             direction: Direction::Receiving,
             bytes: written,
             size,
-            route: path.unwrap_or(Path::Relay),
+            route: path.unwrap_or(Via::Relay),
         });
         self.send_file(
             from,
@@ -224,7 +224,7 @@ impl Client {
         id: TransferId,
         offset: u64,
         data: Bytes,
-        path: Path,
+        path: Via,
         now: Instant,
     ) {
         let Some(transfer) = self.incoming_mut(from, id) else {

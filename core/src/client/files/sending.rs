@@ -4,9 +4,10 @@
 use super::FINISHED_KEPT;
 use crate::client::output::{Action, Destination, Event, FileError, FileFailure};
 use crate::client::Client;
-use crate::delivery::Path;
+use crate::delivery::Via;
 use crate::transfer::{Direction, OutPhase, Outgoing};
-use crate::wire::{FileMessage, FileName, Payload, TransferId, UserName};
+use crate::transmit::Payload;
+use crate::wire::{FileMessage, FileName, TransferId, UserName};
 use std::time::{Duration, Instant};
 
 /// The most file data read ahead of the wire per transfer: enough to keep a link fed between
@@ -100,7 +101,7 @@ impl Client {
         &mut self,
         from: &UserName,
         message: FileMessage,
-        path: Path,
+        path: Via,
         now: Instant,
     ) {
         let id = message.id();
@@ -208,7 +209,7 @@ impl Client {
 
     /// A path went down: transfers whose chunks went over it continue from the last offset
     /// their receiver accepted, on whatever route is up.
-    pub(in crate::client) fn file_path_failed(&mut self, peer: Option<&UserName>, path: Path) {
+    pub(in crate::client) fn file_path_failed(&mut self, peer: Option<&UserName>, path: Via) {
         for transfer in self.outgoing.values_mut() {
             if peer.is_none_or(|p| p == &transfer.to) {
                 transfer.path_failed(path);

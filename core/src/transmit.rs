@@ -1,5 +1,9 @@
-//! A file chunk's data, and what a connection's output is made of: bytes in memory, or a span
-//! of a file the host has open.
+//! What the cores hand their driver to write: one [`Transmit`] per connection and burst, whose
+//! [`Payload`] is bytes in memory or a [`FileSpan`] of a file the host has open.
+//!
+//! None of this is a wire format (that is [`crate::wire`]): it is the boundary between a core
+//! and the driver that writes its output. A file chunk's data is a `Payload` too, because on its
+//! way out it may still be a span of the file.
 //!
 //! A sender's chunks need not pass through the process at all: the host can answer a read with
 //! a [`FileSpan`] instead of the bytes, the core cuts it into chunks like any read, and the
@@ -11,6 +15,33 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+
+/// Bytes for the driver to write, in order, to one connection: in memory, or a span of a
+/// file the host handed the core for a chunk (see [`Payload`]).
+///
+/// A host that never answers [`Action::ReadFile`](crate::client::Action::ReadFile) with a
+/// span (and every server host: the server never reads files) only ever gets bytes, and can
+/// take them with [`unwrap_bytes`](Transmit::unwrap_bytes) instead of matching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit<Id> {
+    /// The connection to write to, in the core's own terms (the driver maps it to a socket).
+    pub to: Id,
+    /// What to write.
+    pub payload: Payload,
+}
+
+impl<Id> Transmit<Id> {
+    /// The bytes to write, for a host that never hands the core file spans.
+    ///
+    /// # Panics
+    ///
+    /// If the payload is a [`FileSpan`]: only a host that answered a read with
+    /// [`handle_file_payload`](crate::Client::handle_file_payload) and a span gets one.
+    pub fn unwrap_bytes(&self) -> &Bytes {
+        self.payload.unwrap_bytes()
+    }
+}
 
 /// The most bytes one [`FileSpan`] may hold inside a frame: the chunk size.
 pub const MAX_SPAN_IN_FRAME: usize = crate::transfer::CHUNK_SIZE;
@@ -101,6 +132,22 @@ impl Payload {
         match self {
             Payload::Bytes(bytes) => Some(bytes),
             Payload::File(_) => None,
+        }
+    }
+
+    /// The bytes, for a host that never hands the core file spans.
+    ///
+    /// # Panics
+    ///
+    /// If this is a [`FileSpan`] (see [`Transmit::unwrap_bytes`]).
+    pub fn unwrap_bytes(&self) -> &Bytes {
+        match self {
+            Payload::Bytes(bytes) => bytes,
+            Payload::File(span) => panic!(
+                "a file span of {} bytes where only bytes were expected: this host handed the \
+                 core a span",
+                span.len
+            ),
         }
     }
 
