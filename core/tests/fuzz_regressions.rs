@@ -1,7 +1,7 @@
 //! Regression tests for what the fuzz targets in `fuzz/` found in the core, each replaying the
 //! minimised input through the public API. A test stays `#[ignore]`d until its bug is fixed.
 
-use breeze_core::client::{Action, Client, ClientConfig, Destination, Event};
+use breeze_core::client::{Action, Client, ClientConfig, Destination, Event, FileEvent};
 use breeze_core::codec::{encode_frame, FrameDecoder};
 use breeze_core::rng::SeededRng;
 use breeze_core::secure::{Handshake, IdentityKey, Inbound, LinkKind, RecordError, Sealer};
@@ -311,6 +311,6 @@ fn accepting_a_huge_offer_near_its_end_does_not_overflow_the_credit() {
         },
     }]);
     server.feed(&mut bob, &offer, now);
-    assert!(std::iter::from_fn(|| bob.poll_event()).any(|e| matches!(e, Event::FileOffered { .. })));
+    assert!(std::iter::from_fn(|| bob.poll_event()).any(|e| matches!(e, Event::File(FileEvent::Offered { .. }))));
     let _ = bob.accept_file(&alice, id, u64::MAX, now);
 }

@@ -27,7 +27,7 @@ use crate::gen;
 use crate::trace;
 use arbitrary::{Result, Unstructured};
 use breeze_core::auth::{setup_proof, Role};
-use breeze_core::client::{Action, Client, ClientConfig, Destination, Event, LinkId};
+use breeze_core::client::{Action, Client, ClientConfig, Destination, Event, FileEvent, LinkId};
 use breeze_core::codec::FrameDecoder;
 use breeze_core::transfer::Direction;
 use breeze_core::transmit::{FileSpan, Payload};
@@ -787,7 +787,7 @@ impl Harness {
                     .is_some_and(|ids| ids.remove(&id));
                 assert!(known, "{id:?} to {to} settled but not outstanding");
             }
-            Event::FileOffered { from, id, .. } => {
+            Event::File(FileEvent::Offered { from, id, .. }) => {
                 self.next_write.remove(&(from, id));
             }
             Event::Stored { to, id } => {

@@ -752,7 +752,9 @@ impl Sim {
                         at: now,
                     });
                 }
-                if let client::Event::FileOffered { from, id, hash, .. } = &event {
+                if let client::Event::File(client::FileEvent::Offered { from, id, hash, .. }) =
+                    &event
+                {
                     c.disk.expected.insert((from.clone(), *id), *hash);
                 }
                 c.events.push((now, event));

@@ -1,6 +1,6 @@
 //! File transfer stories on the simulator: direct, relayed, across cuts, crashes and restarts.
 
-use breeze_core::client::{Direction, Event, FileFailure, Route};
+use breeze_core::client::{Direction, Event, FileEvent, FileFailure, Route};
 use breeze_core::Via;
 use breeze_sim::{NetConfig, Node, Sim, SimConfig};
 use std::time::Duration;
@@ -35,11 +35,11 @@ fn progress_routes(sim: &Sim, at: Node) -> Vec<Via> {
         .events(at)
         .iter()
         .filter_map(|(_, e)| match e {
-            Event::FileProgress {
+            Event::File(FileEvent::Progress {
                 route,
                 direction: Direction::Sending,
                 ..
-            } => Some(*route),
+            }) => Some(*route),
             _ => None,
         })
         .collect();
@@ -136,7 +136,7 @@ fn a_receiver_restarted_mid_transfer_resumes_from_what_it_has_on_disk() {
     let offers = |s: &Sim| {
         s.events(bob)
             .iter()
-            .filter(|(_, e)| matches!(e, Event::FileOffered { .. }))
+            .filter(|(_, e)| matches!(e, Event::File(FileEvent::Offered { .. })))
             .count()
     };
     sim.run_until(30 * SECOND, |s| offers(s) >= 2)
@@ -144,7 +144,7 @@ fn a_receiver_restarted_mid_transfer_resumes_from_what_it_has_on_disk() {
     sim.accept_file(bob, alice, 13).unwrap();
     sim.advance(Duration::from_millis(50));
     let accepted_at = sim.events(alice).iter().rev().find_map(|(_, e)| match e {
-        Event::FileAccepted { offset, .. } => Some(*offset),
+        Event::File(FileEvent::Accepted { offset, .. }) => Some(*offset),
         _ => None,
     });
     assert_eq!(
@@ -186,7 +186,7 @@ fn a_corrupted_chunk_is_detected_and_the_file_is_not_reported_complete() {
     let offers = |s: &Sim| {
         s.events(bob)
             .iter()
-            .filter(|(_, e)| matches!(e, Event::FileOffered { .. }))
+            .filter(|(_, e)| matches!(e, Event::File(FileEvent::Offered { .. })))
             .count()
     };
     sim.offer_file(alice, bob, 15, file.clone()).unwrap();
@@ -237,10 +237,10 @@ fn an_offer_to_an_offline_user_is_refused_with_a_clear_reason() {
     let refused = sim.events(alice).iter().any(|(_, e)| {
         matches!(
             e,
-            Event::FileFailed {
+            Event::File(FileEvent::Failed {
                 failure: FileFailure::PeerOffline,
                 ..
-            }
+            })
         )
     });
     assert!(refused);
@@ -257,7 +257,7 @@ fn a_declined_offer_is_reported_to_the_sender() {
     assert!(sim
         .events(alice)
         .iter()
-        .any(|(_, e)| matches!(e, Event::FileDeclined { .. })));
+        .any(|(_, e)| matches!(e, Event::File(FileEvent::Declined { .. }))));
 }
 
 #[test]

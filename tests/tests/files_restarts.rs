@@ -1,7 +1,7 @@
 //! File transfer cases the application side ran into: an empty file, a sender that restarts
 //! mid-transfer and offers the same transfer again, and one that crashes and stays away.
 
-use breeze_core::client::{Direction, Event, FileFailure, Route};
+use breeze_core::client::{Direction, Event, FileEvent, FileFailure, Route};
 use breeze_sim::{Node, Sim, SimConfig};
 use std::time::Duration;
 
@@ -76,11 +76,11 @@ fn a_sender_that_crashes_and_stays_away_is_reported_stalled_and_a_later_offer_re
     let stall = bob_config_stall(&sim, bob);
     let stalled = |s: &Sim| {
         s.events(bob).iter().find_map(|(at, e)| match e {
-            Event::FileFailed {
+            Event::File(FileEvent::Failed {
                 direction: Direction::Receiving,
                 failure,
                 ..
-            } => Some((*at, *failure)),
+            }) => Some((*at, *failure)),
             _ => None,
         })
     };
@@ -99,7 +99,7 @@ fn a_sender_that_crashes_and_stays_away_is_reported_stalled_and_a_later_offer_re
     assert!(
         !sim.events(bob)
             .iter()
-            .any(|(_, e)| matches!(e, Event::FileDone { .. })),
+            .any(|(_, e)| matches!(e, Event::File(FileEvent::Done { .. }))),
         "nothing is presented as complete"
     );
 
@@ -111,7 +111,7 @@ fn a_sender_that_crashes_and_stays_away_is_reported_stalled_and_a_later_offer_re
     let offers = |s: &Sim| {
         s.events(bob)
             .iter()
-            .filter(|(_, e)| matches!(e, Event::FileOffered { .. }))
+            .filter(|(_, e)| matches!(e, Event::File(FileEvent::Offered { .. })))
             .count()
     };
     sim.offer_file(alice, bob, 6, file.clone()).unwrap();
@@ -121,7 +121,7 @@ fn a_sender_that_crashes_and_stays_away_is_reported_stalled_and_a_later_offer_re
     sim.accept_file(bob, alice, 6).unwrap();
     let accepted_at = |s: &Sim| {
         s.events(alice).iter().find_map(|(at, e)| match e {
-            Event::FileAccepted { offset, .. } if *at >= restarted => Some(*offset),
+            Event::File(FileEvent::Accepted { offset, .. }) if *at >= restarted => Some(*offset),
             _ => None,
         })
     };
@@ -168,7 +168,7 @@ fn a_live_sender_cut_off_briefly_is_not_reported_stalled() {
     assert!(!sim
         .events(bob)
         .iter()
-        .any(|(_, e)| matches!(e, Event::FileFailed { .. })));
+        .any(|(_, e)| matches!(e, Event::File(FileEvent::Failed { .. }))));
 }
 
 #[test]
@@ -179,12 +179,12 @@ fn an_offer_from_a_sender_that_vanished_lapses_and_a_live_one_stays_open() {
         s.events(bob)
             .iter()
             .filter_map(|(at, e)| match e {
-                Event::FileFailed {
+                Event::File(FileEvent::Failed {
                     id,
                     direction: Direction::Receiving,
                     failure,
                     ..
-                } => Some((*at, *id, *failure)),
+                }) => Some((*at, *id, *failure)),
                 _ => None,
             })
             .collect::<Vec<_>>()

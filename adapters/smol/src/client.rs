@@ -118,7 +118,7 @@ impl Client {
             .await
     }
 
-    /// Accepts `from`'s offer `id` (from an `Event::FileOffered`) into the directory `dir`
+    /// Accepts `from`'s offer `id` (from an `Event::File(FileEvent::Offered)`) into the directory `dir`
     /// (created if missing). Returns the offset the transfer starts at: the length of a
     /// partial file of the same offer found in `dir`, or 0.
     pub async fn accept_file(

@@ -12,7 +12,9 @@ use crate::socket::{Socket, SocketEvent};
 use crate::timer::Alarm;
 use crate::{ClientOptions, FileRequestError, SharedFile};
 use async_channel::{Receiver, Sender};
-use breeze_core::client::{Action, Destination, Direction, Event, FileError, LinkId, SendError};
+use breeze_core::client::{
+    Action, Destination, Direction, Event, FileError, FileEvent, LinkId, SendError,
+};
 use breeze_core::wire::{MessageId, TransferId, UserName};
 use futures_lite::future::race;
 use smol::net::{TcpListener, TcpStream};
@@ -561,13 +563,13 @@ impl Owner {
     /// Keeps the offers for `accept_file`, and lets the host go of transfers that ended.
     fn observe_file_event(&mut self, event: &Event) {
         match event {
-            Event::FileOffered {
+            Event::File(FileEvent::Offered {
                 from,
                 id,
                 name,
                 size,
                 hash,
-            } => {
+            }) => {
                 let offer = FileOffer {
                     from: from.clone(),
                     id: *id,
@@ -577,24 +579,26 @@ impl Owner {
                 };
                 self.offers.insert((from.clone(), *id), offer);
             }
-            Event::FileDeclined { to, id } => self.lanes.release(to, *id, Direction::Sending),
-            Event::FileCancelled {
+            Event::File(FileEvent::Declined { to, id }) => {
+                self.lanes.release(to, *id, Direction::Sending)
+            }
+            Event::File(FileEvent::Cancelled {
                 peer,
                 id,
                 direction,
-            }
-            | Event::FileFailed {
+            })
+            | Event::File(FileEvent::Failed {
                 peer,
                 id,
                 direction,
                 ..
-            }
-            | Event::FileDone {
+            })
+            | Event::File(FileEvent::Done {
                 peer,
                 id,
                 direction,
                 ..
-            } => {
+            }) => {
                 if *direction == Direction::Receiving {
                     self.offers.remove(&(peer.clone(), *id));
                 }

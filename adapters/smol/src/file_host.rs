@@ -6,7 +6,7 @@ use breeze_core::wire::{FileName, TransferId, UserName};
 use std::io;
 use std::path::Path;
 
-/// An offer a peer made, as the core announced it (`Event::FileOffered`).
+/// An offer a peer made, as the core announced it (`Event::File(FileEvent::Offered)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOffer {
     pub from: UserName,

@@ -5,7 +5,7 @@
 //! (the driver logs out) and a new client with a new `DiskFiles` starts on the same directory.
 //! The real process kill is in `apps/client/tests/files_e2e.rs`.
 
-use breeze_core::client::{Direction, Event, Route};
+use breeze_core::client::{Direction, Event, FileEvent, Route};
 use breeze_core::server::ServerConfig;
 use breeze_core::wire::{TransferId, UserName};
 use breeze_core::Via;
@@ -114,17 +114,17 @@ async fn offered(bob: &Peer, id: TransferId) {
     expect(
         &bob.client,
         "the offer",
-        |e| matches!(e, Event::FileOffered { id: i, .. } if *i == id),
+        |e| matches!(e, Event::File(FileEvent::Offered { id: i, .. }) if *i == id),
     )
     .await;
 }
 
 fn done(direction: Direction) -> impl Fn(&Event) -> bool {
-    move |e| matches!(e, Event::FileDone { direction: d, .. } if *d == direction)
+    move |e| matches!(e, Event::File(FileEvent::Done { direction: d, .. }) if *d == direction)
 }
 
 fn verified(event: &Event) -> bool {
-    matches!(event, Event::FileDone { verified: true, .. })
+    matches!(event, Event::File(FileEvent::Done { verified: true, .. }))
 }
 
 /// The names in `dir`, sorted.
@@ -217,16 +217,16 @@ fn without_direct_channels_the_file_goes_through_the_relay() {
             .await
             .unwrap();
         let progress = expect(&alice.client, "progress", |e| {
-            matches!(e, Event::FileProgress { .. })
+            matches!(e, Event::File(FileEvent::Progress { .. }))
         })
         .await;
         assert!(
             matches!(
                 progress,
-                Event::FileProgress {
+                Event::File(FileEvent::Progress {
                     route: Via::Relay,
                     ..
-                }
+                })
             ),
             "{progress:?}"
         );
@@ -306,7 +306,7 @@ async fn interrupted_transfer(server: &Running, dirs: &Dirs, file: &[u8]) -> (Pe
     expect(
         &bob.client,
         "a good part of the file",
-        |e| matches!(e, Event::FileProgress { bytes, .. } if *bytes >= 3 * MIB as u64),
+        |e| matches!(e, Event::File(FileEvent::Progress { bytes, .. }) if *bytes >= 3 * MIB as u64),
     )
     .await;
     drop(bob);
@@ -366,10 +366,12 @@ fn a_receiver_that_went_away_resumes_from_its_partial_file() {
         let accepted = expect(
             &alice.client,
             "the resumed accept",
-            |e| matches!(e, Event::FileAccepted { offset, .. } if *offset > 0),
+            |e| matches!(e, Event::File(FileEvent::Accepted { offset, .. }) if *offset > 0),
         )
         .await;
-        assert!(matches!(accepted, Event::FileAccepted { offset: o, .. } if o == held));
+        assert!(
+            matches!(accepted, Event::File(FileEvent::Accepted { offset: o, .. }) if o == held)
+        );
         let received = expect(&bob.client, "done", done(Direction::Receiving)).await;
         assert!(verified(&received), "{received:?}");
         assert!(std::fs::read(dirs.inbox.join("big.iso")).unwrap() == file);
@@ -434,7 +436,7 @@ fn a_declined_offer_is_reported_and_nothing_is_written() {
             .await
             .unwrap();
         expect(&alice.client, "the refusal", |e| {
-            matches!(e, Event::FileDeclined { .. })
+            matches!(e, Event::File(FileEvent::Declined { .. }))
         })
         .await;
         let again = bob
@@ -492,7 +494,7 @@ fn chat_is_not_held_up_behind_a_big_direct_transfer() {
         expect(
             &bob.client,
             "the transfer in full flow",
-            |e| matches!(e, Event::FileProgress { bytes, .. } if *bytes >= 8 * MIB as u64),
+            |e| matches!(e, Event::File(FileEvent::Progress { bytes, .. }) if *bytes >= 8 * MIB as u64),
         )
         .await;
         let sent_at = Instant::now();
@@ -503,10 +505,13 @@ fn chat_is_not_held_up_behind_a_big_direct_transfer() {
             .unwrap();
         let mut file_done = false;
         let message = expect(&bob.client, "the chat message", |e| {
-            matches!(e, Event::Message { .. } | Event::FileDone { .. })
+            matches!(
+                e,
+                Event::Message { .. } | Event::File(FileEvent::Done { .. })
+            )
         })
         .await;
-        if matches!(message, Event::FileDone { .. }) {
+        if matches!(message, Event::File(FileEvent::Done { .. })) {
             file_done = true;
         }
         let took = sent_at.elapsed();

@@ -1,7 +1,7 @@
 //! The line-mode events (docs/ARCHITECTURE.md §9): one JSON object per line, each with an
 //! `"event"` field. This enum is the scripting contract; its variants are the event names.
 
-use breeze_core::client::{Direction, Event};
+use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_core::wire::{MessageId, TransferId, UserName};
 use serde::Serialize;
 use std::io::Write;
@@ -255,33 +255,33 @@ impl From<Event> for LineEvent {
                 error: error.to_string(),
             },
             Event::LoggedOut => LineEvent::LoggedOut,
-            Event::FileOffered {
+            Event::File(FileEvent::Offered {
                 from,
                 id,
                 name,
                 size,
                 ..
-            } => LineEvent::FileOffer {
+            }) => LineEvent::FileOffer {
                 from,
                 id: id.to_string(),
                 name: name.to_string(),
                 size,
             },
-            Event::FileAccepted { to, id, offset } => LineEvent::FileAccepted {
+            Event::File(FileEvent::Accepted { to, id, offset }) => LineEvent::FileAccepted {
                 peer: to,
                 id: id.to_string(),
                 direction: direction(Direction::Sending),
                 offset,
                 dir: None,
             },
-            Event::FileProgress {
+            Event::File(FileEvent::Progress {
                 peer,
                 id,
                 direction: d,
                 bytes,
                 size,
                 route,
-            } => LineEvent::FileProgress {
+            }) => LineEvent::FileProgress {
                 peer,
                 id: id.to_string(),
                 direction: direction(d),
@@ -289,35 +289,37 @@ impl From<Event> for LineEvent {
                 size,
                 route: route.to_string(),
             },
-            Event::FileDone {
+            Event::File(FileEvent::Done {
                 peer,
                 id,
                 direction: d,
                 verified,
-            } => LineEvent::FileDone {
+            }) => LineEvent::FileDone {
                 peer,
                 id: id.to_string(),
                 direction: direction(d),
                 verified,
                 path: None,
             },
-            Event::FileFailed {
+            Event::File(FileEvent::Failed {
                 peer,
                 id,
                 direction: d,
                 failure,
-            } => LineEvent::FileFailed {
+            }) => LineEvent::FileFailed {
                 peer,
                 id: id.to_string(),
                 direction: direction(d),
                 reason: failure.to_string(),
             },
-            Event::FileDeclined { to, id } => LineEvent::file_declined(to, id, Direction::Sending),
-            Event::FileCancelled {
+            Event::File(FileEvent::Declined { to, id }) => {
+                LineEvent::file_declined(to, id, Direction::Sending)
+            }
+            Event::File(FileEvent::Cancelled {
                 peer,
                 id,
                 direction: d,
-            } => LineEvent::file_cancelled(peer, id, d, "peer"),
+            }) => LineEvent::file_cancelled(peer, id, d, "peer"),
             other => LineEvent::error(format!("unhandled client event: {other:?}")),
         }
     }
@@ -379,25 +381,25 @@ mod tests {
     #[test]
     fn file_events_name_the_transfer_by_its_hex_id() {
         use breeze_core::wire::FileName;
-        let offer = Event::FileOffered {
+        let offer = Event::File(FileEvent::Offered {
             from: name("alice"),
             id: TransferId(0x1f),
             name: FileName::new("a b.txt").unwrap(),
             size: 5,
             hash: [7; 32],
-        };
+        });
         assert_eq!(
             json(offer.into()),
             "{\"event\":\"file_offer\",\"from\":\"alice\",\"id\":\"000000000000001f\",\"name\":\"a b.txt\",\"size\":5}\n"
         );
-        let progress = Event::FileProgress {
+        let progress = Event::File(FileEvent::Progress {
             peer: name("bob"),
             id: TransferId(2),
             direction: Direction::Sending,
             bytes: 3,
             size: 5,
             route: Via::Relay,
-        };
+        });
         assert_eq!(
             json(progress.into()),
             "{\"event\":\"file_progress\",\"peer\":\"bob\",\"id\":\"0000000000000002\",\"direction\":\"sending\",\"bytes\":3,\"size\":5,\"route\":\"relay\"}\n"

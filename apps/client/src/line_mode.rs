@@ -3,7 +3,7 @@
 use crate::command::{self, Command};
 use crate::json::{LineEvent, WhoEntry};
 use crate::transfers::{State, Transfer, Transfers};
-use breeze_core::client::{Direction, Event};
+use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_core::wire::{TransferId, UserName};
 use breeze_smol::{Client, DiskFiles, Landed};
 use futures_lite::future::race;
@@ -103,14 +103,14 @@ impl Session {
         let now = Instant::now();
         self.transfers.apply(&event, now);
         match &event {
-            Event::FileProgress {
+            Event::File(FileEvent::Progress {
                 peer,
                 id,
                 direction,
                 bytes,
                 size,
                 ..
-            } => {
+            }) => {
                 let key = (peer.clone(), *id, *direction);
                 let recent = self
                     .progress_shown
@@ -121,12 +121,12 @@ impl Session {
                 }
                 self.progress_shown.insert(key, now);
             }
-            Event::FileDone {
+            Event::File(FileEvent::Done {
                 peer,
                 id,
                 direction,
                 verified,
-            } => {
+            }) => {
                 self.progress_shown.remove(&(peer.clone(), *id, *direction));
                 let path = match direction {
                     Direction::Receiving => match self.files.landed(peer, *id) {
@@ -149,17 +149,17 @@ impl Session {
                     path: path.map(|p| p.display().to_string()),
                 });
             }
-            Event::FileFailed {
+            Event::File(FileEvent::Failed {
                 peer,
                 id,
                 direction,
                 ..
-            }
-            | Event::FileCancelled {
+            })
+            | Event::File(FileEvent::Cancelled {
                 peer,
                 id,
                 direction,
-            } => {
+            }) => {
                 self.progress_shown.remove(&(peer.clone(), *id, *direction));
             }
             _ => {}

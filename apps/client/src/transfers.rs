@@ -2,7 +2,7 @@
 //! way, and recently finished ones, found by the id the user types (or a unique start of it).
 
 use crate::transfer_rate::TransferRate;
-use breeze_core::client::{Direction, Event};
+use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_core::wire::{TransferId, UserName};
 use breeze_core::Via;
 use breeze_smol::SharedFile;
@@ -127,20 +127,20 @@ impl Transfers {
     /// Follows the core's file events.
     pub fn apply(&mut self, event: &Event, now: Instant) {
         match event {
-            Event::FileOffered {
+            Event::File(FileEvent::Offered {
                 from,
                 id,
                 name,
                 size,
                 ..
-            } => self.insert(Transfer::new(
+            }) => self.insert(Transfer::new(
                 from.clone(),
                 *id,
                 Direction::Receiving,
                 name.to_string(),
                 *size,
             )),
-            Event::FileAccepted { to, id, offset } => {
+            Event::File(FileEvent::Accepted { to, id, offset }) => {
                 if let Some(t) = self.get_mut(to, *id, Direction::Sending) {
                     t.state = State::Running;
                     t.bytes = *offset;
@@ -148,26 +148,26 @@ impl Transfers {
                     t.rate.record(now, *offset);
                 }
             }
-            Event::FileProgress {
+            Event::File(FileEvent::Progress {
                 peer,
                 id,
                 direction,
                 bytes,
                 route,
                 ..
-            } => {
+            }) => {
                 if let Some(t) = self.get_mut(peer, *id, *direction) {
                     t.bytes = *bytes;
                     t.route = Some(*route);
                     t.rate.record(now, *bytes);
                 }
             }
-            Event::FileDone {
+            Event::File(FileEvent::Done {
                 peer,
                 id,
                 direction,
                 verified,
-            } => {
+            }) => {
                 if let Some(t) = self.get_mut(peer, *id, *direction) {
                     t.state = State::Done {
                         verified: *verified,
@@ -177,20 +177,20 @@ impl Transfers {
                     }
                 }
             }
-            Event::FileFailed {
+            Event::File(FileEvent::Failed {
                 peer,
                 id,
                 direction,
                 failure,
-            } => self.ended(peer, *id, *direction, State::Failed(failure.to_string())),
-            Event::FileDeclined { to, id } => {
+            }) => self.ended(peer, *id, *direction, State::Failed(failure.to_string())),
+            Event::File(FileEvent::Declined { to, id }) => {
                 self.ended(to, *id, Direction::Sending, State::Declined)
             }
-            Event::FileCancelled {
+            Event::File(FileEvent::Cancelled {
                 peer,
                 id,
                 direction,
-            } => self.ended(peer, *id, *direction, State::Cancelled),
+            }) => self.ended(peer, *id, *direction, State::Cancelled),
             _ => {}
         }
     }
@@ -257,13 +257,13 @@ mod tests {
     }
 
     fn offer(from: &str, id: u64) -> Event {
-        Event::FileOffered {
+        Event::File(FileEvent::Offered {
             from: name(from),
             id: TransferId(id),
             name: FileName::new("a.txt").unwrap(),
             size: 10,
             hash: [0; 32],
-        }
+        })
     }
 
     #[test]
@@ -290,14 +290,14 @@ mod tests {
         transfers.apply(&offer("bob", 1), now);
         transfers.accepted(&name("bob"), TransferId(1), PathBuf::from("/tmp"), 0);
         transfers.apply(
-            &Event::FileProgress {
+            &Event::File(FileEvent::Progress {
                 peer: name("bob"),
                 id: TransferId(1),
                 direction: Direction::Receiving,
                 bytes: 4,
                 size: 10,
                 route: Via::Direct,
-            },
+            }),
             now,
         );
         let t = transfers
@@ -308,12 +308,12 @@ mod tests {
             (4, Some(Via::Direct), &State::Running)
         );
         transfers.apply(
-            &Event::FileDone {
+            &Event::File(FileEvent::Done {
                 peer: name("bob"),
                 id: TransferId(1),
                 direction: Direction::Receiving,
                 verified: true,
-            },
+            }),
             now,
         );
         assert_eq!(transfers.active().count(), 0);

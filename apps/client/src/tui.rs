@@ -12,7 +12,7 @@
 use crate::transfers::{State, Transfer, Transfers};
 use crate::tui_commands::{self, ScreenCommand};
 use crate::tui_transfers;
-use breeze_core::client::{Direction, Event, Route};
+use breeze_core::client::{Direction, Event, FileEvent, Route};
 use breeze_core::wire::{MessageId, TransferId, UserName};
 use breeze_core::Via;
 use breeze_smol::{Client, DiskFiles, Landed, PeerStatus, SharedFile};
@@ -424,12 +424,12 @@ impl Screen {
     ) {
         self.tick(now);
         self.transfers.apply(&event, now);
-        if let Event::FileDone {
+        if let Event::File(FileEvent::Done {
             peer,
             id,
             direction: Direction::Receiving,
             ..
-        } = &event
+        }) = &event
         {
             if let Some(Landed::Complete(path) | Landed::Corrupt(path)) = landed(peer, *id) {
                 self.transfers.landed(peer, *id, path);

@@ -3,7 +3,7 @@
 
 use crate::transfer_rate::{bytes, duration};
 use crate::transfers::{State, Transfer, Transfers};
-use breeze_core::client::{Direction, Event};
+use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_core::wire::UserName;
 use ratatui::style::Stylize;
 use ratatui::text::{Line, Span};
@@ -111,20 +111,20 @@ pub fn notice(event: &Event, transfers: &Transfers) -> Option<(UserName, String)
             .map_or_else(String::new, |p| p.display().to_string())
     };
     let text = match event {
-        Event::FileOffered {
+        Event::File(FileEvent::Offered {
             from,
             id,
             name,
             size,
             ..
-        } => {
+        }) => {
             let notice = format!(
                 "{from} offers {name} ({}): Ctrl-A accepts, Ctrl-D declines, or /accept {id} DIR",
                 bytes(*size)
             );
             return Some((from.clone(), notice));
         }
-        Event::FileAccepted { to, id, offset } => {
+        Event::File(FileEvent::Accepted { to, id, offset }) => {
             let name = name(to, *id, Direction::Sending);
             if *offset > 0 {
                 format!("{to} accepted {name}, resuming at {}", bytes(*offset))
@@ -132,12 +132,12 @@ pub fn notice(event: &Event, transfers: &Transfers) -> Option<(UserName, String)
                 format!("{to} accepted {name}")
             }
         }
-        Event::FileDone {
+        Event::File(FileEvent::Done {
             peer,
             id,
             direction,
             verified,
-        } => {
+        }) => {
             let (name, path) = (name(peer, *id, *direction), path(peer, *id, *direction));
             match (direction, verified) {
                 (Direction::Receiving, true) => format!("✓ received {name}: {path}"),
@@ -148,27 +148,28 @@ pub fn notice(event: &Event, transfers: &Transfers) -> Option<(UserName, String)
                 (Direction::Sending, false) => format!("✗ {peer} received {name} damaged"),
             }
         }
-        Event::FileFailed {
+        Event::File(FileEvent::Failed {
             peer,
             id,
             direction,
             failure,
-        } => format!("✗ {}: {failure}", name(peer, *id, *direction)),
-        Event::FileDeclined { to, id } => {
+        }) => format!("✗ {}: {failure}", name(peer, *id, *direction)),
+        Event::File(FileEvent::Declined { to, id }) => {
             format!("{to} declined {}", name(to, *id, Direction::Sending))
         }
-        Event::FileCancelled {
+        Event::File(FileEvent::Cancelled {
             peer,
             id,
             direction,
-        } => format!("{peer} cancelled {}", name(peer, *id, *direction)),
+        }) => format!("{peer} cancelled {}", name(peer, *id, *direction)),
         _ => return None,
     };
     let peer = match event {
-        Event::FileAccepted { to, .. } | Event::FileDeclined { to, .. } => to,
-        Event::FileDone { peer, .. }
-        | Event::FileFailed { peer, .. }
-        | Event::FileCancelled { peer, .. } => peer,
+        Event::File(FileEvent::Accepted { to, .. })
+        | Event::File(FileEvent::Declined { to, .. }) => to,
+        Event::File(FileEvent::Done { peer, .. })
+        | Event::File(FileEvent::Failed { peer, .. })
+        | Event::File(FileEvent::Cancelled { peer, .. }) => peer,
         _ => return None,
     };
     Some((peer.clone(), text))

@@ -35,8 +35,8 @@ pub use crate::delivery::Via;
 pub use crate::transfer::Direction;
 pub use config::ClientConfig;
 pub use output::{
-    Action, Destination, Event, FileError, FileFailure, LinkError, Route, RouteReason, SendError,
-    ServerLinkError,
+    Action, Destination, Event, FileError, FileEvent, FileFailure, LinkError, Route, RouteReason,
+    SendError, ServerLinkError,
 };
 
 use crate::backoff::Backoff;

@@ -388,51 +388,8 @@ pub enum Event {
         id: MessageId,
         reason: Undeliverable,
     },
-    /// `from` offers a file; answer with `accept_file` or `decline_file`.
-    FileOffered {
-        from: UserName,
-        id: TransferId,
-        name: FileName,
-        size: u64,
-        hash: [u8; 32],
-    },
-    FileAccepted {
-        to: UserName,
-        id: TransferId,
-        offset: u64,
-    },
-    FileDeclined {
-        to: UserName,
-        id: TransferId,
-    },
-    /// The peer cancelled.
-    FileCancelled {
-        peer: UserName,
-        id: TransferId,
-        direction: Direction,
-    },
-    /// `bytes` of `size` are through (accepted by the receiver, or written here).
-    FileProgress {
-        peer: UserName,
-        id: TransferId,
-        direction: Direction,
-        bytes: u64,
-        size: u64,
-        route: Via,
-    },
-    /// The transfer is complete; `verified` is false when the content hash did not match.
-    FileDone {
-        peer: UserName,
-        id: TransferId,
-        direction: Direction,
-        verified: bool,
-    },
-    FileFailed {
-        peer: UserName,
-        id: TransferId,
-        direction: Direction,
-        failure: FileFailure,
-    },
+    /// A file transfer moved on; one variant per step (see [`FileEvent`]).
+    File(FileEvent),
     /// A peer link was refused or dropped for misbehaving (not for ordinary loss).
     PeerRejected {
         claimed: Option<UserName>,
@@ -464,5 +421,57 @@ pub enum Event {
         user: UserName,
         old: PublicKey,
         new: PublicKey,
+    },
+}
+
+/// How one file transfer moves on, in either direction. Kept apart from [`Event`] so a
+/// chat-only host can ignore every one of them with a single `Event::File(_)` arm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileEvent {
+    /// `from` offers a file; answer with `accept_file` or `decline_file`.
+    Offered {
+        from: UserName,
+        id: TransferId,
+        name: FileName,
+        size: u64,
+        hash: [u8; 32],
+    },
+    Accepted {
+        to: UserName,
+        id: TransferId,
+        offset: u64,
+    },
+    Declined {
+        to: UserName,
+        id: TransferId,
+    },
+    /// The peer cancelled.
+    Cancelled {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+    },
+    /// `bytes` of `size` are through (accepted by the receiver, or written here).
+    Progress {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+        bytes: u64,
+        size: u64,
+        route: Via,
+    },
+    /// The transfer is complete; `verified` is false when the content hash did not match.
+    Done {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+        verified: bool,
+    },
+    Failed {
+        peer: UserName,
+        id: TransferId,
+        direction: Direction,
+        failure: FileFailure,
     },
 }

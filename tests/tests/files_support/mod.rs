@@ -1,6 +1,6 @@
 //! What the file transfer stories share: file contents and what the clients reported.
 
-use breeze_core::client::{Direction, Event};
+use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_sim::{Node, Sim};
 use std::time::Duration;
 
@@ -18,17 +18,17 @@ pub fn content(len: usize, seed: u8) -> Vec<u8> {
 pub fn offered(sim: &Sim, at: Node) -> bool {
     sim.events(at)
         .iter()
-        .any(|(_, e)| matches!(e, Event::FileOffered { .. }))
+        .any(|(_, e)| matches!(e, Event::File(FileEvent::Offered { .. })))
 }
 
 /// Whether `at`'s first finished transfer in `direction` was verified, once there is one.
 pub fn done(sim: &Sim, at: Node, direction: Direction) -> Option<bool> {
     sim.events(at).iter().find_map(|(_, e)| match e {
-        Event::FileDone {
+        Event::File(FileEvent::Done {
             direction: d,
             verified,
             ..
-        } if *d == direction => Some(*verified),
+        }) if *d == direction => Some(*verified),
         _ => None,
     })
 }

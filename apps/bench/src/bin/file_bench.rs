@@ -18,7 +18,7 @@
 //! reported on its own. Nothing but loopback; files go to a temporary directory (or `--dir`)
 //! and are deleted afterwards.
 
-use breeze_core::client::{Direction, Event, Route};
+use breeze_core::client::{Direction, Event, FileEvent, Route};
 use breeze_core::server::ServerConfig;
 use breeze_core::wire::UserName;
 use breeze_smol::{Client, ClientOptions, DiskFiles, MemoryHost, ServerDriver, ServerStats};
@@ -476,7 +476,7 @@ async fn wait_for(
         let next = futures_or(client.next_event(), deadline).await;
         match next {
             Some(Some(event)) if want(&event) => return Ok(event),
-            Some(Some(Event::FileFailed { failure, .. })) => {
+            Some(Some(Event::File(FileEvent::Failed { failure, .. }))) => {
                 return Err(format!("transfer failed: {failure}"))
             }
             Some(Some(_)) => {}
@@ -523,15 +523,15 @@ async fn sender(
     let done = wait_for(&client, "the end", |e| {
         matches!(
             e,
-            Event::FileDone {
+            Event::File(FileEvent::Done {
                 direction: Direction::Sending,
                 ..
-            }
+            })
         )
     })
     .await?;
     let total = start.elapsed();
-    if !matches!(done, Event::FileDone { verified: true, .. }) {
+    if !matches!(done, Event::File(FileEvent::Done { verified: true, .. })) {
         return Err(format!("not verified: {done:?}"));
     }
     client.logout().await;
@@ -549,10 +549,10 @@ async fn sender(
 async fn receiver(server: SocketAddr, user: &str, dir: &Path, relay: bool) -> Result<(), String> {
     let client = start_client(server, user, relay)?;
     let offer = wait_for(&client, "an offer", |e| {
-        matches!(e, Event::FileOffered { .. })
+        matches!(e, Event::File(FileEvent::Offered { .. }))
     })
     .await?;
-    let Event::FileOffered { from, id, size, .. } = offer else {
+    let Event::File(FileEvent::Offered { from, id, size, .. }) = offer else {
         unreachable!("matched above")
     };
     let start = Instant::now();
@@ -563,15 +563,15 @@ async fn receiver(server: SocketAddr, user: &str, dir: &Path, relay: bool) -> Re
     let done = wait_for(&client, "the end", |e| {
         matches!(
             e,
-            Event::FileDone {
+            Event::File(FileEvent::Done {
                 direction: Direction::Receiving,
                 ..
-            }
+            })
         )
     })
     .await?;
     let took = start.elapsed();
-    if !matches!(done, Event::FileDone { verified: true, .. }) {
+    if !matches!(done, Event::File(FileEvent::Done { verified: true, .. })) {
         return Err(format!("not verified: {done:?}"));
     }
     client.logout().await;

@@ -121,24 +121,24 @@ fn conversation_column(row: &str) -> String {
 }
 
 fn offer(from: &str, id: u64, file: &str, size: u64) -> Event {
-    Event::FileOffered {
+    Event::File(FileEvent::Offered {
         from: name(from),
         id: TransferId(id),
         name: FileName::new(file).unwrap(),
         size,
         hash: [7; 32],
-    }
+    })
 }
 
 fn progress(from: &str, id: u64, bytes: u64, size: u64, route: Via) -> Event {
-    Event::FileProgress {
+    Event::File(FileEvent::Progress {
         peer: name(from),
         id: TransferId(id),
         direction: Direction::Receiving,
         bytes,
         size,
         route,
-    }
+    })
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -431,12 +431,12 @@ fn an_incoming_offer_is_accepted_with_ctrl_a_and_its_progress_drawn() {
     let line = row_with(&draw(&screen, 140, 24), "↓ report.pdf").to_string();
     assert!(line.contains("512.0 KiB/s · ETA 0:04"), "{line}");
 
-    let done = Event::FileDone {
+    let done = Event::File(FileEvent::Done {
         peer: name("bob"),
         id: TransferId(id),
         direction: Direction::Receiving,
         verified: true,
-    };
+    });
     let landed = PathBuf::from(DOWNLOADS).join("report.pdf");
     screen.handle_event(done, halfway + 3 * second, |from, landed_id| {
         assert_eq!((from, landed_id), (&name("bob"), TransferId(id)));
@@ -848,20 +848,20 @@ fn a_file_offered_from_here_waits_then_runs_and_is_cancelled_with_a_command() {
         "{line}"
     );
 
-    let accepted = Event::FileAccepted {
+    let accepted = Event::File(FileEvent::Accepted {
         to: name("bob"),
         id,
         offset: 0,
-    };
+    });
     event(&mut screen, t0, accepted);
-    let sent = Event::FileProgress {
+    let sent = Event::File(FileEvent::Progress {
         peer: name("bob"),
         id,
         direction: Direction::Sending,
         bytes: 5 * MIB,
         size: 10 * MIB,
         route: Via::Direct,
-    };
+    });
     event(&mut screen, t0 + Duration::from_secs(5), sent);
     let rows = draw(&screen, 120, 24);
     assert!(shows(&rows, "— bob accepted movie.mkv"));

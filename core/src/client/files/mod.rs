@@ -9,7 +9,7 @@
 mod receiving;
 mod sending;
 
-use super::output::{Destination, Event, FileError};
+use super::output::{Destination, Event, FileError, FileEvent};
 use super::{Client, LinkId};
 use crate::delivery::Via;
 use crate::transfer::{Direction, InPhase, OutPhase};
@@ -65,11 +65,11 @@ impl Client {
             } => {
                 if let Some(transfer) = self.incoming_mut(from, id).filter(|t| t.is_active()) {
                     transfer.phase = InPhase::Cancelled;
-                    self.events.push_back(Event::FileCancelled {
+                    self.events.push_back(Event::File(FileEvent::Cancelled {
                         peer: from.clone(),
                         id,
                         direction: Direction::Receiving,
-                    });
+                    }));
                 }
             }
             other => self.on_answer(from, other, path, now),

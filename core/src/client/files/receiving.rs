@@ -2,7 +2,7 @@
 //! written in order by the host, credit handed back, and the final hash check.
 
 use super::FINISHED_KEPT;
-use crate::client::output::{Action, Event, FileError, FileFailure};
+use crate::client::output::{Action, Event, FileError, FileEvent, FileFailure};
 use crate::client::Client;
 use crate::delivery::Via;
 use crate::transfer::{ChunkVerdict, Direction, InPhase, Incoming};
@@ -81,14 +81,14 @@ impl Client {
             transfer.path,
         );
         let verifying = transfer.phase == InPhase::Verifying;
-        self.events.push_back(Event::FileProgress {
+        self.events.push_back(Event::File(FileEvent::Progress {
             peer: from.clone(),
             id,
             direction: Direction::Receiving,
             bytes: written,
             size,
             route: path.unwrap_or(Via::Relay),
-        });
+        }));
         self.send_file(
             from,
             FileMessage::Progress {
@@ -112,12 +112,12 @@ impl Client {
     pub fn handle_file_write_failed(&mut self, from: &UserName, id: TransferId, now: Instant) {
         if let Some(transfer) = self.incoming_mut(from, id).filter(|t| t.is_active()) {
             transfer.phase = InPhase::Cancelled;
-            self.events.push_back(Event::FileFailed {
+            self.events.push_back(Event::File(FileEvent::Failed {
                 peer: from.clone(),
                 id,
                 direction: Direction::Receiving,
                 failure: FileFailure::WriteFailed,
-            });
+            }));
             self.send_file(
                 from,
                 FileMessage::Cancel {
@@ -145,12 +145,12 @@ impl Client {
             return;
         };
         transfer.phase = InPhase::Finished { verified };
-        self.events.push_back(Event::FileDone {
+        self.events.push_back(Event::File(FileEvent::Done {
             peer: from.clone(),
             id,
             direction: Direction::Receiving,
             verified,
-        });
+        }));
         self.send_file(from, FileMessage::Done { id, verified }, now);
         self.trim_finished_incoming();
         self.finish(now);
@@ -209,13 +209,13 @@ impl Client {
             Incoming::new(from.clone(), id, name.clone(), size, hash, now),
         );
         self.trim_finished_incoming();
-        self.events.push_back(Event::FileOffered {
+        self.events.push_back(Event::File(FileEvent::Offered {
             from: from.clone(),
             id,
             name,
             size,
             hash,
-        });
+        }));
     }
 
     pub(super) fn on_chunk(
@@ -282,12 +282,12 @@ impl Client {
                 }
                 transfer.phase = InPhase::Cancelled;
             }
-            self.events.push_back(Event::FileFailed {
+            self.events.push_back(Event::File(FileEvent::Failed {
                 peer: from.clone(),
                 id,
                 direction: Direction::Receiving,
                 failure,
-            });
+            }));
             self.send_file(
                 &from,
                 FileMessage::Cancel {

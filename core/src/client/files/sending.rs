@@ -2,7 +2,7 @@
 //! receiver's credit and the route's output, and what the receiver answers.
 
 use super::FINISHED_KEPT;
-use crate::client::output::{Action, Destination, Event, FileError, FileFailure};
+use crate::client::output::{Action, Destination, Event, FileError, FileEvent, FileFailure};
 use crate::client::Client;
 use crate::delivery::Via;
 use crate::transfer::{Direction, OutPhase, Outgoing};
@@ -78,12 +78,12 @@ impl Client {
         if let Some(transfer) = self.outgoing.get_mut(&id).filter(|t| t.is_active()) {
             transfer.phase = OutPhase::Cancelled;
             let peer = transfer.to.clone();
-            self.events.push_back(Event::FileFailed {
+            self.events.push_back(Event::File(FileEvent::Failed {
                 peer: peer.clone(),
                 id,
                 direction: Direction::Sending,
                 failure: FileFailure::ReadFailed,
-            });
+            }));
             self.send_file(
                 &peer,
                 FileMessage::Cancel {
@@ -112,28 +112,28 @@ impl Client {
         match message {
             FileMessage::Accept { offset, window, .. } if transfer.is_active() => {
                 transfer.accepted(offset, window);
-                self.events.push_back(Event::FileAccepted {
+                self.events.push_back(Event::File(FileEvent::Accepted {
                     to: from.clone(),
                     id,
                     offset,
-                });
+                }));
             }
             FileMessage::Decline { .. } if transfer.is_active() => {
                 transfer.phase = OutPhase::Declined;
-                self.events.push_back(Event::FileDeclined {
+                self.events.push_back(Event::File(FileEvent::Declined {
                     to: from.clone(),
                     id,
-                });
+                }));
             }
             FileMessage::Cancel {
                 by_sender: false, ..
             } if transfer.is_active() => {
                 transfer.phase = OutPhase::Cancelled;
-                self.events.push_back(Event::FileCancelled {
+                self.events.push_back(Event::File(FileEvent::Cancelled {
                     peer: from.clone(),
                     id,
                     direction: Direction::Sending,
-                });
+                }));
             }
             FileMessage::Progress {
                 accepted,
@@ -143,35 +143,35 @@ impl Client {
             } => {
                 if transfer.phase == OutPhase::Offered {
                     let offset = accepted;
-                    self.events.push_back(Event::FileAccepted {
+                    self.events.push_back(Event::File(FileEvent::Accepted {
                         to: from.clone(),
                         id,
                         offset,
-                    });
+                    }));
                 }
                 let acked_before = transfer.acked;
                 transfer.progress(accepted, credit_end, resync);
                 if transfer.acked > acked_before {
                     let (bytes, size) = (transfer.acked, transfer.size);
                     let route = transfer.path.unwrap_or(path);
-                    self.events.push_back(Event::FileProgress {
+                    self.events.push_back(Event::File(FileEvent::Progress {
                         peer: from.clone(),
                         id,
                         direction: Direction::Sending,
                         bytes,
                         size,
                         route,
-                    });
+                    }));
                 }
             }
             FileMessage::Done { verified, .. } if transfer.is_active() => {
                 transfer.phase = OutPhase::Finished { verified };
-                self.events.push_back(Event::FileDone {
+                self.events.push_back(Event::File(FileEvent::Done {
                     peer: from.clone(),
                     id,
                     direction: Direction::Sending,
                     verified,
-                });
+                }));
             }
             _ => {}
         }
@@ -185,12 +185,12 @@ impl Client {
             .filter(|t| &t.to == to && t.is_active())
         {
             transfer.phase = OutPhase::Cancelled;
-            self.events.push_back(Event::FileFailed {
+            self.events.push_back(Event::File(FileEvent::Failed {
                 peer: to.clone(),
                 id,
                 direction: Direction::Sending,
                 failure: FileFailure::PeerOffline,
-            });
+            }));
         }
     }
 
