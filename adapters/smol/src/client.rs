@@ -195,11 +195,11 @@ impl Client {
         answer.recv().await.unwrap_or_default()
     }
 
-    /// A test hook that makes the direct path unusable (or usable again): while blocked, every
-    /// peer socket is torn down, accepted peer connections are dropped unseen and dials fail.
-    /// The core sees ordinary network failures and falls back to the relay by itself.
-    pub async fn set_p2p_blocked(&self, blocked: bool) {
-        let _ = self.commands.send(Command::SetP2pBlocked(blocked)).await;
+    /// Turns direct channels off (or on again) at run time: the core's dial and accept
+    /// policy ([`breeze_core::Client::set_direct_channels`]). Off closes every direct channel
+    /// and refuses new ones; chat falls back to the relay.
+    pub async fn set_direct_channels(&self, on: bool) {
+        let _ = self.commands.send(Command::SetDirectChannels(on)).await;
     }
 
     /// The core's events, in order. Clones of the stream share one queue: each event goes to

@@ -42,7 +42,7 @@ pub(crate) enum Command {
     Peers {
         reply: Sender<Vec<PeerStatus>>,
     },
-    SetP2pBlocked(bool),
+    SetDirectChannels(bool),
     OfferFile {
         to: UserName,
         file: SharedFile,
@@ -126,7 +126,6 @@ pub(crate) async fn run(
         server: None,
         next_server: 0,
         next_link: 0,
-        p2p_blocked: false,
         inbound_tx,
         events,
         alarm: Alarm::new(),
@@ -165,7 +164,6 @@ struct Owner {
     server: Option<u64>,
     next_server: u64,
     next_link: u64,
-    p2p_blocked: bool,
     /// Handed to every socket and connect task so they can report back.
     inbound_tx: Sender<Input>,
     events: Sender<Event>,
@@ -203,10 +201,8 @@ impl Owner {
         let now = Instant::now();
         match input {
             Input::Accepted(stream, remote) => {
-                if !self.p2p_blocked {
-                    let link = self.new_link(stream);
-                    self.core.handle_accepted(link, remote, now);
-                }
+                let link = self.new_link(stream);
+                self.core.handle_accepted(link, remote, now);
             }
             Input::ServerConnected(Ok(stream)) => {
                 let generation = self.next_server;
@@ -228,7 +224,7 @@ impl Owner {
             Input::Dialed {
                 peer,
                 result: Ok(stream),
-            } if !self.p2p_blocked => {
+            } => {
                 let link = self.new_link(stream);
                 self.core.handle_dialed(link, &peer, now);
             }
@@ -361,16 +357,7 @@ impl Owner {
                 }
                 let _ = reply.try_send(result.map_err(Into::into));
             }
-            Command::SetP2pBlocked(blocked) => {
-                self.p2p_blocked = blocked;
-                if blocked {
-                    for (key, socket) in &self.sockets {
-                        if matches!(key, SocketKey::Peer(_)) {
-                            socket.abort();
-                        }
-                    }
-                }
-            }
+            Command::SetDirectChannels(on) => self.core.set_direct_channels(on, now),
         }
         now
     }
@@ -428,10 +415,6 @@ impl Owner {
                 if let Some(generation) = self.server.take() {
                     self.close(SocketKey::Server(generation));
                 }
-            }
-            Action::Dial { peer, addr } if self.p2p_blocked => {
-                tracing::debug!(%peer, %addr, "direct path blocked: dial fails");
-                self.core.handle_dial_failed(&peer, Instant::now());
             }
             Action::Dial { peer, addr } => {
                 smol::spawn(async move {

@@ -109,7 +109,7 @@ fn alice_and_bob_chat_directly_then_over_the_relay_when_the_direct_path_is_cut()
         assert_eq!(server.stats.get().relayed_text_bytes, 0, "chat went direct");
         assert_eq!(server.stats.get().online, 2);
 
-        bob.set_p2p_blocked(true).await;
+        bob.set_direct_channels(false).await;
         expect(&alice, "the fallback to relay", |e| {
             matches!(
                 e,
@@ -137,7 +137,7 @@ fn alice_and_bob_chat_directly_then_over_the_relay_when_the_direct_path_is_cut()
         assert_eq!(peers.len(), 1);
         assert!(peers[0].online);
 
-        bob.set_p2p_blocked(false).await;
+        bob.set_direct_channels(true).await;
         direct(&alice, "bob").await;
 
         alice.logout().await;

@@ -65,7 +65,7 @@ async fn tour(dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
     println!("server    chat messages relayed so far: {relayed_before}");
 
     println!("\n--- 3. bob's P2P port is blocked (a firewall, a flaky link): fall back to relay");
-    bob.set_p2p_blocked(true).await;
+    bob.set_direct_channels(false).await;
     wait(&alice, |e| route_is(e, Route::Relay)).await?;
     alice
         .send(
@@ -83,7 +83,7 @@ async fn tour(dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
     );
 
     println!("\n--- 4. the port opens again: alice redials and the route returns to direct");
-    bob.set_p2p_blocked(false).await;
+    bob.set_direct_channels(true).await;
     wait(&alice, |e| route_is(e, Route::Direct)).await?;
     alice.send(&bob_name, "direct again".into()).await?;
     wait(&bob, |e| matches!(e, Event::Message { .. })).await?;

@@ -148,6 +148,10 @@ pub enum LinkError {
     WrongKey,
     /// A record failed authentication: the channel was tampered with.
     Record(RecordError),
+    /// This client turned direct channels off ([`Client::set_direct_channels`]).
+    ///
+    /// [`Client::set_direct_channels`]: super::Client::set_direct_channels
+    TurnedOff,
 }
 
 impl LinkError {
@@ -167,6 +171,8 @@ impl LinkError {
             // Nothing can be said on a channel that was never set up or is broken.
             LinkError::Handshake(_) | LinkError::WrongKey | LinkError::Record(_) => return None,
             LinkError::Closed | LinkError::Remote(_) | LinkError::Replaced => return None,
+            // Like a firewall closing the port: the peer only sees the connection end.
+            LinkError::TurnedOff => return None,
         })
     }
 }
@@ -192,6 +198,7 @@ impl fmt::Display for LinkError {
                 f.write_str("peer holds a key other than the one the server introduced")
             }
             LinkError::Record(error) => error.fmt(f),
+            LinkError::TurnedOff => f.write_str("direct channels turned off"),
         }
     }
 }

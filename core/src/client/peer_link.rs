@@ -96,6 +96,12 @@ impl Client {
             self.actions.push_back(Action::CloseLink { link });
             return;
         }
+        if !self.config.direct_channels {
+            // Turned off while the host was dialling: the dial counts as failed.
+            self.actions.push_back(Action::CloseLink { link });
+            self.dial_failed(peer, now);
+            return self.finish(now);
+        }
         let key = self
             .peers
             .get(peer)
@@ -293,6 +299,24 @@ impl Client {
         self.outbound
             .start_sealing(Destination::Peer(link), channel.sealer);
         Ok(channel.opener)
+    }
+
+    /// Turns direct channels on or off while running: the dial and accept policy of
+    /// [`ClientConfig::direct_channels`](super::ClientConfig::direct_channels), for a host
+    /// that learns at run time that the direct path is unwanted or unusable (a firewall, a
+    /// metered link). Off closes every peer link (each peer falls back to the relay and what
+    /// went direct unacknowledged is sent again), refuses accepted links and stops dialling;
+    /// on resumes dialling at each peer's next redial time. The port advertised to the server
+    /// changes only at the next login.
+    pub fn set_direct_channels(&mut self, on: bool, now: Instant) {
+        self.config.direct_channels = on;
+        if !on {
+            let links: Vec<LinkId> = self.links.keys().copied().collect();
+            for link in links {
+                self.drop_link(link, LinkError::TurnedOff, true, now);
+            }
+        }
+        self.finish(now);
     }
 
     /// The link's socket closed or failed on its own.
