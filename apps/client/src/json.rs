@@ -213,7 +213,9 @@ impl From<Event> for LineEvent {
             },
             Event::ServerLost { error, retry_in } => LineEvent::ServerLost {
                 error: error.to_string(),
-                retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+                // This app leaves reconnecting to the core, which always says when.
+                retry_in_ms: u64::try_from(retry_in.unwrap_or_default().as_millis())
+                    .unwrap_or(u64::MAX),
             },
             Event::Kicked { reason } => LineEvent::Kicked {
                 reason: reason.to_string(),

@@ -91,18 +91,22 @@ pub async fn run(mut session: Session) -> ExitCode {
     client.logout().await;
     // What the logout itself reported (`logged_out`), without waiting for more.
     while let Some(Some(event)) = futures_lite::future::poll_once(client.next_event()).await {
-        let _ = emit(&mut out, &LineEvent::from(event));
+        if !matches!(event, Event::PresenceComplete { .. }) {
+            let _ = emit(&mut out, &LineEvent::from(event));
+        }
     }
     ExitCode::SUCCESS
 }
 
 impl Session {
     /// The line for a client event, after noting what it says about transfers; `None` for
-    /// progress shown a moment ago.
+    /// progress shown a moment ago and for events the contract does not list.
     fn observe(&mut self, event: Event) -> Option<LineEvent> {
         let now = Instant::now();
         self.transfers.apply(&event, now);
         match &event {
+            // Not (yet) part of the line-mode contract: scripts wait for `presence` events.
+            Event::PresenceComplete { .. } => return None,
             Event::File(FileEvent::Progress {
                 peer,
                 id,

@@ -65,7 +65,8 @@ async fn deliver(
             Event::Kicked { reason } => return Err(format!("kicked: {reason}")),
             _ => {}
         }
-        if json {
+        // The presence list being complete is no line-mode event (see line_mode.rs).
+        if json && !matches!(event, Event::PresenceComplete { .. }) {
             let _ = LineEvent::from(event.clone()).emit(&mut io::stdout());
         }
         match event {
@@ -92,7 +93,8 @@ async fn deliver(
                 return Err(format!("the message to {to} cannot be delivered: {reason}"));
             }
             Event::ServerLost { error, retry_in } if sent.is_none() => {
-                eprintln!("breeze: {error}; retrying in {} ms", retry_in.as_millis());
+                let retry_in = retry_in.unwrap_or_default().as_millis();
+                eprintln!("breeze: {error}; retrying in {retry_in} ms");
             }
             _ => {}
         }

@@ -445,7 +445,8 @@ impl Screen {
                 self.fatal = Some(format!("login refused: {reason}"));
             }
             Event::ServerLost { error, retry_in } => {
-                self.status = format!("{error}; reconnecting in {:.1} s", retry_in.as_secs_f64())
+                let retry_in = retry_in.unwrap_or_default().as_secs_f64();
+                self.status = format!("{error}; reconnecting in {retry_in:.1} s")
             }
             Event::Kicked { reason } => {
                 self.status = format!("kicked: {reason} (Esc to quit)");

@@ -146,7 +146,10 @@ fn describe(event: &Event) -> String {
         }
         Event::Stored { to, id } => format!("message #{id} stored for {to}, who is offline"),
         Event::ServerLost { error, retry_in } => {
-            format!("server lost ({error}), retrying in {retry_in:?}")
+            format!(
+                "server lost ({error}), retrying in {:?}",
+                retry_in.unwrap_or_default()
+            )
         }
         other => format!("{other:?}"),
     }

@@ -38,6 +38,10 @@ pub struct ClientConfig {
     /// A gap in a sender's messages left open this long is skipped and the messages behind it
     /// released: its sender ended before the missing one got anywhere.
     pub gap_timeout: Duration,
+    /// Connect to the server again by itself after losing it, with `reconnect`'s backoff.
+    /// Off, for a host that decides itself (its own policy, a "reconnect" button): the client
+    /// then waits for [`Client::reconnect`](super::Client::reconnect).
+    pub auto_reconnect: bool,
     pub reconnect: BackoffPolicy,
     pub redial: BackoffPolicy,
     pub max_frame: usize,
@@ -88,6 +92,7 @@ impl ClientConfig {
             ack_timeout: Duration::from_secs(10),
             stored_retry: Duration::from_secs(60),
             gap_timeout: Duration::from_secs(60),
+            auto_reconnect: true,
             reconnect: BackoffPolicy {
                 first: Duration::from_millis(500),
                 max: Duration::from_secs(15),

@@ -355,10 +355,14 @@ pub enum Event {
     LoginFailed {
         reason: LoginRefusal,
     },
-    /// The server connection is gone; the client retries by itself after `retry_in`.
+    /// The server connection is gone. The client connects again by itself after `retry_in`;
+    /// `None` when [`ClientConfig::auto_reconnect`](super::ClientConfig::auto_reconnect) is
+    /// off and the host decides when to call [`Client::reconnect`](super::Client::reconnect).
     ServerLost {
+        /// What went wrong, for the user.
         error: ServerLinkError,
-        retry_in: Duration,
+        /// When the client tries again by itself, if it does.
+        retry_in: Option<Duration>,
     },
     /// The server ended this session; the client stops.
     Kicked {
@@ -367,6 +371,13 @@ pub enum Event {
     Presence {
         user: UserName,
         online: bool,
+    },
+    /// The server's whole online list has arrived after a login: every `Presence` event it
+    /// brings came before this one, so a host can now show the list as complete (or start
+    /// what waits for a peer to be online). Again after every re-login.
+    PresenceComplete {
+        /// Other users the list holds.
+        online: usize,
     },
     Route {
         peer: UserName,

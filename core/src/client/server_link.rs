@@ -17,6 +17,8 @@ use std::time::Instant;
 pub(super) enum ServerLink {
     /// Disconnected; reconnect at `retry_at`.
     Waiting { retry_at: Instant },
+    /// Disconnected, automatic reconnect off: the host calls `reconnect` when it wants to.
+    Down,
     /// The host is connecting.
     Connecting,
     /// Hello and login sent, waiting for the verdict.
@@ -192,6 +194,18 @@ impl Client {
         Ok(Some(channel.opener))
     }
 
+    /// Connects to the server again now, instead of at the next automatic retry (or at all,
+    /// with [`ClientConfig::auto_reconnect`](super::ClientConfig::auto_reconnect) off): asks
+    /// for [`Action::ConnectServer`] if the server is not connected or being connected.
+    /// Does nothing once the client is stopped (logged out, kicked, refused).
+    pub fn reconnect(&mut self, now: Instant) {
+        if matches!(self.server, ServerLink::Waiting { .. } | ServerLink::Down) {
+            self.server = ServerLink::Connecting;
+            self.actions.push_back(Action::ConnectServer);
+        }
+        self.finish(now);
+    }
+
     pub fn handle_server_closed(&mut self, now: Instant) {
         if self.server.wire_mut().is_some() {
             self.server_lost(ServerLinkError::Closed, false, now);
@@ -209,7 +223,7 @@ impl Client {
                 Some((*since + self.config.login_timeout).min(wire.liveness.dead_at(heartbeat)))
             }
             ServerLink::Online { wire, .. } => Some(wire.liveness.next_deadline(heartbeat)),
-            ServerLink::Connecting | ServerLink::Stopped => None,
+            ServerLink::Connecting | ServerLink::Down | ServerLink::Stopped => None,
         }
     }
 
@@ -293,10 +307,17 @@ impl Client {
     }
 
     fn wait_to_reconnect(&mut self, error: ServerLinkError, now: Instant) {
+        if !self.config.auto_reconnect {
+            self.server = ServerLink::Down;
+            let retry_in = None;
+            self.events.push_back(Event::ServerLost { error, retry_in });
+            return;
+        }
         let retry_in = self.reconnect.next_delay(&mut self.rng);
         self.server = ServerLink::Waiting {
             retry_at: now + retry_in,
         };
+        let retry_in = Some(retry_in);
         self.events.push_back(Event::ServerLost { error, retry_in });
     }
 
@@ -424,6 +445,7 @@ impl Client {
             ServerLink::Online { snapshot, .. } => snapshot.take().unwrap_or_default(),
             _ => return,
         };
+        let online = listed.len();
         // Whoever we believed online but the new list omits left while we were away.
         let gone: Vec<UserName> = self
             .peers
@@ -434,6 +456,7 @@ impl Client {
         for name in gone {
             self.peer_offline(&name, now);
         }
+        self.events.push_back(Event::PresenceComplete { online });
     }
 
     fn peer_online(&mut self, intro: PeerIntro, now: Instant) {
