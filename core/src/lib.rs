@@ -11,10 +11,11 @@
 //! A [`Server`] and each [`Client`] are fed with `handle_*` inputs (bytes, connection events,
 //! answers to their requests, timeouts) and drained with `poll_transmit` (bytes to write),
 //! `poll_action` (IO to perform: connect, dial, close, check a password, store a message),
-//! `poll_event` (what to show or log) and `poll_timeout` (when to call `handle_timeout`). After
-//! any input, drain everything, then re-arm the timer. The example runs a server and two
-//! clients in memory, with instant delivery and one shared clock, until alice's message reaches
-//! bob over their direct channel:
+//! `poll_event` (what to show or log) and `poll_timeout` (when to call `handle_timeout`). The
+//! complete lists, and the [ordering rules](Client#ordering-rules) both follow, are on the
+//! [`Client`] and [`Server`] structs. The example runs a server and two clients in memory,
+//! with instant delivery and one shared clock, until alice's message reaches bob over their
+//! direct channel; `examples/blocking_client.rs` drives real sockets from plain threads:
 //!
 //! ```
 //! use breeze_core::client::{self, Action as ClientAction, Client, ClientConfig, Destination, LinkId};
@@ -43,7 +44,7 @@
 //!     for i in 0..clients.len() {
 //!         while let Some(t) = clients[i].poll_transmit() {
 //!             // Bytes: only a host answering reads with file spans gets anything else.
-//!             let bytes = t.payload.as_bytes().expect("bytes");
+//!             let bytes = t.unwrap_bytes();
 //!             match t.to {
 //!                 Destination::Server => server.handle_bytes(ConnId(i as u64), bytes, now),
 //!                 Destination::Peer(link) => {
@@ -79,7 +80,7 @@
 //!     }
 //!     // Drive the server: credentials are checked by the host (here: everyone is welcome).
 //!     while let Some(t) = server.poll_transmit() {
-//!         let bytes = t.payload.as_bytes().expect("the server sends bytes");
+//!         let bytes = t.unwrap_bytes();
 //!         clients[t.to.0 as usize].handle_server_bytes(bytes, now);
 //!         server.handle_written(t.to, bytes.len());
 //!     }

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-/// Heartbeat configuration (DESIGN.md §4.6: probe every 5 s, dead after 15 s by default).
+/// Heartbeat configuration (docs/ARCHITECTURE.md §7 Timers: probe every 5 s, dead after 15 s
+/// by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heartbeat {
     pub interval: Duration,

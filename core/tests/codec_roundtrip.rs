@@ -1,7 +1,7 @@
-//! Codec properties (DESIGN.md §5): every message of every family survives any chunking of the
-//! byte stream; arbitrary bytes never panic the decoder nor make it buffer past the frame limit;
-//! an oversized frame is refused from its prefix alone; whatever decodes re-encodes to the same
-//! value.
+//! Codec properties (docs/ARCHITECTURE.md §8 Testing; the format is §3 Wire format): every
+//! message of every family survives any chunking of the byte stream; arbitrary bytes never
+//! panic the decoder nor make it buffer past the frame limit; an oversized frame is refused
+//! from its prefix alone; whatever decodes re-encodes to the same value.
 //!
 //! The generators live here too. Each enum generator is a `match` over a random index that names
 //! every variant; a test at the bottom fails when a variant is added to `breeze_core::wire`

@@ -209,7 +209,8 @@ fn a_held_message_released_early_is_not_shown_again_when_the_gap_is_skipped() {
 /// u64::MAX }` makes `Outgoing::reads_wanted` keep asking the host for chunks up to the end of
 /// the file, and `read_done` keeps every answer in `ready`, while the route is congested
 /// (`pump_files` stops at `file_high_water`) or the relay paused the transfer. The sender then
-/// holds the whole file in memory, whatever its size (DESIGN.md §4.8: every buffer bounded).
+/// holds the whole file in memory, whatever its size (docs/ARCHITECTURE.md §4 Guarantees:
+/// every buffer bounded).
 ///
 /// Here bob offers a 64 MiB file; the server connection is stalled (nothing reported
 /// written); bob's host answers every read. What bob holds (read, not yet handed out as a

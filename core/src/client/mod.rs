@@ -1,26 +1,6 @@
 //! The client state machine: one server link, many peer links, one outbox per peer.
 //!
-//! # How to drive me
-//!
-//! Construct with [`Client::new`], which already asks for [`Action::ConnectServer`]. The driver
-//! owns the sockets and a clock, listens on the configured P2P port, and picks a [`LinkId`] for
-//! every peer connection, dialled or accepted. Inputs, each taking `now`:
-//! - server link: [`handle_server_connected`](Client::handle_server_connected),
-//!   [`handle_server_connect_failed`](Client::handle_server_connect_failed),
-//!   [`handle_server_bytes`](Client::handle_server_bytes),
-//!   [`handle_server_closed`](Client::handle_server_closed);
-//! - peer links: [`handle_dialed`](Client::handle_dialed),
-//!   [`handle_dial_failed`](Client::handle_dial_failed),
-//!   [`handle_accepted`](Client::handle_accepted), [`handle_link_bytes`](Client::handle_link_bytes),
-//!   [`handle_link_closed`](Client::handle_link_closed);
-//! - both: [`handle_written`](Client::handle_written), [`handle_timeout`](Client::handle_timeout);
-//! - the user: [`send`](Client::send), [`logout`](Client::logout).
-//!
-//! After any input, drain [`poll_transmit`](Client::poll_transmit), then
-//! [`poll_action`](Client::poll_action) (closes come after the bytes polled before them), then
-//! [`poll_event`](Client::poll_event), and re-arm the timer from
-//! [`poll_timeout`](Client::poll_timeout). Handling the returned deadline always makes progress;
-//! calling `handle_timeout` early does nothing.
+//! How to drive it, and the ordering rules every host follows, are on [`Client`].
 
 mod config;
 mod files;
@@ -58,6 +38,82 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LinkId(pub u64);
 
+/// One user's side of Breeze: login and presence over the server link, chat and files over
+/// direct channels or the relay, exactly once and in order per peer.
+///
+/// # How to drive me
+///
+/// The host owns the sockets, the clock and the disk; the core owns every protocol decision.
+/// It listens on the configured P2P port (unless direct channels are off), picks a [`LinkId`]
+/// for every peer connection, dialled or accepted, and passes `now` to every input. Construct
+/// with [`Client::new`], which already asks for [`Action::ConnectServer`].
+///
+/// **Getters** never change state: [`user`](Client::user), [`config`](Client::config),
+/// [`is_logged_in`](Client::is_logged_in), [`is_stopped`](Client::is_stopped),
+/// [`peers`](Client::peers), [`route_to`](Client::route_to),
+/// [`unacknowledged`](Client::unacknowledged), [`link_count`](Client::link_count),
+/// [`public_key`](Client::public_key), [`peer_key`](Client::peer_key).
+///
+/// **`handle_*` inputs**, what the host saw happen:
+/// - the server link: [`handle_server_connected`](Client::handle_server_connected),
+///   [`handle_server_connect_failed`](Client::handle_server_connect_failed),
+///   [`handle_server_bytes`](Client::handle_server_bytes) (or
+///   [`handle_server_buffer`](Client::handle_server_buffer) to hand over the read buffer),
+///   [`handle_server_closed`](Client::handle_server_closed);
+/// - peer links: [`handle_dialed`](Client::handle_dialed),
+///   [`handle_dial_failed`](Client::handle_dial_failed),
+///   [`handle_accepted`](Client::handle_accepted),
+///   [`handle_link_bytes`](Client::handle_link_bytes) (or
+///   [`handle_link_buffer`](Client::handle_link_buffer)),
+///   [`handle_link_closed`](Client::handle_link_closed);
+/// - both: [`handle_written`](Client::handle_written), [`handle_timeout`](Client::handle_timeout);
+/// - the disk, answering file actions: [`handle_file_read`](Client::handle_file_read) (or
+///   [`handle_file_payload`](Client::handle_file_payload) with a file span),
+///   [`handle_file_read_failed`](Client::handle_file_read_failed),
+///   [`handle_file_written`](Client::handle_file_written),
+///   [`handle_file_write_failed`](Client::handle_file_write_failed),
+///   [`handle_file_verified`](Client::handle_file_verified).
+///
+/// **Mutators**, what the user or the host decides: [`send`](Client::send),
+/// [`logout`](Client::logout), [`reconnect`](Client::reconnect),
+/// [`set_direct_channels`](Client::set_direct_channels), [`offer_file`](Client::offer_file),
+/// [`accept_file`](Client::accept_file), [`decline_file`](Client::decline_file),
+/// [`cancel_file`](Client::cancel_file). They are inputs too: drain after them.
+///
+/// **`poll_*` outputs**: [`poll_transmit`](Client::poll_transmit) (bytes to write),
+/// [`poll_action`](Client::poll_action) (IO to perform), [`poll_event`](Client::poll_event)
+/// (what to show), [`poll_timeout`](Client::poll_timeout) (when to call `handle_timeout`).
+///
+/// # Ordering rules
+///
+/// These hold for [`Server`](crate::Server) too; other docs point here.
+/// 1. After any input or mutator, drain `poll_transmit` until it is empty, then take one
+///    `poll_action`. Answering an action inline (a connect that succeeds at once, a read from
+///    memory) is a new input: go back to `poll_transmit` before the next action. Stop when
+///    both are empty.
+/// 2. Write each destination's transmits in the order polled. A close action
+///    ([`Action::CloseServer`], [`Action::CloseLink`]) comes after the transmits polled before
+///    it, which are its last words: write them, then close.
+/// 3. Then drain `poll_event`. Events only report; the protocol never waits for the host to
+///    read them. Messages from one sender come in the order sent, each once.
+/// 4. Then re-arm the timer from `poll_timeout` (see there for a host that keeps one timer).
+///
+/// Every `ConnectServer` and `Dial` is answered by exactly one success or failure input, in
+/// bounded time; file actions by their `handle_file_*` answer, in the order asked.
+///
+/// # A chat-only host
+///
+/// With [`ClientConfig::direct_channels`] off the core never asks to dial and closes accepted
+/// links at once, so the host needs no listener and no dialling; the peers it chats with
+/// relay through the server. File actions only follow [`offer_file`](Client::offer_file) or
+/// [`accept_file`](Client::accept_file), so a host that calls neither ignores
+/// [`Event::File`] and never sees a file action; and a host that never hands the core file
+/// spans only ever gets bytes to write
+/// ([`Transmit::unwrap_bytes`](crate::Transmit::unwrap_bytes)).
+///
+/// The core never reads a clock, touches a socket or a file, or draws randomness other than
+/// from the seed given to [`Client::new`]; it encrypts every link itself. A misbehaving peer
+/// closes only its own link.
 pub struct Client {
     config: ClientConfig,
     /// This profile's static key: what it proves on every handshake, and what its peers seal
@@ -99,8 +155,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client with the profile key `identity` and randomness from `seed`; it asks to
-    /// connect to the server at once.
+    /// A client with the profile key `identity`, which it proves on every handshake. `seed`
+    /// is the only source of randomness (handshake keys, backoff jitter, message epochs): give
+    /// each process a fresh one. It asks to connect to the server at once.
     pub fn new(config: ClientConfig, identity: IdentityKey, seed: [u8; 32], now: Instant) -> Self {
         let mut rng = SeededRng::from_seed(seed);
         let epoch = rng.next_u64();
@@ -134,14 +191,18 @@ impl Client {
 
     // ---- getters ----------------------------------------------------------------------------
 
+    /// Who this client logs in as.
     pub fn user(&self) -> &UserName {
         &self.config.user
     }
 
+    /// The configuration in force (direct channels may have been switched since `new`).
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
 
+    /// The server accepted the login and the link is up. The online list may still be on its
+    /// way: [`Event::PresenceComplete`] says when it is all there.
     pub fn is_logged_in(&self) -> bool {
         self.server.is_online()
     }
@@ -151,8 +212,8 @@ impl Client {
         matches!(self.server, ServerLink::Stopped)
     }
 
-    /// Every known user with whether the server lists them online and the route to them.
-    /// Every known user, in name order.
+    /// Every known user, in name order, with whether the server lists them online and the
+    /// route messages to them take now.
     pub fn peers(&self) -> impl Iterator<Item = (&UserName, bool, Route)> {
         let mut peers: Vec<_> = self
             .peers
@@ -163,6 +224,7 @@ impl Client {
         peers.into_iter()
     }
 
+    /// The route messages to `peer` take now; `None` for a user never heard of.
     pub fn route_to(&self, peer: &UserName) -> Option<Route> {
         self.peers.get(peer).map(Peer::route)
     }
@@ -179,7 +241,8 @@ impl Client {
 
     // ---- inputs: peer links (server link inputs live in server_link.rs) ---------------------
 
-    /// The host wrote `bytes` of what it polled for `to`.
+    /// The host wrote `bytes` of what it polled for `to`: frees that much of the output bound,
+    /// which may let file chunks waiting for room go out.
     pub fn handle_written(&mut self, to: Destination, bytes: usize) {
         self.outbound.written(to, bytes);
         if !self.outgoing.is_empty() {
@@ -187,6 +250,9 @@ impl Client {
         }
     }
 
+    /// The deadline from [`poll_timeout`](Client::poll_timeout) has come: heartbeats,
+    /// retransmissions, redials, reconnects and file retries that are due happen. Called
+    /// early, nothing that is not due happens.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.server_timeout(now);
         self.links_timeout(now);
@@ -243,22 +309,36 @@ impl Client {
 
     // ---- outputs ----------------------------------------------------------------------------
 
+    /// The next bytes to write, to the server or one peer link (see the ordering rules on
+    /// [`Client`]).
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit<Destination>> {
         self.outbound.poll_transmit()
     }
 
+    /// The next IO for the host to perform: connect, dial, close, read or write a file.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
+    /// The next thing to tell the user.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    /// When to call [`handle_timeout`](Client::handle_timeout) next.
+    /// When to call [`handle_timeout`](Client::handle_timeout) next; `None`: not before the
+    /// next input.
+    ///
+    /// The deadline moves, earlier or later, after nearly every input (a frame sent pushes a
+    /// heartbeat back). A host may keep one timer and move it only when the deadline becomes
+    /// earlier, provided that whenever the timer fires it calls `handle_timeout` and then
+    /// re-arms from this, whatever it returns: an early `handle_timeout` does nothing that is
+    /// not due, and a deadline that moved later is picked up then, so none is missed. The
+    /// deadline may also be earlier than anything due (it is kept cheap to compute), which
+    /// costs one early `handle_timeout`. Handling the returned deadline always does what was
+    /// due, so the next deadline is later: no busy loop.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [

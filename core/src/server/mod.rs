@@ -1,26 +1,9 @@
 //! The server state machine: accounts are checked by the host, everything else happens here.
 //!
-//! # How to drive me
-//!
-//! The driver owns the sockets and a clock, and picks a [`ConnId`] for every accepted
-//! connection. It feeds the core with the `handle_*` inputs, each taking `now`:
-//! [`handle_connected`](Server::handle_connected), [`handle_bytes`](Server::handle_bytes),
-//! [`handle_written`](Server::handle_written), [`handle_disconnected`](Server::handle_disconnected),
-//! [`handle_login_checked`](Server::handle_login_checked),
-//! [`handle_offline_loaded`](Server::handle_offline_loaded) and
-//! [`handle_timeout`](Server::handle_timeout).
-//!
-//! After any input, drain the outputs in this order, then re-arm the timer:
-//! 1. [`poll_transmit`](Server::poll_transmit): bytes to write, per connection, in order;
-//! 2. [`poll_action`](Server::poll_action): closes (after the bytes polled before them are
-//!    written), credential checks and offline-store work; their answers are new inputs, so
-//!    after answering one inline, go back to step 1 before taking the next action;
-//! 3. [`poll_event`](Server::poll_event): things to log;
-//! 4. [`poll_timeout`](Server::poll_timeout): when to call `handle_timeout` next.
-//!
-//! Getters ([`stats`](Server::stats), [`online`](Server::online)) never change state. The core
-//! never reads a clock, touches a socket or a file, or draws randomness other than from the seed
-//! given to [`Server::new`]. A protocol error closes only the connection that caused it.
+//! One file per job: `login.rs` (hello, login, the host's verdict), `relay.rs` (chat,
+//! acknowledgements, files, the offline store), `presence.rs` (who is online, introductions),
+//! `sweep.rs` (heartbeats and deadlines), `connection.rs` (one connection's life). How to
+//! drive it is on [`Server`].
 
 mod config;
 mod connection;
@@ -54,6 +37,44 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
+/// The Breeze server: login, presence and introductions, the relay, and the offline store's
+/// logic (the host keeps the store and the accounts).
+///
+/// # How to drive me
+///
+/// The host owns the sockets, a clock, the account store and the offline store, and picks a
+/// [`ConnId`] for every accepted connection; every input takes `now`.
+///
+/// **Getters** never change state: [`config`](Server::config),
+/// [`public_key`](Server::public_key), [`stats`](Server::stats), [`online`](Server::online),
+/// [`pending_output`](Server::pending_output), [`check_invariants`](Server::check_invariants).
+///
+/// **`handle_*` inputs**, what the host saw happen:
+/// - sockets: [`handle_connected`](Server::handle_connected),
+///   [`handle_bytes`](Server::handle_bytes) (or [`handle_buffer`](Server::handle_buffer) to
+///   hand over the read buffer), [`handle_written`](Server::handle_written),
+///   [`handle_disconnected`](Server::handle_disconnected);
+/// - answers to actions: [`handle_login_checked`](Server::handle_login_checked),
+///   [`handle_offline_loaded`](Server::handle_offline_loaded),
+///   [`handle_offline_stored`](Server::handle_offline_stored);
+/// - the clock: [`handle_timeout`](Server::handle_timeout).
+///
+/// **Mutators**, what the operator decides: [`kick`](Server::kick),
+/// [`shutdown`](Server::shutdown). They are inputs too: drain after them.
+///
+/// **`poll_*` outputs**: [`poll_transmit`](Server::poll_transmit) (bytes to write, per
+/// connection, in order), [`poll_action`](Server::poll_action) (closes, credential checks,
+/// offline-store work), [`poll_event`](Server::poll_event) (what to log),
+/// [`poll_timeout`](Server::poll_timeout) (when to call `handle_timeout`).
+///
+/// Drain and order them by the [ordering rules](crate::Client#ordering-rules), the same for
+/// both cores: transmits, then one action at a time (an answer given inline is a new input),
+/// then events, then the timer. Every [`Action::CheckLogin`], [`Action::LoadOffline`] and
+/// [`Action::StoreOffline`] wants its answer, in any order and at any later time.
+///
+/// The core never reads a clock, touches a socket or a file, or draws randomness other than
+/// from the seed given to [`Server::new`]; it encrypts every connection itself. A protocol
+/// error closes only the connection that caused it.
 pub struct Server {
     config: ServerConfig,
     /// The server's static key: what clients pin, and what proves this server is theirs.
@@ -76,8 +97,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server with the static key `identity` (kept by the host in its data directory) and
-    /// randomness from `seed`.
+    /// A server with no connections and the static key `identity` (kept by the host in its
+    /// data directory), which clients pin. `seed` is the only source of randomness (handshake
+    /// keys): give each process a fresh one.
     pub fn new(config: ServerConfig, identity: IdentityKey, seed: [u8; 32]) -> Self {
         let mut rng = SeededRng::from_seed(seed);
         let hash = SeededState::new(rng.next_u64());
@@ -101,6 +123,7 @@ impl Server {
 
     // ---- getters ----------------------------------------------------------------------------
 
+    /// The configuration in force.
     pub fn config(&self) -> &ServerConfig {
         &self.config
     }
@@ -110,6 +133,7 @@ impl Server {
         self.identity.public()
     }
 
+    /// Counters since start, and the connections and sessions open now.
     pub fn stats(&self) -> Stats {
         Stats {
             connections: self.conns.len(),
@@ -126,7 +150,7 @@ impl Server {
         })
     }
 
-    /// Bytes queued or unwritten for one connection.
+    /// Bytes queued or unwritten for one connection: what counts against its output bound.
     pub fn pending_output(&self, conn: ConnId) -> usize {
         self.outbound.pending(conn)
     }
@@ -265,22 +289,32 @@ impl Server {
 
     // ---- outputs ----------------------------------------------------------------------------
 
+    /// The next bytes to write to one connection (see the ordering rules on [`Server`]).
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit<ConnId>> {
         self.outbound.poll_transmit()
     }
 
+    /// The next work for the host: close a socket, check a login, use the offline store.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
+    /// The next thing worth logging.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    /// When to call [`handle_timeout`](Server::handle_timeout); `None` while idle.
+    /// When to call [`handle_timeout`](Server::handle_timeout); `None` while no connection is
+    /// open.
+    ///
+    /// The server keeps one periodic sweep, so this only moves when the first connection opens
+    /// or the last one closes, and after each sweep. The same rule as
+    /// [`Client::poll_timeout`](crate::Client::poll_timeout) holds: a host that moves its
+    /// timer only when the deadline becomes earlier, and re-arms from here whenever the timer
+    /// fires, misses nothing, since an early `handle_timeout` does nothing.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next_sweep
