@@ -3,9 +3,13 @@
 use crate::rng::SeededRng;
 use std::time::Duration;
 
+/// How long to wait before retrying something that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffPolicy {
+    /// The wait after the first failure.
     pub first: Duration,
+    /// The longest wait, however many failures: a peer or server back after an outage is
+    /// found within this.
     pub max: Duration,
 }
 
@@ -17,6 +21,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// No failures yet.
     pub fn new(policy: BackoffPolicy) -> Self {
         Backoff {
             policy,
@@ -35,6 +40,7 @@ impl Backoff {
         rng.jitter_half(exp.min(self.policy.max))
     }
 
+    /// The attempt succeeded: the next failure waits `first` again.
     pub fn reset(&mut self) {
         self.failures = 0;
     }

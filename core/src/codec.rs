@@ -24,7 +24,12 @@ pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 #[non_exhaustive]
 pub enum DecodeError {
     /// The prefix announced more than the limit.
-    FrameTooLarge { len: usize, max: usize },
+    FrameTooLarge {
+        /// The length announced.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The payload is not a valid message of the expected family.
     Malformed,
 }
@@ -157,7 +162,9 @@ pub fn decode_each<T: DeserializeOwned, S>(
 /// Why a message could not be encoded (too big for the frame limit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodeError {
+    /// The frame's encoded length.
     pub len: usize,
+    /// The frame limit.
     pub max: usize,
 }
 
@@ -332,6 +339,7 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
+    /// A decoder that refuses frames over `max_frame` bytes from their prefix alone.
     pub fn new(max_frame: usize) -> Self {
         FrameDecoder {
             partial: Vec::new(),

@@ -111,6 +111,8 @@
 //! assert_eq!(received, Some((name("alice"), "hi bob".to_string(), Via::Direct)));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod backoff;
 pub mod client;
 pub mod codec;

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 /// by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heartbeat {
+    /// Send a ping after this long without sending anything.
     pub interval: Duration,
+    /// Declare the link dead after this long without hearing anything; several intervals, so
+    /// one lost ping is no reason.
     pub dead_after: Duration,
 }
 
@@ -31,6 +34,7 @@ pub struct Liveness {
 }
 
 impl Liveness {
+    /// A link that just opened: it counts as having sent and heard now.
     pub fn new(now: Instant) -> Self {
         Liveness {
             last_rx: now,
@@ -38,10 +42,12 @@ impl Liveness {
         }
     }
 
+    /// Something arrived: the link is alive.
     pub fn received(&mut self, now: Instant) {
         self.last_rx = self.last_rx.max(now);
     }
 
+    /// Something was sent: no ping is due for an interval.
     pub fn sent(&mut self, now: Instant) {
         self.last_tx = self.last_tx.max(now);
     }
@@ -56,6 +62,7 @@ impl Liveness {
         self.last_rx + heartbeat.dead_after
     }
 
+    /// The earlier of the two: when this link next needs attention.
     pub fn next_deadline(&self, heartbeat: &Heartbeat) -> Instant {
         self.ping_at(heartbeat).min(self.dead_at(heartbeat))
     }

@@ -8,22 +8,27 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::time::Duration;
 
+/// A deterministic random stream: the same seed, the same protocol run.
 #[derive(Debug, Clone)]
 pub struct SeededRng(ChaCha20Rng);
 
 impl SeededRng {
+    /// The stream for a host's 32-byte seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
         SeededRng(ChaCha20Rng::from_seed(seed))
     }
 
+    /// The stream for a short seed: tests and the simulator.
     pub fn from_u64(seed: u64) -> Self {
         SeededRng(ChaCha20Rng::seed_from_u64(seed))
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }
 
+    /// 32 random bytes: a nonce or a pair secret.
     pub fn bytes32(&mut self) -> [u8; 32] {
         let mut out = [0u8; 32];
         self.0.fill_bytes(&mut out);

@@ -55,8 +55,11 @@ static SPAN_STAND_IN: [u8; MAX_SPAN_IN_FRAME] = [0; MAX_SPAN_IN_FRAME];
 /// to the core, which the driver that made it knows how to write from.
 #[derive(Clone)]
 pub struct FileSpan {
+    /// The host's open file, opaque to the core.
     pub file: Arc<dyn Any + Send + Sync>,
+    /// Where in the file the span starts.
     pub offset: u64,
+    /// How many bytes it covers.
     pub len: usize,
 }
 
@@ -103,11 +106,14 @@ impl Eq for FileSpan {}
 /// Bytes for a connection, or a chunk's data: in memory, or still in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
+    /// Bytes in memory.
     Bytes(Bytes),
+    /// A span of a file the host has open, for the driver to write from the file itself.
     File(FileSpan),
 }
 
 impl Payload {
+    /// How many bytes this stands for, in memory or in the file.
     pub fn len(&self) -> usize {
         match self {
             Payload::Bytes(bytes) => bytes.len(),
@@ -115,6 +121,7 @@ impl Payload {
         }
     }
 
+    /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

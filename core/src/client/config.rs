@@ -7,6 +7,8 @@ use crate::secure::PublicKey;
 use crate::wire::UserName;
 use std::time::Duration;
 
+/// Everything a client is told at construction: who it is, whom it trusts, and the timing and
+/// bounds that suit a LAN. Start from [`ClientConfig::new`] and change what differs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
@@ -17,14 +19,19 @@ pub struct ClientConfig {
     pub server_key: Option<PublicKey>,
     /// The keys of peers met before (from the profile), to notice when one changes.
     pub peer_keys: Vec<(UserName, PublicKey)>,
+    /// The account to log in as.
     pub user: UserName,
+    /// Sent to the server at every login, inside the encrypted channel, only there.
     pub password: String,
     /// Create the account on first login (if the server allows it).
     pub register: bool,
     /// The port this client listens on for peers; advertised to the server at login.
     pub p2p_port: u16,
-    /// Open direct channels to peers. Off means everything goes through the server relay.
+    /// Open direct channels to peers. Off means everything goes through the server relay: the
+    /// core never asks to dial, closes accepted links at once, and advertises no P2P port.
+    /// [`Client::set_direct_channels`](super::Client::set_direct_channels) changes it later.
     pub direct_channels: bool,
+    /// Heartbeat timing on the server link and every peer link.
     pub heartbeat: Heartbeat,
     /// A peer link must finish its authenticated setup within this.
     pub setup_timeout: Duration,
@@ -42,11 +49,15 @@ pub struct ClientConfig {
     /// Off, for a host that decides itself (its own policy, a "reconnect" button): the client
     /// then waits for [`Client::reconnect`](super::Client::reconnect).
     pub auto_reconnect: bool,
+    /// How long to wait between attempts to reach the server.
     pub reconnect: BackoffPolicy,
+    /// How long to wait between attempts to open a direct channel to a peer.
     pub redial: BackoffPolicy,
+    /// The largest frame sent or accepted, checked from the length prefix.
     pub max_frame: usize,
     /// Bytes queued or unwritten per link before it is dropped as a slow consumer.
     pub max_pending_output: usize,
+    /// The longest chat message `send` takes, and a peer may send (the server has its own).
     pub max_text_len: usize,
     /// Unacknowledged messages per recipient; `send` refuses more.
     pub max_outbox: usize,
@@ -77,6 +88,8 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// The defaults for `user`, listening for peers on `p2p_port`, trusting the server's key
+    /// on first use.
     pub fn new(user: UserName, password: impl Into<String>, p2p_port: u16) -> Self {
         ClientConfig {
             server_key: None,

@@ -15,7 +15,9 @@ use std::time::Duration;
 /// Where a [`Transmit`](crate::Transmit) goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Destination {
+    /// The client's one server connection (whichever socket is current).
     Server,
+    /// A peer link, by the id the host picked for it.
     Peer(LinkId),
 }
 
@@ -31,10 +33,18 @@ pub enum Action {
     /// Close the server connection once the transmits already polled for it are written.
     CloseServer,
     /// Open a TCP connection to `peer` at `addr`, pick a [`LinkId`] for it and answer with
-    /// `handle_dialed`, or `handle_dial_failed`.
-    Dial { peer: UserName, addr: SocketAddr },
+    /// `handle_dialed`, or `handle_dial_failed`. Never asked for while direct channels are off.
+    Dial {
+        /// Who the link is for: `handle_dialed` names it again.
+        peer: UserName,
+        /// Where the server's introduction says the peer listens.
+        addr: SocketAddr,
+    },
     /// Close a peer link once the transmits already polled for it are written.
-    CloseLink { link: LinkId },
+    CloseLink {
+        /// The link to close.
+        link: LinkId,
+    },
     /// Read `len` bytes at `offset` of the file offered as `id`; answer with
     /// `handle_file_read` (fewer bytes only at the end of the file) or
     /// `handle_file_read_failed`, in the order the reads were asked for.
@@ -45,22 +55,35 @@ pub enum Action {
     /// bytes off a socket pays for bringing the file's pages in, and that should not be the
     /// server everyone shares.
     ReadFile {
+        /// The transfer, as the host's offer named it.
         id: TransferId,
+        /// Where in the file the read starts.
         offset: u64,
+        /// How many bytes to read (fewer only at the end of the file).
         len: usize,
+        /// The chunks go over a direct channel, so a file span may answer instead of bytes.
         direct: bool,
     },
     /// Write `data` at `offset` of the file `from` is sending as `id` (to a temporary name);
     /// answer with `handle_file_written` or `handle_file_write_failed`. Writes come in order.
     WriteFile {
+        /// The sender, which with `id` names the transfer.
         from: UserName,
+        /// The transfer, unique per sender.
         id: TransferId,
+        /// Where in the file the data goes; writes come in order, without gaps.
         offset: u64,
+        /// The chunk's bytes, a slice of what the transport read (no copy).
         data: Bytes,
     },
     /// Every byte is written: check the file against the offered hash, and only then give
     /// it its real name; answer with `handle_file_verified`.
-    VerifyFile { from: UserName, id: TransferId },
+    VerifyFile {
+        /// The sender, which with `id` names the transfer.
+        from: UserName,
+        /// The transfer.
+        id: TransferId,
+    },
 }
 
 /// The way messages to a peer go now.
@@ -97,10 +120,15 @@ impl fmt::Display for Via {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RouteReason {
+    /// A dial to the peer started: the route is `Connecting`, messages still go by relay.
     Dialing,
+    /// A direct channel was authenticated: the route is `Direct`.
     ChannelUp,
+    /// The dial or the channel's setup failed: back to `Relay`, and a redial after a backoff.
     DialFailed,
+    /// The direct channel ended; what it carried unacknowledged goes again by relay.
     ChannelLost(LinkError),
+    /// The server says the peer is offline.
     PeerOffline,
 }
 
@@ -120,18 +148,26 @@ impl fmt::Display for RouteReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LinkError {
+    /// The peer's bytes did not decode.
     Decode(ErrorCode),
+    /// The peer speaks another protocol version.
     UnsupportedVersion {
+        /// The version it speaks.
         theirs: u16,
     },
     /// The peer could not prove it holds the secret the server gave this pair.
     SetupFailed,
     /// No introduction for the claimed peer arrived before the setup deadline.
     UnknownPeer,
+    /// The peer took longer than `setup_timeout` to authenticate.
     SetupTimeout,
+    /// The peer sent nothing for longer than the heartbeat allows.
     Idle,
+    /// The peer reads too slowly: its output bound filled.
     SlowConsumer,
+    /// The peer sent a frame that makes no sense at this point.
     UnexpectedFrame,
+    /// The peer sent a chat message longer than `max_text_len`.
     TextTooLong,
     /// The peer closed the connection (or said goodbye).
     Closed,
@@ -139,6 +175,7 @@ pub enum LinkError {
     Remote(ErrorCode),
     /// A second channel to the same peer won the tie-break.
     Replaced,
+    /// More links than `max_links` were open.
     TooManyLinks,
     /// The encrypted channel could not be set up: the peer could not prove the key the
     /// server introduced it with, or sent a garbled, replayed or forged handshake.
@@ -209,18 +246,28 @@ impl std::error::Error for LinkError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ServerLinkError {
+    /// The host could not connect.
     ConnectFailed,
+    /// The server closed the connection.
     Closed,
+    /// The server sent nothing for longer than the heartbeat allows.
     Idle,
+    /// The server did not answer hello and login within `login_timeout`.
     LoginTimeout,
+    /// The server's bytes did not decode.
     Decode(ErrorCode),
+    /// The server speaks another protocol version.
     UnsupportedVersion {
+        /// The version it speaks.
         theirs: u16,
     },
+    /// The server sent a frame that makes no sense at this point.
     UnexpectedFrame,
     /// The server reported an error.
     Remote(ErrorCode),
+    /// The server is going down; it may come back.
     ShuttingDown,
+    /// The server reads too slowly: the output bound filled.
     SlowConsumer,
     /// A transient refusal (busy, rate-limited).
     Refused(LoginRefusal),
@@ -261,9 +308,13 @@ impl std::error::Error for ServerLinkError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
+    /// A message to oneself: nobody would acknowledge it.
     ToSelf,
+    /// Longer than `max_text_len`, which the peer and the server refuse too.
     TextTooLong {
+        /// The message's length in bytes.
         len: usize,
+        /// The limit in bytes.
         max: usize,
     },
     /// Too many unacknowledged messages to this recipient already.
@@ -291,11 +342,15 @@ impl std::error::Error for SendError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FileError {
+    /// A file to oneself: nobody would receive it.
     ToSelf,
+    /// Logged out, kicked or refused: this client transfers nothing more.
     Stopped,
     /// A transfer with this id is still going on.
     DuplicateId,
+    /// More than `max_transfers` are active in this direction.
     TooManyTransfers,
+    /// No transfer with this peer and id is known (or it was forgotten).
     UnknownTransfer,
     /// The transfer was already answered.
     NotOffered,
@@ -322,7 +377,9 @@ impl std::error::Error for FileError {}
 pub enum FileFailure {
     /// The receiver is offline (files are not stored on the server).
     PeerOffline,
+    /// The host could not read the file: the transfer is cancelled.
     ReadFailed,
+    /// The host could not write the file: the transfer is cancelled, the partial file kept.
     WriteFailed,
     /// The sender went silent mid-transfer (gone, or no route to it) for longer than
     /// `ClientConfig::file_stall`; the bytes received so far are kept for a resume.
@@ -348,11 +405,14 @@ impl fmt::Display for FileFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
+    /// The server accepted the login; the online list follows (see `PresenceComplete`).
     LoggedIn {
+        /// Who is logged in.
         user: UserName,
     },
     /// The login was refused for good (wrong password, name taken…): the client stops.
     LoginFailed {
+        /// Why, as the server said it.
         reason: LoginRefusal,
     },
     /// The server connection is gone. The client connects again by itself after `retry_in`;
@@ -366,10 +426,14 @@ pub enum Event {
     },
     /// The server ended this session; the client stops.
     Kicked {
+        /// Why, as the server said it.
         reason: KickReason,
     },
+    /// A user came online or went offline, as the server says.
     Presence {
+        /// Who.
         user: UserName,
+        /// Online now.
         online: bool,
     },
     /// The server's whole online list has arrived after a login: every `Presence` event it
@@ -379,65 +443,94 @@ pub enum Event {
         /// Other users the list holds.
         online: usize,
     },
+    /// The route to a peer changed.
     Route {
+        /// The peer.
         peer: UserName,
+        /// The route messages to it take from now on.
         route: Route,
+        /// Why it changed.
         reason: RouteReason,
     },
+    /// A chat message, released in order and exactly once per sender.
     Message {
+        /// The sender.
         from: UserName,
+        /// The sender's id for it, as `Delivered` reports it on the sender's side.
         id: MessageId,
+        /// What the sender wrote.
         text: String,
+        /// How it arrived.
         route: Via,
     },
+    /// The recipient acknowledged a message: it will not be sent again.
     Delivered {
+        /// The recipient.
         to: UserName,
+        /// The id `send` returned.
         id: MessageId,
+        /// How it went: `Relay` also for a message the server stored and delivered later.
         route: Via,
     },
     /// The recipient is offline; the server stored the message for their next login.
     Stored {
+        /// The recipient.
         to: UserName,
+        /// The id `send` returned.
         id: MessageId,
     },
     /// The server gave up on a message: it will never be delivered.
     Undeliverable {
+        /// The recipient.
         to: UserName,
+        /// The id `send` returned.
         id: MessageId,
+        /// Why the server gave up.
         reason: Undeliverable,
     },
     /// A file transfer moved on; one variant per step (see [`FileEvent`]).
     File(FileEvent),
     /// A peer link was refused or dropped for misbehaving (not for ordinary loss).
     PeerRejected {
+        /// Who the link claimed to be with, if it got that far.
         claimed: Option<UserName>,
+        /// What it did wrong.
         error: LinkError,
     },
+    /// `logout` finished: the client stops.
     LoggedOut,
     /// First contact with a server no key was pinned for: this is its key. The host pins it
     /// (stores it in the profile) so that later connections accept only this key.
     ServerKeyLearned {
+        /// The key to pin.
         key: PublicKey,
     },
     /// The server presented a key other than the pinned one. Nothing was sent (not even the
     /// user name, let alone the password) and the client stops: someone may be impersonating
     /// the server, or its key was replaced, which only the user may accept.
     ServerKeyChanged {
+        /// The key pinned earlier.
         pinned: PublicKey,
+        /// The key this server holds now.
         presented: PublicKey,
     },
     /// The server vouched for a key of `user` that this client had not seen before: the host
     /// remembers it, to notice a change later.
     PeerKeyLearned {
+        /// Whose key.
         user: UserName,
+        /// The key to remember.
         key: PublicKey,
     },
     /// `user` now has a key other than the one remembered: a new profile or device, or someone
     /// impersonating them. The new key is used from now on (the server vouches for it); the
     /// user should compare fingerprints (`verify`) before trusting it.
     PeerKeyChanged {
+        /// Whose key.
         user: UserName,
+        /// The key remembered.
         old: PublicKey,
+        /// The key the server vouches for now.
         new: PublicKey,
     },
 }
@@ -449,47 +542,77 @@ pub enum Event {
 pub enum FileEvent {
     /// `from` offers a file; answer with `accept_file` or `decline_file`.
     Offered {
+        /// The sender.
         from: UserName,
+        /// The sender's id for the transfer: answer with it.
         id: TransferId,
+        /// The file's name, already safe to use as a file name.
         name: FileName,
+        /// Its size in bytes.
         size: u64,
+        /// Its BLAKE3 hash, which the host checks the received file against.
         hash: [u8; 32],
     },
+    /// The receiver accepted one of our offers.
     Accepted {
+        /// The receiver.
         to: UserName,
+        /// The transfer.
         id: TransferId,
+        /// Where the receiver wants the data to start (what it already holds).
         offset: u64,
     },
+    /// The receiver declined one of our offers.
     Declined {
+        /// The receiver.
         to: UserName,
+        /// The transfer.
         id: TransferId,
     },
     /// The peer cancelled.
     Cancelled {
+        /// The other side.
         peer: UserName,
+        /// The transfer.
         id: TransferId,
+        /// Which way it was going.
         direction: Direction,
     },
     /// `bytes` of `size` are through (accepted by the receiver, or written here).
     Progress {
+        /// The other side.
         peer: UserName,
+        /// The transfer.
         id: TransferId,
+        /// Which way it goes.
         direction: Direction,
+        /// Bytes through so far.
         bytes: u64,
+        /// The file's size.
         size: u64,
+        /// The route the latest chunks took.
         route: Via,
     },
     /// The transfer is complete; `verified` is false when the content hash did not match.
     Done {
+        /// The other side.
         peer: UserName,
+        /// The transfer.
         id: TransferId,
+        /// Which way it went.
         direction: Direction,
+        /// The received file matched the offered hash.
         verified: bool,
     },
+    /// The transfer ended without completing.
     Failed {
+        /// The other side.
         peer: UserName,
+        /// The transfer.
         id: TransferId,
+        /// Which way it was going.
         direction: Direction,
+        /// Why.
         failure: FileFailure,
     },
 }

@@ -166,6 +166,7 @@ impl Client {
         self.finish(now);
     }
 
+    /// Bytes read from `link`, in any chunking: frames may be split or batched at will.
     pub fn handle_link_bytes(&mut self, link: LinkId, bytes: &[u8], now: Instant) {
         self.on_link_input(link, Input::Slice(bytes), now);
     }

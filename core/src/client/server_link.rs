@@ -54,6 +54,8 @@ impl ServerLink {
 }
 
 impl Client {
+    /// The host connected to the server, as [`Action::ConnectServer`] asked: hello and login go
+    /// out at once.
     pub fn handle_server_connected(&mut self, now: Instant) {
         if !matches!(self.server, ServerLink::Connecting) {
             // Logged out while the host was connecting.
@@ -98,6 +100,8 @@ impl Client {
         self.finish(now);
     }
 
+    /// The host could not connect to the server: the next attempt follows the backoff (or
+    /// waits for [`reconnect`](Client::reconnect) with automatic reconnect off).
     pub fn handle_server_connect_failed(&mut self, now: Instant) {
         if matches!(self.server, ServerLink::Connecting) {
             self.wait_to_reconnect(ServerLinkError::ConnectFailed, now);
@@ -105,6 +109,7 @@ impl Client {
         self.finish(now);
     }
 
+    /// Bytes read from the server, in any chunking: frames may be split or batched at will.
     pub fn handle_server_bytes(&mut self, bytes: &[u8], now: Instant) {
         self.on_server_input(Input::Slice(bytes), now);
     }
@@ -206,6 +211,8 @@ impl Client {
         self.finish(now);
     }
 
+    /// The server socket closed (or failed) on its own: everything that went to the relay
+    /// unacknowledged goes again once a route is up.
     pub fn handle_server_closed(&mut self, now: Instant) {
         if self.server.wire_mut().is_some() {
             self.server_lost(ServerLinkError::Closed, false, now);

@@ -66,6 +66,7 @@ pub struct Inbox {
 }
 
 impl Inbox {
+    /// An empty inbox that holds at most `max_held` early arrivals per sender.
     pub fn new(max_held: usize) -> Self {
         Inbox {
             epochs: Vec::new(),
@@ -73,10 +74,12 @@ impl Inbox {
         }
     }
 
+    /// Early arrivals held while a gap fills.
     pub fn held(&self) -> usize {
         self.epochs.iter().map(|e| e.held.len()).sum()
     }
 
+    /// Takes a message that came by `path`: what it releases in order, and what to acknowledge.
     pub fn receive(&mut self, chat: Chat, path: Via, now: Instant) -> Receipt {
         // Sequence numbers count from 1 and never reach the end of u64; a chat claiming 0 or
         // u64::MAX is a lie (found by fuzzing), and nothing after it could be numbered.

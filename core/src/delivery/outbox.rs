@@ -8,14 +8,20 @@ use std::time::Instant;
 /// The last transmission of a pending message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
+    /// Which way it went: a failure of that way sends it again.
     pub path: Via,
+    /// When: an acknowledgement overdue from here sends it again.
     pub at: Instant,
 }
 
+/// One message waiting for its acknowledgement.
 #[derive(Debug, Clone)]
 pub struct Pending {
+    /// The id `send` returned.
     pub id: MessageId,
+    /// Its place in the sequence to this recipient.
     pub seq: u64,
+    /// What to send again.
     pub text: String,
     /// `None` until sent, and again once the path it went over failed.
     pub sent: Option<Sent>,
@@ -33,6 +39,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// An empty outbox; `epoch` names this process lifetime in every message.
     pub fn new(epoch: u64) -> Self {
         Outbox {
             epoch,
@@ -41,14 +48,17 @@ impl Outbox {
         }
     }
 
+    /// Messages not yet acknowledged.
     pub fn len(&self) -> usize {
         self.pending.len()
     }
 
+    /// Everything was acknowledged.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 
+    /// Queues a message; it takes the next sequence number.
     pub fn push(&mut self, id: MessageId, text: String) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -83,6 +93,7 @@ impl Outbox {
             .filter(|p| p.sent.is_none() && !p.held_by_server)
     }
 
+    /// The unacknowledged messages, oldest first.
     pub fn pending(&self) -> impl Iterator<Item = &Pending> {
         self.pending.iter()
     }

@@ -66,8 +66,11 @@ impl fmt::Debug for Handshake {
 
 /// A handshake that just finished: the channel's halves and who is at the other end.
 pub struct Progress {
+    /// Seals what we send.
     pub sealer: Sealer,
+    /// Opens what we receive.
     pub opener: Opener,
+    /// The static key the other side proved it holds.
     pub remote: PublicKey,
 }
 

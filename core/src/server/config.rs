@@ -5,21 +5,26 @@ use crate::codec::DEFAULT_MAX_FRAME;
 use crate::liveness::Heartbeat;
 use std::time::Duration;
 
+/// The server's timing and bounds. Start from the default and change what differs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {
+    /// Heartbeat timing on every client connection.
     pub heartbeat: Heartbeat,
     /// A new connection must finish hello and login within this (slowloris defence).
     pub login_timeout: Duration,
     /// How often connections are swept for heartbeats and deadlines. Heartbeat timing is exact
     /// to within one sweep; a sweep costs one pass over the connections.
     pub sweep_interval: Duration,
+    /// The largest frame sent or accepted, checked from the length prefix.
     pub max_frame: usize,
     /// Bytes queued or unwritten per connection before it is dropped as a slow consumer.
     pub max_pending_output: usize,
+    /// The longest chat message relayed; a longer one closes its sender's connection.
     pub max_text_len: usize,
     /// Online users per presence frame: the list is sent in pages, never one giant frame.
     pub presence_page: usize,
+    /// Connections open at once, logged in or not; more are turned away.
     pub max_connections: usize,
     /// Connections one IP address may hold open (before login included).
     pub max_connections_per_ip: usize,

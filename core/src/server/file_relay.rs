@@ -5,6 +5,8 @@ use crate::wire::TransferId;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// How much file data the relay forwards per user: a token bucket, so relayed transfers cannot
+/// crowd out everyone else's chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileRelayLimit {
     /// Sustained bytes per second of file data one user may have relayed.

@@ -11,33 +11,51 @@ use std::net::SocketAddr;
 #[must_use]
 pub enum Action {
     /// Close the socket once the transmits already polled for it are written.
-    Close { conn: ConnId },
+    Close {
+        /// The connection to close.
+        conn: ConnId,
+    },
     /// Check the credentials (or create the account when `register`), then call
     /// [`Server::handle_login_checked`](super::Server::handle_login_checked). `key` is the
     /// static key the client proved it holds in the handshake: once the password is right,
     /// the host binds it to the account (it is what peers will be told this user is).
     CheckLogin {
+        /// The connection asking; name it in the answer.
         conn: ConnId,
+        /// The account.
         user: UserName,
+        /// The password to check (or to set, with `register`). Never log it.
         password: String,
+        /// Create the account instead of checking it.
         register: bool,
+        /// The key the client proved in the handshake, to bind to the account.
         key: PublicKey,
     },
     /// Persist a message for an offline recipient, then answer with
     /// [`Server::handle_offline_stored`](super::Server::handle_offline_stored).
     StoreOffline {
+        /// The recipient, offline now.
         to: UserName,
+        /// The sender, told `Stored` once the answer says so.
         from: UserName,
+        /// The message, to hand back in `handle_offline_loaded` at the recipient's next login.
         chat: Chat,
     },
     /// Load what is stored for `user`, then call
     /// [`Server::handle_offline_loaded`](super::Server::handle_offline_loaded).
-    LoadOffline { user: UserName },
+    LoadOffline {
+        /// Who just logged in.
+        user: UserName,
+    },
     /// The recipient acknowledged: delete what it covers.
     DeleteOffline {
+        /// The recipient whose store it is.
         to: UserName,
+        /// The sender of the acknowledged messages.
         from: UserName,
+        /// Their epoch.
         epoch: u64,
+        /// Every stored message of that epoch up to this sequence number is delivered.
         through: u64,
     },
 }
@@ -46,6 +64,7 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreOutcome {
+    /// The message is safe: the sender is told it will be delivered later.
     Stored,
     /// It can never be stored (no such account, recipient full): the sender gives up.
     Undeliverable(Undeliverable),
@@ -57,32 +76,58 @@ pub enum StoreOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
+    /// A session started.
     LoggedIn {
+        /// Its connection.
         conn: ConnId,
+        /// Who.
         user: UserName,
+        /// Where peers will dial them.
         endpoint: SocketAddr,
     },
+    /// A login was refused (the client was told why).
     LoginRefused {
+        /// Its connection.
         conn: ConnId,
+        /// Who tried.
         user: UserName,
+        /// Why.
         reason: LoginRefusal,
     },
     /// The server told `a` and `b` about each other (endpoints and keys) for a direct channel.
-    Introduced { a: UserName, b: UserName },
+    Introduced {
+        /// The user who just logged in.
+        a: UserName,
+        /// A user already online.
+        b: UserName,
+    },
+    /// A session ended.
     LoggedOut {
+        /// Whose.
         user: UserName,
+        /// Why.
         reason: LogoutReason,
     },
     /// A connection was closed by the core because of what it sent (or did not send).
-    ConnectionFailed { conn: ConnId, error: ConnError },
+    ConnectionFailed {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        error: ConnError,
+    },
 }
 
+/// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LogoutReason {
+    /// The client logged out, or the server ended the session on purpose.
     Requested,
+    /// The socket closed without a goodbye.
     Disconnected,
+    /// The server kicked the user, telling the client why.
     Kicked(KickReason),
+    /// The core closed the connection for what it sent (or did not send).
     Failed(ConnError),
 }
 
@@ -91,15 +136,24 @@ pub enum LogoutReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnError {
+    /// The client's bytes did not decode.
     Decode(ErrorCode),
+    /// The client speaks another protocol version.
     UnsupportedVersion {
+        /// The version it speaks.
         theirs: u16,
     },
+    /// The client sent a frame not allowed at this point.
     UnexpectedFrame,
+    /// Hello and login did not finish within `login_timeout`.
     LoginTimeout,
+    /// The client sent nothing for longer than the heartbeat allows.
     Idle,
+    /// The client reads too slowly: its output bound filled.
     SlowConsumer,
+    /// A chat message was over `max_text_len`.
     TextTooLong,
+    /// A connection limit (in all, or per address) was reached.
     TooManyConnections,
     /// The encrypted channel could not be set up: a garbled, truncated, replayed or forged
     /// handshake message (or one for another protocol version). Nothing can be said back.
@@ -109,6 +163,7 @@ pub enum ConnError {
 }
 
 impl ConnError {
+    /// What the client is told in its error frame.
     pub fn code(self) -> ErrorCode {
         match self {
             ConnError::Decode(code) => code,
@@ -143,7 +198,9 @@ impl std::error::Error for ConnError {}
 /// Counters for monitoring and for tests that must prove what went through the server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Connections open now, logged in or not.
     pub connections: usize,
+    /// Users online now.
     pub online: usize,
     /// Chat messages forwarded to an online recipient.
     pub relayed: u64,
@@ -151,7 +208,8 @@ pub struct Stats {
     pub stored: u64,
     /// Text bytes of chat messages that went through the server either way.
     pub relayed_text_bytes: u64,
-    /// File data bytes forwarded, and dropped for exceeding a user's relay budget.
+    /// File data bytes forwarded.
     pub relayed_file_bytes: u64,
+    /// File data bytes dropped for exceeding a user's relay budget (the sender resends them).
     pub throttled_file_bytes: u64,
 }

@@ -8,17 +8,23 @@ use std::time::Instant;
 /// keeps less than the whole window in flight (over the relay) hears in good time.
 pub const PROGRESS_STEP: u64 = 256 * 1024;
 
+/// Where a transfer we receive stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InPhase {
     /// Shown to the user, not answered yet.
     Offered,
+    /// Accepted: chunks are arriving and being written.
     Receiving,
     /// Every byte written; the host is checking the hash.
     Verifying,
+    /// Every byte was checked against the offered hash.
     Finished {
+        /// The hash matched.
         verified: bool,
     },
+    /// The user said no.
     Declined,
+    /// Either side gave up, or the sender went silent too long.
     Cancelled,
 }
 
@@ -33,13 +39,20 @@ pub enum ChunkVerdict {
     Resync,
 }
 
+/// One transfer we receive: what was offered, and how far it got.
 #[derive(Debug)]
 pub struct Incoming {
+    /// The sender.
     pub from: UserName,
+    /// The sender's id for it.
     pub id: TransferId,
+    /// The offered name.
     pub name: FileName,
+    /// The offered size.
     pub size: u64,
+    /// The offered hash.
     pub hash: [u8; 32],
+    /// Where it stands.
     pub phase: InPhase,
     /// Bytes accepted in order and handed to the host.
     pub accepted: u64,
@@ -60,6 +73,7 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// A fresh offer, not answered yet.
     pub fn new(
         from: UserName,
         id: TransferId,
@@ -85,6 +99,7 @@ impl Incoming {
         }
     }
 
+    /// Still going on (or waiting for an answer): counts against `max_transfers`.
     pub fn is_active(&self) -> bool {
         matches!(
             self.phase,
@@ -108,6 +123,7 @@ impl Incoming {
         self.credit_sent
     }
 
+    /// The credit granted so far: the sender may send up to here.
     pub fn credit_end(&self) -> u64 {
         self.written.saturating_add(self.window)
     }
@@ -126,6 +142,7 @@ impl Incoming {
         waiting.then(|| self.last_heard + stall)
     }
 
+    /// Takes stock of a chunk that arrived by `path`.
     pub fn chunk(&mut self, offset: u64, len: usize, path: Via) -> ChunkVerdict {
         if self.phase != InPhase::Receiving {
             return ChunkVerdict::Duplicate;
@@ -148,7 +165,7 @@ impl Incoming {
     }
 
     /// The host wrote up to `end`. Returns the new credit end when it grew enough to be worth
-    /// telling the sender (a quarter window, at most [`PROGRESS_STEP`]), or everything is in.
+    /// telling the sender (a quarter window, at most `PROGRESS_STEP`), or everything is in.
     pub fn written(&mut self, end: u64) -> Option<u64> {
         if self.phase != InPhase::Receiving {
             return None;

@@ -22,6 +22,8 @@ pub const READ_SIZE: usize = 8 * CHUNK_SIZE;
 /// Which way a transfer goes, from this client's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// We send the file.
     Sending,
+    /// We receive the file.
     Receiving,
 }

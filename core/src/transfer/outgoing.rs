@@ -10,27 +10,40 @@ use std::time::Instant;
 /// Host reads asked for and not yet answered, per transfer.
 const MAX_READS_IN_FLIGHT: usize = 4;
 
+/// Where a transfer we send stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutPhase {
     /// Waiting for the receiver's answer.
     Offered,
+    /// Accepted: chunks go out within the receiver's credit.
     Sending,
     /// Every byte accepted; waiting for the receiver's hash check.
     AwaitingVerdict,
+    /// The receiver checked the hash.
     Finished {
+        /// The hash matched.
         verified: bool,
     },
+    /// The receiver said no.
     Declined,
+    /// Either side gave up.
     Cancelled,
 }
 
+/// One transfer we send: what was offered, and how far it got.
 #[derive(Debug)]
 pub struct Outgoing {
+    /// The receiver.
     pub to: UserName,
+    /// Our id for it.
     pub id: TransferId,
+    /// The offered name.
     pub name: FileName,
+    /// The offered size.
     pub size: u64,
+    /// The offered hash.
     pub hash: [u8; 32],
+    /// Where it stands.
     pub phase: OutPhase,
     /// Bytes the receiver accepted, in order.
     pub acked: u64,
@@ -55,6 +68,7 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// A fresh offer, not answered yet.
     pub fn new(
         to: UserName,
         id: TransferId,
@@ -83,6 +97,7 @@ impl Outgoing {
         }
     }
 
+    /// Still going on (or waiting for an answer): counts against `max_transfers`.
     pub fn is_active(&self) -> bool {
         matches!(
             self.phase,
@@ -103,6 +118,8 @@ impl Outgoing {
         self.check_complete();
     }
 
+    /// The receiver's progress report: what it accepted, the credit it grants, and whether it
+    /// asks to resend from `accepted`.
     pub fn progress(&mut self, accepted: u64, credit_end: u64, resync: bool) {
         if self.phase == OutPhase::Offered {
             // A receiver already under way answers a repeated offer with where it stands:

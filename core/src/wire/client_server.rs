@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ClientFrame {
+    /// The first frame after the handshake: nothing else is read before the versions match.
     Hello {
+        /// The protocol version the client speaks.
         version: u16,
     },
     /// `p2p_port` is where the client listens for peers; the server pairs it with the IP it
@@ -21,26 +23,38 @@ pub enum ClientFrame {
     /// 0: the client takes no direct channels (it listens for none), so its peers never dial
     /// it and talk to it through the relay.
     Login {
+        /// The account to log in as.
         user: UserName,
+        /// Checked by the server's host; never stored or logged by the core.
         password: String,
+        /// See above.
         p2p_port: u16,
+        /// Create the account first (only if the server allows registration).
         register: bool,
     },
+    /// Ends the session on purpose: peers hear the user went offline.
     Logout,
     /// A chat message for `to`, to be forwarded (or stored while `to` is offline).
     Relay {
+        /// The recipient.
         to: UserName,
+        /// The message.
         chat: Chat,
     },
     /// An acknowledgement for messages that arrived from `to` via the server.
     RelayAck {
+        /// Whose messages are acknowledged.
         to: UserName,
+        /// The acknowledgement.
         ack: Ack,
     },
+    /// A heartbeat, sent only when nothing else was sent for an interval.
     Ping,
     /// A file transfer message for `to`, forwarded as it is (never stored).
     RelayFile {
+        /// The recipient.
         to: UserName,
+        /// The file message.
         message: FileMessage,
     },
 }
@@ -49,8 +63,11 @@ pub enum ClientFrame {
 /// the server it holds, which it must prove again on the direct channel.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct PeerIntro {
+    /// Who is online.
     pub user: UserName,
+    /// Where to dial them: the address the server saw them connect from, with their P2P port.
     pub endpoint: SocketAddr,
+    /// The key they proved to the server, which they must prove again on the direct channel.
     pub key: PublicKey,
 }
 
@@ -58,71 +75,110 @@ pub struct PeerIntro {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ServerFrame {
+    /// The answer to the client's hello, sent whatever the version, so a client speaking another
+    /// one learns which this server speaks.
     Hello {
+        /// The protocol version the server speaks.
         version: u16,
     },
+    /// The login succeeded: the online list and stored messages follow.
     LoginOk {
+        /// Who is logged in.
         user: UserName,
     },
+    /// The login failed; the connection closes.
     LoginRefused {
+        /// Why, so the client knows whether retrying can help.
         reason: LoginRefusal,
     },
     /// One page of the online list sent after login; `last` marks the final page, after which
     /// the client drops anyone it knew of who was not listed.
     Presence {
+        /// Up to `presence_page` online users.
         peers: Vec<PeerIntro>,
+        /// This is the last page.
         last: bool,
     },
+    /// A user came online: its introduction.
     PeerOnline(PeerIntro),
+    /// A user went offline.
     PeerOffline {
+        /// Who.
         user: UserName,
     },
+    /// A chat message relayed (or stored earlier) for this client.
     Relayed {
+        /// The sender.
         from: UserName,
+        /// The message.
         chat: Chat,
     },
+    /// An acknowledgement of messages this client relayed to `from`.
     RelayedAck {
+        /// Who acknowledged.
         from: UserName,
+        /// The acknowledgement.
         ack: Ack,
     },
     /// `to` is offline: the message is stored and will be delivered at their next login.
     Stored {
+        /// The recipient.
         to: UserName,
+        /// The message's epoch.
         epoch: u64,
+        /// The message's sequence number.
         seq: u64,
     },
     /// The message can never be delivered (no such account, or the recipient's storage is
     /// full); the sender stops trying.
     Undeliverable {
+        /// The recipient.
         to: UserName,
+        /// The message's epoch.
         epoch: u64,
+        /// The message's sequence number.
         seq: u64,
+        /// Why.
         reason: Undeliverable,
     },
+    /// The session is over (logged in elsewhere, account deleted); the client stops.
     Kicked {
+        /// Why.
         reason: KickReason,
     },
     /// The server is going down on purpose; the client should reconnect later.
     ShuttingDown,
+    /// Why the server closes the connection.
     Error {
+        /// The reason.
         code: ErrorCode,
     },
+    /// A heartbeat, sent only when nothing else was sent for an interval.
     Ping,
+    /// A file message from `from`, forwarded as it came.
     RelayedFile {
+        /// The sender.
         from: UserName,
+        /// The file message.
         message: FileMessage,
     },
     /// `to` is offline: the file message was dropped (files are not stored on the server).
     FileUndeliverable {
+        /// The recipient.
         to: UserName,
+        /// The transfer.
         id: TransferId,
     },
     /// The relay dropped chunks of this transfer from `offset` on: this user's relay rate is
     /// used up. Send again from `offset` after `retry_after_ms`.
     FileThrottled {
+        /// The receiver.
         to: UserName,
+        /// The transfer.
         id: TransferId,
+        /// Where to send again from.
         offset: u64,
+        /// How long to wait first, in milliseconds.
         retry_after_ms: u32,
     },
 }

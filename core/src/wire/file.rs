@@ -36,7 +36,9 @@ pub struct FileName(String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FileNameError {
+    /// Names must not be empty.
     Empty,
+    /// Longer than [`MAX_FILE_NAME`] bytes.
     TooLong,
     /// `/`, `\`, NUL or another control character.
     BadCharacter,
@@ -45,6 +47,8 @@ pub enum FileNameError {
 }
 
 impl FileName {
+    /// Checks `name`; the only way to make a `FileName`, so every one is safe to join to a
+    /// directory.
     pub fn new(name: impl Into<String>) -> Result<Self, FileNameError> {
         let name = name.into();
         if name.is_empty() {
@@ -75,6 +79,7 @@ impl FileName {
         Ok(FileName(name))
     }
 
+    /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -120,6 +125,8 @@ impl fmt::Display for FileNameError {
 
 impl std::error::Error for FileNameError {}
 
+/// One file transfer message, on a direct channel or through the relay: the same messages
+/// either way, so a transfer can change route mid-way.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum FileMessage {
@@ -127,28 +134,43 @@ pub enum FileMessage {
     /// a while: the answer tells the sender where the receiver stands, whatever was lost. A
     /// fresh offer (the user offering again) reopens a finished, declined or cancelled one.
     Offer {
+        /// The sender's id for the transfer, unique per sender.
         id: TransferId,
+        /// The name the receiver may save it under.
         name: FileName,
+        /// Its size in bytes.
         size: u64,
+        /// Its BLAKE3 hash, checked by the receiver once every byte is written.
         hash: [u8; 32],
+        /// A repetition of an offer already made, not the user offering again.
         repeat: bool,
     },
     /// Receiver → sender: send from `offset`; credit up to `offset + window`.
     Accept {
+        /// The transfer.
         id: TransferId,
+        /// Where to start: what the receiver already holds.
         offset: u64,
+        /// How much the sender may send beyond what the receiver accepted.
         window: u64,
     },
+    /// Receiver → sender: no, thanks.
     Decline {
+        /// The transfer.
         id: TransferId,
     },
     /// Either side gives up; `by_sender` says which side's transfer id `id` is.
     Cancel {
+        /// The transfer.
         id: TransferId,
+        /// The sender cancelled (else the receiver did).
         by_sender: bool,
     },
+    /// Sender → receiver: file data, only within the receiver's credit.
     Chunk {
+        /// The transfer.
         id: TransferId,
+        /// Where in the file the data belongs.
         offset: u64,
         /// One byte string on the wire (as `serde_bytes` would write a `Vec<u8>`); always
         /// bytes when received, a span of the file when a host lets the sender's driver
@@ -158,14 +180,20 @@ pub enum FileMessage {
     /// Receiver → sender: bytes up to `accepted` arrived in order; credit up to `credit_end`.
     /// `resync` asks the sender to continue from `accepted` (a chunk arrived out of place).
     Progress {
+        /// The transfer.
         id: TransferId,
+        /// Bytes arrived in order and written.
         accepted: u64,
+        /// The sender may send up to here.
         credit_end: u64,
+        /// Continue from `accepted`: something arrived out of place.
         resync: bool,
     },
     /// Receiver → sender: all bytes arrived; `verified` says whether the hash matched.
     Done {
+        /// The transfer.
         id: TransferId,
+        /// The file matched the offered hash.
         verified: bool,
     },
 }
@@ -207,6 +235,7 @@ impl FileMessage {
         }
     }
 
+    /// The transfer this message is about, whichever kind it is.
     pub fn id(&self) -> TransferId {
         match self {
             FileMessage::Offer { id, .. }

@@ -15,17 +15,24 @@ use serde::{Deserialize, Serialize};
 /// fast path below; the tests check it against the derived encoding.
 const FILE_FRAME: u32 = 5;
 
+/// Peer↔peer frames, on a direct channel between two clients once its handshake is through.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum PeerFrame {
+    /// A chat message.
     Chat(Chat),
+    /// An acknowledgement of chat messages that came over this channel.
     Ack(Ack),
+    /// A heartbeat, sent only when nothing else was sent for an interval.
     Ping,
     /// Orderly close: the sender logs out or drops a duplicate channel.
     Bye,
+    /// Why the sender closes the link.
     Error {
+        /// The reason.
         code: ErrorCode,
     },
+    /// A file transfer message.
     File(FileMessage),
 }
 

@@ -25,12 +25,16 @@ impl Serialize for UserName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UserNameError {
+    /// Names must not be empty.
     Empty,
+    /// Longer than 32 bytes (`MAX_USER_NAME`).
     TooLong,
+    /// Outside the allowed set, which keeps names safe in logs, paths and terminals.
     BadCharacter,
 }
 
 impl UserName {
+    /// Checks `name`; the only way to make a `UserName`, so every one in the program is valid.
     pub fn new(name: impl Into<String>) -> Result<Self, UserNameError> {
         let name = name.into();
         if name.is_empty() {
@@ -48,6 +52,7 @@ impl UserName {
         Ok(UserName(name))
     }
 
+    /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -111,17 +116,24 @@ impl fmt::Display for MessageId {
 /// lets a recipient that lost its state (restart) resynchronise without redelivering.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Chat {
+    /// The sender's id, what the user sees; ordering does not use it.
     pub id: MessageId,
+    /// The sender's process lifetime this message belongs to.
     pub epoch: u64,
+    /// Position in the sender's sequence to this recipient, from 1.
     pub seq: u64,
+    /// Everything of this epoch below it was acknowledged (see above).
     pub first_unacked: u64,
+    /// What the user wrote.
     pub text: String,
 }
 
 /// Cumulative end-to-end acknowledgement: every message of `epoch` up to `through` arrived.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Ack {
+    /// The sender's process lifetime acknowledged.
     pub epoch: u64,
+    /// The highest sequence number received in order.
     pub through: u64,
 }
 
@@ -129,17 +141,29 @@ pub struct Ack {
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ErrorCode {
+    /// The far side speaks another protocol version.
     UnsupportedVersion,
+    /// A frame did not decode.
     Malformed,
+    /// A length prefix was over the frame limit.
     FrameTooLarge,
+    /// A frame was valid but not allowed at this point.
     UnexpectedFrame,
+    /// A frame needs a session, and there is none.
     NotLoggedIn,
+    /// Hello, login or a link's setup took too long.
     HelloTimeout,
+    /// A peer could not prove it is who it claims.
     SetupFailed,
+    /// A peer connected whom the server never introduced.
     UnknownPeer,
+    /// The far side read too slowly and its output bound filled.
     SlowConsumer,
+    /// A chat message was over the text limit.
     TextTooLong,
+    /// Nothing arrived within the heartbeat's bound.
     Idle,
+    /// A connection limit was reached.
     TooManyConnections,
 }
 
@@ -166,10 +190,15 @@ impl fmt::Display for ErrorCode {
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum LoginRefusal {
+    /// Wrong user name or password: retrying the same ones cannot help.
     BadCredentials,
+    /// Registration asked for a name that exists.
     NameTaken,
+    /// The server allows no registration.
     RegistrationClosed,
+    /// Too many failed logins from this address lately: wait, then retry.
     TooManyAttempts,
+    /// The server cannot take the login now: retry later.
     ServerBusy,
 }
 
@@ -189,6 +218,7 @@ impl fmt::Display for LoginRefusal {
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Undeliverable {
+    /// The recipient has no account.
     NoSuchUser,
     /// The recipient has too many messages waiting already.
     RecipientFull,

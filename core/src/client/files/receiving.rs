@@ -40,6 +40,7 @@ impl Client {
         Ok(())
     }
 
+    /// Declines an offered file; the sender is told.
     pub fn decline_file(
         &mut self,
         from: &UserName,
