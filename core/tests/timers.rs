@@ -3,6 +3,7 @@
 //! early (at a deadline that has since moved later) costs nothing and misses nothing.
 
 use breeze_core::client::{Action, Client, ClientConfig, Destination};
+use breeze_core::secure::IdentityKey;
 use breeze_core::server::{Action as ServerAction, ConnId, Server, ServerConfig};
 use breeze_core::wire::UserName;
 use std::time::{Duration, Instant};
@@ -65,14 +66,23 @@ fn settle(server: &mut Server, clients: &mut [Client], now: Instant) -> bool {
 #[test]
 fn an_early_handle_timeout_does_nothing_and_the_deadline_stays() {
     let mut now = Instant::now();
-    let mut server = Server::new(ServerConfig::default(), [0; 32]);
+    let mut server = Server::new(
+        ServerConfig::default(),
+        IdentityKey::from_secret([9; 32]),
+        [0; 32],
+    );
     let mut clients: Vec<Client> = ["alice", "bob"]
         .iter()
         .enumerate()
         .map(|(i, user)| {
             let mut config = ClientConfig::new(name(user), "pw", 0);
             config.direct_channels = false;
-            Client::new(config, [i as u8 + 1; 32], now)
+            Client::new(
+                config,
+                IdentityKey::from_secret([i as u8 + 1; 32]),
+                [i as u8 + 1; 32],
+                now,
+            )
         })
         .collect();
     settle(&mut server, &mut clients, now);
