@@ -312,6 +312,7 @@ fn accepting_a_huge_offer_near_its_end_does_not_overflow_the_credit() {
         },
     }]);
     server.feed(&mut bob, &offer, now);
-    assert!(std::iter::from_fn(|| bob.poll_event()).any(|e| matches!(e, Event::File(FileEvent::Offered { .. }))));
+    assert!(std::iter::from_fn(|| bob.poll_event())
+        .any(|e| matches!(e, Event::File(FileEvent::Offered { .. }))));
     let _ = bob.accept_file(&alice, id, u64::MAX, now);
 }

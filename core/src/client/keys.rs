@@ -13,7 +13,7 @@ impl Client {
     pub(super) fn vouched_key(&mut self, name: &UserName, key: PublicKey, now: Instant) {
         let peer = self.peer_mut(name, now);
         match peer.key {
-            Some(known) if known == key => return,
+            Some(known) if known == key => {}
             Some(old) => {
                 peer.key = Some(key);
                 self.events.push_back(Event::PeerKeyChanged {
