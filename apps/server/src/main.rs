@@ -108,8 +108,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => return serve(&cli),
         Some(Command::User(command)) => user(&cli.data, command),
-        Some(Command::Key) => breeze_smol::key_file::load_or_create(&breeze_server::key_path(&cli.data))
-            .map(|key| println!("{}", key.public().fingerprint())),
+        Some(Command::Key) => {
+            breeze_smol::key_file::load_or_create(&breeze_server::key_path(&cli.data))
+                .map(|key| println!("{}", key.public().fingerprint()))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
