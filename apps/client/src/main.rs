@@ -1,8 +1,9 @@
 //! `breeze`: the Breeze LAN messenger client.
 //!
 //! - `cli.rs`: the command line;
-//! - `tui.rs`: the interactive screen (stdin is a terminal, no `--json`), with
-//!   `tui_commands.rs` (the `/file`, `/accept`… input) and `tui_transfers.rs` (the files pane);
+//! - `tui/`: the interactive screen (stdin is a terminal, no `--json`), with
+//!   `tui/slash_commands.rs` (the `/file`, `/accept`… input) and `tui/files_pane.rs` (the files
+//!   pane);
 //! - `line_mode.rs`: the contract for scripts (docs/ARCHITECTURE.md §9), with `command.rs` (what
 //!   scripts type) and `json.rs` (the events they read);
 //! - `transfers.rs`: the file transfers of this session, for both modes, with
@@ -17,8 +18,6 @@ mod oneshot;
 mod transfer_rate;
 mod transfers;
 mod tui;
-mod tui_commands;
-mod tui_transfers;
 
 use breeze_core::wire::UserName;
 use breeze_smol::{Client, ClientOptions, DiskFiles};

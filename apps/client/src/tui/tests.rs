@@ -3,11 +3,14 @@
 //! draws into ratatui's `TestBackend`, row by row.
 
 use super::*;
-use breeze_core::client::RouteReason;
+use breeze_core::client::{Route, RouteReason};
 use breeze_core::wire::FileName;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
+use ratatui::layout::Position;
+use ratatui::text::Span;
 use ratatui::Terminal;
+use std::time::Duration;
 
 const DOWNLOADS: &str = "/home/alice/Downloads";
 
@@ -528,7 +531,7 @@ fn ctrl_d_declines_and_typed_commands_name_offers_and_files() {
     type_text(&mut screen, "/dance");
     assert_eq!(key(&mut screen, KeyCode::Enter), Intent::Nothing);
     let rows = draw(&screen, 140, 24);
-    assert!(shows(&rows, &format!("— {}", tui_commands::USAGE)));
+    assert!(shows(&rows, &format!("— {}", slash_commands::USAGE)));
 }
 
 #[test]

@@ -1,84 +1,40 @@
 //! The interactive chat screen: users with their route on the left, the conversation with the
-//! selected user on the right, file transfers under way (`tui_transfers.rs`) above an input
-//! line at the bottom, which also takes the file commands of `tui_commands.rs`.
+//! selected user on the right, file transfers under way (`files_pane.rs`) above an input
+//! line at the bottom, which also takes the file commands of `slash_commands.rs`.
 //!
 //! How it is driven: [`Screen`] is the whole state and does no IO. The terminal loop feeds it
 //! the client's events ([`Screen::handle_event`], then the client's peer table,
 //! [`Screen::handle_peers`]) and key presses ([`Screen::handle_key`]), which return an
-//! [`Intent`]: what to ask of the client. The loop asks ([`perform`]) and hands the client's
-//! [`Answer`] back ([`Screen::handle_answer`]). [`Screen::render`] draws from the state alone:
+//! [`Intent`]: what to ask of the client. The loop asks ([`terminal::perform`]) and hands the
+//! client's [`Answer`] back ([`Screen::handle_answer`]). [`Screen::render`] draws from the state alone:
 //! the clock is an input too ([`Screen::tick`]), so the screen can be drawn into a test buffer.
+//!
+//! This file holds the state and its handlers; `draw.rs` draws it, `terminal.rs` is the loop
+//! between the terminal, the client and the screen, `slash_commands.rs` parses the input line's
+//! slash commands and `files_pane.rs` shows the file transfers.
 
 use crate::transfers::{State, Transfer, Transfers};
-use crate::tui_commands::{self, ScreenCommand};
-use crate::tui_transfers;
-use breeze_core::client::{Direction, Event, FileEvent, Route};
+use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_core::wire::{MessageId, TransferId, UserName};
 use breeze_core::Via;
-use breeze_smol::{Client, DiskFiles, Landed, PeerStatus, SharedFile};
-use crossterm::event::{
-    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
-};
-use futures_lite::future::race;
-use futures_lite::StreamExt;
-use ratatui::layout::{Constraint, Layout, Position, Rect};
-use ratatui::style::{Modifier, Style, Stylize};
-use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Wrap};
-use ratatui::{DefaultTerminal, Frame};
+use breeze_smol::{Landed, PeerStatus, SharedFile};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use slash_commands::ScreenCommand;
 use std::collections::HashMap;
-use std::io;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+mod draw;
+mod files_pane;
+mod slash_commands;
+mod terminal;
 #[cfg(test)]
 mod tests;
 
+pub use terminal::run;
+
 /// Entries kept per conversation; older ones scroll away for good.
 const HISTORY: usize = 1000;
-const KEYS_HELP: &str = " Tab/↓ next user · Shift-Tab/↑ previous · Enter send · Ctrl-A/Ctrl-D accept/decline a file · /file PATH · Esc/Ctrl-C quit ";
-/// How often the screen is redrawn while a transfer runs, for its rate and ETA.
-const TRANSFER_TICK: Duration = Duration::from_millis(500);
-/// Width of the users list, borders included.
-const USERS_WIDTH: u16 = 30;
-/// Columns for a name in the users list. With the dot (2), a space and the longest route tag
-/// (`connecting`, 10), a row fills the list's 28 inner columns exactly: a long name is cut,
-/// never the route.
-const NAME_COLUMNS: usize = 15;
-
-/// Runs the screen until the user quits; non-zero exit after a refused login or a kick.
-pub async fn run(client: Client, files: Arc<DiskFiles>, download_dir: PathBuf) -> ExitCode {
-    let mut terminal = match ratatui::try_init() {
-        Ok(terminal) => terminal,
-        Err(error) => {
-            eprintln!("breeze: cannot set up the terminal: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = event_loop(&mut terminal, &client, &files, download_dir).await;
-    ratatui::restore();
-    client.logout().await;
-    match outcome {
-        Ok(None) => ExitCode::SUCCESS,
-        Ok(Some(fatal)) => {
-            eprintln!("breeze: {fatal}");
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            eprintln!("breeze: terminal error: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-enum Wake {
-    Key(Option<io::Result<TermEvent>>),
-    Client(Option<Event>),
-    /// Time to refresh the transfers' rates.
-    Tick,
-}
 
 /// What a key press asks for: the screen's outgoing commands.
 #[derive(Debug, PartialEq)]
@@ -122,105 +78,6 @@ enum Answer {
         direction: Direction,
         result: Result<(), String>,
     },
-}
-
-/// Returns the fatal error that ended the session, if one did.
-async fn event_loop(
-    terminal: &mut DefaultTerminal,
-    client: &Client,
-    files: &DiskFiles,
-    download_dir: PathBuf,
-) -> io::Result<Option<String>> {
-    let mut keys = EventStream::new();
-    let mut screen = Screen::new(client.user().clone(), download_dir, Instant::now());
-    loop {
-        screen.tick(Instant::now());
-        terminal.draw(|frame| screen.render(frame))?;
-        let running = screen.transfers.active().any(|t| t.state == State::Running);
-        let wake = race(async { Wake::Key(keys.next().await) }, async {
-            Wake::Client(client.next_event().await)
-        });
-        let tick = async {
-            if running {
-                async_io::Timer::after(TRANSFER_TICK).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-            Wake::Tick
-        };
-        match race(wake, tick).await {
-            Wake::Key(Some(Ok(TermEvent::Key(key)))) if key.kind == KeyEventKind::Press => {
-                match screen.handle_key(key) {
-                    Intent::Nothing => {}
-                    Intent::Quit => return Ok(screen.fatal),
-                    intent => {
-                        // Hashing a big file takes a moment: show the notice saying so first.
-                        terminal.draw(|frame| screen.render(frame))?;
-                        if let Some(answer) = perform(client, intent).await {
-                            screen.handle_answer(answer, Instant::now());
-                        }
-                    }
-                }
-            }
-            Wake::Key(Some(Ok(_))) | Wake::Tick => {}
-            Wake::Key(Some(Err(error))) => return Err(error),
-            Wake::Key(None) | Wake::Client(None) => return Ok(screen.fatal),
-            Wake::Client(Some(event)) => {
-                screen.handle_event(event, Instant::now(), |peer, id| files.landed(peer, id));
-                screen.handle_peers(client.peers().await);
-            }
-        }
-    }
-}
-
-/// Asks the client for what a key press meant; `None` when it asks nothing of the client.
-async fn perform(client: &Client, intent: Intent) -> Option<Answer> {
-    let answer = match intent {
-        Intent::Nothing | Intent::Quit => return None,
-        Intent::Send(to, text) => Answer::Sent {
-            result: client
-                .send(&to, text.clone())
-                .await
-                .map_err(|e| e.to_string()),
-            to,
-            text,
-        },
-        Intent::Offer(to, path) => Answer::Offered {
-            result: client
-                .offer_file(&to, &path)
-                .await
-                .map_err(|e| e.to_string()),
-            to,
-            path,
-        },
-        Intent::Accept(from, id, dir) => Answer::Accepted {
-            result: client
-                .accept_file(&from, id, &dir)
-                .await
-                .map_err(|e| e.to_string()),
-            from,
-            id,
-            dir,
-        },
-        Intent::Decline(from, id) => Answer::Declined {
-            result: client
-                .decline_file(&from, id)
-                .await
-                .map_err(|e| e.to_string()),
-            from,
-            id,
-        },
-        Intent::Cancel(peer, id, direction) => Answer::Cancelled {
-            result: client
-                .cancel_file(&peer, id, direction)
-                .await
-                .map_err(|e| e.to_string()),
-            peer,
-            id,
-            direction,
-        },
-    };
-    Some(answer)
 }
 
 enum Entry {
@@ -435,7 +292,7 @@ impl Screen {
                 self.transfers.landed(peer, *id, path);
             }
         }
-        if let Some((peer, notice)) = tui_transfers::notice(&event, &self.transfers) {
+        if let Some((peer, notice)) = files_pane::notice(&event, &self.transfers) {
             self.push(&peer, Entry::Notice(notice));
         }
         match event {
@@ -521,7 +378,7 @@ impl Screen {
                 return self.answer_offer(ScreenCommand::Decline { id: None })
             }
             KeyCode::Enter => {
-                if let Some(command) = tui_commands::parse(&self.input) {
+                if let Some(command) = slash_commands::parse(&self.input) {
                     self.input.clear();
                     return self.answer_offer_result(command);
                 }
@@ -586,174 +443,5 @@ impl Screen {
         if self.selected_index().is_none() {
             self.selected = self.users.first().map(|u| u.user.clone());
         }
-    }
-
-    fn render(&self, frame: &mut Frame) {
-        let transfers = tui_transfers::pane_lines(&self.transfers, self.now);
-        let pane = if transfers.is_empty() {
-            0
-        } else {
-            transfers.len() as u16 + 2
-        };
-        let [main, pane_area, input, help] = Layout::vertical([
-            Constraint::Min(3),
-            Constraint::Length(pane),
-            Constraint::Length(3),
-            Constraint::Length(1),
-        ])
-        .areas(frame.area());
-        if !transfers.is_empty() {
-            let block = Block::bordered().title(" Files ");
-            frame.render_widget(Paragraph::new(transfers).block(block), pane_area);
-        }
-        let [users, chat] =
-            Layout::horizontal([Constraint::Length(USERS_WIDTH), Constraint::Min(10)]).areas(main);
-        self.render_users(frame, users);
-        self.render_chat(frame, chat);
-        self.render_input(frame, input);
-        frame.render_widget(Paragraph::new(KEYS_HELP).dark_gray(), help);
-    }
-
-    fn render_users(&self, frame: &mut Frame, area: Rect) {
-        let items: Vec<ListItem> = self
-            .users
-            .iter()
-            .map(|peer| {
-                let (dot, tag) = if peer.online {
-                    ("● ".green(), route_span(peer.route))
-                } else {
-                    ("○ ".dark_gray(), "offline".dark_gray())
-                };
-                let name = format!("{} ", list_name(&peer.user));
-                ListItem::new(Line::from(vec![dot, Span::raw(name), tag]))
-            })
-            .collect();
-        let title = format!(" {} · {} ", self.me, self.status);
-        let list = List::new(items)
-            .block(Block::bordered().title(title))
-            .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-        let mut state = ListState::default().with_selected(self.selected_index());
-        frame.render_stateful_widget(list, area, &mut state);
-    }
-
-    fn render_chat(&self, frame: &mut Frame, area: Rect) {
-        let Some(peer) = &self.selected else {
-            let hint = "No one else is known yet. Users appear here when they come online.";
-            let paragraph = Paragraph::new(hint)
-                .wrap(Wrap { trim: true })
-                .block(Block::bordered().title(" Conversation "));
-            frame.render_widget(paragraph, area);
-            return;
-        };
-        let route = self
-            .users
-            .iter()
-            .find(|u| &u.user == peer)
-            .map_or("unknown".to_string(), |u| u.route.to_string());
-        let lines: Vec<Line> = self
-            .chats
-            .get(peer)
-            .into_iter()
-            .flatten()
-            .map(|entry| self.entry_line(peer, entry))
-            .collect();
-        let block = Block::bordered().title(format!(" {peer} · {route} "));
-        let paragraph = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
-        let inner = block.inner(area);
-        let height = paragraph.line_count(inner.width);
-        let scroll = height.saturating_sub(inner.height as usize);
-        let scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
-        frame.render_widget(paragraph.block(block).scroll((scroll, 0)), area);
-    }
-
-    fn entry_line(&self, peer: &UserName, entry: &Entry) -> Line<'static> {
-        match entry {
-            Entry::Mine { text, fate, .. } => {
-                let tick = match fate {
-                    Fate::Sending => " …".dark_gray(),
-                    Fate::Delivered(path) => format!(" ✓ {path}").green(),
-                    Fate::Stored => " ✓ stored (offline)".yellow(),
-                    Fate::Undeliverable(reason) => format!(" ✗ not delivered: {reason}").red(),
-                };
-                Line::from(vec![
-                    format!("{}: ", self.me).bold().cyan(),
-                    Span::raw(printable(text)),
-                    tick,
-                ])
-            }
-            Entry::Theirs { text, route } => Line::from(vec![
-                format!("{peer}: ").bold().magenta(),
-                Span::raw(printable(text)),
-                format!("  ({route})").dark_gray(),
-            ]),
-            Entry::Notice(text) => {
-                Line::from(format!("— {}", printable(text)).dark_gray().italic())
-            }
-        }
-    }
-
-    fn render_input(&self, frame: &mut Frame, area: Rect) {
-        let title = match &self.selected {
-            Some(peer) => format!(" Message to {peer} "),
-            None => " Message ".to_string(),
-        };
-        let block = Block::bordered().title(title);
-        let inner = block.inner(area);
-        // Show the end of a long line, where the cursor is, keeping a column for the cursor.
-        let (visible, columns) = tail_in_columns(&self.input, inner.width.saturating_sub(1));
-        let cursor_x = inner.x + columns;
-        frame.render_widget(Paragraph::new(visible).block(block), area);
-        frame.set_cursor_position(Position::new(cursor_x, inner.y));
-    }
-}
-
-/// `text` with its control characters drawn as symbols (`␛` for ESC, `␉` for a tab…).
-/// ratatui hands a paragraph's characters to the terminal as they are: a message carrying an
-/// ESC would let any peer clear the screen, retitle the window or write the clipboard.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            // The Unicode "control pictures" block has one for each C0 character.
-            '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-            '\x7f' => '␡',
-            c if c.is_control() => '\u{fffd}',
-            c => c,
-        })
-        .collect()
-}
-
-/// The longest end of `text` that fits in `max` columns, and the columns it takes. Columns,
-/// not characters: Chinese characters and most emoji take two.
-fn tail_in_columns(text: &str, max: u16) -> (&str, u16) {
-    let mut start = text.len();
-    let mut columns = 0;
-    for (at, c) in text.char_indices().rev() {
-        let mut utf8 = [0; 4];
-        let width = Span::raw(&*c.encode_utf8(&mut utf8)).width() as u16;
-        if columns + width > max {
-            break;
-        }
-        columns += width;
-        start = at;
-    }
-    (&text[start..], columns)
-}
-
-/// `name` in exactly [`NAME_COLUMNS`] columns, cut with `…` if longer. User names are ASCII
-/// (one column a character), so counting bytes is counting columns.
-fn list_name(name: &UserName) -> String {
-    let name = name.as_str();
-    if name.len() <= NAME_COLUMNS {
-        format!("{name:<NAME_COLUMNS$}")
-    } else {
-        format!("{}…", &name[..NAME_COLUMNS - 1])
-    }
-}
-
-fn route_span(route: Route) -> Span<'static> {
-    match route {
-        Route::Direct => "direct".green(),
-        Route::Relay => "relay".yellow(),
-        Route::Connecting => "connecting".cyan(),
     }
 }

@@ -1,0 +1,189 @@
+//! Drawing the [`Screen`] from its state alone.
+
+use super::{files_pane, Entry, Fate, Screen};
+use breeze_core::client::Route;
+use breeze_core::wire::UserName;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Modifier, Style, Stylize};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+
+const KEYS_HELP: &str = " Tab/↓ next user · Shift-Tab/↑ previous · Enter send · Ctrl-A/Ctrl-D accept/decline a file · /file PATH · Esc/Ctrl-C quit ";
+/// Width of the users list, borders included.
+const USERS_WIDTH: u16 = 30;
+/// Columns for a name in the users list. With the dot (2), a space and the longest route tag
+/// (`connecting`, 10), a row fills the list's 28 inner columns exactly: a long name is cut,
+/// never the route.
+const NAME_COLUMNS: usize = 15;
+
+impl Screen {
+    pub(super) fn render(&self, frame: &mut Frame) {
+        let transfers = files_pane::pane_lines(&self.transfers, self.now);
+        let pane = if transfers.is_empty() {
+            0
+        } else {
+            transfers.len() as u16 + 2
+        };
+        let [main, pane_area, input, help] = Layout::vertical([
+            Constraint::Min(3),
+            Constraint::Length(pane),
+            Constraint::Length(3),
+            Constraint::Length(1),
+        ])
+        .areas(frame.area());
+        if !transfers.is_empty() {
+            let block = Block::bordered().title(" Files ");
+            frame.render_widget(Paragraph::new(transfers).block(block), pane_area);
+        }
+        let [users, chat] =
+            Layout::horizontal([Constraint::Length(USERS_WIDTH), Constraint::Min(10)]).areas(main);
+        self.render_users(frame, users);
+        self.render_chat(frame, chat);
+        self.render_input(frame, input);
+        frame.render_widget(Paragraph::new(KEYS_HELP).dark_gray(), help);
+    }
+
+    fn render_users(&self, frame: &mut Frame, area: Rect) {
+        let items: Vec<ListItem> = self
+            .users
+            .iter()
+            .map(|peer| {
+                let (dot, tag) = if peer.online {
+                    ("● ".green(), route_span(peer.route))
+                } else {
+                    ("○ ".dark_gray(), "offline".dark_gray())
+                };
+                let name = format!("{} ", list_name(&peer.user));
+                ListItem::new(Line::from(vec![dot, Span::raw(name), tag]))
+            })
+            .collect();
+        let title = format!(" {} · {} ", self.me, self.status);
+        let list = List::new(items)
+            .block(Block::bordered().title(title))
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+        let mut state = ListState::default().with_selected(self.selected_index());
+        frame.render_stateful_widget(list, area, &mut state);
+    }
+
+    fn render_chat(&self, frame: &mut Frame, area: Rect) {
+        let Some(peer) = &self.selected else {
+            let hint = "No one else is known yet. Users appear here when they come online.";
+            let paragraph = Paragraph::new(hint)
+                .wrap(Wrap { trim: true })
+                .block(Block::bordered().title(" Conversation "));
+            frame.render_widget(paragraph, area);
+            return;
+        };
+        let route = self
+            .users
+            .iter()
+            .find(|u| &u.user == peer)
+            .map_or("unknown".to_string(), |u| u.route.to_string());
+        let lines: Vec<Line> = self
+            .chats
+            .get(peer)
+            .into_iter()
+            .flatten()
+            .map(|entry| self.entry_line(peer, entry))
+            .collect();
+        let block = Block::bordered().title(format!(" {peer} · {route} "));
+        let paragraph = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
+        let inner = block.inner(area);
+        let height = paragraph.line_count(inner.width);
+        let scroll = height.saturating_sub(inner.height as usize);
+        let scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
+        frame.render_widget(paragraph.block(block).scroll((scroll, 0)), area);
+    }
+
+    fn entry_line(&self, peer: &UserName, entry: &Entry) -> Line<'static> {
+        match entry {
+            Entry::Mine { text, fate, .. } => {
+                let tick = match fate {
+                    Fate::Sending => " …".dark_gray(),
+                    Fate::Delivered(path) => format!(" ✓ {path}").green(),
+                    Fate::Stored => " ✓ stored (offline)".yellow(),
+                    Fate::Undeliverable(reason) => format!(" ✗ not delivered: {reason}").red(),
+                };
+                Line::from(vec![
+                    format!("{}: ", self.me).bold().cyan(),
+                    Span::raw(printable(text)),
+                    tick,
+                ])
+            }
+            Entry::Theirs { text, route } => Line::from(vec![
+                format!("{peer}: ").bold().magenta(),
+                Span::raw(printable(text)),
+                format!("  ({route})").dark_gray(),
+            ]),
+            Entry::Notice(text) => {
+                Line::from(format!("— {}", printable(text)).dark_gray().italic())
+            }
+        }
+    }
+
+    fn render_input(&self, frame: &mut Frame, area: Rect) {
+        let title = match &self.selected {
+            Some(peer) => format!(" Message to {peer} "),
+            None => " Message ".to_string(),
+        };
+        let block = Block::bordered().title(title);
+        let inner = block.inner(area);
+        // Show the end of a long line, where the cursor is, keeping a column for the cursor.
+        let (visible, columns) = tail_in_columns(&self.input, inner.width.saturating_sub(1));
+        let cursor_x = inner.x + columns;
+        frame.render_widget(Paragraph::new(visible).block(block), area);
+        frame.set_cursor_position(Position::new(cursor_x, inner.y));
+    }
+}
+
+/// `text` with its control characters drawn as symbols (`␛` for ESC, `␉` for a tab…).
+/// ratatui hands a paragraph's characters to the terminal as they are: a message carrying an
+/// ESC would let any peer clear the screen, retitle the window or write the clipboard.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            // The Unicode "control pictures" block has one for each C0 character.
+            '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+            '\x7f' => '␡',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
+
+/// The longest end of `text` that fits in `max` columns, and the columns it takes. Columns,
+/// not characters: Chinese characters and most emoji take two.
+fn tail_in_columns(text: &str, max: u16) -> (&str, u16) {
+    let mut start = text.len();
+    let mut columns = 0;
+    for (at, c) in text.char_indices().rev() {
+        let mut utf8 = [0; 4];
+        let width = Span::raw(&*c.encode_utf8(&mut utf8)).width() as u16;
+        if columns + width > max {
+            break;
+        }
+        columns += width;
+        start = at;
+    }
+    (&text[start..], columns)
+}
+
+/// `name` in exactly [`NAME_COLUMNS`] columns, cut with `…` if longer. User names are ASCII
+/// (one column a character), so counting bytes is counting columns.
+fn list_name(name: &UserName) -> String {
+    let name = name.as_str();
+    if name.len() <= NAME_COLUMNS {
+        format!("{name:<NAME_COLUMNS$}")
+    } else {
+        format!("{}…", &name[..NAME_COLUMNS - 1])
+    }
+}
+
+fn route_span(route: Route) -> Span<'static> {
+    match route {
+        Route::Direct => "direct".green(),
+        Route::Relay => "relay".yellow(),
+        Route::Connecting => "connecting".cyan(),
+    }
+}

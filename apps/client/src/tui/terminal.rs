@@ -1,0 +1,150 @@
+//! The loop between the terminal, the client and the [`Screen`]: it draws, waits for a key,
+//! an event or the transfer tick, and does what the screen asks of the client.
+
+use super::{Answer, Intent, Screen};
+use crate::transfers::State;
+use breeze_core::client::Event;
+use breeze_smol::{Client, DiskFiles};
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_lite::future::race;
+use futures_lite::StreamExt;
+use ratatui::DefaultTerminal;
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the screen is redrawn while a transfer runs, for its rate and ETA.
+const TRANSFER_TICK: Duration = Duration::from_millis(500);
+
+/// Runs the screen until the user quits; non-zero exit after a refused login or a kick.
+pub async fn run(client: Client, files: Arc<DiskFiles>, download_dir: PathBuf) -> ExitCode {
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(error) => {
+            eprintln!("breeze: cannot set up the terminal: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = event_loop(&mut terminal, &client, &files, download_dir).await;
+    ratatui::restore();
+    client.logout().await;
+    match outcome {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(fatal)) => {
+            eprintln!("breeze: {fatal}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("breeze: terminal error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Wake {
+    Key(Option<io::Result<TermEvent>>),
+    Client(Option<Event>),
+    /// Time to refresh the transfers' rates.
+    Tick,
+}
+
+/// Returns the fatal error that ended the session, if one did.
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    client: &Client,
+    files: &DiskFiles,
+    download_dir: PathBuf,
+) -> io::Result<Option<String>> {
+    let mut keys = EventStream::new();
+    let mut screen = Screen::new(client.user().clone(), download_dir, Instant::now());
+    loop {
+        screen.tick(Instant::now());
+        terminal.draw(|frame| screen.render(frame))?;
+        let running = screen.transfers.active().any(|t| t.state == State::Running);
+        let wake = race(async { Wake::Key(keys.next().await) }, async {
+            Wake::Client(client.next_event().await)
+        });
+        let tick = async {
+            if running {
+                async_io::Timer::after(TRANSFER_TICK).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+            Wake::Tick
+        };
+        match race(wake, tick).await {
+            Wake::Key(Some(Ok(TermEvent::Key(key)))) if key.kind == KeyEventKind::Press => {
+                match screen.handle_key(key) {
+                    Intent::Nothing => {}
+                    Intent::Quit => return Ok(screen.fatal),
+                    intent => {
+                        // Hashing a big file takes a moment: show the notice saying so first.
+                        terminal.draw(|frame| screen.render(frame))?;
+                        if let Some(answer) = perform(client, intent).await {
+                            screen.handle_answer(answer, Instant::now());
+                        }
+                    }
+                }
+            }
+            Wake::Key(Some(Ok(_))) | Wake::Tick => {}
+            Wake::Key(Some(Err(error))) => return Err(error),
+            Wake::Key(None) | Wake::Client(None) => return Ok(screen.fatal),
+            Wake::Client(Some(event)) => {
+                screen.handle_event(event, Instant::now(), |peer, id| files.landed(peer, id));
+                screen.handle_peers(client.peers().await);
+            }
+        }
+    }
+}
+
+/// Asks the client for what a key press meant; `None` when it asks nothing of the client.
+async fn perform(client: &Client, intent: Intent) -> Option<Answer> {
+    let answer = match intent {
+        Intent::Nothing | Intent::Quit => return None,
+        Intent::Send(to, text) => Answer::Sent {
+            result: client
+                .send(&to, text.clone())
+                .await
+                .map_err(|e| e.to_string()),
+            to,
+            text,
+        },
+        Intent::Offer(to, path) => Answer::Offered {
+            result: client
+                .offer_file(&to, &path)
+                .await
+                .map_err(|e| e.to_string()),
+            to,
+            path,
+        },
+        Intent::Accept(from, id, dir) => Answer::Accepted {
+            result: client
+                .accept_file(&from, id, &dir)
+                .await
+                .map_err(|e| e.to_string()),
+            from,
+            id,
+            dir,
+        },
+        Intent::Decline(from, id) => Answer::Declined {
+            result: client
+                .decline_file(&from, id)
+                .await
+                .map_err(|e| e.to_string()),
+            from,
+            id,
+        },
+        Intent::Cancel(peer, id, direction) => Answer::Cancelled {
+            result: client
+                .cancel_file(&peer, id, direction)
+                .await
+                .map_err(|e| e.to_string()),
+            peer,
+            id,
+            direction,
+        },
+    };
+    Some(answer)
+}
