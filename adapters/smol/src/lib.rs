@@ -12,7 +12,7 @@
 //! Where things are:
 //! - `server.rs`: [`ServerDriver`] / [`run_server`], the server's owner loop; `host.rs`: the
 //!   [`ServerHost`] trait the application implements; `memory_host.rs`: [`MemoryHost`].
-//! - `client.rs`: the [`Client`] handle; `client_driver.rs`: its owner loop;
+//! - `client/`: the [`Client`] handle, its owner task and the task's loop;
 //!   `client_options.rs`: [`ClientOptions`].
 //! - files: `file_host.rs`, the [`FileHost`] trait the application implements (or takes
 //!   [`DiskFiles`], `disk_files.rs`, with the names it gives files in `disk_names.rs`);
@@ -48,7 +48,6 @@
 //! ```
 
 mod client;
-mod client_driver;
 mod client_options;
 mod dial;
 mod disk_files;

@@ -1,11 +1,15 @@
 //! The embedding API of the client driver: start a client, send, offer and accept files, watch
-//! events, log out.
+//! events, log out. Every method is a request to the owner task (`owner_loop.rs`) over a
+//! channel.
 
-use crate::client_driver::{self, Command};
+use super::commands::{Command, FileCommand, PeerStatus};
+use super::owner_loop;
+use crate::client_options::ClientOptions;
+use crate::file_request::FileRequestError;
 use crate::seed::os_seed;
-use crate::{ClientOptions, FileRequestError, SharedFile};
+use crate::shared_file::SharedFile;
 use async_channel::{Receiver, Sender};
-use breeze_core::client::{Direction, Event, FileError, Route, SendError};
+use breeze_core::client::{Direction, Event, FileError, SendError};
 use breeze_core::wire::{MessageId, TransferId, UserName};
 use futures_lite::Stream;
 use smol::net::TcpListener;
@@ -25,15 +29,6 @@ pub struct Client {
     events: Receiver<Event>,
     user: UserName,
     p2p_addr: Option<SocketAddr>,
-}
-
-/// One row of [`Client::peers`]: what the core knows about another user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerStatus {
-    pub user: UserName,
-    /// Online according to the server's last word.
-    pub online: bool,
-    pub route: Route,
 }
 
 impl Client {
@@ -61,7 +56,7 @@ impl Client {
         // and drains it; the network-facing queues are all bounded.
         let (events_tx, events) = async_channel::unbounded();
         let user = options.user.clone();
-        smol::spawn(client_driver::run(
+        smol::spawn(owner_loop::run(
             core,
             options,
             listener,
@@ -114,7 +109,7 @@ impl Client {
         let path = path.as_ref().to_path_buf();
         let file = smol::unblock(move || SharedFile::fingerprint(&path)).await?;
         let to = to.clone();
-        self.file_request(|reply| Command::OfferFile { to, file, reply })
+        self.file_request(|reply| FileCommand::Offer { to, file, reply })
             .await
     }
 
@@ -128,7 +123,7 @@ impl Client {
         dir: impl Into<PathBuf>,
     ) -> Result<u64, FileRequestError> {
         let (from, dir) = (from.clone(), dir.into());
-        self.file_request(|reply| Command::AcceptFile {
+        self.file_request(|reply| FileCommand::Accept {
             from,
             id,
             dir,
@@ -143,7 +138,7 @@ impl Client {
         id: TransferId,
     ) -> Result<(), FileRequestError> {
         let from = from.clone();
-        self.file_request(|reply| Command::DeclineFile { from, id, reply })
+        self.file_request(|reply| FileCommand::Decline { from, id, reply })
             .await
     }
 
@@ -155,7 +150,7 @@ impl Client {
         direction: Direction,
     ) -> Result<(), FileRequestError> {
         let peer = peer.clone();
-        self.file_request(|reply| Command::CancelFile {
+        self.file_request(|reply| FileCommand::Cancel {
             peer,
             id,
             direction,
@@ -166,10 +161,15 @@ impl Client {
 
     async fn file_request<T>(
         &self,
-        command: impl FnOnce(Sender<Result<T, FileRequestError>>) -> Command,
+        command: impl FnOnce(Sender<Result<T, FileRequestError>>) -> FileCommand,
     ) -> Result<T, FileRequestError> {
         let (reply, answer) = async_channel::bounded(1);
-        if self.commands.send(command(reply)).await.is_err() {
+        if self
+            .commands
+            .send(Command::File(command(reply)))
+            .await
+            .is_err()
+        {
             return Err(FileError::Stopped.into());
         }
         answer
