@@ -214,6 +214,31 @@ impl Network {
         self.at(now + after, Scheduled::ConnectFailed { opener, dialled });
     }
 
+    /// Writes `bytes` from `from` as a driver's socket would: `true` when they are written at
+    /// once (the writer may be told now), `false` when the stream's bandwidth holds them back and
+    /// a [`Scheduled::Written`] will report them later.
+    pub fn write(
+        &mut self,
+        stream: StreamId,
+        from: Endpoint,
+        bytes: Vec<u8>,
+        now: Instant,
+    ) -> bool {
+        let len = bytes.len();
+        let sent = self.send(stream, from, bytes, now);
+        if sent > now {
+            self.at(
+                sent,
+                Scheduled::Written {
+                    stream,
+                    from,
+                    bytes: len,
+                },
+            );
+        }
+        sent <= now
+    }
+
     /// Sends bytes from `from` (an end of `stream`), in random chunks, keeping stream order.
     /// Returns when the last byte has gone out (now, without a bandwidth limit).
     pub fn send(
