@@ -9,8 +9,13 @@
 //!
 //! It drives the cores only through their public API, like any other runtime would, which is
 //! the proof that the core needs nothing else. Fuzz targets and property tests reuse it.
+//!
+//! With the `loopback` feature it also holds [`loopback`], the kit of the tests that run the
+//! smol drivers over real sockets instead.
 
 mod disk;
+#[cfg(feature = "loopback")]
+pub mod loopback;
 pub mod model;
 mod network;
 mod sim;

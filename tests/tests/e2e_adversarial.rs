@@ -17,11 +17,11 @@ use breeze_core::wire::{
     Chat, ClientFrame, ErrorCode, LoginRefusal, MessageId, PeerFrame, ServerFrame, PROTOCOL_VERSION,
 };
 use breeze_core::Via;
-use breeze_smol::{ConfigTweak, MemoryHost, ServerHost};
-use e2e_support::{
-    accounts, client_frame, client_options, name, peer_frame, start_server, start_server_with,
-    within, Chatter, Conversation, Raw, TestServer, PASSWORD,
+use breeze_sim::loopback::{
+    accounts, client_options, name, start_server, start_server_with, within, TestServer, PASSWORD,
 };
+use breeze_smol::{ConfigTweak, MemoryHost, ServerHost};
+use e2e_support::{client_frame, peer_frame, Chatter, Conversation, Raw};
 use std::sync::Arc;
 use std::time::Duration;
 

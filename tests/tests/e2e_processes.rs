@@ -5,7 +5,8 @@
 mod e2e_support;
 
 use breeze_core::wire::{ClientFrame, LoginRefusal, ServerFrame, PROTOCOL_VERSION};
-use e2e_support::{client_frame, name, send_one_shot, ClientProcess, Raw, ServerProcess, PASSWORD};
+use breeze_sim::loopback::{name, PASSWORD};
+use e2e_support::{client_frame, send_one_shot, ClientProcess, Raw, ServerProcess};
 use serde_json::Value;
 
 /// A data directory with an account for each of `users`.

@@ -5,56 +5,18 @@
 //! (the driver logs out) and a new client with a new `DiskFiles` starts on the same directory.
 //! The real process kill is in `apps/client/tests/files_e2e.rs`.
 
-use breeze_core::client::{Direction, Event, FileEvent, Route};
+use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_core::server::ServerConfig;
-use breeze_core::wire::{TransferId, UserName};
+use breeze_core::wire::TransferId;
 use breeze_core::Via;
-use breeze_smol::{
-    Client, ClientOptions, DiskFiles, FileRequestError, Landed, MemoryHost, ServerDriver,
-    ServerStats,
+use breeze_sim::loopback::{
+    self, client_options, content, dirs, expect, listing, name, slow_relay, start_server_with,
+    Dirs, TestServer, MIB,
 };
-use futures_lite::future;
+use breeze_smol::{Client, DiskFiles, FileRequestError, Landed, MemoryHost};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const PATIENCE: Duration = Duration::from_secs(30);
-const MIB: usize = 1024 * 1024;
-
-fn name(n: &str) -> UserName {
-    UserName::new(n).unwrap()
-}
-
-/// Bytes that differ at every offset, so a misplaced chunk cannot go unnoticed.
-fn content(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8)
-        .collect()
-}
-
-struct Running {
-    addr: SocketAddr,
-    stats: ServerStats,
-    _stop: async_channel::Sender<()>,
-}
-
-async fn start_server(config: ServerConfig) -> Running {
-    let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let driver = ServerDriver::new(listener, config, MemoryHost::welcoming());
-    let addr = driver.local_addr().unwrap();
-    let stats = driver.stats();
-    let (stop, stopped) = async_channel::bounded::<()>(1);
-    smol::spawn(driver.run(async move {
-        let _ = stopped.recv().await;
-    }))
-    .detach();
-    Running {
-        addr,
-        stats,
-        _stop: stop,
-    }
-}
 
 struct Peer {
     client: Client,
@@ -63,33 +25,12 @@ struct Peer {
 
 fn start(server: SocketAddr, user: &str, direct: bool) -> Peer {
     let files = Arc::new(DiskFiles::new());
-    let mut options = ClientOptions::new(server, name(user), "pw");
-    options.p2p_listen = "127.0.0.1:0".parse().unwrap();
+    let mut options = client_options(server, user);
     options.direct_channels = direct;
     options.files = files.clone();
     Peer {
         client: Client::start(options).unwrap(),
         files,
-    }
-}
-
-/// Waits for the first event matching `want`, skipping others.
-async fn expect(client: &Client, what: &str, want: impl Fn(&Event) -> bool) -> Event {
-    let wait = async {
-        while let Some(event) = client.next_event().await {
-            if want(&event) {
-                return Some(event);
-            }
-        }
-        None
-    };
-    let timeout = async {
-        async_io::Timer::after(PATIENCE).await;
-        None
-    };
-    match future::or(wait, timeout).await {
-        Some(event) => event,
-        None => panic!("{} never saw {what}", client.user()),
     }
 }
 
@@ -101,13 +42,7 @@ async fn logged_in(peer: &Peer) {
 }
 
 async fn direct(peer: &Peer, other: &str) {
-    let other = name(other);
-    expect(
-        &peer.client,
-        "a direct route",
-        |e| matches!(e, Event::Route { peer: p, route: Route::Direct, .. } if *p == other),
-    )
-    .await;
+    loopback::direct(&peer.client, other).await;
 }
 
 async fn offered(bob: &Peer, id: TransferId) {
@@ -127,37 +62,10 @@ fn verified(event: &Event) -> bool {
     matches!(event, Event::File(FileEvent::Done { verified: true, .. }))
 }
 
-/// The names in `dir`, sorted.
-fn listing(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-struct Dirs {
-    _root: tempfile::TempDir,
-    outbox: PathBuf,
-    inbox: PathBuf,
-}
-
-fn dirs() -> Dirs {
-    let root = tempfile::tempdir().unwrap();
-    let (outbox, inbox) = (root.path().join("outbox"), root.path().join("inbox"));
-    std::fs::create_dir(&outbox).unwrap();
-    Dirs {
-        _root: root,
-        outbox,
-        inbox,
-    }
-}
-
 #[test]
 fn alice_sends_bob_a_file_directly_and_it_arrives_byte_for_byte() {
     smol::block_on(async {
-        let server = start_server(ServerConfig::default()).await;
+        let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
         let (alice, bob) = (
             start(server.addr, "alice", true),
             start(server.addr, "bob", true),
@@ -198,7 +106,7 @@ fn alice_sends_bob_a_file_directly_and_it_arrives_byte_for_byte() {
 #[test]
 fn without_direct_channels_the_file_goes_through_the_relay() {
     smol::block_on(async {
-        let server = start_server(ServerConfig::default()).await;
+        let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
         let (alice, bob) = (
             start(server.addr, "alice", false),
             start(server.addr, "bob", false),
@@ -240,7 +148,7 @@ fn without_direct_channels_the_file_goes_through_the_relay() {
 #[test]
 fn a_file_already_in_the_directory_is_never_overwritten() {
     smol::block_on(async {
-        let server = start_server(ServerConfig::default()).await;
+        let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
         let (alice, bob) = (
             start(server.addr, "alice", true),
             start(server.addr, "bob", true),
@@ -278,17 +186,9 @@ fn a_file_already_in_the_directory_is_never_overwritten() {
     })
 }
 
-/// Relayed at 4 MiB/s so the receiver can be stopped half-way through.
-fn slow_relay() -> ServerConfig {
-    let mut config = ServerConfig::default();
-    config.file_relay.bytes_per_second = 4 * MIB as u64;
-    config.file_relay.burst = 256 * 1024;
-    config
-}
-
 /// Bob receives part of alice's file over a slow relay, then his client goes away; the part
 /// file stays in `inbox`. Returns the transfer id.
-async fn interrupted_transfer(server: &Running, dirs: &Dirs, file: &[u8]) -> (Peer, TransferId) {
+async fn interrupted_transfer(server: &TestServer, dirs: &Dirs, file: &[u8]) -> (Peer, TransferId) {
     let (alice, bob) = (
         start(server.addr, "alice", false),
         start(server.addr, "bob", false),
@@ -345,7 +245,7 @@ async fn offer_again(alice: &Peer, path: &std::path::Path, id: TransferId) {
 #[test]
 fn a_receiver_that_went_away_resumes_from_its_partial_file() {
     smol::block_on(async {
-        let server = start_server(slow_relay()).await;
+        let server = start_server_with(MemoryHost::welcoming(), slow_relay());
         let dirs = dirs();
         let file = content(8 * MIB, 4);
         let (alice, id) = interrupted_transfer(&server, &dirs, &file).await;
@@ -387,7 +287,7 @@ fn a_receiver_that_went_away_resumes_from_its_partial_file() {
 #[test]
 fn a_corrupted_partial_file_is_detected_and_kept_aside() {
     smol::block_on(async {
-        let server = start_server(slow_relay()).await;
+        let server = start_server_with(MemoryHost::welcoming(), slow_relay());
         let dirs = dirs();
         let file = content(8 * MIB, 5);
         let (alice, id) = interrupted_transfer(&server, &dirs, &file).await;
@@ -420,7 +320,7 @@ fn a_corrupted_partial_file_is_detected_and_kept_aside() {
 #[test]
 fn a_declined_offer_is_reported_and_nothing_is_written() {
     smol::block_on(async {
-        let server = start_server(ServerConfig::default()).await;
+        let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
         let (alice, bob) = (
             start(server.addr, "alice", true),
             start(server.addr, "bob", true),
@@ -451,7 +351,7 @@ fn a_declined_offer_is_reported_and_nothing_is_written() {
 #[test]
 fn an_empty_file_arrives_too() {
     smol::block_on(async {
-        let server = start_server(ServerConfig::default()).await;
+        let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
         let (alice, bob) = (
             start(server.addr, "alice", true),
             start(server.addr, "bob", true),
@@ -475,7 +375,7 @@ fn an_empty_file_arrives_too() {
 #[test]
 fn chat_is_not_held_up_behind_a_big_direct_transfer() {
     smol::block_on(async {
-        let server = start_server(ServerConfig::default()).await;
+        let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
         let (alice, bob) = (
             start(server.addr, "alice", true),
             start(server.addr, "bob", true),

@@ -2,83 +2,19 @@
 
 use breeze_core::client::{Event, Route};
 use breeze_core::server::ServerConfig;
-use breeze_core::wire::UserName;
 use breeze_core::Via;
-use breeze_smol::{Client, ClientOptions, MemoryHost, ServerDriver, ServerStats};
-use futures_lite::future;
+use breeze_sim::loopback::{accounts, client_options, direct, expect, name, start_server_with};
+use breeze_smol::{Client, MemoryHost};
 use std::net::SocketAddr;
-use std::time::Duration;
-
-const PATIENCE: Duration = Duration::from_secs(10);
-
-fn name(n: &str) -> UserName {
-    UserName::new(n).unwrap()
-}
-
-struct Running {
-    addr: SocketAddr,
-    stats: ServerStats,
-    stop: async_channel::Sender<()>,
-    task: smol::Task<std::io::Result<()>>,
-}
-
-async fn start_server(host: MemoryHost) -> Running {
-    let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let driver = ServerDriver::new(listener, ServerConfig::default(), host);
-    let addr = driver.local_addr().unwrap();
-    let stats = driver.stats();
-    let (stop, stopped) = async_channel::bounded::<()>(1);
-    let task = smol::spawn(driver.run(async move {
-        let _ = stopped.recv().await;
-    }));
-    Running {
-        addr,
-        stats,
-        stop,
-        task,
-    }
-}
 
 fn client(server: SocketAddr, user: &str) -> Client {
-    let mut options = ClientOptions::new(server, name(user), "pw");
-    options.p2p_listen = "127.0.0.1:0".parse().unwrap();
-    Client::start(options).unwrap()
-}
-
-/// Waits for the first event matching `want`, skipping others.
-async fn expect(client: &Client, what: &str, want: impl Fn(&Event) -> bool) -> Event {
-    let wait = async {
-        while let Some(event) = client.next_event().await {
-            if want(&event) {
-                return Some(event);
-            }
-        }
-        None
-    };
-    let timeout = async {
-        async_io::Timer::after(PATIENCE).await;
-        None
-    };
-    match future::or(wait, timeout).await {
-        Some(event) => event,
-        None => panic!("{} never saw {what}", client.user()),
-    }
-}
-
-async fn direct(client: &Client, peer: &str) {
-    let peer = name(peer);
-    expect(
-        client,
-        "a direct route",
-        |e| matches!(e, Event::Route { peer: p, route: Route::Direct, .. } if *p == peer),
-    )
-    .await;
+    Client::start(client_options(server, user)).unwrap()
 }
 
 #[test]
 fn alice_and_bob_chat_directly_then_over_the_relay_when_the_direct_path_is_cut() {
     smol::block_on(async {
-        let server = start_server(MemoryHost::welcoming()).await;
+        let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
         let alice = client(server.addr, "alice");
         let bob = client(server.addr, "bob");
         direct(&alice, "bob").await;
@@ -145,8 +81,7 @@ fn alice_and_bob_chat_directly_then_over_the_relay_when_the_direct_path_is_cut()
             matches!(e, Event::Presence { online: false, .. })
         })
         .await;
-        drop(server.stop);
-        server.task.await.unwrap();
+        server.shut_down().await.unwrap();
         // The server said goodbye: bob is told it is gone.
         expect(&bob, "the server going down", |e| {
             matches!(e, Event::ServerLost { .. })
@@ -158,7 +93,10 @@ fn alice_and_bob_chat_directly_then_over_the_relay_when_the_direct_path_is_cut()
 #[test]
 fn a_wrong_password_is_refused_for_good() {
     smol::block_on(async {
-        let server = start_server(MemoryHost::new().with_user(&name("alice"), "secret")).await;
+        let server = start_server_with(
+            MemoryHost::new().with_user(&name("alice"), "secret"),
+            ServerConfig::default(),
+        );
         let alice = client(server.addr, "alice");
         expect(&alice, "the refusal", |e| {
             matches!(e, Event::LoginFailed { .. })
@@ -172,10 +110,7 @@ fn a_wrong_password_is_refused_for_good() {
 #[test]
 fn a_message_to_an_offline_user_is_stored_and_delivered_at_login() {
     smol::block_on(async {
-        let host = MemoryHost::new()
-            .with_user(&name("alice"), "pw")
-            .with_user(&name("bob"), "pw");
-        let server = start_server(host).await;
+        let server = start_server_with(accounts(&["alice", "bob"]), ServerConfig::default());
         let alice = client(server.addr, "alice");
         expect(&alice, "the login", |e| matches!(e, Event::LoggedIn { .. })).await;
         let id = alice.send(&name("bob"), "later".into()).await.unwrap();
@@ -202,7 +137,7 @@ fn a_message_to_an_offline_user_is_stored_and_delivered_at_login() {
 #[test]
 fn a_message_to_a_name_without_account_is_reported_undeliverable() {
     smol::block_on(async {
-        let server = start_server(MemoryHost::new().with_user(&name("alice"), "pw")).await;
+        let server = start_server_with(accounts(&["alice"]), ServerConfig::default());
         let alice = client(server.addr, "alice");
         expect(&alice, "the login", |e| matches!(e, Event::LoggedIn { .. })).await;
         let id = alice.send(&name("nobody"), "hello?".into()).await.unwrap();

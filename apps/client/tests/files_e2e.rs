@@ -7,52 +7,16 @@
 //! receiver stands.
 
 use breeze_core::server::ServerConfig;
-use breeze_smol::{MemoryHost, ServerDriver};
+use breeze_sim::loopback::{
+    self, content, listing, slow_relay, start_server_with, Dirs, TestServer, MIB, PATIENCE,
+};
+use breeze_smol::MemoryHost;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-const PATIENCE: Duration = Duration::from_secs(30);
-const MIB: usize = 1024 * 1024;
-
-/// A server driver on its own thread, stopped when dropped.
-struct Server {
-    addr: SocketAddr,
-    _stop: async_channel::Sender<()>,
-}
-
-fn server(config: ServerConfig) -> Server {
-    let (stop, stopped) = async_channel::bounded::<()>(1);
-    let (addr_tx, addr_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        smol::block_on(async move {
-            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let driver = ServerDriver::new(listener, config, MemoryHost::welcoming());
-            addr_tx.send(driver.local_addr().unwrap()).unwrap();
-            let _ = driver
-                .run(async move {
-                    let _ = stopped.recv().await;
-                })
-                .await;
-        })
-    });
-    Server {
-        addr: addr_rx.recv_timeout(PATIENCE).unwrap(),
-        _stop: stop,
-    }
-}
-
-/// Relayed file data at 4 MiB/s, so a transfer can be interrupted half-way.
-fn slow_relay() -> ServerConfig {
-    let mut config = ServerConfig::default();
-    config.file_relay.bytes_per_second = 4 * MIB as u64;
-    config.file_relay.burst = 256 * 1024;
-    config
-}
+use std::time::Instant;
 
 /// One `breeze --json` process; killed when dropped.
 struct Breeze {
@@ -63,7 +27,7 @@ struct Breeze {
 }
 
 impl Breeze {
-    fn start(server: &Server, user: &str, direct: bool, download_dir: &Path) -> Breeze {
+    fn start(server: &TestServer, user: &str, direct: bool, download_dir: &Path) -> Breeze {
         let mut command = Command::new(env!("CARGO_BIN_EXE_breeze"));
         command
             .args(["--server", &server.addr.to_string(), "--user", user])
@@ -137,38 +101,12 @@ impl Drop for Breeze {
     }
 }
 
-/// Bytes that differ at every offset, so a misplaced chunk cannot go unnoticed.
-fn content(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8)
-        .collect()
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-struct Dirs {
-    _root: tempfile::TempDir,
-    outbox: PathBuf,
-    inbox: PathBuf,
-}
-
+/// A fresh [`Dirs`], with the receiver's download directory made: a `breeze` process checks
+/// its `--download-dir` at start.
 fn dirs() -> Dirs {
-    let root = tempfile::tempdir().unwrap();
-    let (outbox, inbox) = (root.path().join("outbox"), root.path().join("inbox"));
-    std::fs::create_dir(&outbox).unwrap();
-    std::fs::create_dir(&inbox).unwrap();
-    Dirs {
-        _root: root,
-        outbox,
-        inbox,
-    }
+    let dirs = loopback::dirs();
+    std::fs::create_dir(&dirs.inbox).unwrap();
+    dirs
 }
 
 /// alice offers `file` (written as `outbox/name`), bob sees the offer; returns its id.
@@ -192,7 +130,7 @@ fn done(breeze: &Breeze, direction: &str) -> Value {
 
 #[test]
 fn a_file_sent_directly_arrives_byte_for_byte() {
-    let server = server(ServerConfig::default());
+    let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
     let dirs = dirs();
     let mut alice = Breeze::start(&server, "alice", true, &dirs.outbox);
     let mut bob = Breeze::start(&server, "bob", true, &dirs.inbox);
@@ -217,7 +155,7 @@ fn a_file_sent_directly_arrives_byte_for_byte() {
 
 #[test]
 fn a_file_between_clients_without_direct_channels_goes_through_the_relay() {
-    let server = server(ServerConfig::default());
+    let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
     let dirs = dirs();
     let mut alice = Breeze::start(&server, "alice", false, &dirs.outbox);
     let mut bob = Breeze::start(&server, "bob", false, &dirs.inbox);
@@ -235,7 +173,7 @@ fn a_file_between_clients_without_direct_channels_goes_through_the_relay() {
 
 #[test]
 fn an_existing_file_is_not_overwritten() {
-    let server = server(ServerConfig::default());
+    let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
     let dirs = dirs();
     std::fs::write(dirs.inbox.join("photo.jpg"), b"bob's own photo").unwrap();
     let mut alice = Breeze::start(&server, "alice", true, &dirs.outbox);
@@ -256,7 +194,7 @@ fn an_existing_file_is_not_overwritten() {
 
 #[test]
 fn a_declined_offer_is_reported_to_the_sender() {
-    let server = server(ServerConfig::default());
+    let server = start_server_with(MemoryHost::welcoming(), ServerConfig::default());
     let dirs = dirs();
     let mut alice = Breeze::start(&server, "alice", true, &dirs.outbox);
     let mut bob = Breeze::start(&server, "bob", true, &dirs.inbox);
@@ -271,7 +209,7 @@ fn a_declined_offer_is_reported_to_the_sender() {
 /// alice sends `file` to bob over the slow relay; bob's process is killed once a few MiB are
 /// on his disk; a new bob process starts on the same directory and alice's file is offered
 /// to it again. Returns (alice, the new bob, the transfer id, the part file's length).
-fn interrupted(server: &Server, dirs: &Dirs, file: &[u8]) -> (Breeze, Breeze, String, u64) {
+fn interrupted(server: &TestServer, dirs: &Dirs, file: &[u8]) -> (Breeze, Breeze, String, u64) {
     let mut alice = Breeze::start(server, "alice", false, &dirs.outbox);
     let mut bob = Breeze::start(server, "bob", false, &dirs.inbox);
     let id = offer(&mut alice, &bob, dirs, "disk.img", file);
@@ -306,7 +244,7 @@ fn interrupted(server: &Server, dirs: &Dirs, file: &[u8]) -> (Breeze, Breeze, St
 
 #[test]
 fn a_killed_receiver_resumes_from_its_partial_file_after_a_restart() {
-    let server = server(slow_relay());
+    let server = start_server_with(MemoryHost::welcoming(), slow_relay());
     let dirs = dirs();
     let file = content(12 * MIB, 5);
     let (alice, mut bob, id, held) = interrupted(&server, &dirs, &file);
@@ -326,7 +264,7 @@ fn a_killed_receiver_resumes_from_its_partial_file_after_a_restart() {
 
 #[test]
 fn a_corrupted_partial_file_is_detected_and_kept_aside() {
-    let server = server(slow_relay());
+    let server = start_server_with(MemoryHost::welcoming(), slow_relay());
     let dirs = dirs();
     let file = content(12 * MIB, 6);
     let (alice, mut bob, id, _) = interrupted(&server, &dirs, &file);
@@ -349,7 +287,7 @@ fn a_corrupted_partial_file_is_detected_and_kept_aside() {
 
 #[test]
 fn a_killed_sender_offers_the_same_file_again_and_the_transfer_continues() {
-    let server = server(slow_relay());
+    let server = start_server_with(MemoryHost::welcoming(), slow_relay());
     let dirs = dirs();
     let file = content(12 * MIB, 7);
     let mut alice = Breeze::start(&server, "alice", false, &dirs.outbox);

@@ -3,8 +3,9 @@
 //! - Real processes: [`binaries`] builds `breeze-server` and `breeze` once per test binary;
 //!   [`ServerProcess`] and [`ClientProcess`] run them as a user would, and kill them when
 //!   dropped, also when a test panics.
-//! - In process, over real loopback sockets: [`TestServer`] runs the smol server driver,
-//!   [`Chatter`] is a smol client with everything it reported, [`Conversation`] is an honest
+//! - In process, over real loopback sockets: [`TestServer`] (from `breeze_sim::loopback`, with
+//!   the other helpers these tests share with breeze-smol's and the client's) runs the smol
+//!   server driver, [`Chatter`] is a smol client with everything it reported, [`Conversation`] is an honest
 //!   alice↔bob chat that proves nothing was lost, and [`Raw`] is an attacker's bare socket
 //!   speaking (or mangling) the wire format.
 //!
@@ -15,17 +16,14 @@
 
 use breeze_core::client::Event;
 use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FRAME};
-use breeze_core::server::ServerConfig;
 use breeze_core::wire::{ClientFrame, PeerFrame, ServerFrame, UserName};
 use breeze_core::Via;
-use breeze_smol::{
-    Client, ClientOptions, ConfigTweak, MemoryHost, ServerDriver, ServerHost, ServerStats,
-};
+use breeze_sim::loopback::{client_options, name, within, PASSWORD, PATIENCE};
+use breeze_smol::{Client, ClientOptions, ConfigTweak};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use serde_json::Value;
 use smol::net::TcpStream;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -33,18 +31,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
-
-/// The longest any one wait may take before the test fails: generous, because the machine
-/// may be busy with other builds, yet short enough that a hang is reported, not sat out.
-pub const PATIENCE: Duration = Duration::from_secs(20);
-
-/// The password of every account in these tests.
-pub const PASSWORD: &str = "correct horse";
-
-pub fn name(n: &str) -> UserName {
-    UserName::new(n).unwrap()
-}
+use std::time::Instant;
 
 // ---- real processes ---------------------------------------------------------------------------
 
@@ -483,64 +470,6 @@ pub fn send_one_shot(server: SocketAddr, user: &str, to: &str, text: &str) -> Ou
 }
 
 // ---- in process, over loopback sockets ---------------------------------------------------------
-
-/// Runs `work` to completion, failing the test if it takes longer than [`PATIENCE`].
-pub async fn within<T>(what: &str, work: impl Future<Output = T>) -> T {
-    let timeout = async {
-        async_io::Timer::after(PATIENCE).await;
-        None
-    };
-    match future::or(async { Some(work.await) }, timeout).await {
-        Some(done) => done,
-        None => panic!("timed out after {PATIENCE:?} waiting for {what}"),
-    }
-}
-
-/// The smol server driver on an ephemeral loopback port, with accounts in memory.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub stats: ServerStats,
-    _stop: async_channel::Sender<()>,
-    _task: smol::Task<std::io::Result<()>>,
-}
-
-/// Accounts in memory for `users`, all with [`PASSWORD`].
-pub fn accounts(users: &[&str]) -> MemoryHost {
-    users.iter().fold(MemoryHost::new(), |host, user| {
-        host.with_user(&name(user), PASSWORD)
-    })
-}
-
-/// Starts a server with `config` whose accounts are `users`, all with [`PASSWORD`].
-pub fn start_server(users: &[&str], config: ServerConfig) -> TestServer {
-    start_server_with(accounts(users), config)
-}
-
-/// Starts a server with `config` on `host`.
-pub fn start_server_with(host: impl ServerHost, config: ServerConfig) -> TestServer {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind");
-    let listener = smol::net::TcpListener::try_from(listener).expect("cannot register");
-    let driver = ServerDriver::new(listener, config, host);
-    let addr = driver.local_addr().expect("a local address");
-    let stats = driver.stats();
-    let (stop, stopped) = async_channel::bounded::<()>(1);
-    let task = smol::spawn(driver.run(async move {
-        let _ = stopped.recv().await;
-    }));
-    TestServer {
-        addr,
-        stats,
-        _stop: stop,
-        _task: task,
-    }
-}
-
-/// Options for `user` of `server` with [`PASSWORD`], listening for peers on loopback only.
-pub fn client_options(server: SocketAddr, user: &str) -> ClientOptions {
-    let mut options = ClientOptions::new(server, name(user), PASSWORD);
-    options.p2p_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    options
-}
 
 /// A running smol client and everything it has reported.
 pub struct Chatter {
