@@ -21,6 +21,7 @@
 //!   [`FileRequestError`].
 //! - `socket.rs`: the reader and writer tasks of one socket; `listener.rs`: the accept loop;
 //!   `dial.rs`: connects with a timeout; `timer.rs`: the one timer; `seed.rs`: OS randomness.
+//! - `logging.rs` (feature `logging`): the log setup the programs share, [`init_logging`].
 //!
 //! ```no_run
 //! use breeze_core::server::ServerConfig;
@@ -57,6 +58,8 @@ mod file_lanes;
 mod file_request;
 mod host;
 mod listener;
+#[cfg(feature = "logging")]
+mod logging;
 mod memory_host;
 mod read_pool;
 mod seed;
@@ -73,6 +76,8 @@ pub use disk_files::{DiskFiles, Landed};
 pub use file_host::{FileHost, FileOffer};
 pub use file_request::FileRequestError;
 pub use host::ServerHost;
+#[cfg(feature = "logging")]
+pub use logging::init_logging;
 pub use memory_host::MemoryHost;
 pub use seed::os_seed;
 

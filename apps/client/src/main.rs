@@ -37,7 +37,8 @@ const PASSWORD_ENV: &str = "BREEZE_PASSWORD";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(message) = init_logging(&cli) {
+    // Logs only when RUST_LOG is set: stdout belongs to the events, and the screen to the TUI.
+    if let Err(message) = breeze_smol::init_logging(None, cli.log_file.as_deref()) {
         eprintln!("breeze: {message}");
         return ExitCode::FAILURE;
     }
@@ -95,36 +96,4 @@ fn password(user: &UserName) -> Result<String, String> {
     rpassword::prompt_password(format!("Password for {user}: ")).map_err(|e| {
         format!("cannot read the password from the terminal ({e}); set {PASSWORD_ENV}")
     })
-}
-
-/// Logs go to stderr (or `--log-file`), and only when RUST_LOG is set: stdout belongs to the
-/// events, and the screen to the TUI.
-fn init_logging(cli: &Cli) -> Result<(), String> {
-    use tracing_subscriber::EnvFilter;
-    let Ok(filter) = EnvFilter::try_from_default_env() else {
-        return Ok(());
-    };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match &cli.log_file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .init();
-        }
-        None => {
-            use std::io::IsTerminal;
-            // Colours only for a person watching; a redirected log stays plain text.
-            builder
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr)
-                .init()
-        }
-    }
-    Ok(())
 }

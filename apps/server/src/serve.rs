@@ -29,7 +29,9 @@ pub struct ServeOptions<'a> {
 /// 127.0.0.1:0` is usable by scripts) as the first line on **stdout**, then `server key
 /// FINGERPRINT` (what clients pin); logs go to stderr or the log file.
 pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
-    init_logging(options.log_file)?;
+    // `RUST_LOG`, default `info`. Passwords are never logged: the adapter and the host only
+    // ever log user names.
+    breeze_smol::init_logging(Some("info"), options.log_file.map(PathBuf::as_path))?;
     let host = StoreHost::open(options.data, StoreOptions::default())
         .map_err(|e| format!("cannot open the store in {}: {e}", options.data.display()))?;
     let identity = breeze_smol::key_file::load_or_create(&breeze_server::key_path(options.data))?;
@@ -91,34 +93,4 @@ fn stop_signal() -> Result<async_channel::Receiver<()>, String> {
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     Ok(rx)
-}
-
-/// `RUST_LOG` (default `info`) to stderr, or appended to `log_file`. Passwords are never
-/// logged: the adapter and the host only ever log user names.
-fn init_logging(log_file: Option<&PathBuf>) -> Result<(), String> {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match log_file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .init();
-        }
-        None => {
-            use std::io::IsTerminal;
-            // Colours only for a person watching; a redirected log stays plain text.
-            builder
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr)
-                .init()
-        }
-    }
-    Ok(())
 }
