@@ -24,6 +24,7 @@
 //!   that was not already settled.
 
 use crate::gen;
+use crate::timers;
 use crate::trace;
 use arbitrary::{Result, Unstructured};
 use breeze_core::auth::{setup_proof, Role};
@@ -881,24 +882,8 @@ impl Harness {
     }
 
     fn settle(&mut self, u: &mut Unstructured) -> Result<()> {
-        self.drain(u)?;
-        let mut rounds = 0;
-        while let Some(due) = self.client.poll_timeout() {
-            if due > self.now {
-                break;
-            }
-            self.client.handle_timeout(self.now);
-            if let Some(next) = self.client.poll_timeout() {
-                assert!(
-                    next > self.now,
-                    "handle_timeout(now) left poll_timeout() at or before now ({:?} <= now)",
-                    self.now - next
-                );
-            }
-            self.drain(u)?;
-            rounds += 1;
-            assert!(rounds < 100, "timers never settle");
-        }
+        let now = self.now;
+        timers::fire_due(self, now, |h| &mut h.client, |h| h.drain(u))?;
         self.check();
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod decode_frame;
 pub mod gen;
 pub mod scenario;
 pub mod server_streams;
+mod timers;
 
 /// Whether to print each step (replaying a crash to turn it into a regression test).
 pub fn tracing() -> bool {

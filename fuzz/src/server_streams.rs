@@ -13,6 +13,7 @@
 //! - `handle_timeout(now)` moves `poll_timeout()` past `now`.
 
 use crate::gen;
+use crate::timers;
 use crate::trace;
 use arbitrary::{Result, Unstructured};
 use breeze_core::codec::{FrameDecoder, PREFIX_LEN};
@@ -346,25 +347,8 @@ impl Harness {
 
     /// Drains, fires due timers, drains again, then checks everything.
     fn settle(&mut self, u: &mut Unstructured) -> Result<()> {
-        self.drain(u)?;
-        let mut rounds = 0;
-        while let Some(due) = self.server.poll_timeout() {
-            if due > self.now {
-                break;
-            }
-            self.server.handle_timeout(self.now);
-            if let Some(next) = self.server.poll_timeout() {
-                assert!(
-                    next > self.now,
-                    "handle_timeout({:?}) left poll_timeout at {:?}",
-                    self.now,
-                    next
-                );
-            }
-            self.drain(u)?;
-            rounds += 1;
-            assert!(rounds < 100, "timers never settle");
-        }
+        let now = self.now;
+        timers::fire_due(self, now, |h| &mut h.server, |h| h.drain(u))?;
         self.check();
         Ok(())
     }
