@@ -23,5 +23,5 @@ mod store;
 
 pub use disk::Disk;
 pub use network::{NetConfig, RawId};
-pub use sim::{Node, Received, Sim, SimConfig};
+pub use sim::{Node, Received, Sim, SimConfig, FALLBACK_ALLOWANCE};
 pub use store::MemoryStore;

@@ -37,8 +37,6 @@ macro_rules! ensure_ne {
 }
 
 pub const USERS: [&str; 3] = ["alice", "bob", "carol"];
-/// Dead after 15 s of silence, plus delivery slack.
-const FALLBACK_BOUND: Duration = Duration::from_millis(15_500);
 
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -214,7 +212,7 @@ fn check_fallback(sim: &Sim, model: &Model, nodes: &[Node]) -> Result<(), String
     // Whoever stops hearing its peer falls back within the bound. (The other side learns
     // from the close, which may itself be cut; its own silence timer covers that case.)
     for (&(from, to), &since) in &model.cuts {
-        if now - since > FALLBACK_BOUND && model.running[from] && model.running[to] {
+        if now - since > sim.fallback_bound() && model.running[from] && model.running[to] {
             ensure_ne!(
                 sim.route(nodes[to], nodes[from]),
                 Some(Route::Direct),

@@ -10,8 +10,6 @@ use breeze_sim::{Node, Sim, SimConfig};
 use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);
-/// DESIGN.md §4.6: a silent link is dead after 15 s; allow for relay latency on top.
-const FALLBACK_BOUND: Duration = Duration::from_secs(16);
 
 fn world(names: &[&str]) -> (Sim, Vec<Node>) {
     let mut sim = Sim::new(SimConfig::new(7));
@@ -144,15 +142,16 @@ fn the_direct_path_is_cut_mid_conversation_and_every_message_arrives_once_in_ord
         sim.send(alice, bob, &format!("m{i}")).unwrap();
         sim.advance(Duration::from_millis(300));
     }
+    let bound = sim.fallback_bound();
+    let sending = sim.now() - cut_at;
     let took = sim
-        .run_until(FALLBACK_BOUND, |s| s.received_from(bob, alice).len() >= 20)
+        .run_until(bound, |s| s.received_from(bob, alice).len() >= 20)
         .expect("all messages arrive");
     assert!(
-        sim.now() - cut_at <= FALLBACK_BOUND,
-        "arrived {:?} after the cut",
-        sim.now() - cut_at
+        sending + took <= bound,
+        "arrived {:?} after the cut, more than the fallback bound {bound:?}",
+        sending + took
     );
-    let _ = took;
     sim.advance(5 * SECOND);
     assert_eq!(
         texts(&sim, bob, alice),
@@ -203,7 +202,8 @@ fn a_one_way_cut_is_noticed_within_the_heartbeat_bound() {
     sim.cut_one_way(alice, bob);
     sim.send(alice, bob, "into the void").unwrap();
     sim.send(bob, alice, "still heard").unwrap();
-    sim.run_until(FALLBACK_BOUND, |s| !s.received_from(bob, alice).is_empty())
+    let bound = sim.fallback_bound();
+    sim.run_until(bound, |s| !s.received_from(bob, alice).is_empty())
         .expect("alice's message arrives via relay within the bound");
     sim.advance(SECOND);
     assert_eq!(texts(&sim, bob, alice), vec!["into the void"]);
@@ -217,7 +217,8 @@ fn the_path_heals_and_the_route_returns_to_direct() {
     sim.run_until(5 * SECOND, |s| all_direct(s, &nodes))
         .expect("direct");
     sim.cut(alice, bob);
-    sim.run_until(FALLBACK_BOUND + SECOND, |s| {
+    let bound = sim.fallback_bound();
+    sim.run_until(bound + SECOND, |s| {
         s.route(alice, bob) != Some(Route::Direct)
     })
     .expect("falls back");

@@ -25,6 +25,11 @@ mod host;
 pub struct Node(pub usize);
 
 const P2P_PORT: u16 = 7000;
+
+/// What [`Sim::fallback_bound`] allows beyond the heartbeat's `dead_after`: the timer that
+/// notices firing, and the unacknowledged messages going again through the server, each hop a
+/// few milliseconds of the simulated network's latency and jitter.
+pub const FALLBACK_ALLOWANCE: Duration = Duration::from_millis(500);
 const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 7300);
 
 pub struct SimConfig {
@@ -377,6 +382,20 @@ impl Sim {
     }
 
     // ---- time -------------------------------------------------------------------------------
+
+    /// The longest a client may take, once the direct path to a peer is cut, to notice and
+    /// fall back to the relay: its heartbeat's `dead_after` (the channel is dead that long
+    /// after the last byte heard, which came no later than the cut), plus
+    /// [`FALLBACK_ALLOWANCE`]. Taken from the configuration the clients run with.
+    pub fn fallback_bound(&self) -> Duration {
+        let mut config = ClientConfig::new(
+            UserName::new("probe").expect("a valid name"),
+            String::new(),
+            P2P_PORT,
+        );
+        (self.config.tweak_client)(&mut config);
+        config.heartbeat.dead_after + FALLBACK_ALLOWANCE
+    }
 
     pub fn now(&self) -> Instant {
         self.now
