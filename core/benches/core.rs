@@ -7,9 +7,9 @@
 
 use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 use breeze_core::rng::SeededRng;
-use breeze_core::secure::{Handshake, IdentityKey, LinkKind, Sealer};
+use breeze_core::secure::{Handshake, IdentityKey, LinkKind, PairKey, Sealer};
 use breeze_core::server::{Action, ConnId, Event, Server, ServerConfig};
-use breeze_core::wire::{Chat, ClientFrame, MessageId, PeerFrame, UserName, PROTOCOL_VERSION};
+use breeze_core::wire::{Chat, ClientFrame, SealedChat, MessageId, PeerFrame, UserName, PROTOCOL_VERSION};
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
@@ -98,6 +98,19 @@ fn bench_decode<F: DeserializeOwned>(
     group.bench_function(id, |b| b.iter(|| decode_all::<F>(black_box(stream))));
 }
 
+/// Message `i` as the relay carries it: sealed from one fixed sender to another.
+fn sealed_chat(i: u64) -> SealedChat {
+    thread_local! {
+        static PAIR: PairKey = PairKey::new(
+            &IdentityKey::from_secret([1; 32]),
+            &IdentityKey::from_secret([2; 32]).public(),
+        )
+        .unwrap();
+    }
+    let mut rng = SeededRng::from_u64(i);
+    PAIR.with(|pair| SealedChat::seal(&chat(i), pair, &mut rng))
+}
+
 fn decode_throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_throughput");
     // One iteration decodes the whole stream (tens of milliseconds): flat sampling keeps the
@@ -109,7 +122,7 @@ fn decode_throughput(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     let relay = stream(|i| ClientFrame::Relay {
         to: user(i % 1000),
-        chat: chat(i),
+        chat: sealed_chat(i),
     });
     bench_decode::<ClientFrame>(&mut group, "client_relay_100B", &relay);
     drop(relay);
@@ -236,7 +249,7 @@ fn relay_reads() -> Vec<(ConnId, Vec<u8>)> {
                 let to = (from + 1 + next() % (USERS - 1)) % USERS;
                 let frame = ClientFrame::Relay {
                     to: user(to),
-                    chat: chat(from * PER_READ + n),
+                    chat: sealed_chat(from * PER_READ + n),
                 };
                 encode(&frame, &mut read);
             }

@@ -4,9 +4,11 @@
 use breeze_core::client::{Action, Client, ClientConfig, Destination, Event, FileEvent};
 use breeze_core::codec::{encode_frame, FrameDecoder};
 use breeze_core::rng::SeededRng;
-use breeze_core::secure::{Handshake, IdentityKey, Inbound, LinkKind, RecordError, Sealer};
+use breeze_core::secure::{
+    Handshake, IdentityKey, Inbound, LinkKind, PairKey, PublicKey, RecordError, Sealer,
+};
 use breeze_core::transfer::CHUNK_SIZE;
-use breeze_core::wire::{
+use breeze_core::wire::{PeerIntro, SealedChat, SealedFile, 
     Chat, ClientFrame, FileMessage, FileName, MessageId, ServerFrame, TransferId, UserName,
     PROTOCOL_VERSION,
 };
@@ -29,6 +31,9 @@ fn frames(frames: &[ServerFrame]) -> Vec<u8> {
 struct SealedServer {
     sealer: Sealer,
     inbound: Inbound,
+    /// bob's key, which the other users here seal what they relay to.
+    bob: PublicKey,
+    rng: SeededRng,
 }
 
 impl SealedServer {
@@ -68,6 +73,48 @@ impl SealedServer {
         SealedServer {
             sealer: sealer.expect("the handshake is through"),
             inbound,
+            bob: bob.public_key(),
+            rng,
+        }
+    }
+
+    /// The key of another user of this server (one per name).
+    fn identity(name: &UserName) -> IdentityKey {
+        IdentityKey::from_secret(*blake3::hash(name.as_str().as_bytes()).as_bytes())
+    }
+
+    /// What `user` and bob share end to end.
+    fn pair(&self, user: &UserName) -> PairKey {
+        PairKey::new(&Self::identity(user), &self.bob).unwrap()
+    }
+
+    /// Tells bob `user` is online (taking no direct channels), with its key.
+    fn introduce(&mut self, bob: &mut Client, user: &UserName, now: Instant) {
+        let intro = PeerIntro {
+            user: user.clone(),
+            endpoint: "127.0.0.1:0".parse().unwrap(),
+            key: Self::identity(user).public(),
+        };
+        let bytes = frames(&[ServerFrame::PeerOnline(intro)]);
+        self.feed(bob, &bytes, now);
+    }
+
+    /// `chat` relayed from `from`, sealed by it.
+    fn relayed(&mut self, from: &UserName, chat: &Chat) -> ServerFrame {
+        let pair = self.pair(from);
+        ServerFrame::Relayed {
+            from: from.clone(),
+            key: Self::identity(from).public(),
+            chat: SealedChat::seal(chat, &pair, &mut self.rng),
+        }
+    }
+
+    /// `message` relayed from `from`, sealed by it.
+    fn relayed_file(&mut self, from: &UserName, message: &FileMessage) -> ServerFrame {
+        let pair = self.pair(from);
+        ServerFrame::RelayedFile {
+            from: from.clone(),
+            message: SealedFile::seal(message, &pair, &mut self.rng).unwrap(),
         }
     }
 
@@ -134,10 +181,7 @@ fn a_chat_numbered_u64_max_does_not_overflow_the_inbox() {
         first_unacked: u64::MAX,
         text: "3:18446744073709551615:".into(),
     };
-    let relayed = frames(&[ServerFrame::Relayed {
-        from: name("dave"),
-        chat,
-    }]);
+    let relayed = frames(&[server.relayed(&name("dave"), &chat)]);
     server.feed(&mut bob, &relayed, now);
     server.feed(&mut bob, &relayed, now);
     let mut shown = 0;
@@ -169,16 +213,8 @@ fn a_held_message_released_early_is_not_shown_again_when_the_gap_is_skipped() {
         first_unacked,
         text: "0:6:".into(),
     };
-    let relayed = frames(&[
-        ServerFrame::Relayed {
-            from: name("dave"),
-            chat: six(1),
-        },
-        ServerFrame::Relayed {
-            from: name("dave"),
-            chat: six(6),
-        },
-    ]);
+    let dave = name("dave");
+    let relayed = frames(&[server.relayed(&dave, &six(1)), server.relayed(&dave, &six(6))]);
     server.feed(&mut bob, &relayed, start);
     let gap_timeout = bob.config().gap_timeout;
     let mut shown = Vec::new();
@@ -220,6 +256,7 @@ fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
     let now = Instant::now();
     let (mut bob, mut server) = logged_in_bob(now);
     let carol = name("carol");
+    server.introduce(&mut bob, &carol, now);
     let id = TransferId(1);
     let size = 64 * 1024 * 1024;
     bob.offer_file(
@@ -231,14 +268,12 @@ fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
         now,
     )
     .unwrap();
-    let accept = frames(&[ServerFrame::RelayedFile {
-        from: carol.clone(),
-        message: FileMessage::Accept {
-            id,
-            offset: 0,
-            window: u64::MAX,
-        },
-    }]);
+    let accept = FileMessage::Accept {
+        id,
+        offset: 0,
+        window: u64::MAX,
+    };
+    let accept = frames(&[server.relayed_file(&carol, &accept)]);
     server.feed(&mut bob, &accept, now);
 
     let bound = bob.config().file_window + 4 * CHUNK_SIZE as u64;
@@ -256,12 +291,11 @@ fn a_huge_credit_does_not_make_the_sender_read_the_whole_file_into_memory() {
             let plain = server.open(&bytes);
             let mut input = &plain[..];
             while let Some(frame) = decoder.decode::<ClientFrame>(&mut input).unwrap() {
-                if let ClientFrame::RelayFile {
-                    message: FileMessage::Chunk { data, .. },
-                    ..
-                } = frame
-                {
-                    sent += data.len() as u64;
+                if let ClientFrame::RelayFile { message, .. } = frame {
+                    let opened = message.open(&server.pair(&carol));
+                    if let Ok(FileMessage::Chunk { data, .. }) = opened {
+                        sent += data.len() as u64;
+                    }
                 }
             }
         }
@@ -301,16 +335,15 @@ fn accepting_a_huge_offer_near_its_end_does_not_overflow_the_credit() {
     let (mut bob, mut server) = logged_in_bob(now);
     let alice = name("alice");
     let id = TransferId(0);
-    let offer = frames(&[ServerFrame::RelayedFile {
-        from: alice.clone(),
-        message: FileMessage::Offer {
-            id,
-            name: FileName::new("a.txt").unwrap(),
-            size: u64::MAX,
-            hash: [0; 32],
-            repeat: false,
-        },
-    }]);
+    server.introduce(&mut bob, &alice, now);
+    let offer = FileMessage::Offer {
+        id,
+        name: FileName::new("a.txt").unwrap(),
+        size: u64::MAX,
+        hash: [0; 32],
+        repeat: false,
+    };
+    let offer = frames(&[server.relayed_file(&alice, &offer)]);
     server.feed(&mut bob, &offer, now);
     assert!(std::iter::from_fn(|| bob.poll_event())
         .any(|e| matches!(e, Event::File(FileEvent::Offered { .. }))));

@@ -61,38 +61,17 @@ fn data_of(message: &FileMessage) -> &Bytes {
 }
 
 #[test]
-fn chunks_decode_alike_and_big_ones_share_the_buffer_in_every_family() {
-    fn property(id: u64, offset: u64, len: u16, name: String, cut: u8) -> TestResult {
-        let Ok(user) = UserName::new(name) else {
-            return TestResult::discard();
-        };
+fn direct_chunks_decode_alike_and_big_ones_share_the_buffer() {
+    // Only the direct channel carries chunks as they are: through the relay they are sealed
+    // end to end, one opaque byte string the recipient opens (and so copies) itself.
+    fn property(id: u64, offset: u64, len: u16, cut: u8) -> TestResult {
         let len = usize::from(len);
         let message = chunk(id, offset, len);
-        let sources = [
-            framed(&PeerFrame::File(message.clone())),
-            framed(&ClientFrame::RelayFile {
-                to: user.clone(),
-                message: message.clone(),
-            }),
-            framed(&ServerFrame::RelayedFile {
-                from: user.clone(),
-                message: message.clone(),
-            }),
-        ];
-        let decoded = [
-            both_ways::<PeerFrame>(&sources[0]).map(|f| match f {
-                PeerFrame::File(m) => m,
-                other => panic!("{other:?}"),
-            }),
-            both_ways::<ClientFrame>(&sources[1]).map(|f| match f {
-                ClientFrame::RelayFile { message, .. } => message,
-                other => panic!("{other:?}"),
-            }),
-            both_ways::<ServerFrame>(&sources[2]).map(|f| match f {
-                ServerFrame::RelayedFile { message, .. } => message,
-                other => panic!("{other:?}"),
-            }),
-        ];
+        let sources = [framed(&PeerFrame::File(message.clone()))];
+        let decoded = [both_ways::<PeerFrame>(&sources[0]).map(|f| match f {
+            PeerFrame::File(m) => m,
+            other => panic!("{other:?}"),
+        })];
         for (source, decoded) in sources.iter().zip(&decoded) {
             let Some(decoded) = decoded else {
                 return TestResult::error("a whole chunk frame did not decode");
@@ -119,7 +98,7 @@ fn chunks_decode_alike_and_big_ones_share_the_buffer_in_every_family() {
     }
     QuickCheck::new()
         .tests(500)
-        .quickcheck(property as fn(u64, u64, u16, String, u8) -> TestResult);
+        .quickcheck(property as fn(u64, u64, u16, u8) -> TestResult);
 }
 
 #[test]
@@ -130,18 +109,12 @@ fn frames_without_chunks_decode_as_usual() {
         both_ways::<PeerFrame>(&framed(&PeerFrame::Ping)),
         Some(PeerFrame::Ping)
     );
-    let peer_file = PeerFrame::File(offer.clone());
+    let peer_file = PeerFrame::File(offer);
     assert_eq!(both_ways::<PeerFrame>(&framed(&peer_file)), Some(peer_file));
-    let relay = ClientFrame::RelayFile {
-        to: user.clone(),
-        message: offer.clone(),
-    };
-    assert_eq!(both_ways::<ClientFrame>(&framed(&relay)), Some(relay));
-    let relayed = ServerFrame::RelayedFile {
-        from: user,
-        message: offer,
-    };
-    assert_eq!(both_ways::<ServerFrame>(&framed(&relayed)), Some(relayed));
+    let logout = ClientFrame::Logout;
+    assert_eq!(both_ways::<ClientFrame>(&framed(&logout)), Some(logout));
+    let gone = ServerFrame::PeerOffline { user };
+    assert_eq!(both_ways::<ServerFrame>(&framed(&gone)), Some(gone));
     assert_eq!(
         both_ways::<ServerFrame>(&framed(&ServerFrame::Ping)),
         Some(ServerFrame::Ping)

@@ -1,14 +1,19 @@
-//! The server host's persistent side in memory: accounts and offline messages. It outlives
-//! server crashes, like the database file of the real server.
+//! The server host's persistent side in memory: accounts, their keys and offline messages. It
+//! outlives server crashes, like the database file of the real server. Offline messages are
+//! sealed by their senders: the store never holds a text.
 
-use breeze_core::wire::{Chat, LoginRefusal, Undeliverable, UserName};
+use breeze_core::secure::PublicKey;
+use breeze_core::server::OfflineChat;
+use breeze_core::wire::{LoginRefusal, Undeliverable, UserName};
 use std::collections::HashMap;
 
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     accounts: HashMap<UserName, String>,
-    /// (recipient, sender, message), in arrival order.
-    offline: Vec<(UserName, UserName, Chat)>,
+    /// The key each account logged in with last.
+    keys: HashMap<UserName, PublicKey>,
+    /// (recipient, message), in arrival order.
+    offline: Vec<(UserName, OfflineChat)>,
     /// Every message deleted after an acknowledgement, for tests.
     pub deleted: usize,
 }
@@ -18,13 +23,15 @@ impl MemoryStore {
         self.accounts.insert(user.clone(), password.to_string());
     }
 
+    /// Checks a login and, when it succeeds, binds `key` to the account.
     pub fn check(
         &mut self,
         user: &UserName,
         password: &str,
         register: bool,
+        key: PublicKey,
     ) -> Result<(), LoginRefusal> {
-        match self.accounts.get(user) {
+        let verdict = match self.accounts.get(user) {
             Some(stored) if stored == password && !register => Ok(()),
             Some(_) if register => Err(LoginRefusal::NameTaken),
             None if register => {
@@ -32,40 +39,61 @@ impl MemoryStore {
                 Ok(())
             }
             _ => Err(LoginRefusal::BadCredentials),
+        };
+        if verdict.is_ok() {
+            self.keys.insert(user.clone(), key);
         }
+        verdict
     }
 
-    pub fn store(&mut self, to: UserName, from: UserName, chat: Chat) -> Result<(), Undeliverable> {
+    /// The key `user` logged in with last.
+    pub fn key(&self, user: &UserName) -> Option<PublicKey> {
+        self.keys.get(user).copied()
+    }
+
+    pub fn store(&mut self, to: UserName, message: OfflineChat) -> Result<(), Undeliverable> {
         if !self.accounts.contains_key(&to) {
             return Err(Undeliverable::NoSuchUser);
         }
-        let duplicate = self
-            .offline
-            .iter()
-            .any(|(t, f, c)| *t == to && *f == from && c.epoch == chat.epoch && c.seq == chat.seq);
+        let duplicate = self.offline.iter().any(|(t, m)| {
+            *t == to
+                && m.from == message.from
+                && m.chat.epoch == message.chat.epoch
+                && m.chat.seq == message.chat.seq
+        });
         if !duplicate {
-            self.offline.push((to, from, chat));
+            self.offline.push((to, message));
         }
         Ok(())
     }
 
-    pub fn load(&self, user: &UserName) -> Vec<(UserName, Chat)> {
+    pub fn load(&self, user: &UserName) -> Vec<OfflineChat> {
         self.offline
             .iter()
-            .filter(|(to, _, _)| to == user)
-            .map(|(_, from, chat)| (from.clone(), chat.clone()))
+            .filter(|(to, _)| to == user)
+            .map(|(_, message)| message.clone())
             .collect()
     }
 
     pub fn delete(&mut self, to: &UserName, from: &UserName, epoch: u64, through: u64) {
         let before = self.offline.len();
-        self.offline
-            .retain(|(t, f, c)| !(t == to && f == from && c.epoch == epoch && c.seq <= through));
+        self.offline.retain(|(t, m)| {
+            !(t == to && &m.from == from && m.chat.epoch == epoch && m.chat.seq <= through)
+        });
         self.deleted += before - self.offline.len();
     }
 
     /// Messages stored for `user` now.
     pub fn stored_for(&self, user: &UserName) -> usize {
-        self.offline.iter().filter(|(to, _, _)| to == user).count()
+        self.offline.iter().filter(|(to, _)| to == user).count()
+    }
+
+    /// The sealed bytes of everything stored, for tests that look for plaintext on "disk".
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for (_, message) in &self.offline {
+            bytes.extend_from_slice(&message.chat.sealed);
+        }
+        bytes
     }
 }

@@ -1,11 +1,12 @@
 //! What the server driver asks of the application embedding it: accounts and offline storage.
 
 use breeze_core::secure::PublicKey;
-use breeze_core::server::StoreOutcome;
-use breeze_core::wire::{Chat, LoginRefusal, UserName};
+use breeze_core::server::{OfflineChat, StoreOutcome};
+use breeze_core::wire::{LoginRefusal, UserName};
 
 /// Performs the server core's host actions (`Action::CheckLogin`, `StoreOffline`,
-/// `LoadOffline`, `DeleteOffline`).
+/// `LoadOffline`, `DeleteOffline`, `LoadKey`). What it stores is sealed end to end: the host
+/// never sees a message's text.
 ///
 /// Every method may block (password hashing, a database): the driver calls them on smol's
 /// blocking thread pool, never on the task that owns the core. `check_login` calls run
@@ -26,13 +27,17 @@ pub trait ServerHost: Send + Sync + 'static {
     ) -> Result<(), LoginRefusal>;
 
     /// Keeps a message for the offline user `to` until it acknowledges it. Storing a message
-    /// already stored (same `from`, `chat.epoch`, `chat.seq`) must do nothing and succeed.
+    /// already stored (same sender, `chat.epoch`, `chat.seq`) must do nothing and succeed.
     /// The outcome goes to the core, which tells the sender "stored" only once it is, "lost"
     /// when it can never be, and nothing on a passing failure (the sender tries again).
-    fn store_offline(&self, to: &UserName, from: &UserName, chat: &Chat) -> StoreOutcome;
+    fn store_offline(&self, to: &UserName, message: &OfflineChat) -> StoreOutcome;
 
     /// Everything stored for `user`, as `(sender, message)`, oldest first.
-    fn load_offline(&self, user: &UserName) -> Vec<(UserName, Chat)>;
+    fn load_offline(&self, user: &UserName) -> Vec<OfflineChat>;
+
+    /// The key `user` logged in with last (what others seal their offline messages to), or
+    /// `None` for no such account or one that never logged in with a key.
+    fn load_key(&self, user: &UserName) -> Option<PublicKey>;
 
     /// `to` acknowledged every message of `from`'s `epoch` up to `through`: forget them.
     fn delete_offline(&self, to: &UserName, from: &UserName, epoch: u64, through: u64);

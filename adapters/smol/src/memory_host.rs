@@ -2,8 +2,8 @@
 
 use crate::ServerHost;
 use breeze_core::secure::PublicKey;
-use breeze_core::server::StoreOutcome;
-use breeze_core::wire::{Chat, LoginRefusal, Undeliverable, UserName};
+use breeze_core::server::{OfflineChat, StoreOutcome};
+use breeze_core::wire::{LoginRefusal, Undeliverable, UserName};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -21,7 +21,9 @@ struct State {
     /// Accept any name and password, creating the account on the way.
     welcome_anyone: bool,
     /// `(to, from, chat)` in the order stored.
-    offline: Vec<(UserName, UserName, Chat)>,
+    offline: Vec<(UserName, OfflineChat)>,
+    /// The key each account logged in with last.
+    keys: HashMap<UserName, PublicKey>,
 }
 
 impl MemoryHost {
@@ -63,51 +65,60 @@ impl ServerHost for MemoryHost {
         user: &UserName,
         password: &str,
         register: bool,
-        _key: &PublicKey,
+        key: &PublicKey,
     ) -> Result<(), LoginRefusal> {
         let mut state = self.lock();
-        if state.welcome_anyone {
-            return Ok(());
-        }
-        match state.accounts.get(user) {
-            Some(known) if known == password => Ok(()),
-            Some(_) if register => Err(LoginRefusal::NameTaken),
-            Some(_) => Err(LoginRefusal::BadCredentials),
-            None if register => {
-                state.accounts.insert(user.clone(), password.to_owned());
-                Ok(())
+        let verdict = if state.welcome_anyone {
+            Ok(())
+        } else {
+            match state.accounts.get(user) {
+                Some(known) if known == password => Ok(()),
+                Some(_) if register => Err(LoginRefusal::NameTaken),
+                Some(_) => Err(LoginRefusal::BadCredentials),
+                None if register => {
+                    state.accounts.insert(user.clone(), password.to_owned());
+                    Ok(())
+                }
+                None => Err(LoginRefusal::BadCredentials),
             }
-            None => Err(LoginRefusal::BadCredentials),
+        };
+        if verdict.is_ok() {
+            state.keys.insert(user.clone(), *key);
         }
+        verdict
     }
 
-    fn store_offline(&self, to: &UserName, from: &UserName, chat: &Chat) -> StoreOutcome {
+    fn store_offline(&self, to: &UserName, message: &OfflineChat) -> StoreOutcome {
         let mut state = self.lock();
         if !state.welcome_anyone && !state.accounts.contains_key(to) {
             return StoreOutcome::Undeliverable(Undeliverable::NoSuchUser);
         }
-        let duplicate = state
-            .offline
-            .iter()
-            .any(|(t, f, c)| t == to && f == from && c.epoch == chat.epoch && c.seq == chat.seq);
+        let (from, chat) = (&message.from, &message.chat);
+        let duplicate = state.offline.iter().any(|(t, m)| {
+            t == to && &m.from == from && m.chat.epoch == chat.epoch && m.chat.seq == chat.seq
+        });
         if !duplicate {
-            state.offline.push((to.clone(), from.clone(), chat.clone()));
+            state.offline.push((to.clone(), message.clone()));
         }
         StoreOutcome::Stored
     }
 
-    fn load_offline(&self, user: &UserName) -> Vec<(UserName, Chat)> {
+    fn load_offline(&self, user: &UserName) -> Vec<OfflineChat> {
         self.lock()
             .offline
             .iter()
-            .filter(|(to, _, _)| to == user)
-            .map(|(_, from, chat)| (from.clone(), chat.clone()))
+            .filter(|(to, _)| to == user)
+            .map(|(_, message)| message.clone())
             .collect()
     }
 
+    fn load_key(&self, user: &UserName) -> Option<PublicKey> {
+        self.lock().keys.get(user).copied()
+    }
+
     fn delete_offline(&self, to: &UserName, from: &UserName, epoch: u64, through: u64) {
-        self.lock()
-            .offline
-            .retain(|(t, f, c)| !(t == to && f == from && c.epoch == epoch && c.seq <= through));
+        self.lock().offline.retain(|(t, m)| {
+            !(t == to && &m.from == from && m.chat.epoch == epoch && m.chat.seq <= through)
+        });
     }
 }

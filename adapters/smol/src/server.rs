@@ -295,14 +295,22 @@ impl<H: ServerHost> Owner<H> {
                 })
                 .detach();
             }
-            Action::StoreOffline { to, from, chat } => {
-                let (to, from, chat, outcome) = smol::unblock(move || {
-                    let outcome = host.store_offline(&to, &from, &chat);
-                    (to, from, chat, outcome)
+            Action::StoreOffline { to, message } => {
+                let (to, message, outcome) = smol::unblock(move || {
+                    let outcome = host.store_offline(&to, &message);
+                    (to, message, outcome)
                 })
                 .await;
                 self.core
-                    .handle_offline_stored(&from, to, &chat, outcome, Instant::now());
+                    .handle_offline_stored(to, &message, outcome, Instant::now());
+            }
+            Action::LoadKey { conn, user } => {
+                let (user, key) = smol::unblock(move || {
+                    let key = host.load_key(&user);
+                    (user, key)
+                })
+                .await;
+                self.core.handle_key_loaded(conn, user, key, Instant::now());
             }
             Action::LoadOffline { user } => {
                 let (user, messages) = smol::unblock(move || {

@@ -2,8 +2,8 @@
 
 use crate::{OfflineMessage, Store, StoreError, StoreOptions, Verdict};
 use breeze_core::secure::PublicKey;
-use breeze_core::server::StoreOutcome;
-use breeze_core::wire::{Chat, LoginRefusal, MessageId, Undeliverable, UserName};
+use breeze_core::server::{OfflineChat, StoreOutcome};
+use breeze_core::wire::{LoginRefusal, MessageId, SealedChat, Undeliverable, UserName};
 use breeze_smol::ServerHost;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,15 +65,17 @@ impl ServerHost for StoreHost {
         verdict
     }
 
-    fn store_offline(&self, to: &UserName, from: &UserName, chat: &Chat) -> StoreOutcome {
+    fn store_offline(&self, to: &UserName, message: &OfflineChat) -> StoreOutcome {
+        let (from, chat) = (&message.from, &message.chat);
         let message = OfflineMessage {
             recipient: to.as_str().to_owned(),
             sender: from.as_str().to_owned(),
+            sender_key: message.key.0,
             epoch: chat.epoch,
             seq: chat.seq,
             first_unacked: chat.first_unacked,
             message_id: chat.id.0,
-            text: chat.text.clone(),
+            sealed: chat.sealed.clone(),
         };
         match lock(&self.offline).store_offline(&message) {
             Ok(()) => StoreOutcome::Stored,
@@ -91,7 +93,7 @@ impl ServerHost for StoreHost {
         }
     }
 
-    fn load_offline(&self, user: &UserName) -> Vec<(UserName, Chat)> {
+    fn load_offline(&self, user: &UserName) -> Vec<OfflineChat> {
         let stored = match lock(&self.offline).load_offline(user.as_str()) {
             Ok(stored) => stored,
             Err(error) => {
@@ -109,16 +111,30 @@ impl ServerHost for StoreHost {
                         return None;
                     }
                 };
-                let chat = Chat {
+                let chat = SealedChat {
                     id: MessageId(message.message_id),
                     epoch: message.epoch,
                     seq: message.seq,
                     first_unacked: message.first_unacked,
-                    text: message.text,
+                    sealed: message.sealed,
                 };
-                Some((sender, chat))
+                Some(OfflineChat {
+                    from: sender,
+                    key: PublicKey(message.sender_key),
+                    chat,
+                })
             })
             .collect()
+    }
+
+    fn load_key(&self, user: &UserName) -> Option<PublicKey> {
+        match lock(&self.logins).current_key(user.as_str()) {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::error!(%user, %error, "cannot look up a key");
+                None
+            }
+        }
     }
 
     fn delete_offline(&self, to: &UserName, from: &UserName, epoch: u64, through: u64) {
@@ -127,102 +143,6 @@ impl ServerHost for StoreHost {
         if let Err(error) = deleted {
             tracing::error!(%to, %from, %error, "cannot delete acknowledged offline messages");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn name(n: &str) -> UserName {
-        UserName::new(n).unwrap()
-    }
-
-    fn host() -> StoreHost {
-        let mut store = Store::open_in_memory_with(StoreOptions::fast_for_tests()).unwrap();
-        store.add_user("alice", "wonderland").unwrap();
-        store.add_user("bob", "builder").unwrap();
-        StoreHost::from_store(store)
-    }
-
-    fn chat(seq: u64, text: &str) -> Chat {
-        Chat {
-            id: MessageId(seq + 10),
-            epoch: 7,
-            seq,
-            first_unacked: 1,
-            text: text.into(),
-        }
-    }
-
-    const KEY: PublicKey = PublicKey([5; 32]);
-
-    #[test]
-    fn a_login_binds_its_key_only_when_the_password_is_right() {
-        let host = host();
-        let other = PublicKey([6; 32]);
-        assert!(host
-            .check_login(&name("alice"), "nope", false, &other)
-            .is_err());
-        assert_eq!(lock(&host.logins).current_key("alice").unwrap(), None);
-        assert_eq!(
-            host.check_login(&name("alice"), "wonderland", false, &KEY),
-            Ok(())
-        );
-        assert_eq!(lock(&host.logins).current_key("alice").unwrap(), Some(KEY));
-    }
-
-    #[test]
-    fn logins_are_checked_against_the_accounts() {
-        let host = host();
-        assert_eq!(
-            host.check_login(&name("alice"), "wonderland", false, &KEY),
-            Ok(())
-        );
-        let wrong = host.check_login(&name("alice"), "nope", false, &KEY);
-        assert_eq!(wrong, Err(LoginRefusal::BadCredentials));
-        let unknown = host.check_login(&name("carol"), "x", false, &KEY);
-        assert_eq!(unknown, Err(LoginRefusal::BadCredentials));
-    }
-
-    #[test]
-    fn registration_creates_an_account_once() {
-        let host = host();
-        assert_eq!(host.check_login(&name("carol"), "pw", true, &KEY), Ok(()));
-        assert_eq!(host.check_login(&name("carol"), "pw", false, &KEY), Ok(()));
-        assert_eq!(host.check_login(&name("carol"), "pw", true, &KEY), Ok(()));
-        let taken = host.check_login(&name("alice"), "guess", true, &KEY);
-        assert_eq!(taken, Err(LoginRefusal::NameTaken));
-    }
-
-    #[test]
-    fn offline_messages_round_trip_and_an_ack_deletes_them() {
-        let host = host();
-        let (alice, bob) = (name("alice"), name("bob"));
-        assert_eq!(
-            host.store_offline(&bob, &alice, &chat(1, "one")),
-            StoreOutcome::Stored
-        );
-        assert_eq!(
-            host.store_offline(&bob, &alice, &chat(2, "two")),
-            StoreOutcome::Stored
-        );
-        assert_eq!(
-            host.load_offline(&bob),
-            vec![
-                (alice.clone(), chat(1, "one")),
-                (alice.clone(), chat(2, "two"))
-            ]
-        );
-        host.delete_offline(&bob, &alice, 7, 1);
-        assert_eq!(host.load_offline(&bob), vec![(alice, chat(2, "two"))]);
-    }
-
-    #[test]
-    fn a_message_for_a_name_without_account_is_undeliverable() {
-        let host = host();
-        let lost = host.store_offline(&name("nobody"), &name("alice"), &chat(1, "x"));
-        assert_eq!(lost, StoreOutcome::Undeliverable(Undeliverable::NoSuchUser));
     }
 }
 
@@ -271,4 +191,102 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(n: &str) -> UserName {
+        UserName::new(n).unwrap()
+    }
+
+    fn host() -> StoreHost {
+        let mut store = Store::open_in_memory_with(StoreOptions::fast_for_tests()).unwrap();
+        store.add_user("alice", "wonderland").unwrap();
+        store.add_user("bob", "builder").unwrap();
+        StoreHost::from_store(store)
+    }
+
+    /// A message from alice as the store sees it: opaque bytes under alice's key.
+    fn from_alice(seq: u64, sealed: &str) -> OfflineChat {
+        OfflineChat {
+            from: name("alice"),
+            key: PublicKey([1; 32]),
+            chat: SealedChat {
+                id: MessageId(seq + 10),
+                epoch: 7,
+                seq,
+                first_unacked: 1,
+                sealed: sealed.as_bytes().to_vec(),
+            },
+        }
+    }
+
+    const KEY: PublicKey = PublicKey([5; 32]);
+
+    #[test]
+    fn a_login_binds_its_key_only_when_the_password_is_right() {
+        let host = host();
+        let other = PublicKey([6; 32]);
+        assert!(host
+            .check_login(&name("alice"), "nope", false, &other)
+            .is_err());
+        assert_eq!(lock(&host.logins).current_key("alice").unwrap(), None);
+        assert_eq!(
+            host.check_login(&name("alice"), "wonderland", false, &KEY),
+            Ok(())
+        );
+        assert_eq!(lock(&host.logins).current_key("alice").unwrap(), Some(KEY));
+    }
+
+    #[test]
+    fn logins_are_checked_against_the_accounts() {
+        let host = host();
+        assert_eq!(
+            host.check_login(&name("alice"), "wonderland", false, &KEY),
+            Ok(())
+        );
+        let wrong = host.check_login(&name("alice"), "nope", false, &KEY);
+        assert_eq!(wrong, Err(LoginRefusal::BadCredentials));
+        let unknown = host.check_login(&name("carol"), "x", false, &KEY);
+        assert_eq!(unknown, Err(LoginRefusal::BadCredentials));
+    }
+
+    #[test]
+    fn registration_creates_an_account_once() {
+        let host = host();
+        assert_eq!(host.check_login(&name("carol"), "pw", true, &KEY), Ok(()));
+        assert_eq!(host.check_login(&name("carol"), "pw", false, &KEY), Ok(()));
+        assert_eq!(host.check_login(&name("carol"), "pw", true, &KEY), Ok(()));
+        let taken = host.check_login(&name("alice"), "guess", true, &KEY);
+        assert_eq!(taken, Err(LoginRefusal::NameTaken));
+    }
+
+    #[test]
+    fn offline_messages_round_trip_and_an_ack_deletes_them() {
+        let host = host();
+        let (alice, bob) = (name("alice"), name("bob"));
+        assert_eq!(
+            host.store_offline(&bob, &from_alice(1, "one")),
+            StoreOutcome::Stored
+        );
+        assert_eq!(
+            host.store_offline(&bob, &from_alice(2, "two")),
+            StoreOutcome::Stored
+        );
+        assert_eq!(
+            host.load_offline(&bob),
+            vec![from_alice(1, "one"), from_alice(2, "two")]
+        );
+        host.delete_offline(&bob, &alice, 7, 1);
+        assert_eq!(host.load_offline(&bob), vec![from_alice(2, "two")]);
+    }
+
+    #[test]
+    fn a_message_for_a_name_without_account_is_undeliverable() {
+        let host = host();
+        let lost = host.store_offline(&name("nobody"), &from_alice(1, "x"));
+        assert_eq!(lost, StoreOutcome::Undeliverable(Undeliverable::NoSuchUser));
+    }
 }

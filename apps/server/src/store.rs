@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(store.verify("alice", "wonderland").unwrap(), Verdict::Ok);
         let kept = store.load_offline("bob").unwrap();
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].text, "hi bob");
+        assert_eq!(kept[0].sealed, b"hi bob");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use super::output::{Destination, Event};
 use super::Client;
 use crate::delivery::{Receipt, Sent, Timeouts, Via};
-use crate::wire::{Ack, Chat, ClientFrame, PeerFrame, UserName};
+use crate::secure::PublicKey;
+use crate::wire::{Ack, Chat, ClientFrame, PeerFrame, SealedAck, SealedChat, UserName};
 use std::time::Instant;
 
 impl Client {
@@ -18,6 +19,21 @@ impl Client {
             Some(link) => (Via::Direct, Destination::Peer(link)),
             None if server_up => (Via::Relay, Destination::Server),
             None => return,
+        };
+        if peer.outbox.unsent().next().is_none() {
+            return;
+        }
+        // Through the relay, messages are sealed for the recipient: without its key (being
+        // asked for) they wait.
+        let pair = match destination {
+            Destination::Server => match self.pair_key(name, now) {
+                Some(pair) => Some(pair),
+                None => return,
+            },
+            Destination::Peer(_) => None,
+        };
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
         };
         let mut frames = Vec::new();
         let outbox_chats: Vec<Chat> = {
@@ -41,17 +57,45 @@ impl Client {
         for chat in frames {
             let sent = match destination {
                 Destination::Peer(link) => self.send_link(link, &PeerFrame::Chat(chat), now),
-                Destination::Server => self.send_server(
-                    &ClientFrame::Relay {
-                        to: name.clone(),
-                        chat,
-                    },
-                    now,
-                ),
+                Destination::Server => {
+                    let Some(pair) = pair.as_ref() else { break };
+                    let chat = SealedChat::seal(&chat, pair, &mut self.rng);
+                    let to = name.clone();
+                    self.send_server(&ClientFrame::Relay { to, chat }, now)
+                }
             };
             if !sent {
                 break;
             }
+        }
+    }
+
+    /// A sealed chat through the relay from `from`, whose key the server says is `key`.
+    pub(super) fn on_relayed_chat(
+        &mut self,
+        from: &UserName,
+        key: PublicKey,
+        sealed: SealedChat,
+        now: Instant,
+    ) {
+        if from == &self.config.user {
+            return;
+        }
+        self.vouched_key(from, key, now);
+        let opened = self.pair_key(from, now).map(|pair| sealed.open(&pair));
+        match opened {
+            Some(Ok(chat)) if chat.text.len() <= self.config.max_text_len => {
+                self.on_chat(from, chat, Via::Relay, now)
+            }
+            _ => self.events.push_back(Event::ForgedRelay { from: from.clone() }),
+        }
+    }
+
+    /// A sealed acknowledgement through the relay from `from`.
+    pub(super) fn on_relayed_ack(&mut self, from: &UserName, sealed: SealedAck, now: Instant) {
+        match self.pair_key(from, now).map(|pair| sealed.open(&pair)) {
+            Some(Ok(ack)) => self.on_ack(from, ack),
+            _ => self.events.push_back(Event::ForgedRelay { from: from.clone() }),
         }
     }
 
@@ -120,7 +164,12 @@ impl Client {
                     }
                 }
                 Via::Relay => {
-                    if self.server.is_online() {
+                    if !self.server.is_online() {
+                        continue;
+                    }
+                    // The chats came sealed by `name`, with its key: the pair key is there.
+                    if let Some(pair) = self.pair_key(&name, now) {
+                        let ack = SealedAck::seal(ack, &pair, &mut self.rng);
                         self.send_server(&ClientFrame::RelayAck { to: name, ack }, now);
                     }
                 }

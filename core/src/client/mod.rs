@@ -361,6 +361,9 @@ impl Client {
         self.peers.entry(name.clone()).or_insert_with(|| Peer {
             online: false,
             key: remembered.remove(name),
+            vouched: false,
+            key_requested: false,
+            pair: None,
             intro: None,
             direct: None,
             dial: Dial::Idle { next_at: now },

@@ -514,6 +514,13 @@ pub enum Event {
         /// The key this server holds now.
         presented: PublicKey,
     },
+    /// Something the relay delivered as `from`'s did not open: forged or altered on the way
+    /// (by the server, or by whoever holds its key), or sealed to a key this profile does not
+    /// hold. It was dropped; nothing of it reached the user.
+    ForgedRelay {
+        /// Who it claimed to come from.
+        from: UserName,
+    },
     /// The server vouched for a key of `user` that this client had not seen before: the host
     /// remembers it, to notice a change later.
     PeerKeyLearned {

@@ -4,7 +4,7 @@ use super::output::Route;
 use super::LinkId;
 use crate::backoff::Backoff;
 use crate::delivery::{Inbox, Outbox};
-use crate::secure::PublicKey;
+use crate::secure::{PairKey, PublicKey};
 use crate::wire::PeerIntro;
 use std::time::Instant;
 
@@ -26,6 +26,12 @@ pub(super) struct Peer {
     /// The peer's key as last vouched for by the server (an introduction, a relayed message)
     /// or remembered from an earlier session.
     pub key: Option<PublicKey>,
+    /// `key` was vouched for by the server in this session, so it is safe to seal to.
+    pub vouched: bool,
+    /// A key request to the server is out (relayed messages wait for its answer).
+    pub key_requested: bool,
+    /// The end-to-end key shared with the holder of `key`, made when first needed.
+    pub pair: Option<PairKey>,
     /// The server's latest introduction: where to dial and which key to expect.
     pub intro: Option<PeerIntro>,
     /// The authenticated direct channel, if any.

@@ -369,8 +369,11 @@ impl Client {
             ServerFrame::Presence { peers, last } => self.on_presence_page(peers, last, now),
             ServerFrame::PeerOnline(intro) => self.peer_online(intro, now),
             ServerFrame::PeerOffline { user } => self.peer_offline(&user, now),
-            ServerFrame::Relayed { from, chat } => self.on_chat(&from, chat, Via::Relay, now),
-            ServerFrame::RelayedAck { from, ack } => self.on_ack(&from, ack),
+            ServerFrame::Relayed { from, key, chat } => {
+                self.on_relayed_chat(&from, key, chat, now)
+            }
+            ServerFrame::RelayedAck { from, ack } => self.on_relayed_ack(&from, ack, now),
+            ServerFrame::UserKey { user, key } => self.on_user_key(user, key, now),
             ServerFrame::Stored { to, epoch, seq } => {
                 if let Some(id) = self
                     .peers
@@ -381,7 +384,10 @@ impl Client {
                 }
             }
             ServerFrame::RelayedFile { from, message } => {
-                self.on_file_message(&from, message, Via::Relay, now)
+                match self.pair_key(&from, now).map(|pair| message.open(&pair)) {
+                    Some(Ok(message)) => self.on_file_message(&from, message, Via::Relay, now),
+                    _ => self.events.push_back(Event::ForgedRelay { from }),
+                }
             }
             ServerFrame::FileUndeliverable { to, id } => self.file_undeliverable(&to, id),
             ServerFrame::FileThrottled {
@@ -423,6 +429,10 @@ impl Client {
             snapshot: Some(HashSet::new()),
         };
         self.reconnect.reset();
+        // Key requests sent on a lost connection were lost with it: ask again when needed.
+        for peer in self.peers.values_mut() {
+            peer.key_requested = false;
+        }
         // The account exists now; a reconnect must not try to create it again.
         self.config.register = false;
         self.events.push_back(Event::LoggedIn {

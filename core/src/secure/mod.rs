@@ -29,7 +29,7 @@ mod keys;
 mod record;
 mod resolver;
 
-pub use e2e::{PairKey, SealError};
+pub use e2e::{PairKey, SealError, SEAL_OVERHEAD};
 pub use handshake::{Handshake, HandshakeError, LinkKind, Progress};
 pub use inbound::Inbound;
 pub use keys::{pair_fingerprint, Fingerprint, IdentityKey, PublicKey};

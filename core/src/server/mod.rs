@@ -17,7 +17,7 @@ mod sweep;
 
 pub use config::ServerConfig;
 pub use file_relay::FileRelayLimit;
-pub use output::{Action, ConnError, Event, LogoutReason, Stats, StoreOutcome};
+pub use output::{Action, ConnError, Event, LogoutReason, OfflineChat, Stats, StoreOutcome};
 
 use crate::codec::Input;
 use crate::outbound::Outbound;
@@ -25,7 +25,7 @@ use crate::rng::SeededRng;
 use crate::secure::{IdentityKey, PublicKey};
 use crate::seeded_hash::{SeededMap, SeededState};
 use crate::transmit::Transmit;
-use crate::wire::{Bytes, Chat, ClientFrame, KickReason, LoginRefusal, ServerFrame, UserName};
+use crate::wire::{Bytes, ClientFrame, KickReason, LoginRefusal, ServerFrame, UserName};
 use connection::{Connection, Phase};
 use limits::AddressLimits;
 use presence::Presence;
@@ -234,11 +234,23 @@ impl Server {
         self.reap(now);
     }
 
-    /// The host's answer to [`Action::LoadOffline`]: `(sender, message)` in stored order.
+    /// The host's answer to [`Action::LoadKey`].
+    pub fn handle_key_loaded(
+        &mut self,
+        conn: ConnId,
+        user: UserName,
+        key: Option<PublicKey>,
+        now: Instant,
+    ) {
+        self.send(conn, &ServerFrame::UserKey { user, key }, now);
+        self.reap(now);
+    }
+
+    /// The host's answer to [`Action::LoadOffline`]: the messages in stored order.
     pub fn handle_offline_loaded(
         &mut self,
         user: &UserName,
-        messages: Vec<(UserName, Chat)>,
+        messages: Vec<OfflineChat>,
         now: Instant,
     ) {
         self.on_offline_loaded(user, messages, now);
@@ -249,13 +261,12 @@ impl Server {
     /// a promise to deliver later must not go out before the message is safe on disk.
     pub fn handle_offline_stored(
         &mut self,
-        from: &UserName,
         to: UserName,
-        chat: &Chat,
+        message: &OfflineChat,
         outcome: StoreOutcome,
         now: Instant,
     ) {
-        self.on_offline_stored(from, to, chat, outcome, now);
+        self.on_offline_stored(to, message, outcome, now);
         self.reap(now);
     }
 
@@ -346,6 +357,9 @@ impl Server {
             }
             (Phase::Online(_), ClientFrame::RelayAck { to, ack }) => {
                 self.on_relay_ack(conn, to, ack, now)
+            }
+            (Phase::Online(_), ClientFrame::KeyRequest { user }) => {
+                self.on_key_request(conn, user, now)
             }
             (Phase::Online(session), ClientFrame::RelayFile { to, message }) => {
                 if to != session.user {

@@ -2,7 +2,7 @@
 
 use super::ConnId;
 use crate::secure::{HandshakeError, PublicKey, RecordError};
-use crate::wire::{Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
+use crate::wire::{ErrorCode, SealedChat, KickReason, LoginRefusal, Undeliverable, UserName};
 use std::net::SocketAddr;
 
 /// Work the host performs for the core. Drain with [`Server::poll_action`](super::Server::poll_action).
@@ -36,10 +36,16 @@ pub enum Action {
     StoreOffline {
         /// The recipient, offline now.
         to: UserName,
-        /// The sender, told `Stored` once the answer says so.
-        from: UserName,
         /// The message, to hand back in `handle_offline_loaded` at the recipient's next login.
-        chat: Chat,
+        message: OfflineChat,
+    },
+    /// Look up the key `user` logged in with last, then call
+    /// [`Server::handle_key_loaded`](super::Server::handle_key_loaded).
+    LoadKey {
+        /// Who asked.
+        conn: ConnId,
+        /// Whose key.
+        user: UserName,
     },
     /// Load what is stored for `user`, then call
     /// [`Server::handle_offline_loaded`](super::Server::handle_offline_loaded).
@@ -58,6 +64,18 @@ pub enum Action {
         /// Every stored message of that epoch up to this sequence number is delivered.
         through: u64,
     },
+}
+
+/// A chat message kept for an offline recipient: sealed by its sender, so the store holds no
+/// text, with the sender's key (the recipient may never have been introduced to the sender).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineChat {
+    /// The sender, told `Stored` once the store has it.
+    pub from: UserName,
+    /// The sender's key, which the recipient opens the message with.
+    pub key: PublicKey,
+    /// The message.
+    pub chat: SealedChat,
 }
 
 /// What became of a message the host was asked to store.

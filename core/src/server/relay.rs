@@ -1,11 +1,13 @@
 //! Forwarding between online users, and the offline store for chat: messages, their
-//! acknowledgements and file messages all pass through here untouched.
+//! acknowledgements and file messages all pass through here untouched, sealed end to end by
+//! their senders (the server sees only the headers it needs; see `wire::sealed`).
 
 use super::connection::Phase;
 use super::file_relay::Budget;
-use super::output::{Action, ConnError, StoreOutcome};
+use super::output::{Action, ConnError, OfflineChat, StoreOutcome};
 use super::{ConnId, Server};
-use crate::wire::{Ack, Chat, FileMessage, ServerFrame, UserName};
+use crate::secure::SEAL_OVERHEAD;
+use crate::wire::{FileHint, SealedAck, SealedChat, SealedFile, ServerFrame, UserName};
 use std::time::Instant;
 
 impl Server {
@@ -16,43 +18,68 @@ impl Server {
         conn: ConnId,
         from: UserName,
         to: UserName,
-        chat: Chat,
+        chat: SealedChat,
         now: Instant,
     ) {
-        if chat.text.len() > self.config.max_text_len {
+        if chat.len() > self.config.max_text_len + SEAL_OVERHEAD {
             return self.fail(conn, ConnError::TextTooLong, now);
         }
         if to == from {
             return;
         }
-        self.stats.relayed_text_bytes += chat.text.len() as u64;
+        let Some(key) = self.conns.get(&conn).and_then(|c| c.session()).map(|s| s.key) else {
+            return;
+        };
+        self.stats.relayed_text_bytes += chat.len() as u64;
         match self.presence.conn_of(&to) {
             Some(peer) => {
                 self.stats.relayed += 1;
-                self.send(peer, &ServerFrame::Relayed { from, chat }, now);
+                self.send(peer, &ServerFrame::Relayed { from, key, chat }, now);
             }
             None => {
                 self.stats.stored += 1;
+                let message = OfflineChat { from, key, chat };
                 self.actions
-                    .push_back(Action::StoreOffline { to, from, chat });
+                    .push_back(Action::StoreOffline { to, message });
             }
+        }
+    }
+
+    /// Someone asks for `user`'s key, to seal for them: the live session's key if they are
+    /// online, else the host looks it up.
+    pub(super) fn on_key_request(&mut self, conn: ConnId, user: UserName, now: Instant) {
+        let online = self.presence.conn_of(&user);
+        let key = online.and_then(|c| self.conns.get(&c)?.session()).map(|s| s.key);
+        match key {
+            Some(key) => {
+                let key = Some(key);
+                self.send(conn, &ServerFrame::UserKey { user, key }, now);
+            }
+            None => self.actions.push_back(Action::LoadKey { conn, user }),
         }
     }
 
     /// An acknowledgement from `conn` of what `to` sent: it goes on to `to`, and tells the host
     /// to delete what it covers if those messages came from the store.
-    pub(super) fn on_relay_ack(&mut self, conn: ConnId, to: UserName, ack: Ack, now: Instant) {
+    pub(super) fn on_relay_ack(
+        &mut self,
+        conn: ConnId,
+        to: UserName,
+        ack: SealedAck,
+        now: Instant,
+    ) {
         let Some(session) = self.conns.get(&conn).and_then(|c| c.session()) else {
             return;
         };
         let me = session.user.clone();
-        let from_store = session.stored_delivered.contains(&(to.clone(), ack.epoch));
+        let numbers = ack.ack;
+        let from_store = session.stored_delivered.contains(&(to.clone(), numbers.epoch));
         if from_store {
             self.actions.push_back(Action::DeleteOffline {
                 to: me.clone(),
                 from: to.clone(),
-                epoch: ack.epoch,
-                through: ack.through,
+                epoch: numbers.epoch,
+                through: numbers.through,
             });
         }
         if let Some(peer) = self.presence.conn_of(&to) {
@@ -67,12 +94,13 @@ impl Server {
         &mut self,
         conn: ConnId,
         to: UserName,
-        message: FileMessage,
+        message: SealedFile,
         now: Instant,
     ) {
         let limit = self.config.file_relay;
         let Some(peer) = self.presence.conn_of(&to) else {
-            if let FileMessage::Offer { id, .. } = message {
+            if message.hint == FileHint::Offer {
+                let id = message.id;
                 self.send(conn, &ServerFrame::FileUndeliverable { to, id }, now);
             }
             return;
@@ -81,22 +109,21 @@ impl Server {
         let Some(Phase::Online(session)) = self.conns.get_mut(&conn).map(|c| &mut c.phase) else {
             return;
         };
-        if let FileMessage::Chunk { id, offset, data } = &message {
+        if let FileHint::Chunk { offset, len } = message.hint {
+            let (id, offset, len) = (&message.id, &offset, len as usize);
             let budget = if congested {
                 session.file_budget.congested(*id, *offset)
             } else {
-                session
-                    .file_budget
-                    .spend(limit, *id, *offset, data.len(), now)
+                session.file_budget.spend(limit, *id, *offset, len, now)
             };
             match budget {
-                Budget::Forward => self.stats.relayed_file_bytes += data.len() as u64,
+                Budget::Forward => self.stats.relayed_file_bytes += len as u64,
                 Budget::Drop => {
-                    self.stats.throttled_file_bytes += data.len() as u64;
+                    self.stats.throttled_file_bytes += len as u64;
                     return;
                 }
                 Budget::Throttle { retry_after } => {
-                    self.stats.throttled_file_bytes += data.len() as u64;
+                    self.stats.throttled_file_bytes += len as u64;
                     // Rounded up: a sender resuming a fraction of a millisecond early would find
                     // the budget still short.
                     let retry_after_ms =
@@ -122,17 +149,17 @@ impl Server {
     pub(super) fn on_offline_loaded(
         &mut self,
         user: &UserName,
-        messages: Vec<(UserName, Chat)>,
+        messages: Vec<OfflineChat>,
         now: Instant,
     ) {
         let Some(conn) = self.presence.conn_of(user) else {
             return;
         };
-        for (from, chat) in messages {
+        for OfflineChat { from, key, chat } in messages {
             if let Some(Phase::Online(session)) = self.conns.get_mut(&conn).map(|c| &mut c.phase) {
                 session.stored_delivered.insert((from.clone(), chat.epoch));
             }
-            self.send(conn, &ServerFrame::Relayed { from, chat }, now);
+            self.send(conn, &ServerFrame::Relayed { from, key, chat }, now);
         }
     }
 
@@ -140,13 +167,12 @@ impl Server {
     /// promise to deliver later must not go out before the message is safe on disk.
     pub(super) fn on_offline_stored(
         &mut self,
-        from: &UserName,
         to: UserName,
-        chat: &Chat,
+        message: &OfflineChat,
         outcome: StoreOutcome,
         now: Instant,
     ) {
-        let (epoch, seq) = (chat.epoch, chat.seq);
+        let (from, epoch, seq) = (&message.from, message.chat.epoch, message.chat.seq);
         let frame = match outcome {
             StoreOutcome::Stored => ServerFrame::Stored { to, epoch, seq },
             StoreOutcome::Undeliverable(reason) => ServerFrame::Undeliverable {

@@ -1,11 +1,10 @@
 //! The client↔server family.
 
-use super::file::{FileMessage, TransferId};
-use super::shared::{Ack, Chat, ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
-use crate::codec::{parse, DecodeError, Frame, SharedTail};
+use super::file::TransferId;
+use super::sealed::{SealedAck, SealedChat, SealedFile};
+use super::shared::{ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
+use crate::codec::{Frame, SharedTail};
 use crate::secure::PublicKey;
-use crate::transmit::Payload;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -38,15 +37,15 @@ pub enum ClientFrame {
     Relay {
         /// The recipient.
         to: UserName,
-        /// The message.
-        chat: Chat,
+        /// The message, sealed for `to`: the server sees its numbers, not its text.
+        chat: SealedChat,
     },
     /// An acknowledgement for messages that arrived from `to` via the server.
     RelayAck {
         /// Whose messages are acknowledged.
         to: UserName,
-        /// The acknowledgement.
-        ack: Ack,
+        /// The acknowledgement, with a seal `to` checks.
+        ack: SealedAck,
     },
     /// A heartbeat, sent only when nothing else was sent for an interval.
     Ping,
@@ -54,8 +53,14 @@ pub enum ClientFrame {
     RelayFile {
         /// The recipient.
         to: UserName,
-        /// The file message.
-        message: FileMessage,
+        /// The file message, sealed for `to`.
+        message: SealedFile,
+    },
+    /// Which key does `user` have? Asked before sealing for someone this client was never
+    /// introduced to (an offline user).
+    KeyRequest {
+        /// Whose key.
+        user: UserName,
     },
 }
 
@@ -110,15 +115,18 @@ pub enum ServerFrame {
     Relayed {
         /// The sender.
         from: UserName,
-        /// The message.
-        chat: Chat,
+        /// The sender's key as the server knows it (an offline message may come from someone
+        /// this client was never introduced to).
+        key: PublicKey,
+        /// The message, sealed by the sender.
+        chat: SealedChat,
     },
     /// An acknowledgement of messages this client relayed to `from`.
     RelayedAck {
         /// Who acknowledged.
         from: UserName,
-        /// The acknowledgement.
-        ack: Ack,
+        /// The acknowledgement, sealed by `from`.
+        ack: SealedAck,
     },
     /// `to` is offline: the message is stored and will be delivered at their next login.
     Stored {
@@ -159,8 +167,16 @@ pub enum ServerFrame {
     RelayedFile {
         /// The sender.
         from: UserName,
-        /// The file message.
-        message: FileMessage,
+        /// The file message, sealed by the sender.
+        message: SealedFile,
+    },
+    /// The answer to `KeyRequest`.
+    UserKey {
+        /// Whose key.
+        user: UserName,
+        /// The key `user` logged in with last; `None` when there is no such account, or it
+        /// never logged in with a key.
+        key: Option<PublicKey>,
     },
     /// `to` is offline: the file message was dropped (files are not stored on the server).
     FileUndeliverable {
@@ -183,60 +199,12 @@ pub enum ServerFrame {
     },
 }
 
-/// `RelayFile`'s and `RelayedFile`'s variant indices, as postcard writes them (a varint before
-/// the fields), for the chunk fast path below; the tests check them against the encoding.
-const RELAY_FILE: u32 = 6;
-const RELAYED_FILE: u32 = 14;
+/// Relayed file data is sealed, so it is copied once out of the decrypted record like any
+/// other field: there is no chunk fast path on the client↔server link.
+impl SharedTail for ClientFrame {}
 
-/// A chunk is the frame's end: its data goes to the server from where the host read it.
-impl SharedTail for ClientFrame {
-    fn shared_tail(&self) -> Option<&Payload> {
-        match self {
-            ClientFrame::RelayFile { message, .. } => message.shared_data(),
-            _ => None,
-        }
-    }
-}
+impl SharedTail for ServerFrame {}
 
-/// A relayed chunk is the frame's end: its data goes to the recipient from the buffer it was
-/// read into from the sender, never copied by the server.
-impl SharedTail for ServerFrame {
-    fn shared_tail(&self) -> Option<&Payload> {
-        match self {
-            ServerFrame::RelayedFile { message, .. } => message.shared_data(),
-            _ => None,
-        }
-    }
-}
+impl Frame for ClientFrame {}
 
-/// The relay takes a chunk's data as a slice of the buffer it read from the sender, and
-/// writes it to the recipient from there (see the `SharedTail` of `ServerFrame`).
-impl Frame for ClientFrame {
-    fn parse_in(payload: &[u8], source: &Bytes) -> Result<Self, DecodeError> {
-        match relayed_chunk_in(RELAY_FILE, payload, source) {
-            Some((to, message)) => Ok(ClientFrame::RelayFile { to, message }),
-            None => parse(payload),
-        }
-    }
-}
-
-/// A relayed transfer's chunks go to the disk from the read buffer they arrived in.
-impl Frame for ServerFrame {
-    fn parse_in(payload: &[u8], source: &Bytes) -> Result<Self, DecodeError> {
-        match relayed_chunk_in(RELAYED_FILE, payload, source) {
-            Some((from, message)) => Ok(ServerFrame::RelayedFile { from, message }),
-            None => parse(payload),
-        }
-    }
-}
-
-/// `payload` as a frame of variant `tag` holding a user name and a chunk whose data is shared
-/// from `source`, if it is one.
-fn relayed_chunk_in(tag: u32, payload: &[u8], source: &Bytes) -> Option<(UserName, FileMessage)> {
-    let (found, rest) = postcard::take_from_bytes::<u32>(payload).ok()?;
-    if found != tag {
-        return None;
-    }
-    let (user, rest) = postcard::take_from_bytes::<UserName>(rest).ok()?;
-    Some((user, FileMessage::chunk_in(rest, source)?))
-}
+impl Frame for ServerFrame {}

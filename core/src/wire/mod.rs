@@ -7,6 +7,7 @@
 mod client_server;
 mod file;
 mod peer;
+mod sealed;
 mod shared;
 
 /// The type of file chunk data, re-exported so hosts need no `bytes` dependency of their own.
@@ -14,6 +15,7 @@ pub use bytes::Bytes;
 pub use client_server::{ClientFrame, PeerIntro, ServerFrame};
 pub use file::{FileMessage, FileName, FileNameError, TransferId, MAX_FILE_NAME};
 pub use peer::PeerFrame;
+pub use sealed::{FileHint, SealedAck, SealedChat, SealedFile};
 pub use shared::{
     Ack, Chat, ErrorCode, KickReason, LoginRefusal, MessageId, Undeliverable, UserName,
     UserNameError,

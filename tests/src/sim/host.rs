@@ -107,17 +107,21 @@ impl Sim {
                     user,
                     password,
                     register,
-                    ..
+                    key,
                 } => {
-                    let verdict = self.store.check(&user, &password, register);
+                    let verdict = self.store.check(&user, &password, register, key);
                     server.handle_login_checked(conn, verdict, now);
                 }
-                server::Action::StoreOffline { to, from, chat } => {
-                    let outcome = match self.store.store(to.clone(), from.clone(), chat.clone()) {
+                server::Action::StoreOffline { to, message } => {
+                    let outcome = match self.store.store(to.clone(), message.clone()) {
                         Ok(()) => server::StoreOutcome::Stored,
                         Err(reason) => server::StoreOutcome::Undeliverable(reason),
                     };
-                    server.handle_offline_stored(&from, to, &chat, outcome, now);
+                    server.handle_offline_stored(to, &message, outcome, now);
+                }
+                server::Action::LoadKey { conn, user } => {
+                    let key = self.store.key(&user);
+                    server.handle_key_loaded(conn, user, key, now);
                 }
                 server::Action::LoadOffline { user } => {
                     let stored = self.store.load(&user);

@@ -234,7 +234,7 @@ mod tests {
             .unwrap();
         assert_eq!(left, 0);
         // What bob sent before his account went away is still delivered to alice.
-        assert_eq!(store.load_offline("alice").unwrap()[0].text, "from bob");
+        assert_eq!(store.load_offline("alice").unwrap()[0].sealed, b"from bob");
 
         assert!(
             !store.remove_user("bob").unwrap(),

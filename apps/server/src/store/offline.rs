@@ -22,11 +22,14 @@ use super::{Store, StoreError};
 /// [`StoreOptions::offline_limit`]: super::StoreOptions::offline_limit
 pub const MAX_OFFLINE_PER_RECIPIENT: usize = 10_000;
 
-/// One stored chat message, with the delivery fields of the wire `Chat` it came from.
+/// One stored chat message, with the delivery fields of the wire `SealedChat` it came from:
+/// its text is sealed for the recipient, and the sender's key comes with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OfflineMessage {
     pub recipient: String,
     pub sender: String,
+    /// The sender's static key, which the recipient opens the message with.
+    pub sender_key: [u8; 32],
     /// The sender's process lifetime the message belongs to.
     pub epoch: u64,
     /// Per (sender epoch, recipient) sequence number, counting from 1.
@@ -35,7 +38,8 @@ pub struct OfflineMessage {
     pub first_unacked: u64,
     /// The message id shown to users.
     pub message_id: u64,
-    pub text: String,
+    /// The text, sealed end to end: the server cannot read it.
+    pub sealed: Vec<u8>,
 }
 
 impl Store {
@@ -85,16 +89,18 @@ impl Store {
             return Err(StoreError::RecipientFull(message.recipient.clone()));
         }
         tx.execute(
-            "INSERT INTO offline (recipient, sender, epoch, seq, first_unacked, message_id, text)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO offline
+               (recipient, sender, sender_key, epoch, seq, first_unacked, message_id, sealed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 message.recipient,
                 message.sender,
+                &message.sender_key[..],
                 message.epoch as i64,
                 message.seq as i64,
                 message.first_unacked as i64,
                 message.message_id as i64,
-                message.text,
+                message.sealed,
             ],
         )?;
         tx.commit()?;
@@ -104,7 +110,7 @@ impl Store {
     /// Every message kept for `recipient`, oldest stored first (empty for an unknown name).
     pub fn load_offline(&self, recipient: &str) -> Result<Vec<OfflineMessage>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT recipient, sender, epoch, seq, first_unacked, message_id, text
+            "SELECT recipient, sender, sender_key, epoch, seq, first_unacked, message_id, sealed
              FROM offline WHERE recipient = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([recipient], offline_message)?;
@@ -154,11 +160,14 @@ fn offline_message(row: &Row<'_>) -> rusqlite::Result<OfflineMessage> {
     Ok(OfflineMessage {
         recipient: row.get(0)?,
         sender: row.get(1)?,
-        epoch: row.get::<_, i64>(2)? as u64,
-        seq: row.get::<_, i64>(3)? as u64,
-        first_unacked: row.get::<_, i64>(4)? as u64,
-        message_id: row.get::<_, i64>(5)? as u64,
-        text: row.get(6)?,
+        sender_key: row.get::<_, Vec<u8>>(2)?.try_into().map_err(|_| {
+            rusqlite::Error::InvalidColumnType(2, "sender_key".into(), rusqlite::types::Type::Blob)
+        })?,
+        epoch: row.get::<_, i64>(3)? as u64,
+        seq: row.get::<_, i64>(4)? as u64,
+        first_unacked: row.get::<_, i64>(5)? as u64,
+        message_id: row.get::<_, i64>(6)? as u64,
+        sealed: row.get(7)?,
     })
 }
 
@@ -182,7 +191,8 @@ pub(crate) mod tests {
             seq,
             first_unacked: 1,
             message_id: seq.wrapping_add(100),
-            text: text.into(),
+            sender_key: [9; 32],
+            sealed: text.as_bytes().to_vec(),
         }
     }
 
@@ -200,7 +210,10 @@ pub(crate) mod tests {
 
     fn texts(store: &Store, recipient: &str) -> Vec<String> {
         let loaded = store.load_offline(recipient).unwrap();
-        loaded.into_iter().map(|m| m.text).collect()
+        loaded
+            .into_iter()
+            .map(|m| String::from_utf8(m.sealed).unwrap())
+            .collect()
     }
 
     #[test]
@@ -235,7 +248,8 @@ pub(crate) mod tests {
             seq: 1 << 63,
             first_unacked: u64::MAX - 1,
             message_id: (1 << 63) + 5,
-            text: "héllo\n\u{1F600}".into(),
+            sender_key: [9; 32],
+            sealed: "héllo\n\u{1F600}".as_bytes().to_vec(),
         };
         store.store_offline(&sent).unwrap();
         assert_eq!(store.load_offline("bob").unwrap(), [sent]);

@@ -34,10 +34,32 @@ CREATE TABLE offline (
 ) STRICT;
 ";
 
-/// Version 2: the profile keys bound to each account. A client proves its key in the
-/// handshake; once its password is right the key is bound here, and it is what the server
-/// hands that user's peers (the one used last). Keys go with their account.
+/// Version 2: end-to-end encryption.
+///
+/// The profile keys bound to each account: a client proves its key in the handshake; once its
+/// password is right the key is bound here, and it is what the server hands that user's peers
+/// (the one used last). Keys go with their account.
+///
+/// Offline messages are now sealed by their senders: the table keeps the ciphertext and the
+/// sender's key, never a text. Messages a version-1 server stored are plaintext and cannot be
+/// sealed after the fact (the server holds no user's key), so the upgrade drops them rather
+/// than keep plaintext on disk.
 const V2: &str = "
+DROP TABLE offline;
+
+CREATE TABLE offline (
+    id            INTEGER PRIMARY KEY,
+    recipient     TEXT NOT NULL REFERENCES users(name),
+    sender        TEXT NOT NULL,
+    sender_key    BLOB NOT NULL CHECK (length(sender_key) = 32),
+    epoch         INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,
+    first_unacked INTEGER NOT NULL,
+    message_id    INTEGER NOT NULL,
+    sealed        BLOB NOT NULL,
+    UNIQUE (recipient, sender, epoch, seq)
+) STRICT;
+
 CREATE TABLE account_keys (
     account    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
     key        BLOB NOT NULL CHECK (length(key) = 32),

@@ -13,7 +13,7 @@ use super::output::{Destination, Event, FileError, FileEvent};
 use super::{Client, LinkId};
 use crate::delivery::Via;
 use crate::transfer::{Direction, InPhase, OutPhase};
-use crate::wire::{ClientFrame, FileMessage, PeerFrame, TransferId, UserName};
+use crate::wire::{SealedFile, ClientFrame, FileMessage, PeerFrame, TransferId, UserName};
 use std::time::Instant;
 
 /// Finished transfers remembered (to answer a late repeat of their offer), per direction.
@@ -115,13 +115,20 @@ impl Client {
         let (destination, path) = self.file_route(peer)?;
         let sent = match destination {
             Destination::Peer(link) => self.send_file_direct(link, message, now),
-            Destination::Server => self.send_server(
-                &ClientFrame::RelayFile {
-                    to: peer.clone(),
-                    message,
-                },
-                now,
-            ),
+            Destination::Server => {
+                // Sealed for the peer; without its key (being asked for) nothing goes, and the
+                // transfer's own retries send it again.
+                let sealed = self
+                    .pair_key(peer, now)
+                    .and_then(|pair| SealedFile::seal(&message, &pair, &mut self.rng));
+                match sealed {
+                    Some(message) => {
+                        let to = peer.clone();
+                        self.send_server(&ClientFrame::RelayFile { to, message }, now)
+                    }
+                    None => false,
+                }
+            }
         };
         sent.then_some(path)
     }
