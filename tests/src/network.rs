@@ -127,6 +127,9 @@ pub struct Network {
     next_seq: u64,
     /// Directed cuts between client nodes: (from, to) bytes stall.
     cuts: HashSet<(usize, usize)>,
+    /// Every byte any endpoint sent, in order, once capturing is on: what someone tapping
+    /// the LAN would see.
+    pub capture: Option<Vec<u8>>,
 }
 
 impl Network {
@@ -139,6 +142,7 @@ impl Network {
             schedule: BTreeMap::new(),
             next_seq: 0,
             cuts: HashSet::new(),
+            capture: None,
         }
     }
 
@@ -251,6 +255,9 @@ impl Network {
         let Some(dir) = self.dir_of(stream, from) else {
             return now;
         };
+        if let Some(capture) = self.capture.as_mut() {
+            capture.extend_from_slice(&bytes);
+        }
         let chunks = self.split(bytes);
         let mut sent = now;
         for chunk in chunks {

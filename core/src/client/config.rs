@@ -3,7 +3,7 @@
 use crate::backoff::BackoffPolicy;
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::liveness::Heartbeat;
-use crate::secure::PublicKey;
+use crate::secure::{Fingerprint, PublicKey};
 use crate::wire::UserName;
 use std::time::Duration;
 
@@ -12,11 +12,14 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// The server's pinned key, from the profile or `--server-key`. `None`: trust on first
-    /// use (the key met is reported with [`Event::ServerKeyLearned`](super::Event) and kept
-    /// for the reconnects of this client); `Some`: any other key is refused before anything
-    /// is sent.
+    /// The server's pinned key, from the profile. `None` (and no `server_fingerprint`):
+    /// trust on first use (the key met is reported with
+    /// [`Event::ServerKeyLearned`](super::Event) and kept for the reconnects of this client);
+    /// `Some`: any other key is refused before anything is sent.
     pub server_key: Option<PublicKey>,
+    /// Accept only a server whose key has this fingerprint (what a user was told out of band,
+    /// `--server-key`); checked like `server_key`.
+    pub server_fingerprint: Option<Fingerprint>,
     /// The keys of peers met before (from the profile), to notice when one changes.
     pub peer_keys: Vec<(UserName, PublicKey)>,
     /// The account to log in as.
@@ -93,6 +96,7 @@ impl ClientConfig {
     pub fn new(user: UserName, password: impl Into<String>, p2p_port: u16) -> Self {
         ClientConfig {
             server_key: None,
+            server_fingerprint: None,
             peer_keys: Vec::new(),
             user,
             password: password.into(),

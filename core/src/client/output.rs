@@ -2,7 +2,7 @@
 
 use super::LinkId;
 use crate::delivery::Via;
-use crate::secure::{HandshakeError, PublicKey, RecordError};
+use crate::secure::{Fingerprint, HandshakeError, PublicKey, RecordError};
 use crate::transfer::Direction;
 use crate::wire::{
     ErrorCode, FileName, KickReason, LoginRefusal, MessageId, TransferId, Undeliverable, UserName,
@@ -509,8 +509,8 @@ pub enum Event {
     /// user name, let alone the password) and the client stops: someone may be impersonating
     /// the server, or its key was replaced, which only the user may accept.
     ServerKeyChanged {
-        /// The key pinned earlier.
-        pinned: PublicKey,
+        /// The fingerprint this client trusts (pinned earlier, or given by the user).
+        expected: Fingerprint,
         /// The key this server holds now.
         presented: PublicKey,
     },

@@ -174,16 +174,20 @@ impl Client {
             .read(message)
             .map_err(ServerLinkError::Handshake)?;
         let presented = handshake.remote().ok_or(failed)?;
-        match self.config.server_key {
-            Some(pinned) if pinned != presented => {
+        let expected = match (self.config.server_key, self.config.server_fingerprint) {
+            (Some(pinned), _) => Some(pinned.fingerprint()),
+            (None, fingerprint) => fingerprint,
+        };
+        match expected {
+            Some(expected) if expected != presented.fingerprint() => {
                 self.stop_server(false, now);
                 self.events
-                    .push_back(Event::ServerKeyChanged { pinned, presented });
+                    .push_back(Event::ServerKeyChanged { expected, presented });
                 // The link is gone; nothing more is read from it.
                 return Ok(None);
             }
-            Some(_) => {}
-            None => {
+            Some(_) if self.config.server_key.is_some() => {}
+            _ => {
                 self.config.server_key = Some(presented);
                 self.events
                     .push_back(Event::ServerKeyLearned { key: presented });

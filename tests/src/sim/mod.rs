@@ -95,6 +95,8 @@ pub struct Sim {
     net: Network,
     server: Option<Server>,
     server_incarnation: u64,
+    /// Which server key the address answers with (see `replace_server_key`).
+    server_key_generation: u64,
     server_conns: BTreeMap<ConnId, StreamId>,
     next_conn: u64,
     pub store: MemoryStore,
@@ -114,6 +116,7 @@ impl Sim {
             net: Network::new(config.net, config.seed),
             server: None,
             server_incarnation: 0,
+            server_key_generation: 0,
             server_conns: BTreeMap::new(),
             next_conn: 0,
             store: MemoryStore::default(),
@@ -180,7 +183,27 @@ impl Sim {
 
     /// The server's public key (the same across restarts: it is on the server's disk).
     pub fn server_key(&self) -> PublicKey {
-        IdentityKey::from_secret(self.seed_for(0, 0)).public()
+        self.server_identity().public()
+    }
+
+    fn server_identity(&self) -> IdentityKey {
+        IdentityKey::from_secret(self.seed_for(u64::MAX, self.server_key_generation))
+    }
+
+    /// Another server, with a key of its own, takes the server's address from its next
+    /// (re)start on: an impostor, or a reinstalled server that lost its key.
+    pub fn replace_server_key(&mut self) {
+        self.server_key_generation += 1;
+    }
+
+    /// From now on, every byte any endpoint sends is recorded, as a tap on the LAN would.
+    pub fn start_capture(&mut self) {
+        self.net.capture.get_or_insert_with(Vec::new);
+    }
+
+    /// Everything recorded since [`start_capture`](Sim::start_capture).
+    pub fn captured(&self) -> &[u8] {
+        self.net.capture.as_deref().unwrap_or_default()
     }
 
     /// Starts a client process (again), with a fresh seed and empty memory.
@@ -248,7 +271,7 @@ impl Sim {
         }
         let seed = self.seed_for(0, self.server_incarnation + 1);
         self.server_incarnation += 1;
-        let identity = IdentityKey::from_secret(self.seed_for(0, 0));
+        let identity = self.server_identity();
         self.server = Some(Server::new(self.config.server.clone(), identity, seed));
         self.drive();
     }
