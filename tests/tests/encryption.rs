@@ -7,7 +7,7 @@ use breeze_core::Via;
 use breeze_sim::{Node, Sim, SimConfig};
 
 mod files_support;
-use files_support::{content, done, offered, SECOND};
+use files_support::{content, done, offered, MIB, SECOND};
 
 fn world(names: &[&str]) -> (Sim, Vec<Node>) {
     let mut sim = Sim::new(SimConfig::new(11));
@@ -54,7 +54,7 @@ fn a_whole_session_leaves_no_password_text_or_file_content_on_the_wire_or_the_se
     sim.advance(SECOND);
     sim.send(alice, carol, "offline: the spare key is under the mat").unwrap();
     sim.advance(SECOND);
-    let relayed_file = content(300_000, 42);
+    let relayed_file = content(MIB / 4, 42);
     sim.offer_file(alice, bob, 1, relayed_file.clone()).unwrap();
     sim.run_until(5 * SECOND, |s| offered(s, bob))
         .expect("offer through the relay");
@@ -64,7 +64,7 @@ fn a_whole_session_leaves_no_password_text_or_file_content_on_the_wire_or_the_se
     sim.heal(alice, bob);
     sim.run_until(30 * SECOND, |s| direct(s, alice, bob))
         .expect("direct again");
-    let direct_file = content(300_000, 77);
+    let direct_file = content(MIB / 4, 77);
     sim.offer_file(bob, alice, 2, direct_file.clone()).unwrap();
     sim.run_until(5 * SECOND, |s| offered(s, alice))
         .expect("direct offer");
@@ -95,7 +95,7 @@ fn a_whole_session_leaves_no_password_text_or_file_content_on_the_wire_or_the_se
 
     // And none of it crossed the network, or rested on the server, in the clear.
     let wire = sim.captured();
-    assert!(wire.len() > 600_000, "the capture saw the files go by");
+    assert!(wire.len() > MIB / 2, "the capture saw the files go by");
     for secret in [
         "alice-password",
         "bob-password",
