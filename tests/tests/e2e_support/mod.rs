@@ -771,3 +771,546 @@ impl<T: std::fmt::Debug> Raw<T> {
         self.frames.drain(..).collect()
     }
 }
+
+// ---- attackers on encrypted links --------------------------------------------------------------
+//
+// Every connection starts with a Noise handshake and carries only sealed records after it (see
+// `breeze_core::secure`). [`Wire`] is a bare socket for attacks on the handshake itself, where
+// nothing decodes; [`Secure`] does a correct handshake (XX to a server, IK to a peer, or XX as a
+// fake server) and then seals and opens records, for attacks on what travels inside them.
+// [`Proxy`] sits in front of a P2P port and records what a dialer sends through it.
+
+use breeze_core::rng::SeededRng;
+use breeze_core::secure::{
+    Handshake, HandshakeError, IdentityKey, Inbound, LinkKind, PublicKey, RecordError, Sealer,
+};
+use breeze_core::wire::PeerIntro;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Randomness for an attacker's handshake: a different stream on every call and every run.
+pub fn fresh_rng() -> SeededRng {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&call.to_le_bytes());
+    seed[8..16].copy_from_slice(&clock.to_le_bytes());
+    seed[16..24].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
+    SeededRng::from_seed(seed)
+}
+
+/// A static key of the attacker's own, nobody else's.
+pub fn fresh_key() -> IdentityKey {
+    IdentityKey::from_secret(fresh_rng().bytes32())
+}
+
+/// The bytes of one handshake message or record as it goes on the wire: a 2-byte big-endian
+/// length, then the body.
+pub fn framed_record(body: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(body.len()).expect("a record is at most 64 KiB");
+    let mut bytes = len.to_be_bytes().to_vec();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Cuts `bytes` into whole records (handshake messages or sealed records), each with its
+/// length prefix; what is left over (half a record) comes last, if anything.
+pub fn split_records(mut bytes: &[u8]) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let mut records = Vec::new();
+    while bytes.len() >= 2 {
+        let len = u16::from_be_bytes([bytes[0], bytes[1]]) as usize;
+        if bytes.len() < 2 + len {
+            break;
+        }
+        records.push(bytes[..2 + len].to_vec());
+        bytes = &bytes[2 + len..];
+    }
+    (records, bytes.to_vec())
+}
+
+/// `records` (as [`Secure::seal`] made them) with one bit of the first record's ciphertext
+/// flipped, its length prefix untouched: framing holds, authentication must not.
+pub fn flip_one_bit(mut records: Vec<u8>) -> Vec<u8> {
+    let len = u16::from_be_bytes([records[0], records[1]]) as usize;
+    assert!(len > 0 && records.len() >= 2 + len, "one whole record");
+    records[2 + len / 2] ^= 0x10;
+    records
+}
+
+/// A bare TCP connection that sees bytes, not frames: for attacks before or during the
+/// handshake, where nothing decodes.
+pub struct Wire {
+    stream: TcpStream,
+    /// Read and not yet taken.
+    received: Vec<u8>,
+    eof: bool,
+}
+
+impl Wire {
+    pub async fn connect(addr: SocketAddr) -> Wire {
+        let stream = within("a connection", TcpStream::connect(addr))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+        Wire::from_stream(stream)
+    }
+
+    /// The far end of a connection someone made to us (a fake server's, a proxy's).
+    pub fn from_stream(stream: TcpStream) -> Wire {
+        Wire {
+            stream,
+            received: Vec::new(),
+            eof: false,
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        within("a write", self.stream.write_all(bytes))
+            .await
+            .expect("the write");
+    }
+
+    /// Closes our sending half: the far side reads end of file.
+    pub fn shutdown_write(&self) {
+        self.stream
+            .shutdown(Shutdown::Write)
+            .expect("shutdown of the sending half");
+    }
+
+    /// Reads once more; the far side must close cleanly (a reset fails the test).
+    async fn read_more(&mut self) {
+        let mut buffer = [0u8; 4096];
+        let n =
+            self.stream.read(&mut buffer).await.unwrap_or_else(|e| {
+                panic!("the connection failed instead of closing cleanly: {e}")
+            });
+        if n == 0 {
+            self.eof = true;
+        }
+        self.received.extend_from_slice(&buffer[..n]);
+    }
+
+    /// The next whole record (handshake message or sealed record), with its length prefix.
+    pub async fn next_record(&mut self) -> Vec<u8> {
+        within("a record", async {
+            loop {
+                let (records, _) = split_records(&self.received);
+                if let Some(record) = records.into_iter().next() {
+                    self.received.drain(..record.len());
+                    return record;
+                }
+                assert!(!self.eof, "the connection closed before a whole record");
+                self.read_more().await;
+            }
+        })
+        .await
+    }
+
+    /// Every byte the far side sent (and we have not taken) until it closed the connection,
+    /// within [`PATIENCE`].
+    pub async fn bytes_until_closed(&mut self) -> Vec<u8> {
+        within("the close", async {
+            while !self.eof {
+                self.read_more().await;
+            }
+        })
+        .await;
+        std::mem::take(&mut self.received)
+    }
+
+    /// Reads and discards until the far side is gone (end of file or a reset).
+    pub async fn until_gone(&mut self) {
+        within("the connection to end", async {
+            let mut buffer = vec![0u8; 64 * 1024];
+            while let Ok(n) = self.stream.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Why a handshake or the records after it failed, on the attacker's side.
+#[derive(Debug)]
+enum Broken {
+    Handshake(HandshakeError),
+    Record(RecordError),
+}
+
+impl From<RecordError> for Broken {
+    fn from(error: RecordError) -> Self {
+        Broken::Record(error)
+    }
+}
+
+/// A connection whose handshake went through: frames sealed on the way out, records opened
+/// and decoded (as `T`) on the way in. Bytes that do not open or decode fail the test.
+pub struct Secure<T> {
+    wire: Wire,
+    sealer: Sealer,
+    inbound: Inbound,
+    decoder: FrameDecoder,
+    decode: Decode<T>,
+    frames: VecDeque<T>,
+    /// The static key the other side proved it holds.
+    pub remote: PublicKey,
+}
+
+impl Secure<ServerFrame> {
+    /// XX to a server's client port, as a client with a key of its own.
+    pub async fn to_server(addr: SocketAddr) -> Self {
+        Secure::to_server_as(addr, &fresh_key()).await
+    }
+
+    /// XX to a server's client port, as a client holding `key`.
+    pub async fn to_server_as(addr: SocketAddr, key: &IdentityKey) -> Self {
+        Secure::on_server_wire(Wire::connect(addr).await, key).await
+    }
+
+    /// XX as a client on a connection already open (and silent so far).
+    pub async fn on_server_wire(wire: Wire, key: &IdentityKey) -> Self {
+        let handshake = Handshake::initiator(LinkKind::ClientServer, key, None, &mut fresh_rng())
+            .expect("an XX initiator");
+        Secure::handshake(wire, handshake, Some(&[][..]), |d, b| {
+            d.decode::<ServerFrame>(b)
+        })
+        .await
+    }
+}
+
+impl Secure<PeerFrame> {
+    /// IK to a peer's P2P port as its dialer: encrypted to `their_key`, proving `key`, and
+    /// claiming to be `user` (the first message's payload). Like an honest dialer, sends a
+    /// first record only when told to.
+    pub async fn to_peer(
+        addr: SocketAddr,
+        key: &IdentityKey,
+        their_key: &PublicKey,
+        user: &str,
+    ) -> Self {
+        let handshake =
+            Handshake::initiator(LinkKind::Peer, key, Some(their_key), &mut fresh_rng())
+                .expect("an IK initiator");
+        let wire = Wire::connect(addr).await;
+        Secure::handshake(wire, handshake, Some(user.as_bytes()), |d, b| {
+            d.decode::<PeerFrame>(b)
+        })
+        .await
+    }
+}
+
+impl Secure<ClientFrame> {
+    /// A fake server's end of a connection a client made: XX as the responder, holding `key`.
+    pub async fn from_client(stream: TcpStream, key: &IdentityKey) -> Self {
+        let handshake = Handshake::responder(LinkKind::ClientServer, key, &mut fresh_rng())
+            .expect("an XX responder");
+        Secure::handshake(Wire::from_stream(stream), handshake, None, |d, b| {
+            d.decode::<ClientFrame>(b)
+        })
+        .await
+    }
+}
+
+impl<T: std::fmt::Debug> Secure<T> {
+    /// Runs `handshake` to its end on `wire`: writes the first message (with `first`'s
+    /// payload) if we speak first, then answers each message read until the pattern is done.
+    async fn handshake(
+        mut wire: Wire,
+        handshake: Handshake,
+        first: Option<&[u8]>,
+        decode: Decode<T>,
+    ) -> Self {
+        let mut handshake = Some(handshake);
+        if let Some(payload) = first {
+            let message = handshake
+                .as_mut()
+                .map(|h| h.write(payload))
+                .expect("a handshake")
+                .expect("the first message");
+            wire.send(&message).await;
+        }
+        let mut inbound = Inbound::default();
+        let mut plain = Vec::new();
+        let mut sealer = None;
+        let mut remote = None;
+        within("the handshake", async {
+            while sealer.is_none() {
+                if wire.received.is_empty() {
+                    assert!(!wire.eof, "the far side closed during the handshake");
+                    wire.read_more().await;
+                }
+                let bytes = std::mem::take(&mut wire.received);
+                let mut replies = Vec::new();
+                inbound
+                    .read(&bytes, &mut plain, |message| {
+                        let Some(state) = handshake.as_mut() else {
+                            return Err(Broken::Handshake(HandshakeError::Failed));
+                        };
+                        state.read(message).map_err(Broken::Handshake)?;
+                        if !state.is_finished() {
+                            replies.extend(state.write(&[]).map_err(Broken::Handshake)?);
+                        }
+                        if !state.is_finished() {
+                            return Ok(None);
+                        }
+                        let channel = handshake
+                            .take()
+                            .map(Handshake::finish)
+                            .expect("a finished handshake")
+                            .map_err(Broken::Handshake)?;
+                        sealer = Some(channel.sealer);
+                        remote = Some(channel.remote);
+                        Ok(Some(channel.opener))
+                    })
+                    .unwrap_or_else(|e| panic!("the handshake failed: {e:?}"));
+                if !replies.is_empty() {
+                    wire.send(&replies).await;
+                }
+            }
+        })
+        .await;
+        let mut secure = Secure {
+            wire,
+            sealer: sealer.expect("the channel"),
+            inbound,
+            decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
+            decode,
+            frames: VecDeque::new(),
+            remote: remote.expect("the remote key"),
+        };
+        secure.decode_plain(&plain);
+        secure
+    }
+
+    fn decode_plain(&mut self, plain: &[u8]) {
+        let mut input = plain;
+        while let Some(frame) = (self.decode)(&mut self.decoder, &mut input)
+            .unwrap_or_else(|e| panic!("undecodable frames came back: {e}"))
+        {
+            self.frames.push_back(frame);
+        }
+    }
+
+    /// `plain` (encoded frames, or any bytes at all) as records of this channel, to send as
+    /// they are or mangled first. Each call uses up record numbers whether sent or not.
+    pub fn seal(&mut self, plain: &[u8]) -> Vec<u8> {
+        self.sealer.seal_to_vec(plain).expect("the record counter")
+    }
+
+    /// Seals `plain` and sends it.
+    pub async fn send_sealed(&mut self, plain: &[u8]) {
+        let records = self.seal(plain);
+        self.wire.send(&records).await;
+    }
+
+    /// Sends `bytes` as they are: records made with [`seal`](Self::seal), or anything else.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.wire.send(bytes).await;
+    }
+
+    /// Closes our sending half: the far side reads end of file.
+    pub fn shutdown_write(&self) {
+        self.wire.shutdown_write();
+    }
+
+    /// Reads once more, opening and decoding what arrives.
+    async fn read_more(&mut self) {
+        self.wire.read_more().await;
+        let bytes = std::mem::take(&mut self.wire.received);
+        let mut plain = Vec::new();
+        self.inbound
+            .read(&bytes, &mut plain, |_| {
+                Err(Broken::Handshake(HandshakeError::Failed))
+            })
+            .unwrap_or_else(|e| panic!("records that do not open came back: {e:?}"));
+        self.decode_plain(&plain);
+    }
+
+    /// The next frame the far side sent.
+    pub async fn next_frame(&mut self) -> T {
+        within("a frame", async {
+            while self.frames.is_empty() {
+                assert!(
+                    !self.wire.eof,
+                    "the connection closed before the next frame"
+                );
+                self.read_more().await;
+            }
+        })
+        .await;
+        self.frames.pop_front().expect("a frame")
+    }
+
+    /// Every frame the far side sent (and we have not taken) until it closed the connection;
+    /// fails if it does not close within [`PATIENCE`] or leaves half a frame.
+    pub async fn frames_until_closed(&mut self) -> Vec<T> {
+        within("the close", async {
+            while !self.wire.eof {
+                self.read_more().await;
+            }
+        })
+        .await;
+        assert_eq!(self.decoder.buffered(), 0, "the far side left half a frame");
+        self.frames.drain(..).collect()
+    }
+
+    /// Reads and discards until the far side is gone (end of file or a reset).
+    pub async fn until_gone(&mut self) {
+        self.wire.until_gone().await;
+    }
+}
+
+/// Logs in as `user` (with [`PASSWORD`]) over a [`Secure`] connection of `key`'s, advertising
+/// `p2p_port`; returns the connection once the server said yes, and the introductions it
+/// handed out until then (the online list).
+pub async fn log_in_securely(
+    server: SocketAddr,
+    user: &str,
+    key: &IdentityKey,
+    p2p_port: u16,
+) -> (Secure<ServerFrame>, Vec<PeerIntro>) {
+    let mut conn = Secure::to_server_as(server, key).await;
+    let mut login = client_frame(&ClientFrame::Hello {
+        version: breeze_core::wire::PROTOCOL_VERSION,
+    });
+    login.extend(client_frame(&ClientFrame::Login {
+        user: name(user),
+        password: PASSWORD.into(),
+        p2p_port,
+        register: false,
+    }));
+    conn.send_sealed(&login).await;
+    let mut intros = Vec::new();
+    let mut logged_in = false;
+    loop {
+        match conn.next_frame().await {
+            ServerFrame::Hello { .. } => {}
+            ServerFrame::LoginOk { .. } => logged_in = true,
+            ServerFrame::Presence { peers, last } if logged_in => {
+                intros.extend(peers);
+                if last {
+                    return (conn, intros);
+                }
+            }
+            other => panic!("{user} was not let in: {other:?}"),
+        }
+    }
+}
+
+impl Conversation {
+    /// Like [`start`](Conversation::start), for chatters started by the caller (with options
+    /// of its own): waits until each sees the other on `route`.
+    pub async fn between(mut alice: Chatter, mut bob: Chatter, route: Via) -> Self {
+        for (me, peer) in [(&mut alice, "bob"), (&mut bob, "alice")] {
+            let peer = name(peer);
+            match route {
+                Via::Direct => {
+                    me.expect("a direct channel", |e| {
+                        matches!(e, Event::Route { peer: p, route: breeze_core::client::Route::Direct, .. } if *p == peer)
+                    })
+                    .await
+                }
+                Via::Relay => {
+                    me.expect("the peer online", |e| {
+                        matches!(e, Event::Presence { user, online: true } if *user == peer)
+                    })
+                    .await
+                }
+            };
+        }
+        Conversation {
+            alice,
+            bob,
+            route,
+            sent: 0,
+        }
+    }
+}
+
+/// A TCP relay in front of a P2P port: forwards every connection it accepts to a target it is
+/// told later, both ways, and records what each dialer sent through it, connection by
+/// connection.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    target: async_channel::Sender<SocketAddr>,
+    /// Per connection, in the order accepted: every byte the dialer sent so far.
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+    _task: smol::Task<()>,
+}
+
+impl Proxy {
+    /// Listens on loopback; connections wait until [`forward_to`](Proxy::forward_to).
+    pub fn start() -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind");
+        let listener = smol::net::TcpListener::try_from(listener).expect("cannot register");
+        Proxy::on(listener)
+    }
+
+    /// Takes over `listener` (whose first connections the caller may have handled itself).
+    pub fn on(listener: smol::net::TcpListener) -> Proxy {
+        let addr = listener.local_addr().expect("a local address");
+        let (target, target_rx) = async_channel::bounded::<SocketAddr>(1);
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let log = sent.clone();
+        let task = smol::spawn(async move {
+            let Ok(target) = target_rx.recv().await else {
+                return;
+            };
+            while let Ok((dialer, _)) = listener.accept().await {
+                let Ok(acceptor) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let index = {
+                    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                    log.push(Vec::new());
+                    log.len() - 1
+                };
+                let log = log.clone();
+                let (mut from_dialer, mut to_acceptor) = (dialer.clone(), acceptor.clone());
+                smol::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = from_dialer.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        log.lock().unwrap_or_else(|p| p.into_inner())[index]
+                            .extend_from_slice(&buffer[..n]);
+                        if to_acceptor.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_acceptor.shutdown(Shutdown::Write);
+                })
+                .detach();
+                let (mut from_acceptor, mut to_dialer) = (acceptor, dialer);
+                smol::spawn(async move {
+                    let _ = futures_lite::io::copy(&mut from_acceptor, &mut to_dialer).await;
+                    let _ = to_dialer.shutdown(Shutdown::Write);
+                })
+                .detach();
+            }
+        });
+        Proxy {
+            addr,
+            target,
+            sent,
+            _task: task,
+        }
+    }
+
+    /// Where to forward (the real P2P port, known once its client started).
+    pub fn forward_to(&self, target: SocketAddr) {
+        self.target
+            .try_send(target)
+            .expect("the target is set once");
+    }
+
+    /// What the dialer of the `index`th connection sent through so far.
+    pub fn sent_by(&self, index: usize) -> Vec<u8> {
+        let log = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        log.get(index).cloned().unwrap_or_default()
+    }
+}
