@@ -3,7 +3,7 @@
 use crate::{DiskFiles, FileHost};
 use breeze_core::client::ClientConfig;
 use breeze_core::liveness::Heartbeat;
-use breeze_core::secure::{IdentityKey, PublicKey};
+use breeze_core::secure::{Fingerprint, IdentityKey, PublicKey};
 use breeze_core::wire::UserName;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -37,6 +37,8 @@ pub struct ClientOptions {
     pub identity: Option<IdentityKey>,
     /// The server key pinned in the profile (or given by the user); `None` trusts the first.
     pub server_key: Option<PublicKey>,
+    /// Accept only a server whose key has this fingerprint (given by the user).
+    pub server_fingerprint: Option<Fingerprint>,
     /// Peer keys remembered in the profile.
     pub peer_keys: Vec<(UserName, PublicKey)>,
     /// Reads offered files and writes received ones. The default is a fresh [`DiskFiles`];
@@ -58,6 +60,7 @@ impl ClientOptions {
             tweak: None,
             identity: None,
             server_key: None,
+            server_fingerprint: None,
             peer_keys: Vec::new(),
             files: Arc::new(DiskFiles::new()),
         }
@@ -68,6 +71,7 @@ impl ClientOptions {
         let mut config = ClientConfig::new(self.user.clone(), self.password.clone(), p2p_port);
         config.register = self.register;
         config.server_key = self.server_key;
+        config.server_fingerprint = self.server_fingerprint;
         config.peer_keys = self.peer_keys.clone();
         config.direct_channels = self.direct_channels;
         config.heartbeat = self.heartbeat;
@@ -92,6 +96,7 @@ impl fmt::Debug for ClientOptions {
             .field("tweak", &self.tweak.is_some())
             .field("identity", &self.identity)
             .field("server_key", &self.server_key)
+            .field("server_fingerprint", &self.server_fingerprint)
             .field("files", &"dyn FileHost")
             .finish_non_exhaustive()
     }

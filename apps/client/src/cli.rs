@@ -1,5 +1,6 @@
 //! The command line: where the server is, who we are, and which mode to run.
 
+use breeze_core::secure::Fingerprint;
 use clap::{Parser, Subcommand};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use std::path::PathBuf;
         With a terminal on stdin and without --json it runs an interactive chat screen. \
         With --json (or when stdin is not a terminal) it reads commands from stdin, one per \
         line (send USER TEXT…, file USER PATH, accept ID [DIR], decline ID, cancel ID, who, \
-        quit), and writes events to stdout as JSON objects, one per line; the end of stdin \
+        verify USER, quit), and writes events to stdout as JSON objects, one per line; the end of stdin \
         counts as quit. `breeze … send USER TEXT…` sends one message \
         and exits once it is delivered or stored.\n\n\
         The password comes from the BREEZE_PASSWORD environment variable, or is asked for on \
@@ -50,6 +51,17 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub download_dir: PathBuf,
 
+    /// The profile directory: this user's key, the pinned server key and the peers' keys.
+    /// Default: $XDG_DATA_HOME/breeze/profiles/USER@SERVER (~/.local/share/… without XDG).
+    #[arg(long, value_name = "DIR")]
+    pub profile: Option<PathBuf>,
+
+    /// Trust only a server whose key has this fingerprint (as `breeze-server key` prints
+    /// it), instead of the key pinned in the profile; the key is pinned once it matches.
+    /// This is how to accept a server key that changed on purpose.
+    #[arg(long, value_name = "FINGERPRINT", value_parser = parse_fingerprint)]
+    pub server_key: Option<Fingerprint>,
+
     /// Write logs to this file instead of stderr (when RUST_LOG is set).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
@@ -72,6 +84,12 @@ pub enum OneShot {
         #[arg(long, value_name = "SECS", default_value_t = 30)]
         timeout: u64,
     },
+}
+
+fn parse_fingerprint(text: &str) -> Result<Fingerprint, String> {
+    Fingerprint::parse(text).ok_or_else(|| {
+        "a fingerprint is 32 hex digits, in groups of four (e.g. 98dd:d8b2:027d:…)".into()
+    })
 }
 
 /// Resolves `HOST:PORT` (a name or an address) to the first address it names.

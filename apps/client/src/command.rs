@@ -1,5 +1,5 @@
 //! Line commands (docs/ARCHITECTURE.md §9): `send USER TEXT…`, `file USER PATH`, `accept ID [DIR]`,
-//! `decline ID`, `cancel ID`, `who`, `quit`.
+//! `decline ID`, `cancel ID`, `who`, `verify USER`, `quit`.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -24,6 +24,10 @@ pub enum Command {
         id: String,
     },
     Who,
+    /// `verify USER`: the fingerprint of this pair's keys.
+    Verify {
+        user: String,
+    },
     Quit,
 }
 
@@ -76,10 +80,17 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             }
         }
         "who" => Command::Who,
+        "verify" => {
+            let (user, rest) = split_word(rest);
+            if user.is_empty() || !rest.is_empty() {
+                return Err("usage: verify USER".into());
+            }
+            Command::Verify { user: user.into() }
+        }
         "quit" => Command::Quit,
         other => {
             return Err(format!(
-            "unknown command {other:?} (commands: send, file, accept, decline, cancel, who, quit)"
+            "unknown command {other:?} (commands: send, file, accept, decline, cancel, who, verify, quit)"
         ))
         }
     };

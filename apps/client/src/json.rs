@@ -133,6 +133,21 @@ pub enum LineEvent {
     Kicked {
         reason: String,
     },
+    /// First contact with a server: its key's fingerprint, now pinned in the profile.
+    ServerKey {
+        fingerprint: String,
+    },
+    /// `user` showed up with a key other than the one remembered; `key` is the new key's
+    /// fingerprint (compare with `verify` before trusting it).
+    PeerKeyChanged {
+        user: UserName,
+        key: String,
+    },
+    /// The answer to `verify USER`: the same string on both sides when nobody stands between.
+    Fingerprint {
+        user: UserName,
+        fingerprint: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -322,6 +337,20 @@ impl From<Event> for LineEvent {
                 id,
                 direction: d,
             }) => LineEvent::file_cancelled(peer, id, d, "peer"),
+            Event::ServerKeyLearned { key } => LineEvent::ServerKey {
+                fingerprint: key.fingerprint().to_string(),
+            },
+            Event::ServerKeyChanged {
+                expected,
+                presented,
+            } => LineEvent::fatal_error(crate::keys::server_key_changed(&expected, &presented)),
+            Event::PeerKeyChanged { user, new, .. } => LineEvent::PeerKeyChanged {
+                user,
+                key: new.fingerprint().to_string(),
+            },
+            Event::ForgedRelay { from } => LineEvent::error(format!(
+                "dropped something the server relayed as {from}'s: it failed authentication"
+            )),
             other => LineEvent::error(format!("unhandled client event: {other:?}")),
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::command::{self, Command};
 use crate::json::{LineEvent, WhoEntry};
+use crate::keys::KeyBook;
 use crate::transfers::{State, Transfer, Transfers};
 use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_core::wire::{TransferId, UserName};
@@ -23,6 +24,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// What line mode keeps besides the client: the files and the transfers it knows.
 pub struct Session {
     pub client: Client,
+    /// The keys this profile knows, for `verify` and to keep the profile up to date.
+    pub keys: KeyBook,
     pub files: Arc<DiskFiles>,
     /// Where `accept ID` without a directory puts the file.
     pub download_dir: PathBuf,
@@ -31,9 +34,15 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client: Client, files: Arc<DiskFiles>, download_dir: PathBuf) -> Session {
+    pub fn new(
+        client: Client,
+        keys: KeyBook,
+        files: Arc<DiskFiles>,
+        download_dir: PathBuf,
+    ) -> Session {
         Session {
             client,
+            keys,
             files,
             download_dir,
             transfers: Transfers::new(),
@@ -104,9 +113,14 @@ impl Session {
     fn observe(&mut self, event: Event) -> Option<LineEvent> {
         let now = Instant::now();
         self.transfers.apply(&event, now);
+        if let Err(warning) = self.keys.observe(&event) {
+            eprintln!("breeze: {warning}");
+        }
         match &event {
             // Not (yet) part of the line-mode contract: scripts wait for `presence` events.
             Event::PresenceComplete { .. } => return None,
+            // Only a change is news to a script; the first key is just remembered.
+            Event::PeerKeyLearned { .. } => return None,
             Event::File(FileEvent::Progress {
                 peer,
                 id,
@@ -271,6 +285,16 @@ async fn execute(session: &mut Session, command: Command) -> LineEvent {
                     route: peer.route.to_string(),
                 })
                 .collect(),
+        },
+        Command::Verify { user } => match UserName::new(user.as_str()) {
+            Err(error) => LineEvent::error(format!("bad user name {user:?}: {error}")),
+            Ok(user) => match session.keys.fingerprint_with(&user) {
+                Some(fingerprint) => LineEvent::Fingerprint {
+                    user,
+                    fingerprint: fingerprint.to_string(),
+                },
+                None => LineEvent::error(crate::keys::KeyBook::unknown(&user)),
+            },
         },
         Command::Quit => LineEvent::LoggedOut,
     }

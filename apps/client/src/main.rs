@@ -13,8 +13,10 @@
 mod cli;
 mod command;
 mod json;
+mod keys;
 mod line_mode;
 mod oneshot;
+mod profile;
 mod transfer_rate;
 mod transfers;
 mod tui;
@@ -23,6 +25,8 @@ use breeze_core::wire::UserName;
 use breeze_smol::{Client, ClientOptions, DiskFiles};
 use clap::Parser;
 use cli::{Cli, OneShot};
+use keys::KeyBook;
+use profile::Profile;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,7 +47,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let files = Arc::new(DiskFiles::new());
-    let options = match options(&cli, files.clone()) {
+    let (options, keys) = match options(&cli, files.clone()) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("breeze: {message}");
@@ -66,26 +70,46 @@ fn main() -> ExitCode {
         match cli.command {
             Some(OneShot::Send { to, text, timeout }) => {
                 let timeout = Duration::from_secs(timeout);
-                oneshot::run(client, &to, text.join(" "), timeout, json).await
+                oneshot::run(client, keys, &to, text.join(" "), timeout, json).await
             }
             None if !json && std::io::stdin().is_terminal() => {
-                tui::run(client, files, download_dir).await
+                tui::run(client, keys, files, download_dir).await
             }
-            None => line_mode::run(line_mode::Session::new(client, files, download_dir)).await,
+            None => {
+                let session = line_mode::Session::new(client, keys, files, download_dir);
+                line_mode::run(session).await
+            }
         }
     })
 }
 
-fn options(cli: &Cli, files: Arc<DiskFiles>) -> Result<ClientOptions, String> {
+/// The client's options from the command line and the profile, and the profile's keys.
+fn options(cli: &Cli, files: Arc<DiskFiles>) -> Result<(ClientOptions, KeyBook), String> {
     let server = cli::resolve(&cli.server)?;
     let user = UserName::new(cli.user.as_str()).map_err(|e| format!("bad user name: {e}"))?;
+    let dir = match &cli.profile {
+        Some(dir) => dir.clone(),
+        None => Profile::default_dir(&cli.server, &user)?,
+    };
+    let profile = Profile::open(&dir)?;
+    let identity = profile.identity()?;
+    let peer_keys = profile.peer_keys()?;
+    let keys = KeyBook::new(profile.clone(), identity.public(), &peer_keys);
     let password = password(&user)?;
     let mut options = ClientOptions::new(server, user, password);
+    options.identity = Some(identity);
+    options.peer_keys = peer_keys;
+    // A fingerprint given on the command line overrides the pin: it is how a user trusts a
+    // server key that changed on purpose (the new key is pinned once it is met).
+    match cli.server_key {
+        Some(fingerprint) => options.server_fingerprint = Some(fingerprint),
+        None => options.server_key = profile.server_key()?,
+    }
     options.register = cli.register;
     options.p2p_listen = cli.p2p_listen;
     options.direct_channels = !cli.no_direct;
     options.files = files;
-    Ok(options)
+    Ok((options, keys))
 }
 
 /// `BREEZE_PASSWORD`, or asked on the terminal without echo.

@@ -1,6 +1,7 @@
 //! `breeze … send USER TEXT…`: log in, send one message, wait for `delivered` or `stored`.
 
 use crate::json::LineEvent;
+use crate::keys::KeyBook;
 use breeze_core::client::Event;
 use breeze_core::wire::UserName;
 use breeze_smol::Client;
@@ -14,6 +15,7 @@ use std::time::Duration;
 /// says what became of the message.
 pub async fn run(
     client: Client,
+    mut keys: KeyBook,
     to: &str,
     text: String,
     timeout: Duration,
@@ -28,7 +30,7 @@ pub async fn run(
                     timeout.as_secs_f64()
                 ))
             };
-            or(deliver(&client, &to, text, json), timed_out).await
+            or(deliver(&client, &mut keys, &to, text, json), timed_out).await
         }
         Err(e) => Err(format!("bad user name {to:?}: {e}")),
     };
@@ -53,6 +55,7 @@ pub async fn run(
 /// Sends once logged in and waits for the message's fate; the line to print on success.
 async fn deliver(
     client: &Client,
+    keys: &mut KeyBook,
     to: &UserName,
     text: String,
     json: bool,
@@ -60,13 +63,24 @@ async fn deliver(
     let mut text = Some(text);
     let mut sent = None;
     while let Some(event) = client.next_event().await {
+        if let Err(warning) = keys.observe(&event) {
+            eprintln!("breeze: {warning}");
+        }
         match &event {
             Event::LoginFailed { reason } => return Err(format!("login refused: {reason}")),
             Event::Kicked { reason } => return Err(format!("kicked: {reason}")),
+            Event::ServerKeyChanged {
+                expected,
+                presented,
+            } => return Err(crate::keys::server_key_changed(expected, presented)),
             _ => {}
         }
         // The presence list being complete is no line-mode event (see line_mode.rs).
-        if json && !matches!(event, Event::PresenceComplete { .. }) {
+        let quiet = matches!(
+            event,
+            Event::PresenceComplete { .. } | Event::PeerKeyLearned { .. }
+        );
+        if json && !quiet {
             let _ = LineEvent::from(event.clone()).emit(&mut io::stdout());
         }
         match event {

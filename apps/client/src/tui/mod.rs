@@ -46,6 +46,8 @@ enum Intent {
     Accept(UserName, TransferId, PathBuf),
     Decline(UserName, TransferId),
     Cancel(UserName, TransferId, Direction),
+    /// Show the fingerprint to compare with this user.
+    Verify(UserName),
 }
 
 /// The client's answer to an [`Intent`], with what the screen needs to show it.
@@ -77,6 +79,11 @@ enum Answer {
         id: TransferId,
         direction: Direction,
         result: Result<(), String>,
+    },
+    /// The pair's fingerprint, or why there is none.
+    Verified {
+        peer: UserName,
+        result: Result<String, String>,
     },
 }
 
@@ -219,6 +226,16 @@ impl Screen {
                 };
                 self.push(&peer, Entry::Notice(notice));
             }
+            Answer::Verified { peer, result } => {
+                let notice = match result {
+                    Ok(fingerprint) => format!(
+                        "fingerprint with {peer}: {fingerprint} — the same on {peer}'s screen \
+                         means nobody stands between you"
+                    ),
+                    Err(error) => error,
+                };
+                self.push(&peer, Entry::Notice(notice));
+            }
         }
     }
 
@@ -260,6 +277,7 @@ impl Screen {
                 let t = pick(&id, &active)?;
                 Intent::Cancel(t.peer, t.id, t.direction)
             }
+            ScreenCommand::Verify => Intent::Verify(selected.ok_or("select the user to verify")?),
         })
     }
 
@@ -339,6 +357,29 @@ impl Screen {
                 self.status = format!("refused a direct connection from {who}: {error}");
             }
             Event::LoggedOut => self.status = "logged out".into(),
+            Event::ServerKeyLearned { key } => {
+                self.status = format!("server key {} pinned in this profile", key.fingerprint());
+            }
+            Event::ServerKeyChanged {
+                expected,
+                presented,
+            } => {
+                let message = crate::keys::server_key_changed(&expected, &presented);
+                self.status = format!("the server's key changed; nothing was sent (Esc to quit)");
+                self.fatal = Some(message);
+            }
+            Event::PeerKeyChanged { user, new, .. } => {
+                let notice = format!(
+                    "⚠ {user}'s key changed (now {}): a new device or profile, or someone \
+                     else. Compare /verify with {user} before trusting it.",
+                    new.fingerprint()
+                );
+                self.push(&user, Entry::Notice(notice));
+            }
+            Event::ForgedRelay { from } => {
+                let notice = "⚠ dropped a relayed message that failed authentication".into();
+                self.push(&from, Entry::Notice(notice));
+            }
             _ => {}
         }
     }

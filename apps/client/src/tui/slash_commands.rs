@@ -1,6 +1,7 @@
 //! What can be typed on the chat screen's input line besides a message: `/file PATH` (to the
-//! selected user), `/accept [ID] [DIR]`, `/decline [ID]`, `/cancel [ID]`. Without an id, the
-//! newest offer from (or transfer with) the selected user is meant.
+//! selected user), `/accept [ID] [DIR]`, `/decline [ID]`, `/cancel [ID]`, `/verify` (the
+//! fingerprint to compare with the selected user). Without an id, the newest offer from (or
+//! transfer with) the selected user is meant.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScreenCommand {
@@ -17,9 +18,11 @@ pub enum ScreenCommand {
     Cancel {
         id: Option<String>,
     },
+    Verify,
 }
 
-pub const USAGE: &str = "commands: /file PATH · /accept [ID] [DIR] · /decline [ID] · /cancel [ID]";
+pub const USAGE: &str =
+    "commands: /file PATH · /accept [ID] [DIR] · /decline [ID] · /cancel [ID] · /verify";
 
 /// `None` for a plain message (no leading `/`, or `//` to send a message starting with `/`).
 pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
@@ -40,6 +43,7 @@ pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
         }
         "decline" => Ok(ScreenCommand::Decline { id: word(rest) }),
         "cancel" => Ok(ScreenCommand::Cancel { id: word(rest) }),
+        "verify" if rest.is_empty() => Ok(ScreenCommand::Verify),
         _ => Err(USAGE.to_string()),
     })
 }

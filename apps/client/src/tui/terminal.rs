@@ -2,6 +2,7 @@
 //! an event or the transfer tick, and does what the screen asks of the client.
 
 use super::{Answer, Intent, Screen};
+use crate::keys::KeyBook;
 use crate::transfers::State;
 use breeze_core::client::Event;
 use breeze_smol::{Client, DiskFiles};
@@ -19,7 +20,12 @@ use std::time::{Duration, Instant};
 const TRANSFER_TICK: Duration = Duration::from_millis(500);
 
 /// Runs the screen until the user quits; non-zero exit after a refused login or a kick.
-pub async fn run(client: Client, files: Arc<DiskFiles>, download_dir: PathBuf) -> ExitCode {
+pub async fn run(
+    client: Client,
+    keys: KeyBook,
+    files: Arc<DiskFiles>,
+    download_dir: PathBuf,
+) -> ExitCode {
     let mut terminal = match ratatui::try_init() {
         Ok(terminal) => terminal,
         Err(error) => {
@@ -27,7 +33,7 @@ pub async fn run(client: Client, files: Arc<DiskFiles>, download_dir: PathBuf) -
             return ExitCode::FAILURE;
         }
     };
-    let outcome = event_loop(&mut terminal, &client, &files, download_dir).await;
+    let outcome = event_loop(&mut terminal, &client, keys, &files, download_dir).await;
     ratatui::restore();
     client.logout().await;
     match outcome {
@@ -54,6 +60,7 @@ enum Wake {
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     client: &Client,
+    mut book: KeyBook,
     files: &DiskFiles,
     download_dir: PathBuf,
 ) -> io::Result<Option<String>> {
@@ -79,6 +86,13 @@ async fn event_loop(
                 match screen.handle_key(key) {
                     Intent::Nothing => {}
                     Intent::Quit => return Ok(screen.fatal),
+                    Intent::Verify(peer) => {
+                        let result = book
+                            .fingerprint_with(&peer)
+                            .map(|f| f.to_string())
+                            .ok_or_else(|| KeyBook::unknown(&peer));
+                        screen.handle_answer(Answer::Verified { peer, result }, Instant::now());
+                    }
                     intent => {
                         // Hashing a big file takes a moment: show the notice saying so first.
                         terminal.draw(|frame| screen.render(frame))?;
@@ -92,6 +106,9 @@ async fn event_loop(
             Wake::Key(Some(Err(error))) => return Err(error),
             Wake::Key(None) | Wake::Client(None) => return Ok(screen.fatal),
             Wake::Client(Some(event)) => {
+                if let Err(warning) = book.observe(&event) {
+                    screen.status = warning;
+                }
                 screen.handle_event(event, Instant::now(), |peer, id| files.landed(peer, id));
                 screen.handle_peers(client.peers().await);
             }
@@ -102,7 +119,7 @@ async fn event_loop(
 /// Asks the client for what a key press meant; `None` when it asks nothing of the client.
 async fn perform(client: &Client, intent: Intent) -> Option<Answer> {
     let answer = match intent {
-        Intent::Nothing | Intent::Quit => return None,
+        Intent::Nothing | Intent::Quit | Intent::Verify(_) => return None,
         Intent::Send(to, text) => Answer::Sent {
             result: client
                 .send(&to, text.clone())
