@@ -73,7 +73,7 @@ fn main() -> ExitCode {
                 oneshot::run(client, keys, &to, text.join(" "), timeout, json).await
             }
             None if !json && std::io::stdin().is_terminal() => {
-                tui::run(client, keys, files, download_dir).await
+                tui::terminal::run(client, keys, files, download_dir).await
             }
             None => {
                 let session = line_mode::Session::new(client, keys, files, download_dir);

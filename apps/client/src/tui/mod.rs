@@ -27,11 +27,9 @@ use std::time::Instant;
 mod draw;
 mod files_pane;
 mod slash_commands;
-mod terminal;
+pub mod terminal;
 #[cfg(test)]
 mod tests;
-
-pub use terminal::run;
 
 /// Entries kept per conversation; older ones scroll away for good.
 const HISTORY: usize = 1000;
