@@ -9,7 +9,9 @@ use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 use breeze_core::rng::SeededRng;
 use breeze_core::secure::{Handshake, IdentityKey, LinkKind, PairKey, Sealer};
 use breeze_core::server::{Action, ConnId, Event, Server, ServerConfig};
-use breeze_core::wire::{Chat, ClientFrame, SealedChat, MessageId, PeerFrame, UserName, PROTOCOL_VERSION};
+use breeze_core::wire::{
+    Chat, ClientFrame, MessageId, PeerFrame, SealedChat, UserName, PROTOCOL_VERSION,
+};
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };

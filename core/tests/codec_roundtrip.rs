@@ -10,9 +10,10 @@
 use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FRAME, PREFIX_LEN};
 use breeze_core::secure::PublicKey;
 use breeze_core::transmit::Payload;
-use breeze_core::wire::{FileHint, SealedAck, SealedChat, SealedFile, 
-    Ack, Chat, ClientFrame, ErrorCode, FileMessage, FileName, KickReason, LoginRefusal, MessageId,
-    PeerFrame, PeerIntro, ServerFrame, TransferId, Undeliverable, UserName, PROTOCOL_VERSION,
+use breeze_core::wire::{
+    Ack, Chat, ClientFrame, ErrorCode, FileHint, FileMessage, FileName, KickReason, LoginRefusal,
+    MessageId, PeerFrame, PeerIntro, SealedAck, SealedChat, SealedFile, ServerFrame, TransferId,
+    Undeliverable, UserName, PROTOCOL_VERSION,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
 use serde::{de::DeserializeOwned, Serialize};

@@ -8,9 +8,9 @@ use breeze_core::secure::{
     Handshake, IdentityKey, Inbound, LinkKind, PairKey, PublicKey, RecordError, Sealer,
 };
 use breeze_core::transfer::CHUNK_SIZE;
-use breeze_core::wire::{PeerIntro, SealedChat, SealedFile, 
-    Chat, ClientFrame, FileMessage, FileName, MessageId, ServerFrame, TransferId, UserName,
-    PROTOCOL_VERSION,
+use breeze_core::wire::{
+    Chat, ClientFrame, FileMessage, FileName, MessageId, PeerIntro, SealedChat, SealedFile,
+    ServerFrame, TransferId, UserName, PROTOCOL_VERSION,
 };
 use std::time::Instant;
 
@@ -214,7 +214,10 @@ fn a_held_message_released_early_is_not_shown_again_when_the_gap_is_skipped() {
         text: "0:6:".into(),
     };
     let dave = name("dave");
-    let relayed = frames(&[server.relayed(&dave, &six(1)), server.relayed(&dave, &six(6))]);
+    let relayed = frames(&[
+        server.relayed(&dave, &six(1)),
+        server.relayed(&dave, &six(6)),
+    ]);
     server.feed(&mut bob, &relayed, start);
     let gap_timeout = bob.config().gap_timeout;
     let mut shown = Vec::new();

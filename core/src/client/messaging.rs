@@ -87,7 +87,9 @@ impl Client {
             Some(Ok(chat)) if chat.text.len() <= self.config.max_text_len => {
                 self.on_chat(from, chat, Via::Relay, now)
             }
-            _ => self.events.push_back(Event::ForgedRelay { from: from.clone() }),
+            _ => self
+                .events
+                .push_back(Event::ForgedRelay { from: from.clone() }),
         }
     }
 
@@ -95,7 +97,9 @@ impl Client {
     pub(super) fn on_relayed_ack(&mut self, from: &UserName, sealed: SealedAck, now: Instant) {
         match self.pair_key(from, now).map(|pair| sealed.open(&pair)) {
             Some(Ok(ack)) => self.on_ack(from, ack),
-            _ => self.events.push_back(Event::ForgedRelay { from: from.clone() }),
+            _ => self
+                .events
+                .push_back(Event::ForgedRelay { from: from.clone() }),
         }
     }
 

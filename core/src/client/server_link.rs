@@ -181,8 +181,10 @@ impl Client {
         match expected {
             Some(expected) if expected != presented.fingerprint() => {
                 self.stop_server(false, now);
-                self.events
-                    .push_back(Event::ServerKeyChanged { expected, presented });
+                self.events.push_back(Event::ServerKeyChanged {
+                    expected,
+                    presented,
+                });
                 // The link is gone; nothing more is read from it.
                 return Ok(None);
             }
@@ -373,9 +375,7 @@ impl Client {
             ServerFrame::Presence { peers, last } => self.on_presence_page(peers, last, now),
             ServerFrame::PeerOnline(intro) => self.peer_online(intro, now),
             ServerFrame::PeerOffline { user } => self.peer_offline(&user, now),
-            ServerFrame::Relayed { from, key, chat } => {
-                self.on_relayed_chat(&from, key, chat, now)
-            }
+            ServerFrame::Relayed { from, key, chat } => self.on_relayed_chat(&from, key, chat, now),
             ServerFrame::RelayedAck { from, ack } => self.on_relayed_ack(&from, ack, now),
             ServerFrame::UserKey { user, key } => self.on_user_key(user, key, now),
             ServerFrame::Stored { to, epoch, seq } => {

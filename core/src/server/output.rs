@@ -2,7 +2,7 @@
 
 use super::ConnId;
 use crate::secure::{HandshakeError, PublicKey, RecordError};
-use crate::wire::{ErrorCode, SealedChat, KickReason, LoginRefusal, Undeliverable, UserName};
+use crate::wire::{ErrorCode, KickReason, LoginRefusal, SealedChat, Undeliverable, UserName};
 use std::net::SocketAddr;
 
 /// Work the host performs for the core. Drain with [`Server::poll_action`](super::Server::poll_action).

@@ -27,7 +27,12 @@ impl Server {
         if to == from {
             return;
         }
-        let Some(key) = self.conns.get(&conn).and_then(|c| c.session()).map(|s| s.key) else {
+        let Some(key) = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.session())
+            .map(|s| s.key)
+        else {
             return;
         };
         self.stats.relayed_text_bytes += chat.len() as u64;
@@ -39,8 +44,7 @@ impl Server {
             None => {
                 self.stats.stored += 1;
                 let message = OfflineChat { from, key, chat };
-                self.actions
-                    .push_back(Action::StoreOffline { to, message });
+                self.actions.push_back(Action::StoreOffline { to, message });
             }
         }
     }
@@ -49,7 +53,9 @@ impl Server {
     /// online, else the host looks it up.
     pub(super) fn on_key_request(&mut self, conn: ConnId, user: UserName, now: Instant) {
         let online = self.presence.conn_of(&user);
-        let key = online.and_then(|c| self.conns.get(&c)?.session()).map(|s| s.key);
+        let key = online
+            .and_then(|c| self.conns.get(&c)?.session())
+            .map(|s| s.key);
         match key {
             Some(key) => {
                 let key = Some(key);
@@ -73,7 +79,9 @@ impl Server {
         };
         let me = session.user.clone();
         let numbers = ack.ack;
-        let from_store = session.stored_delivered.contains(&(to.clone(), numbers.epoch));
+        let from_store = session
+            .stored_delivered
+            .contains(&(to.clone(), numbers.epoch));
         if from_store {
             self.actions.push_back(Action::DeleteOffline {
                 to: me.clone(),

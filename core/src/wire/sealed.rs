@@ -199,7 +199,10 @@ mod tests {
     use crate::secure::IdentityKey;
 
     fn pair() -> (PairKey, PairKey, SeededRng) {
-        let (a, b) = (IdentityKey::from_secret([1; 32]), IdentityKey::from_secret([2; 32]));
+        let (a, b) = (
+            IdentityKey::from_secret([1; 32]),
+            IdentityKey::from_secret([2; 32]),
+        );
         (
             PairKey::new(&a, &b.public()).unwrap(),
             PairKey::new(&b, &a.public()).unwrap(),
@@ -257,7 +260,10 @@ mod tests {
         );
         assert_eq!(sealed.open(&bob), Ok(chunk));
         let mut lying = sealed;
-        lying.hint = FileHint::Chunk { offset: 0, len: 100 };
+        lying.hint = FileHint::Chunk {
+            offset: 0,
+            len: 100,
+        };
         assert_eq!(lying.open(&bob), Err(SealError::Forged));
     }
 }

@@ -13,7 +13,7 @@ use super::output::{Destination, Event, FileError, FileEvent};
 use super::{Client, LinkId};
 use crate::delivery::Via;
 use crate::transfer::{Direction, InPhase, OutPhase};
-use crate::wire::{SealedFile, ClientFrame, FileMessage, PeerFrame, TransferId, UserName};
+use crate::wire::{ClientFrame, FileMessage, PeerFrame, SealedFile, TransferId, UserName};
 use std::time::Instant;
 
 /// Finished transfers remembered (to answer a late repeat of their offer), per direction.
