@@ -1,14 +1,17 @@
-//! Building protocol values out of fuzz input: small name and number sets (so that names,
-//! epochs and sequence numbers collide often enough to matter), and texts whose length comes
-//! from two input bytes (so a short input can still fill a buffer to its bound).
+//! Building protocol values out of fuzz input: small name, number and key sets (so that names,
+//! epochs, sequence numbers and keys collide often enough to matter), and texts whose length
+//! comes from two input bytes (so a short input can still fill a buffer to its bound).
 
 use arbitrary::{Result, Unstructured};
 use breeze_core::codec::encode_frame;
+use breeze_core::secure::{IdentityKey, PublicKey};
 use breeze_core::wire::{
-    Ack, Chat, ErrorCode, FileMessage, FileName, KickReason, LoginRefusal, MessageId, TransferId,
-    Undeliverable, UserName,
+    Ack, Chat, ErrorCode, FileMessage, FileName, KickReason, LoginRefusal, MessageId, PeerIntro,
+    TransferId, Undeliverable, UserName,
 };
 use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 /// Every harness draws user names from this set.
 pub const NAMES: [&str; 5] = ["alice", "bob", "carol", "dave", "eve"];
@@ -16,6 +19,56 @@ pub const NAMES: [&str; 5] = ["alice", "bob", "carol", "dave", "eve"];
 /// Frames the harness builds are encoded with this limit, far above any core's, so oversized
 /// frames reach the decoder under test too.
 pub const HARNESS_MAX_FRAME: usize = 1 << 20;
+
+/// The static keys the harnesses hold: whoever plays a server, a client or a peer uses one of
+/// these, so the harness can always answer a handshake written to any of them.
+pub struct Keys {
+    /// What the harness serves with: mostly the first; the second is "the server's key changed".
+    pub servers: [IdentityKey; 2],
+    /// Clients and peers the harness plays (by index, for any user name).
+    pub users: [IdentityKey; 4],
+    /// The client under test in `client_streams`.
+    pub me: IdentityKey,
+}
+
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| Keys {
+        servers: [0x51, 0x52].map(|b| IdentityKey::from_secret([b; 32])),
+        users: [0x61, 0x62, 0x63, 0x64].map(|b| IdentityKey::from_secret([b; 32])),
+        me: IdentityKey::from_secret([0x42; 32]),
+    })
+}
+
+/// One of the harness's user keys, by index.
+pub fn user_key(u: &mut Unstructured) -> Result<usize> {
+    u.choose_index(keys().users.len())
+}
+
+/// A key for an introduction: mostly one the harness holds (`held`, drawn when `None`),
+/// sometimes one nobody holds (random bytes, or the all-zero key of low order).
+pub fn intro_key(u: &mut Unstructured, held: Option<usize>) -> Result<PublicKey> {
+    Ok(match u.int_in_range(0..=15u8)? {
+        0 => PublicKey([0; 32]),
+        1 => PublicKey(u.arbitrary()?),
+        _ => {
+            let i = match held {
+                Some(i) => i,
+                None => user_key(u)?,
+            };
+            keys().users[i].public()
+        }
+    })
+}
+
+/// An introduction of `user` on one of four hosts, with `key`.
+pub fn intro(user: UserName, host: u8, key: PublicKey) -> PeerIntro {
+    PeerIntro {
+        user,
+        endpoint: SocketAddr::from(([10, 0, 0, 1 + host % 4], 7000 + u16::from(host % 4))),
+        key,
+    }
+}
 
 pub fn name(u: &mut Unstructured) -> Result<UserName> {
     let i = u.choose_index(NAMES.len())?;
@@ -163,6 +216,11 @@ pub fn chunks(u: &mut Unstructured, mut bytes: Vec<u8>) -> Result<Vec<Vec<u8>>> 
         }
         _ => {}
     }
+    split(u, bytes)
+}
+
+/// Splits `bytes` into 1..=4 chunks at input-chosen points, changing nothing.
+pub fn split(u: &mut Unstructured, bytes: Vec<u8>) -> Result<Vec<Vec<u8>>> {
     let pieces = u.int_in_range(1..=4usize)?;
     let mut out = Vec::new();
     let mut rest = &bytes[..];

@@ -8,6 +8,8 @@
 pub mod client_streams;
 pub mod decode_frame;
 pub mod gen;
+pub mod link;
+pub mod records;
 pub mod scenario;
 pub mod server_streams;
 mod timers;
