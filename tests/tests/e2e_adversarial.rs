@@ -1325,13 +1325,8 @@ fn a_record_with_one_flipped_bit_on_a_direct_channel_closes_it_and_the_others_ca
 
 /// A dialer whose handshake fails (the answer does not open: noise, or someone else at the
 /// peer's address) must still know which peer the dial was for, say so, and dial again later.
-///
-/// Ignored until the core is fixed: `link_handshake_step` takes the link's setup out and a
-/// failing `Dialing` step never puts it back, so `drop_link` finds no peer for the link, the
-/// peer's dial stays `Handshaking` for ever (never dialled again, its route stuck at
-/// `Connecting`) and the rejection claims nobody.
+/// (It once forgot the peer, so the dial stayed stuck and the route at `Connecting`.)
 #[test]
-#[ignore = "core bug: a dialer's failed handshake leaves its dial stuck (see the doc comment)"]
 fn a_dialer_whose_handshake_answer_does_not_open_dials_again_later() {
     smol::block_on(async {
         let server = server(LOGIN_TIMEOUT);

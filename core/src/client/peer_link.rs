@@ -34,6 +34,9 @@ pub(super) enum Setup {
     AcceptorAnswered { peer: UserName },
     /// Authenticated both ways.
     Up { peer: UserName, dialer: UserName },
+    /// The handshake failed; the link is being dropped. Keeps who it was with (or claimed to
+    /// be), so the drop is reported and a dialer dials again.
+    Failed { peer: Option<UserName> },
 }
 
 impl fmt::Debug for Setup {
@@ -44,6 +47,7 @@ impl fmt::Debug for Setup {
             Setup::AcceptorAwaitingIntro { peer, .. } => write!(f, "AcceptorAwaitingIntro({peer})"),
             Setup::AcceptorAnswered { peer } => write!(f, "AcceptorAnswered({peer})"),
             Setup::Up { peer, dialer } => write!(f, "Up({peer}, dialed by {dialer})"),
+            Setup::Failed { peer } => write!(f, "Failed({peer:?})"),
         }
     }
 }
@@ -76,6 +80,7 @@ impl PeerLink {
             | Setup::AcceptorAwaitingIntro { peer, .. }
             | Setup::AcceptorAnswered { peer }
             | Setup::Up { peer, .. } => Some(peer),
+            Setup::Failed { peer } => peer.as_ref(),
             Setup::AcceptorAwaitingHello { .. } => None,
         }
     }
@@ -220,6 +225,24 @@ impl Client {
     /// message, which names the user and proves its key; the dialer reads the answer, which
     /// only the holder of the introduced key can write.
     fn link_handshake_step(
+        &mut self,
+        link: LinkId,
+        message: &[u8],
+        now: Instant,
+    ) -> Result<Option<Opener>, LinkError> {
+        let claimed = self.links.get(&link).and_then(|l| l.peer().cloned());
+        let step = self.link_handshake_step_inner(link, message, now);
+        if step.is_err() {
+            if let Some(state) = self.links.get_mut(&link) {
+                if state.setup.is_none() {
+                    state.setup = Some(Setup::Failed { peer: claimed });
+                }
+            }
+        }
+        step
+    }
+
+    fn link_handshake_step_inner(
         &mut self,
         link: LinkId,
         message: &[u8],

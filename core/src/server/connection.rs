@@ -153,7 +153,12 @@ impl Server {
             .handshake
             .as_mut()
             .ok_or(ConnError::Handshake(HandshakeError::Failed))?;
-        handshake.read(message).map_err(ConnError::Handshake)?;
+        let payload = handshake.read(message).map_err(ConnError::Handshake)?;
+        // Our clients send nothing in the handshake itself: anything else is not one of them
+        // (and is not worth an answer).
+        if !payload.is_empty() {
+            return Err(ConnError::Handshake(HandshakeError::Failed));
+        }
         if !handshake.is_finished() {
             let reply = handshake.write(&[]).map_err(ConnError::Handshake)?;
             let _ = self.outbound.send_handshake(conn, reply);
