@@ -11,9 +11,9 @@ use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FR
 use breeze_core::secure::PublicKey;
 use breeze_core::transmit::Payload;
 use breeze_core::wire::{
-    Ack, Chat, ClientFrame, ErrorCode, FileHint, FileMessage, FileName, KickReason, LoginRefusal,
-    MessageId, PeerFrame, PeerIntro, SealedAck, SealedChat, SealedFile, ServerFrame, TransferId,
-    Undeliverable, UserName, PROTOCOL_VERSION,
+    Ack, Chat, ClientFrame, ErrorCode, FileHint, FileMessage, FileName, KeyLookup, KickReason,
+    LoginRefusal, MessageId, PeerFrame, PeerIntro, SealedAck, SealedChat, SealedFile, ServerFrame,
+    TransferId, Undeliverable, UserName, PROTOCOL_VERSION,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
 use serde::{de::DeserializeOwned, Serialize};
@@ -333,7 +333,11 @@ impl Arbitrary for Arb<ServerFrame> {
             },
             17 => ServerFrame::UserKey {
                 user: arb(g),
-                key: bool::arbitrary(g).then(|| PublicKey(bytes32(g))),
+                key: match pick(g, 3) {
+                    0 => KeyLookup::Key(PublicKey(bytes32(g))),
+                    1 => KeyLookup::NotYet,
+                    _ => KeyLookup::NoSuchUser,
+                },
             },
             _ => unreachable!(),
         })

@@ -4,7 +4,7 @@
 
 use breeze_core::secure::PublicKey;
 use breeze_core::server::OfflineChat;
-use breeze_core::wire::{LoginRefusal, Undeliverable, UserName};
+use breeze_core::wire::{KeyLookup, LoginRefusal, Undeliverable, UserName};
 use std::collections::HashMap;
 
 #[derive(Debug, Default, Clone)]
@@ -47,8 +47,12 @@ impl MemoryStore {
     }
 
     /// The key `user` logged in with last.
-    pub fn key(&self, user: &UserName) -> Option<PublicKey> {
-        self.keys.get(user).copied()
+    pub fn key(&self, user: &UserName) -> KeyLookup {
+        match self.keys.get(user) {
+            Some(key) => KeyLookup::Key(*key),
+            None if self.accounts.contains_key(user) => KeyLookup::NotYet,
+            None => KeyLookup::NoSuchUser,
+        }
     }
 
     pub fn store(&mut self, to: UserName, message: OfflineChat) -> Result<(), Undeliverable> {

@@ -727,7 +727,7 @@ impl ServerHost for GatedHost {
         self.accounts.load_offline(user)
     }
 
-    fn load_key(&self, user: &UserName) -> Option<PublicKey> {
+    fn load_key(&self, user: &UserName) -> breeze_core::wire::KeyLookup {
         self.accounts.load_key(user)
     }
 

@@ -6,8 +6,9 @@ mod e2e_support;
 
 use breeze_core::wire::{ClientFrame, LoginRefusal, ServerFrame, PROTOCOL_VERSION};
 use breeze_sim::loopback::{name, PASSWORD};
-use e2e_support::{client_frame, send_one_shot, ClientProcess, Raw, ServerProcess};
+use e2e_support::{client_frame, send_one_shot, ClientProcess, Secure, ServerProcess};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A data directory with an account for each of `users`.
 fn accounts(users: &[&str]) -> tempfile::TempDir {
@@ -16,6 +17,25 @@ fn accounts(users: &[&str]) -> tempfile::TempDir {
         ServerProcess::add_user(data.path(), user, PASSWORD);
     }
     data
+}
+
+/// `user` logs in once and quits, as everyone has before others can write to them: the
+/// server then knows the key to seal their offline messages to. The profile, to start again.
+fn logged_in_once(server: &ServerProcess, user: &str) -> Arc<tempfile::TempDir> {
+    let mut client = ClientProcess::start(server.addr, user);
+    logged_in(&mut client);
+    let profile = client.profile.clone();
+    assert!(client.quit().success());
+    profile
+}
+
+/// `user` starts again in `profile`.
+fn start_again(
+    server: &ServerProcess,
+    user: &str,
+    profile: &Arc<tempfile::TempDir>,
+) -> ClientProcess {
+    ClientProcess::start_in(server.addr, user, PASSWORD, profile.clone(), &[])
 }
 
 fn start_clients(server: &ServerProcess, users: &[&str]) -> Vec<ClientProcess> {
@@ -160,6 +180,8 @@ fn direct_chat_survives_a_server_crash_and_both_log_in_again_when_it_is_back_on_
 fn a_message_for_an_offline_user_is_stored_and_delivered_exactly_once_at_their_next_login() {
     let data = accounts(&["alice", "bob", "carol", "dave"]);
     let server = ServerProcess::start(data.path(), "127.0.0.1:0");
+    let bobs_profile = logged_in_once(&server, "bob");
+    let _ = logged_in_once(&server, "dave");
     let mut alice = ClientProcess::start(server.addr, "alice");
     logged_in(&mut alice);
 
@@ -180,7 +202,7 @@ fn a_message_for_an_offline_user_is_stored_and_delivered_exactly_once_at_their_n
         String::from_utf8_lossy(&one_shot.stdout)
     );
 
-    let mut bob = ClientProcess::start(server.addr, "bob");
+    let mut bob = start_again(&server, "bob", &bobs_profile);
     logged_in(&mut bob);
     let mut got = Vec::new();
     for _ in 0..2 {
@@ -204,7 +226,7 @@ fn a_message_for_an_offline_user_is_stored_and_delivered_exactly_once_at_their_n
     // At the next login the store has nothing left for bob. The server answers bob's
     // message to the offline dave only after it has replayed whatever it kept for bob, on the
     // same connection, so the `stored` answer bounds the wait.
-    let mut bob = ClientProcess::start(server.addr, "bob");
+    let mut bob = start_again(&server, "bob", &bobs_profile);
     logged_in(&mut bob);
     let probe = bob.send("dave", "are you there?");
     bob.expect("the probe stored", |e| {
@@ -234,6 +256,7 @@ fn a_stored_message_survives_a_server_crash_and_is_delivered_once_after_the_rest
     let data = accounts(&["alice", "bob"]);
     let server = ServerProcess::start(data.path(), "127.0.0.1:0");
     let addr = server.addr;
+    let bobs_profile = logged_in_once(&server, "bob");
     let mut alice = ClientProcess::start(server.addr, "alice");
     logged_in(&mut alice);
     let id = alice.send("bob", "kept on disk");
@@ -246,7 +269,7 @@ fn a_stored_message_survives_a_server_crash_and_is_delivered_once_after_the_rest
     let server = ServerProcess::start(data.path(), &addr.to_string());
     logged_in(&mut alice);
 
-    let mut bob = ClientProcess::start(server.addr, "bob");
+    let mut bob = start_again(&server, "bob", &bobs_profile);
     logged_in(&mut bob);
     let got = bob.expect("the stored message", |e| e["event"] == "message");
     assert_eq!(got["from"], "alice", "{got}");
@@ -294,7 +317,8 @@ fn with_open_registration_a_password_guesser_is_still_refused_after_ten_failures
     let server = ServerProcess::start_with(data.path(), "127.0.0.1:0", &["--open-registration"]);
     smol::block_on(async {
         for i in 0..12 {
-            let mut guesser = Raw::to_server(server.addr).await;
+            // A guesser speaks the protocol properly: the handshake, then sealed frames.
+            let mut guesser = Secure::to_server(server.addr).await;
             let mut guess = client_frame(&ClientFrame::Hello {
                 version: PROTOCOL_VERSION,
             });
@@ -304,7 +328,7 @@ fn with_open_registration_a_password_guesser_is_still_refused_after_ten_failures
                 p2p_port: 1,
                 register: true,
             }));
-            guesser.send(&guess).await;
+            guesser.send_sealed(&guess).await;
             let said = guesser.frames_until_closed().await;
             let refusal = match &said[..] {
                 [ServerFrame::Hello { .. }, ServerFrame::LoginRefused { reason }] => *reason,

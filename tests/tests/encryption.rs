@@ -44,23 +44,28 @@ fn a_whole_session_leaves_no_password_text_or_file_content_on_the_wire_or_the_se
         .expect("alice and bob direct");
 
     // Direct chat, relayed chat, a message for someone offline, a direct and a relayed file.
-    sim.send(alice, bob, "direct: the launch code is tangerine").unwrap();
+    sim.send(alice, bob, "direct: the launch code is tangerine")
+        .unwrap();
     sim.advance(SECOND);
     sim.cut(alice, bob);
     sim.advance(20 * SECOND);
-    sim.send(alice, bob, "relayed: meet at the north gate").unwrap();
+    sim.send(alice, bob, "relayed: meet at the north gate")
+        .unwrap();
     sim.advance(SECOND);
     sim.logout(carol);
     sim.advance(SECOND);
-    sim.send(alice, carol, "offline: the spare key is under the mat").unwrap();
+    sim.send(alice, carol, "offline: the spare key is under the mat")
+        .unwrap();
     sim.advance(SECOND);
     let relayed_file = content(MIB / 4, 42);
     sim.offer_file(alice, bob, 1, relayed_file.clone()).unwrap();
     sim.run_until(5 * SECOND, |s| offered(s, bob))
         .expect("offer through the relay");
     sim.accept_file(bob, alice, 1).unwrap();
-    sim.run_until(60 * SECOND, |s| done(s, bob, Direction::Receiving).is_some())
-        .expect("relayed file arrives");
+    sim.run_until(60 * SECOND, |s| {
+        done(s, bob, Direction::Receiving).is_some()
+    })
+    .expect("relayed file arrives");
     sim.heal(alice, bob);
     sim.run_until(30 * SECOND, |s| direct(s, alice, bob))
         .expect("direct again");
@@ -69,8 +74,10 @@ fn a_whole_session_leaves_no_password_text_or_file_content_on_the_wire_or_the_se
     sim.run_until(5 * SECOND, |s| offered(s, alice))
         .expect("direct offer");
     sim.accept_file(alice, bob, 2).unwrap();
-    sim.run_until(60 * SECOND, |s| done(s, alice, Direction::Receiving).is_some())
-        .expect("direct file arrives");
+    sim.run_until(60 * SECOND, |s| {
+        done(s, alice, Direction::Receiving).is_some()
+    })
+    .expect("direct file arrives");
     // What was stored waits on the server's "disk" for now; then everyone reconnects.
     let stored = sim.store.stored_bytes();
     assert_eq!(sim.store.stored_for(sim.name(carol)), 1);
@@ -104,8 +111,14 @@ fn a_whole_session_leaves_no_password_text_or_file_content_on_the_wire_or_the_se
         "north gate",
         "under the mat",
     ] {
-        assert!(!contains(wire, secret.as_bytes()), "{secret:?} is on the wire");
-        assert!(!contains(&stored, secret.as_bytes()), "{secret:?} is on the server's disk");
+        assert!(
+            !contains(wire, secret.as_bytes()),
+            "{secret:?} is on the wire"
+        );
+        assert!(
+            !contains(&stored, secret.as_bytes()),
+            "{secret:?} is on the server's disk"
+        );
     }
     for file in [&relayed_file, &direct_file] {
         for piece in file.chunks(4096).step_by(7) {
@@ -130,7 +143,10 @@ fn a_server_with_another_key_at_the_same_address_is_refused_before_any_password_
     sim.advance(30 * SECOND);
 
     let refused = sim.events(alice).iter().find_map(|(_, e)| match e {
-        Event::ServerKeyChanged { expected, presented } => Some((*expected, *presented)),
+        Event::ServerKeyChanged {
+            expected,
+            presented,
+        } => Some((*expected, *presented)),
         _ => None,
     });
     assert_eq!(refused, Some((pinned.fingerprint(), sim.server_key())));
@@ -146,7 +162,10 @@ fn a_server_with_another_key_at_the_same_address_is_refused_before_any_password_
         )),
         "{later:?}"
     );
-    assert!(!contains(sim.captured(), b"alice"), "not even the user name is sent");
+    assert!(
+        !contains(sim.captured(), b"alice"),
+        "not even the user name is sent"
+    );
     assert!(!contains(sim.captured(), b"alice-password"));
 }
 
@@ -197,5 +216,9 @@ fn a_message_for_someone_never_met_is_sealed_to_the_key_the_server_hands_out() {
         .expect("dave opens it");
     assert_eq!(texts(&sim, dave, alice), ["welcome back, dave"]);
     sim.advance(2 * SECOND);
-    assert_eq!(sim.store.stored_for(sim.name(dave)), 0, "deleted after dave's ack");
+    assert_eq!(
+        sim.store.stored_for(sim.name(dave)),
+        0,
+        "deleted after dave's ack"
+    );
 }

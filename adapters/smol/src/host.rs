@@ -2,7 +2,7 @@
 
 use breeze_core::secure::PublicKey;
 use breeze_core::server::{OfflineChat, StoreOutcome};
-use breeze_core::wire::{LoginRefusal, UserName};
+use breeze_core::wire::{KeyLookup, LoginRefusal, UserName};
 
 /// Performs the server core's host actions (`Action::CheckLogin`, `StoreOffline`,
 /// `LoadOffline`, `DeleteOffline`, `LoadKey`). What it stores is sealed end to end: the host
@@ -35,9 +35,8 @@ pub trait ServerHost: Send + Sync + 'static {
     /// Everything stored for `user`, as `(sender, message)`, oldest first.
     fn load_offline(&self, user: &UserName) -> Vec<OfflineChat>;
 
-    /// The key `user` logged in with last (what others seal their offline messages to), or
-    /// `None` for no such account or one that never logged in with a key.
-    fn load_key(&self, user: &UserName) -> Option<PublicKey>;
+    /// The key `user` logged in with last (what others seal their offline messages to).
+    fn load_key(&self, user: &UserName) -> KeyLookup;
 
     /// `to` acknowledged every message of `from`'s `epoch` up to `through`: forget them.
     fn delete_offline(&self, to: &UserName, from: &UserName, epoch: u64, through: u64);

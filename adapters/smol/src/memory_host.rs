@@ -3,7 +3,7 @@
 use crate::ServerHost;
 use breeze_core::secure::PublicKey;
 use breeze_core::server::{OfflineChat, StoreOutcome};
-use breeze_core::wire::{LoginRefusal, Undeliverable, UserName};
+use breeze_core::wire::{KeyLookup, LoginRefusal, Undeliverable, UserName};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -112,8 +112,13 @@ impl ServerHost for MemoryHost {
             .collect()
     }
 
-    fn load_key(&self, user: &UserName) -> Option<PublicKey> {
-        self.lock().keys.get(user).copied()
+    fn load_key(&self, user: &UserName) -> KeyLookup {
+        let state = self.lock();
+        match state.keys.get(user) {
+            Some(key) => KeyLookup::Key(*key),
+            None if state.welcome_anyone || state.accounts.contains_key(user) => KeyLookup::NotYet,
+            None => KeyLookup::NoSuchUser,
+        }
     }
 
     fn delete_offline(&self, to: &UserName, from: &UserName, epoch: u64, through: u64) {

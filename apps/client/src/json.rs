@@ -348,6 +348,10 @@ impl From<Event> for LineEvent {
                 user,
                 key: new.fingerprint().to_string(),
             },
+            Event::AwaitingKey { user } => LineEvent::error(format!(
+                "{user} has never logged in with a key: messages to {user} wait here, \
+                 sealed for nobody yet, until {user} is online"
+            )),
             Event::ForgedRelay { from } => LineEvent::error(format!(
                 "dropped something the server relayed as {from}'s: it failed authentication"
             )),

@@ -3,7 +3,7 @@
 use crate::{OfflineMessage, Store, StoreError, StoreOptions, Verdict};
 use breeze_core::secure::PublicKey;
 use breeze_core::server::{OfflineChat, StoreOutcome};
-use breeze_core::wire::{LoginRefusal, MessageId, SealedChat, Undeliverable, UserName};
+use breeze_core::wire::{KeyLookup, LoginRefusal, MessageId, SealedChat, Undeliverable, UserName};
 use breeze_smol::ServerHost;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -127,12 +127,17 @@ impl ServerHost for StoreHost {
             .collect()
     }
 
-    fn load_key(&self, user: &UserName) -> Option<PublicKey> {
-        match lock(&self.logins).current_key(user.as_str()) {
-            Ok(key) => key,
-            Err(error) => {
+    fn load_key(&self, user: &UserName) -> KeyLookup {
+        let store = lock(&self.logins);
+        let name = user.as_str();
+        match (store.current_key(name), store.user_exists(name)) {
+            (Ok(Some(key)), _) => KeyLookup::Key(key),
+            (Ok(None), Ok(true)) => KeyLookup::NotYet,
+            (Ok(None), Ok(false)) => KeyLookup::NoSuchUser,
+            (Err(error), _) | (_, Err(error)) => {
+                // Not the user's fault: the sender asks again at its next login.
                 tracing::error!(%user, %error, "cannot look up a key");
-                None
+                KeyLookup::NotYet
             }
         }
     }

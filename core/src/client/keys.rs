@@ -4,7 +4,7 @@
 use super::output::Event;
 use super::Client;
 use crate::secure::{PairKey, PublicKey};
-use crate::wire::{ClientFrame, Undeliverable, UserName};
+use crate::wire::{ClientFrame, KeyLookup, Undeliverable, UserName};
 use std::time::Instant;
 
 impl Client {
@@ -59,13 +59,18 @@ impl Client {
 
     /// The server's answer to a key request: seal and send what waited for it, or give up on
     /// it when `name` has no key (no such account).
-    pub(super) fn on_user_key(&mut self, name: UserName, key: Option<PublicKey>, now: Instant) {
+    pub(super) fn on_user_key(&mut self, name: UserName, key: KeyLookup, now: Instant) {
         match key {
-            Some(key) => {
+            KeyLookup::Key(key) => {
                 self.vouched_key(&name, key, now);
                 self.flush(&name, now);
             }
-            None => {
+            KeyLookup::NotYet => {
+                // Asked again at the next login; the introduction, when `name` comes online,
+                // vouches for its key and sends what waited.
+                self.events.push_back(Event::AwaitingKey { user: name });
+            }
+            KeyLookup::NoSuchUser => {
                 let Some(peer) = self.peers.get_mut(&name) else {
                     return;
                 };

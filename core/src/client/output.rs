@@ -521,6 +521,12 @@ pub enum Event {
         /// Who it claimed to come from.
         from: UserName,
     },
+    /// Messages to `user` cannot be sealed yet: the account never logged in with a key. They
+    /// wait here, unsent, until `user` is online (or this client logs in again and asks).
+    AwaitingKey {
+        /// The recipient.
+        user: UserName,
+    },
     /// The server vouched for a key of `user` that this client had not seen before: the host
     /// remembers it, to notice a change later.
     PeerKeyLearned {

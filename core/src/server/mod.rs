@@ -25,7 +25,7 @@ use crate::rng::SeededRng;
 use crate::secure::{IdentityKey, PublicKey};
 use crate::seeded_hash::{SeededMap, SeededState};
 use crate::transmit::Transmit;
-use crate::wire::{Bytes, ClientFrame, KickReason, LoginRefusal, ServerFrame, UserName};
+use crate::wire::{Bytes, ClientFrame, KeyLookup, KickReason, LoginRefusal, ServerFrame, UserName};
 use connection::{Connection, Phase};
 use limits::AddressLimits;
 use presence::Presence;
@@ -239,7 +239,7 @@ impl Server {
         &mut self,
         conn: ConnId,
         user: UserName,
-        key: Option<PublicKey>,
+        key: KeyLookup,
         now: Instant,
     ) {
         self.send(conn, &ServerFrame::UserKey { user, key }, now);

@@ -7,7 +7,7 @@ use super::file_relay::Budget;
 use super::output::{Action, ConnError, OfflineChat, StoreOutcome};
 use super::{ConnId, Server};
 use crate::secure::SEAL_OVERHEAD;
-use crate::wire::{FileHint, SealedAck, SealedChat, SealedFile, ServerFrame, UserName};
+use crate::wire::{FileHint, KeyLookup, SealedAck, SealedChat, SealedFile, ServerFrame, UserName};
 use std::time::Instant;
 
 impl Server {
@@ -58,7 +58,7 @@ impl Server {
             .map(|s| s.key);
         match key {
             Some(key) => {
-                let key = Some(key);
+                let key = KeyLookup::Key(key);
                 self.send(conn, &ServerFrame::UserKey { user, key }, now);
             }
             None => self.actions.push_back(Action::LoadKey { conn, user }),

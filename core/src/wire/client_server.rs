@@ -64,6 +64,18 @@ pub enum ClientFrame {
     },
 }
 
+/// What the server knows of a user's key (the answer to a key request).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum KeyLookup {
+    /// The key the user logged in with last: seal to it.
+    Key(PublicKey),
+    /// The account exists but never logged in with a key: nothing can be sealed for it yet
+    /// (messages wait with their sender until the user is online).
+    NotYet,
+    /// There is no such account.
+    NoSuchUser,
+}
+
 /// An introduction: a peer that is online, where to dial it, and the static key it proved to
 /// the server it holds, which it must prove again on the direct channel.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -174,9 +186,8 @@ pub enum ServerFrame {
     UserKey {
         /// Whose key.
         user: UserName,
-        /// The key `user` logged in with last; `None` when there is no such account, or it
-        /// never logged in with a key.
-        key: Option<PublicKey>,
+        /// What the server knows of it.
+        key: KeyLookup,
     },
     /// `to` is offline: the file message was dropped (files are not stored on the server).
     FileUndeliverable {

@@ -12,7 +12,7 @@ mod shared;
 
 /// The type of file chunk data, re-exported so hosts need no `bytes` dependency of their own.
 pub use bytes::Bytes;
-pub use client_server::{ClientFrame, PeerIntro, ServerFrame};
+pub use client_server::{ClientFrame, KeyLookup, PeerIntro, ServerFrame};
 pub use file::{FileMessage, FileName, FileNameError, TransferId, MAX_FILE_NAME};
 pub use peer::PeerFrame;
 pub use sealed::{FileHint, SealedAck, SealedChat, SealedFile};

@@ -310,6 +310,8 @@ impl Drop for ServerProcess {
 /// A `breeze --json` client process: commands on its stdin, its JSON events read on a thread.
 pub struct ClientProcess {
     pub user: String,
+    /// The profile (keys, pins) this client process uses, kept until it is dropped.
+    pub profile: Arc<tempfile::TempDir>,
     child: Child,
     stdin: Option<ChildStdin>,
     events: Receiver<String>,
@@ -327,9 +329,25 @@ impl ClientProcess {
 
     /// Like [`start`](Self::start), with another password.
     pub fn start_with_password(server: SocketAddr, user: &str, password: &str) -> ClientProcess {
+        let profile = Arc::new(tempfile::tempdir().expect("a temporary profile directory"));
+        ClientProcess::start_in(server, user, password, profile, &[])
+    }
+
+    /// Like [`start`](Self::start), in the profile of an earlier client (the same user
+    /// starting again on the same machine), with `extra` arguments.
+    pub fn start_in(
+        server: SocketAddr,
+        user: &str,
+        password: &str,
+        profile: Arc<tempfile::TempDir>,
+        extra: &[&str],
+    ) -> ClientProcess {
         let mut child = Command::new(&binaries().client)
             .args(["--json", "--server", &server.to_string(), "--user", user])
             .args(["--p2p-listen", "127.0.0.1:0"])
+            .arg("--profile")
+            .arg(profile.path().join("profile"))
+            .args(extra)
             .env("BREEZE_PASSWORD", password)
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
@@ -341,6 +359,7 @@ impl ClientProcess {
         let stderr = collect_lines(child.stderr.take().expect("stderr is piped"));
         ClientProcess {
             user: user.to_owned(),
+            profile,
             stdin: child.stdin.take(),
             child,
             events,
@@ -460,9 +479,12 @@ impl Drop for ClientProcess {
 
 /// `breeze --server SERVER --user USER send TO TEXT`: the one-shot mode, run to its end.
 pub fn send_one_shot(server: SocketAddr, user: &str, to: &str, text: &str) -> Output {
+    let profile = tempfile::tempdir().expect("a temporary profile directory");
     let mut command = Command::new(&binaries().client);
     command
         .args(["--server", &server.to_string(), "--user", user])
+        .arg("--profile")
+        .arg(profile.path().join("profile"))
         .args(["--p2p-listen", "127.0.0.1:0", "send", to, text])
         .env("BREEZE_PASSWORD", PASSWORD)
         .env_remove("RUST_LOG");
