@@ -22,8 +22,9 @@
 use crate::load::{sent_at, stamped_text, ClientReport, Pick, Plan, Progress, TICK};
 use crate::secure_link::{fresh_seed, SecureLink};
 use breeze_core::codec::{encode_frame, DEFAULT_MAX_FRAME};
-use breeze_core::secure::{IdentityKey, PublicKey, Sealer};
-use breeze_core::wire::{Ack, Chat, ClientFrame, MessageId, UserName};
+use breeze_core::rng::SeededRng;
+use breeze_core::secure::{IdentityKey, PairKey, PublicKey, Sealer};
+use breeze_core::wire::{Ack, Chat, ClientFrame, MessageId, SealedAck, SealedChat, UserName};
 use smol::future::race;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::lock::Mutex;
@@ -52,22 +53,31 @@ pub struct FrameSizes {
 impl FrameSizes {
     pub fn like_breeze(size: usize, to: &UserName) -> FrameSizes {
         let epoch = 0x9e37_79b9_7f4a_7c15; // drawn at random by a client: a full-width varint
+                                           // Sealed end to end, as Breeze's relayed frames are: the sizes include the seals.
+        let pair = PairKey::new(
+            &IdentityKey::from_secret([1; 32]),
+            &IdentityKey::from_secret([2; 32]).public(),
+        )
+        .expect("two ordinary keys");
+        let mut rng = SeededRng::from_u64(1);
+        let chat = Chat {
+            id: MessageId(1_000),
+            epoch,
+            seq: 1_000,
+            first_unacked: 1_000,
+            text: "x".repeat(size),
+        };
         let relay = ClientFrame::Relay {
             to: to.clone(),
-            chat: Chat {
-                id: MessageId(1_000),
-                epoch,
-                seq: 1_000,
-                first_unacked: 1_000,
-                text: "x".repeat(size),
-            },
+            chat: SealedChat::seal(&chat, &pair, &mut rng),
+        };
+        let ack = Ack {
+            epoch,
+            through: 1_000,
         };
         let ack = ClientFrame::RelayAck {
             to: to.clone(),
-            ack: Ack {
-                epoch,
-                through: 1_000,
-            },
+            ack: SealedAck::seal(ack, &pair, &mut rng),
         };
         let len = |frame: &ClientFrame| {
             let mut bytes = Vec::new();
