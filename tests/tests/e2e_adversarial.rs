@@ -1412,10 +1412,8 @@ fn a_client_whose_server_sends_garbage_reports_why_and_keeps_retrying() {
         };
         let sealed_garbage = |channel: &mut Secure<ClientFrame>| channel.seal(&garbage());
         let sealed_huge = |channel: &mut Secure<ClientFrame>| channel.seal(&HUGE_PREFIX);
-        let replies: [(
-            &dyn Fn(&mut Secure<ClientFrame>) -> Vec<u8>,
-            ServerLinkError,
-        ); 3] = [
+        type Reply<'a> = &'a dyn Fn(&mut Secure<ClientFrame>) -> Vec<u8>;
+        let replies: [(Reply, ServerLinkError); 3] = [
             (
                 &sealed_garbage,
                 ServerLinkError::Decode(ErrorCode::Malformed),

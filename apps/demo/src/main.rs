@@ -151,6 +151,19 @@ fn describe(event: &Event) -> String {
                 retry_in.unwrap_or_default()
             )
         }
+        Event::ServerKeyLearned { key } => {
+            format!(
+                "encrypted link to the server, whose key is {}",
+                key.fingerprint()
+            )
+        }
+        Event::PeerKeyLearned { user, key } => {
+            format!(
+                "{user}'s key, as the server vouches for it: {}",
+                key.fingerprint()
+            )
+        }
+        Event::PresenceComplete { online } => format!("{online} other user(s) online"),
         other => format!("{other:?}"),
     }
 }

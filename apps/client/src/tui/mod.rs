@@ -363,7 +363,7 @@ impl Screen {
                 presented,
             } => {
                 let message = crate::keys::server_key_changed(&expected, &presented);
-                self.status = format!("the server's key changed; nothing was sent (Esc to quit)");
+                self.status = "the server's key changed; nothing was sent (Esc to quit)".into();
                 self.fatal = Some(message);
             }
             Event::PeerKeyChanged { user, new, .. } => {
