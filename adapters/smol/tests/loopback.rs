@@ -1,6 +1,7 @@
 //! The smol drivers over real loopback sockets: a server and two clients.
 
 use breeze_core::client::{Event, Route};
+use breeze_core::secure::IdentityKey;
 use breeze_core::server::ServerConfig;
 use breeze_core::Via;
 use breeze_sim::loopback::{accounts, client_options, direct, expect, name, start_server_with};
@@ -111,6 +112,12 @@ fn a_wrong_password_is_refused_for_good() {
 fn a_message_to_an_offline_user_is_stored_and_delivered_at_login() {
     smol::block_on(async {
         let server = start_server_with(accounts(&["alice", "bob"]), ServerConfig::default());
+        // bob has logged in once before (from this profile): the server knows his key.
+        let mut bobs = client_options(server.addr, "bob");
+        bobs.identity = Some(IdentityKey::from_secret([7; 32]));
+        let bob = Client::start(bobs.clone()).expect("bob starts");
+        expect(&bob, "bob's first login", |e| matches!(e, Event::LoggedIn { .. })).await;
+        bob.logout().await;
         let alice = client(server.addr, "alice");
         expect(&alice, "the login", |e| matches!(e, Event::LoggedIn { .. })).await;
         let id = alice.send(&name("bob"), "later".into()).await.unwrap();
@@ -122,7 +129,7 @@ fn a_message_to_an_offline_user_is_stored_and_delivered_at_login() {
                 id
             }
         );
-        let bob = client(server.addr, "bob");
+        let bob = Client::start(bobs).expect("bob starts again");
         let got = expect(&bob, "the stored message", |e| {
             matches!(e, Event::Message { .. })
         });
