@@ -133,20 +133,26 @@ fn associated(from: &PublicKey, to: &PublicKey, header: &[u8]) -> Vec<u8> {
     aad
 }
 
+/// Both sides of one pair (alice's, bob's) and a generator, for tests of what is sealed.
+#[cfg(test)]
+pub(crate) fn test_pair() -> (PairKey, PairKey, SeededRng) {
+    let (a, b) = (
+        IdentityKey::from_secret([1; 32]),
+        IdentityKey::from_secret([2; 32]),
+    );
+    (
+        PairKey::new(&a, &b.public()).unwrap(),
+        PairKey::new(&b, &a.public()).unwrap(),
+        SeededRng::from_u64(5),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn pair() -> (PairKey, PairKey, SeededRng) {
-        let (a, b) = (
-            IdentityKey::from_secret([1; 32]),
-            IdentityKey::from_secret([2; 32]),
-        );
-        (
-            PairKey::new(&a, &b.public()).unwrap(),
-            PairKey::new(&b, &a.public()).unwrap(),
-            SeededRng::from_u64(5),
-        )
+        test_pair()
     }
 
     #[test]

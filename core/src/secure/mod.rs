@@ -36,6 +36,8 @@ pub use keys::{pair_fingerprint, Fingerprint, IdentityKey, PublicKey};
 pub use record::{Opener, RecordError, Sealer, MAX_RECORD, MAX_RECORD_PAYLOAD};
 
 #[cfg(test)]
+pub(crate) use e2e::test_pair;
+#[cfg(test)]
 pub(crate) use handshake::test_channel;
 #[cfg(test)]
 pub(crate) use record::RecordReader;

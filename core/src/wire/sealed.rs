@@ -196,19 +196,7 @@ impl SealedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secure::IdentityKey;
-
-    fn pair() -> (PairKey, PairKey, SeededRng) {
-        let (a, b) = (
-            IdentityKey::from_secret([1; 32]),
-            IdentityKey::from_secret([2; 32]),
-        );
-        (
-            PairKey::new(&a, &b.public()).unwrap(),
-            PairKey::new(&b, &a.public()).unwrap(),
-            SeededRng::from_u64(1),
-        )
-    }
+    use crate::secure::test_pair as pair;
 
     #[test]
     fn a_sealed_chat_opens_only_unaltered() {
