@@ -5,6 +5,7 @@
 //! fingerprints below let two people check, out of band, that nobody stands in between.
 
 use super::resolver::x25519;
+use curve25519_dalek::montgomery::MontgomeryPoint;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -80,10 +81,7 @@ impl IdentityKey {
     /// X25519 between this key and `theirs`; `None` for a key of low order, which would make
     /// the result predictable (all zeros) to anyone.
     pub(crate) fn agree(&self, theirs: &PublicKey) -> Option<[u8; 32]> {
-        let mut dh = x25519();
-        dh.set(&self.secret);
-        let mut shared = [0u8; 32];
-        dh.dh(&theirs.0, &mut shared).ok()?;
+        let shared = MontgomeryPoint(theirs.0).mul_clamped(self.secret).to_bytes();
         if shared == [0u8; 32] {
             return None;
         }
