@@ -116,7 +116,10 @@ fn a_message_to_an_offline_user_is_stored_and_delivered_at_login() {
         let mut bobs = client_options(server.addr, "bob");
         bobs.identity = Some(IdentityKey::from_secret([7; 32]));
         let bob = Client::start(bobs.clone()).expect("bob starts");
-        expect(&bob, "bob's first login", |e| matches!(e, Event::LoggedIn { .. })).await;
+        expect(&bob, "bob's first login", |e| {
+            matches!(e, Event::LoggedIn { .. })
+        })
+        .await;
         bob.logout().await;
         let alice = client(server.addr, "alice");
         expect(&alice, "the login", |e| matches!(e, Event::LoggedIn { .. })).await;

@@ -81,7 +81,9 @@ impl IdentityKey {
     /// X25519 between this key and `theirs`; `None` for a key of low order, which would make
     /// the result predictable (all zeros) to anyone.
     pub(crate) fn agree(&self, theirs: &PublicKey) -> Option<[u8; 32]> {
-        let shared = MontgomeryPoint(theirs.0).mul_clamped(self.secret).to_bytes();
+        let shared = MontgomeryPoint(theirs.0)
+            .mul_clamped(self.secret)
+            .to_bytes();
         if shared == [0u8; 32] {
             return None;
         }
