@@ -4,11 +4,13 @@
 
 use arbitrary::{Result, Unstructured};
 use breeze_core::codec::encode_frame;
-use breeze_core::secure::{IdentityKey, PublicKey};
+use breeze_core::rng::SeededRng;
+use breeze_core::secure::{IdentityKey, PairKey, PublicKey};
 use breeze_core::wire::{
     Ack, Chat, ErrorCode, FileMessage, FileName, KickReason, LoginRefusal, MessageId, PeerIntro,
     TransferId, Undeliverable, UserName,
 };
+use breeze_core::wire::{SealedAck, SealedChat, SealedFile};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -299,5 +301,60 @@ pub fn file_message(u: &mut Unstructured, max_chunk: usize) -> Result<FileMessag
             id,
             verified: u.arbitrary()?,
         },
+    })
+}
+
+/// What the relay carries for `to`, sealed by one of the harness's users (whose key is
+/// returned): mostly well sealed, so the recipient opens it and its logic is fuzzed, sometimes
+/// damaged, so the refusal of forged items is fuzzed too.
+fn sealer(u: &mut Unstructured, to: &PublicKey) -> Result<(PublicKey, PairKey, SeededRng)> {
+    let from = &keys().users[user_key(u)?];
+    let pair = PairKey::new(from, to)
+        .or_else(|| PairKey::new(from, &keys().me.public()))
+        .ok_or(arbitrary::Error::IncorrectFormat)?;
+    Ok((from.public(), pair, SeededRng::from_u64(u.arbitrary()?)))
+}
+
+fn damage(u: &mut Unstructured, bytes: &mut [u8]) -> Result<()> {
+    if !bytes.is_empty() && u.ratio(1, 8)? {
+        let at = u.choose_index(bytes.len())?;
+        bytes[at] ^= 1 << u.int_in_range(0..=7u8)?;
+    }
+    Ok(())
+}
+
+/// A chat sealed for `to`, and the key it was sealed from.
+pub fn sealed_chat(
+    u: &mut Unstructured,
+    max_text: usize,
+    to: &PublicKey,
+) -> Result<(PublicKey, SealedChat)> {
+    let chat = chat(u, None, max_text)?;
+    let (from, pair, mut rng) = sealer(u, to)?;
+    let mut sealed = SealedChat::seal(&chat, &pair, &mut rng);
+    damage(u, &mut sealed.sealed)?;
+    Ok((from, sealed))
+}
+
+/// An acknowledgement sealed for `to`.
+pub fn sealed_ack(u: &mut Unstructured, epoch: Option<u64>, to: &PublicKey) -> Result<SealedAck> {
+    let ack = ack(u, epoch)?;
+    let (_, pair, mut rng) = sealer(u, to)?;
+    let mut sealed = SealedAck::seal(ack, &pair, &mut rng);
+    damage(u, &mut sealed.seal)?;
+    Ok(sealed)
+}
+
+/// A file message sealed for `to`.
+pub fn sealed_file(u: &mut Unstructured, max_chunk: usize, to: &PublicKey) -> Result<SealedFile> {
+    let message = file_message(u, max_chunk)?;
+    let (_, pair, mut rng) = sealer(u, to)?;
+    let sealed =
+        SealedFile::seal(&message, &pair, &mut rng).ok_or(arbitrary::Error::IncorrectFormat)?;
+    let mut bytes = sealed.sealed.to_vec();
+    damage(u, &mut bytes)?;
+    Ok(SealedFile {
+        sealed: bytes.into(),
+        ..sealed
     })
 }

@@ -36,8 +36,10 @@ use crate::trace;
 use arbitrary::{Result, Unstructured};
 use breeze_core::codec::{FrameDecoder, PREFIX_LEN};
 use breeze_core::secure::{LinkKind, PublicKey};
-use breeze_core::server::{Action, ConnError, ConnId, Event, Server, ServerConfig, StoreOutcome};
-use breeze_core::wire::{Bytes, Chat, ClientFrame, PeerIntro, ServerFrame, UserName};
+use breeze_core::server::{
+    Action, ConnError, ConnId, Event, OfflineChat, Server, ServerConfig, StoreOutcome,
+};
+use breeze_core::wire::{Bytes, ClientFrame, KeyLookup, PeerIntro, ServerFrame, UserName};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -441,7 +443,7 @@ impl Harness {
             frames.push(match u.int_in_range(0..=9u8)? {
                 8 | 9 => ClientFrame::RelayFile {
                     to: gen::name(u)?,
-                    message: gen::file_message(u, 40 * 1024)?,
+                    message: gen::sealed_file(u, 40 * 1024, &keys().me.public())?,
                 },
                 0 => ClientFrame::Hello {
                     version: gen::version(u)?,
@@ -459,11 +461,14 @@ impl Harness {
                 3 => ClientFrame::Logout,
                 4 | 5 => ClientFrame::Relay {
                     to: gen::name(u)?,
-                    chat: gen::chat(u, None, self.max_text)?,
+                    chat: gen::sealed_chat(u, self.max_text, &keys().me.public())?.1,
                 },
                 6 => ClientFrame::RelayAck {
                     to: gen::name(u)?,
-                    ack: gen::ack(u, None)?,
+                    ack: gen::sealed_ack(u, None, &keys().me.public())?,
+                },
+                7 => ClientFrame::KeyRequest {
+                    user: gen::name(u)?,
                 },
                 _ => ClientFrame::Ping,
             });
@@ -495,22 +500,32 @@ impl Harness {
                 } else {
                     u.int_in_range(1..=40usize)?
                 };
-                let mut messages: Vec<(UserName, Chat)> = Vec::new();
+                let mut messages: Vec<OfflineChat> = Vec::new();
                 for _ in 0..n {
-                    messages.push((gen::name(u)?, gen::chat(u, None, self.max_text)?));
+                    let (key, chat) = gen::sealed_chat(u, self.max_text, &keys().me.public())?;
+                    let from = gen::name(u)?;
+                    messages.push(OfflineChat { from, key, chat });
                 }
                 trace!("offline loaded {user} {} messages", messages.len());
                 self.server.handle_offline_loaded(&user, messages, now);
             }
-            Action::StoreOffline { to, from, chat } => {
+            Action::StoreOffline { to, message } => {
                 let outcome = match u.int_in_range(0..=5u8)? {
                     0 => StoreOutcome::Undeliverable(gen::undeliverable(u)?),
                     1 => StoreOutcome::Failed,
                     _ => StoreOutcome::Stored,
                 };
-                trace!("offline stored {from}->{to} {outcome:?}");
+                trace!("offline stored {}->{to} {outcome:?}", message.from);
                 self.server
-                    .handle_offline_stored(&from, to, &chat, outcome, now);
+                    .handle_offline_stored(to, &message, outcome, now);
+            }
+            Action::LoadKey { conn, user } => {
+                let key = match u.int_in_range(0..=3u8)? {
+                    0 => KeyLookup::NoSuchUser,
+                    1 => KeyLookup::NotYet,
+                    _ => KeyLookup::Key(keys().users[gen::user_key(u)?].public()),
+                };
+                self.server.handle_key_loaded(conn, user, key, now);
             }
             Action::DeleteOffline { .. } => {}
             Action::Close { conn } => {
