@@ -470,4 +470,33 @@ mod tests {
         );
         assert_eq!(json(LineEvent::LoggedOut), "{\"event\":\"logged_out\"}\n");
     }
+
+    #[test]
+    fn keys_are_events_of_their_own_and_a_changed_server_key_is_fatal() {
+        use breeze_core::secure::PublicKey;
+        let key = PublicKey([7; 32]);
+        let fingerprint = key.fingerprint().to_string();
+        assert_eq!(
+            json(Event::ServerKeyLearned { key }.into()),
+            format!("{{\"event\":\"server_key\",\"fingerprint\":\"{fingerprint}\"}}\n")
+        );
+        let changed = Event::PeerKeyChanged {
+            user: name("bob"),
+            old: PublicKey([6; 32]),
+            new: key,
+        };
+        assert_eq!(
+            json(changed.into()),
+            format!(
+                "{{\"event\":\"peer_key_changed\",\"user\":\"bob\",\"key\":\"{fingerprint}\"}}\n"
+            )
+        );
+        let refused: LineEvent = Event::ServerKeyChanged {
+            expected: PublicKey([1; 32]).fingerprint(),
+            presented: key,
+        }
+        .into();
+        assert!(refused.is_fatal());
+        assert!(json(refused).contains("--server-key"));
+    }
 }

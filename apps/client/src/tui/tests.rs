@@ -890,3 +890,66 @@ fn a_file_offered_from_here_waits_then_runs_and_is_cancelled_with_a_command() {
     assert!(shows(&rows, &format!("— cancelled {id}")));
     assert!(!shows(&rows, " Files "));
 }
+
+#[test]
+fn a_peer_key_change_and_a_forged_relay_leave_warnings_and_verify_shows_the_fingerprint() {
+    use breeze_core::secure::PublicKey;
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    let new = PublicKey([7; 32]);
+    let changed = Event::PeerKeyChanged {
+        user: name("bob"),
+        old: PublicKey([6; 32]),
+        new,
+    };
+    event(&mut screen, t0, changed);
+    event(&mut screen, t0, Event::ForgedRelay { from: name("bob") });
+    // `/verify` asks for the selected user's fingerprint; the answer lands in the conversation.
+    type_text(&mut screen, "/verify");
+    assert_eq!(
+        key(&mut screen, KeyCode::Enter),
+        Intent::Verify(name("bob"))
+    );
+    let answer = Answer::Verified {
+        peer: name("bob"),
+        result: Ok("37a2:70b2:7bf8:835d:b43d:63e9:d8de:2662".into()),
+    };
+    screen.handle_answer(answer, t0);
+    let rows = draw(&screen, 160, 24);
+    let text = rows.join("\n");
+    let fingerprint = new.fingerprint().to_string();
+    assert!(shows(&rows, "⚠ bob's key changed"), "{text}");
+    assert!(
+        shows(&rows, &fingerprint[..9]),
+        "the new key's fingerprint is shown: {text}"
+    );
+    assert!(shows(&rows, "failed authentication"), "{text}");
+    assert!(
+        shows(&rows, "fingerprint with bob: 37a2:70b2"),
+        "the verify answer is shown: {text}"
+    );
+}
+
+#[test]
+fn a_changed_server_key_ends_the_session_with_what_to_do() {
+    use breeze_core::secure::{IdentityKey, PublicKey};
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![], t0);
+    let presented = IdentityKey::from_secret([3; 32]).public();
+    let changed = Event::ServerKeyChanged {
+        expected: PublicKey([1; 32]).fingerprint(),
+        presented,
+    };
+    event(&mut screen, t0, changed);
+    let fatal = screen.fatal.clone().expect("a changed server key is fatal");
+    assert!(fatal.contains("--server-key"), "{fatal}");
+    assert!(
+        fatal.contains(&presented.fingerprint().to_string()),
+        "{fatal}"
+    );
+    assert!(
+        screen.status.contains("nothing was sent"),
+        "{}",
+        screen.status
+    );
+}
