@@ -173,13 +173,19 @@ impl Handshake {
     }
 
     /// The established channel; only once [`is_finished`](Handshake::is_finished).
-    pub fn finish(self) -> Result<Progress, HandshakeError> {
+    pub fn finish(mut self) -> Result<Progress, HandshakeError> {
+        if !self.state.is_handshake_finished() {
+            return Err(HandshakeError::Failed);
+        }
         let remote = self.remote().ok_or(HandshakeError::Failed)?;
-        let keys = self
-            .state
-            .into_stateless_transport_mode()
-            .map_err(|_| HandshakeError::Failed)?;
-        let (sealer, opener) = split(keys);
+        // The two keys Noise's Split() gives: the initiator sends with the first.
+        let (first, second) = self.state.dangerously_get_raw_split();
+        let (send, receive) = if self.state.is_initiator() {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        let (sealer, opener) = split(send, receive);
         Ok(Progress {
             sealer,
             opener,

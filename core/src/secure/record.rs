@@ -7,9 +7,8 @@
 //! reordered or forged fails authentication, and the connection is closed. A record is at most
 //! [`MAX_RECORD`] bytes, so the reader never holds more than one record's worth.
 
-use snow::StatelessTransportState;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use std::fmt;
-use std::sync::Arc;
 
 /// Bytes in a record's length prefix.
 const HEADER: usize = 2;
@@ -45,16 +44,31 @@ impl fmt::Display for RecordError {
 
 impl std::error::Error for RecordError {}
 
-/// The sending half of an established channel.
+/// The sending half of an established channel: AES-256-GCM under this direction's key from
+/// the handshake, the record's number as the nonce (as Noise's transport messages are made).
 pub struct Sealer {
-    keys: Arc<StatelessTransportState>,
+    cipher: LessSafeKey,
     nonce: u64,
 }
 
 /// The receiving half of an established channel.
 pub struct Opener {
-    keys: Arc<StatelessTransportState>,
+    cipher: LessSafeKey,
     nonce: u64,
+}
+
+/// Noise's nonce for AES-GCM: four zero bytes, then the counter big-endian. Each direction
+/// counts its own records and never reuses a number (the sealer refuses the last one).
+fn nonce(counter: u64) -> Nonce {
+    let mut bytes = [0u8; 12];
+    bytes[4..].copy_from_slice(&counter.to_be_bytes());
+    Nonce::assume_unique_for_key(bytes)
+}
+
+fn keyed(key: [u8; 32]) -> LessSafeKey {
+    let key = UnboundKey::new(&AES_256_GCM, &key)
+        .unwrap_or_else(|_| unreachable!("a 32-byte key is an AES-256 key"));
+    LessSafeKey::new(key)
 }
 
 impl fmt::Debug for Sealer {
@@ -69,15 +83,18 @@ impl fmt::Debug for Opener {
     }
 }
 
-/// Both halves of a channel whose handshake just finished.
-pub(crate) fn split(keys: StatelessTransportState) -> (Sealer, Opener) {
-    let keys = Arc::new(keys);
+/// Both halves of a channel whose handshake just finished, from the handshake's two keys
+/// (the initiator sends with the first).
+pub(crate) fn split(send: [u8; 32], receive: [u8; 32]) -> (Sealer, Opener) {
     (
         Sealer {
-            keys: keys.clone(),
+            cipher: keyed(send),
             nonce: 0,
         },
-        Opener { keys, nonce: 0 },
+        Opener {
+            cipher: keyed(receive),
+            nonce: 0,
+        },
     )
 }
 
@@ -87,16 +104,23 @@ impl Sealer {
         let records = plain.len().div_ceil(MAX_RECORD_PAYLOAD).max(1);
         out.reserve(plain.len() + records * (HEADER + TAG));
         for part in plain.chunks(MAX_RECORD_PAYLOAD) {
+            if self.nonce == u64::MAX {
+                // Noise reserves the last nonce: the channel must start over.
+                return Err(RecordError::Exhausted);
+            }
             let start = out.len();
-            out.resize(start + HEADER + part.len() + TAG, 0);
-            let body = &mut out[start + HEADER..];
-            let written = self
-                .keys
-                .write_message(self.nonce, part, body)
+            out.extend_from_slice(&((part.len() + TAG) as u16).to_be_bytes());
+            out.extend_from_slice(part);
+            let tag = self
+                .cipher
+                .seal_in_place_separate_tag(
+                    nonce(self.nonce),
+                    Aad::empty(),
+                    &mut out[start + HEADER..],
+                )
                 .map_err(|_| RecordError::Exhausted)?;
-            self.nonce = self.nonce.checked_add(1).ok_or(RecordError::Exhausted)?;
-            out[start..start + HEADER].copy_from_slice(&(written as u16).to_be_bytes());
-            out.truncate(start + HEADER + written);
+            out.extend_from_slice(tag.as_ref());
+            self.nonce += 1;
         }
         Ok(())
     }
@@ -115,21 +139,24 @@ impl Opener {
         if record.len() < TAG {
             return Err(RecordError::Truncated);
         }
+        if self.nonce == u64::MAX {
+            return Err(RecordError::Exhausted);
+        }
         let start = out.len();
-        out.resize(start + record.len(), 0);
-        let read = self
-            .keys
-            .read_message(self.nonce, record, &mut out[start..])
-            .map_err(|_| RecordError::Forged);
-        match read {
-            Ok(n) => {
-                out.truncate(start + n);
-                self.nonce = self.nonce.checked_add(1).ok_or(RecordError::Exhausted)?;
+        out.extend_from_slice(record);
+        let opened = self
+            .cipher
+            .open_in_place(nonce(self.nonce), Aad::empty(), &mut out[start..])
+            .map(|plain| plain.len());
+        match opened {
+            Ok(len) => {
+                out.truncate(start + len);
+                self.nonce += 1;
                 Ok(())
             }
-            Err(err) => {
+            Err(_) => {
                 out.truncate(start);
-                Err(err)
+                Err(RecordError::Forged)
             }
         }
     }
