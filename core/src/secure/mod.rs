@@ -3,8 +3,10 @@
 //! what travels through the server relay (see `docs/ARCHITECTURE.md` §10 Security).
 //!
 //! Everything here is pure: keys come from the host, randomness from the core's seed, and no
-//! primitive is written here. Noise comes from `snow`; the end-to-end AEAD is XChaCha20-Poly1305
-//! from RustCrypto; key derivation and fingerprints use BLAKE3's key-derivation mode.
+//! primitive is written here. The Noise handshakes come from `snow`; the records after them are
+//! AES-256-GCM from `ring`, keyed once per direction with the keys the handshake yields; the
+//! end-to-end AEAD is XChaCha20-Poly1305 from RustCrypto, over X25519 from curve25519-dalek;
+//! key derivation and fingerprints use BLAKE3's key-derivation mode.
 //!
 //! Two Noise patterns are used, both over X25519, AES-GCM and SHA-256:
 //! - **client↔server, XX**: the client learns the server's static key in the second message and
