@@ -19,13 +19,15 @@ use breeze_core::wire::{Chat, ClientFrame, MessageId, PeerFrame};
 use breeze_core::Via;
 use breeze_sim::loopback::{client_options, name, within, MIB};
 use breeze_smol::ConfigTweak;
-use e2e_support::{client_frame, fresh_key, peer_frame, split_records, Chatter, ServerProcess};
+use e2e_support::{
+    client_frame, fresh_key, peer_frame, split_records, Chatter, Proxy, Recorded, ServerProcess,
+};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use std::collections::HashSet;
 use std::net::{Shutdown, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 // ---- what must never be seen ------------------------------------------------------------------
 
@@ -178,85 +180,39 @@ fn check_the_disk(data: &Path, blocks: &FileBlocks, when: &str) {
 
 // ---- recording ------------------------------------------------------------------------------
 
-/// What one connection carried: what the dialer sent, and what the acceptor sent back.
-#[derive(Clone, Default)]
-struct Recorded {
-    from_dialer: Vec<u8>,
-    from_acceptor: Vec<u8>,
-}
-
-/// A TCP relay that records every byte both ways, connection by connection. Connections wait
-/// (in the listen backlog) until it is told where to forward; a connection it cannot forward
-/// (the server is down) is closed unrecorded, as a refused connect would be.
+/// The support's recording [`Proxy`], named for failure messages.
 struct Recorder {
     label: &'static str,
+    proxy: Proxy,
     addr: SocketAddr,
-    target: async_channel::Sender<SocketAddr>,
-    connections: Arc<Mutex<Vec<Recorded>>>,
-    _task: smol::Task<()>,
 }
 
 impl Recorder {
     fn start(label: &'static str) -> Recorder {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind");
-        let listener = smol::net::TcpListener::try_from(listener).expect("cannot register");
-        let addr = listener.local_addr().expect("a local address");
-        let (target, target_rx) = async_channel::bounded::<SocketAddr>(1);
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let log = connections.clone();
-        let task = smol::spawn(async move {
-            let Ok(target) = target_rx.recv().await else {
-                return;
-            };
-            while let Ok((dialer, _)) = listener.accept().await {
-                let Ok(acceptor) = TcpStream::connect(target).await else {
-                    continue;
-                };
-                let index = {
-                    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                    log.push(Recorded::default());
-                    log.len() - 1
-                };
-                smol::spawn(pump(
-                    dialer.clone(),
-                    acceptor.clone(),
-                    log.clone(),
-                    index,
-                    true,
-                ))
-                .detach();
-                smol::spawn(pump(acceptor, dialer, log.clone(), index, false)).detach();
-            }
-        });
-        Recorder {
-            label,
-            addr,
-            target,
-            connections,
-            _task: task,
-        }
+        let proxy = Proxy::start();
+        let addr = proxy.addr;
+        Recorder { label, proxy, addr }
     }
 
     fn forward_to(&self, target: SocketAddr) {
-        self.target
-            .try_send(target)
-            .expect("the target is set once");
+        self.proxy.forward_to(target);
     }
 
     /// Each direction of each connection so far, named for a failure message.
     fn streams(&self) -> Vec<(String, Vec<u8>)> {
-        let log = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        log.iter()
+        let recorded = self.proxy.recorded();
+        recorded
+            .into_iter()
             .enumerate()
             .flat_map(|(i, c)| {
                 [
                     (
                         format!("{} connection {i}, dialer to acceptor", self.label),
-                        c.from_dialer.clone(),
+                        c.from_dialer,
                     ),
                     (
                         format!("{} connection {i}, acceptor to dialer", self.label),
-                        c.from_acceptor.clone(),
+                        c.from_acceptor,
                     ),
                 ]
             })
@@ -264,52 +220,16 @@ impl Recorder {
     }
 
     fn recorded(&self) -> Vec<Recorded> {
-        self.connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.proxy.recorded()
     }
 
     fn connections(&self) -> usize {
-        self.connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.proxy.recorded().len()
     }
 
     fn total_bytes(&self) -> usize {
         self.streams().iter().map(|(_, bytes)| bytes.len()).sum()
     }
-}
-
-/// Copies `from` to `to`, recording every byte, until `from` ends; then ends `to`'s sending
-/// half so the far side sees the close.
-async fn pump(
-    mut from: TcpStream,
-    mut to: TcpStream,
-    log: Arc<Mutex<Vec<Recorded>>>,
-    index: usize,
-    from_dialer: bool,
-) {
-    let mut buffer = vec![0u8; 64 * 1024];
-    while let Ok(n) = from.read(&mut buffer).await {
-        if n == 0 {
-            break;
-        }
-        {
-            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-            let recorded = &mut log[index];
-            let side = match from_dialer {
-                true => &mut recorded.from_dialer,
-                false => &mut recorded.from_acceptor,
-            };
-            side.extend_from_slice(&buffer[..n]);
-        }
-        if to.write_all(&buffer[..n]).await.is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
 }
 
 /// What a recorder recorded of `bytes` sent through it in the clear, once a sink behind it

@@ -1252,14 +1252,22 @@ impl Conversation {
     }
 }
 
-/// A TCP relay in front of a P2P port: forwards every connection it accepts to a target it is
-/// told later, both ways, and records what each dialer sent through it, connection by
-/// connection.
+/// What one connection through a [`Proxy`] carried: what the dialer sent, and what the
+/// acceptor sent back.
+#[derive(Clone, Default)]
+pub struct Recorded {
+    pub from_dialer: Vec<u8>,
+    pub from_acceptor: Vec<u8>,
+}
+
+/// A TCP relay in front of a port: forwards every connection it accepts to a target it is told
+/// later, both ways, recording every byte each way, connection by connection. A connection it
+/// cannot forward (the target is down) is closed unrecorded, as a refused connect would be.
 pub struct Proxy {
     pub addr: SocketAddr,
     target: async_channel::Sender<SocketAddr>,
-    /// Per connection, in the order accepted: every byte the dialer sent so far.
-    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Per connection, in the order accepted.
+    log: Arc<Mutex<Vec<Recorded>>>,
     _task: smol::Task<()>,
 }
 
@@ -1275,8 +1283,8 @@ impl Proxy {
     pub fn on(listener: smol::net::TcpListener) -> Proxy {
         let addr = listener.local_addr().expect("a local address");
         let (target, target_rx) = async_channel::bounded::<SocketAddr>(1);
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let log = sent.clone();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let connections = log.clone();
         let task = smol::spawn(async move {
             let Ok(target) = target_rx.recv().await else {
                 return;
@@ -1286,44 +1294,31 @@ impl Proxy {
                     continue;
                 };
                 let index = {
-                    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                    log.push(Vec::new());
+                    let mut log = connections.lock().unwrap_or_else(|p| p.into_inner());
+                    log.push(Recorded::default());
                     log.len() - 1
                 };
-                let log = log.clone();
-                let (mut from_dialer, mut to_acceptor) = (dialer.clone(), acceptor.clone());
-                smol::spawn(async move {
-                    let mut buffer = vec![0u8; 64 * 1024];
-                    while let Ok(n) = from_dialer.read(&mut buffer).await {
-                        if n == 0 {
-                            break;
-                        }
-                        log.lock().unwrap_or_else(|p| p.into_inner())[index]
-                            .extend_from_slice(&buffer[..n]);
-                        if to_acceptor.write_all(&buffer[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to_acceptor.shutdown(Shutdown::Write);
-                })
-                .detach();
-                let (mut from_acceptor, mut to_dialer) = (acceptor, dialer);
-                smol::spawn(async move {
-                    let _ = futures_lite::io::copy(&mut from_acceptor, &mut to_dialer).await;
-                    let _ = to_dialer.shutdown(Shutdown::Write);
-                })
-                .detach();
+                let up = pump(
+                    dialer.clone(),
+                    acceptor.clone(),
+                    connections.clone(),
+                    index,
+                    true,
+                );
+                smol::spawn(up).detach();
+                let down = pump(acceptor, dialer, connections.clone(), index, false);
+                smol::spawn(down).detach();
             }
         });
         Proxy {
             addr,
             target,
-            sent,
+            log,
             _task: task,
         }
     }
 
-    /// Where to forward (the real P2P port, known once its client started).
+    /// Where to forward (the real port, known once its program started).
     pub fn forward_to(&self, target: SocketAddr) {
         self.target
             .try_send(target)
@@ -1332,7 +1327,44 @@ impl Proxy {
 
     /// What the dialer of the `index`th connection sent through so far.
     pub fn sent_by(&self, index: usize) -> Vec<u8> {
-        let log = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        log.get(index).cloned().unwrap_or_default()
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.get(index)
+            .map(|c| c.from_dialer.clone())
+            .unwrap_or_default()
     }
+
+    /// Every connection so far, both ways.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Copies `from` to `to`, recording every byte, until `from` ends; then ends `to`'s sending
+/// half so the far side sees the close.
+async fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    index: usize,
+    from_dialer: bool,
+) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        {
+            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+            let recorded = &mut log[index];
+            let side = match from_dialer {
+                true => &mut recorded.from_dialer,
+                false => &mut recorded.from_acceptor,
+            };
+            side.extend_from_slice(&buffer[..n]);
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
 }
