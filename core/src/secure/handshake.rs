@@ -32,17 +32,16 @@ pub enum LinkKind {
 #[non_exhaustive]
 pub enum HandshakeError {
     /// A message that is not the next one of the pattern, cannot be decrypted, or is damaged
-    /// (also a replayed or forged one, or one made for another protocol version or link kind).
+    /// (also a replayed or forged one, one made for another protocol version or link kind, or
+    /// one from someone not holding the key it was encrypted to). Which key the other side
+    /// holds is the caller's to judge: see [`LinkError::WrongKey`](crate::client::LinkError).
     Failed,
-    /// The other side proved a static key other than the one expected.
-    WrongKey,
 }
 
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             HandshakeError::Failed => "handshake failed",
-            HandshakeError::WrongKey => "the other side holds an unexpected key",
         })
     }
 }
