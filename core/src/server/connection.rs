@@ -66,6 +66,11 @@ impl Connection {
 }
 
 impl Server {
+    /// The key the session on `conn` proved, if it is online.
+    pub(super) fn session_key(&self, conn: ConnId) -> Option<PublicKey> {
+        Some(self.conns.get(&conn)?.session()?.key)
+    }
+
     /// A new connection: turned away at once while shutting down or over a connection limit
     /// (the client is told why).
     pub(super) fn open(&mut self, conn: ConnId, remote: SocketAddr, now: Instant) {

@@ -65,12 +65,7 @@ impl Server {
         endpoint: SocketAddr,
         now: Instant,
     ) {
-        let Some(key) = self
-            .conns
-            .get(&conn)
-            .and_then(|c| c.session())
-            .map(|s| s.key)
-        else {
+        let Some(key) = self.session_key(conn) else {
             return;
         };
         let others: Vec<(UserName, ConnId, SocketAddr, PublicKey)> = self

@@ -27,12 +27,7 @@ impl Server {
         if to == from {
             return;
         }
-        let Some(key) = self
-            .conns
-            .get(&conn)
-            .and_then(|c| c.session())
-            .map(|s| s.key)
-        else {
+        let Some(key) = self.session_key(conn) else {
             return;
         };
         self.stats.relayed_text_bytes += chat.len() as u64;
