@@ -7,13 +7,11 @@
 mod e2e_support;
 
 use breeze_core::secure::{pair_fingerprint, PublicKey};
-use breeze_sim::loopback::{PASSWORD, PATIENCE};
-use e2e_support::{binaries, ClientProcess, ServerProcess};
+use breeze_sim::loopback::PASSWORD;
+use e2e_support::{binaries, run_bounded, ClientProcess, ServerProcess};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::process::Command;
 
 /// A data directory with an account for each of `users`.
 fn accounts(users: &[&str]) -> tempfile::TempDir {
@@ -24,35 +22,11 @@ fn accounts(users: &[&str]) -> tempfile::TempDir {
     data
 }
 
-/// Runs `command` to its end within [`PATIENCE`], killing it if it takes longer.
-fn run_bounded(mut command: Command) -> Output {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start the command");
-    let pid = child.id();
-    let (done, finished) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = done.send(child.wait_with_output());
-    });
-    match finished.recv_timeout(PATIENCE) {
-        Ok(output) => output.expect("cannot wait for the command"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("{command:?} did not finish within {PATIENCE:?}");
-        }
-    }
-}
-
 /// `breeze-server --data DATA key`: the fingerprint of the server key kept in `data`.
 fn server_fingerprint(data: &Path) -> String {
     let mut command = Command::new(&binaries().server);
     command.arg("--data").arg(data).arg("key");
-    let output = run_bounded(command);
+    let output = run_bounded(command, "");
     assert!(
         output.status.success(),
         "breeze-server key failed: {}",

@@ -157,7 +157,7 @@ fn signal(pid: u32, signal: &str) {
 }
 
 /// Runs a short-lived command to the end, feeding it `stdin`, within [`PATIENCE`].
-fn run_bounded(mut command: Command, stdin: &str) -> Output {
+pub fn run_bounded(mut command: Command, stdin: &str) -> Output {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -671,128 +671,8 @@ pub fn peer_frame(frame: &PeerFrame) -> Vec<u8> {
     bytes
 }
 
+/// How a test end decodes the frames it expects (one family).
 type Decode<T> = fn(&mut FrameDecoder, &mut &[u8]) -> Result<Option<T>, DecodeError>;
-
-/// An attacker's bare TCP connection, and the frames (of type `T`) it got back.
-pub struct Raw<T> {
-    stream: TcpStream,
-    decoder: FrameDecoder,
-    decode: Decode<T>,
-    frames: VecDeque<T>,
-    eof: bool,
-}
-
-impl Raw<ServerFrame> {
-    /// Connects to a server's client port; reads what the server says.
-    pub async fn to_server(addr: SocketAddr) -> Self {
-        Raw::connect(addr, |d, b| d.decode::<ServerFrame>(b)).await
-    }
-}
-
-impl Raw<PeerFrame> {
-    /// Connects to a client's P2P port; reads what the peer says.
-    pub async fn to_peer(addr: SocketAddr) -> Self {
-        Raw::connect(addr, |d, b| d.decode::<PeerFrame>(b)).await
-    }
-}
-
-impl Raw<ClientFrame> {
-    /// A fake server's end of a connection a client made; reads what the client says.
-    pub fn from_client(stream: TcpStream) -> Self {
-        Raw::new(stream, |d, b| d.decode::<ClientFrame>(b))
-    }
-}
-
-impl<T: std::fmt::Debug> Raw<T> {
-    async fn connect(addr: SocketAddr, decode: Decode<T>) -> Self {
-        let stream = within("a connection", TcpStream::connect(addr))
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
-        Raw::new(stream, decode)
-    }
-
-    fn new(stream: TcpStream, decode: Decode<T>) -> Self {
-        Raw {
-            stream,
-            decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
-            decode,
-            frames: VecDeque::new(),
-            eof: false,
-        }
-    }
-
-    pub async fn send(&mut self, bytes: &[u8]) {
-        within("a write", self.stream.write_all(bytes))
-            .await
-            .expect("the write");
-    }
-
-    /// Closes our sending half: the far side reads end of file.
-    pub fn shutdown_write(&self) {
-        self.stream
-            .shutdown(Shutdown::Write)
-            .expect("shutdown of the sending half");
-    }
-
-    /// Reads once more: decodes what arrives, or notes the end of file. The far side must
-    /// close cleanly; a reset or undecodable bytes fail the test.
-    async fn read_more(&mut self) {
-        let mut buffer = [0u8; 4096];
-        let n =
-            self.stream.read(&mut buffer).await.unwrap_or_else(|e| {
-                panic!("the connection failed instead of closing cleanly: {e}")
-            });
-        if n == 0 {
-            self.eof = true;
-            return;
-        }
-        let mut input = &buffer[..n];
-        while let Some(frame) = (self.decode)(&mut self.decoder, &mut input)
-            .unwrap_or_else(|e| panic!("undecodable bytes came back: {e}"))
-        {
-            self.frames.push_back(frame);
-        }
-    }
-
-    /// The next frame the far side sent.
-    pub async fn next_frame(&mut self) -> T {
-        within("a frame", async {
-            while self.frames.is_empty() {
-                assert!(!self.eof, "the connection closed before the next frame");
-                self.read_more().await;
-            }
-        })
-        .await;
-        self.frames.pop_front().expect("a frame")
-    }
-
-    /// Reads and discards until the far side is gone (end of file or a reset), within
-    /// [`PATIENCE`]: for a connection the far side dropped mid-stream.
-    pub async fn until_gone(&mut self) {
-        within("the connection to end", async {
-            let mut buffer = vec![0u8; 64 * 1024];
-            while let Ok(n) = self.stream.read(&mut buffer).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
-
-    /// Every frame the far side sent until it closed the connection; fails if it does not
-    /// close within [`PATIENCE`] or leaves half a frame.
-    pub async fn frames_until_closed(&mut self) -> Vec<T> {
-        within("the close", async {
-            while !self.eof {
-                self.read_more().await;
-            }
-        })
-        .await;
-        assert_eq!(self.decoder.buffered(), 0, "the far side left half a frame");
-        self.frames.drain(..).collect()
-    }
-}
 
 // ---- attackers on encrypted links --------------------------------------------------------------
 //
