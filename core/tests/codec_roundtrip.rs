@@ -11,9 +11,10 @@ use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FR
 use breeze_core::secure::PublicKey;
 use breeze_core::transmit::Payload;
 use breeze_core::wire::{
-    Ack, Chat, ClientFrame, ErrorCode, FileHint, FileMessage, FileName, KeyLookup, KickReason,
-    LoginRefusal, MessageId, PeerFrame, PeerIntro, SealedAck, SealedChat, SealedFile, ServerFrame,
-    TransferId, Undeliverable, UserName, PROTOCOL_VERSION,
+    Ack, Chat, ClientFrame, ErrorCode, FileHint, FileMessage, FileName, GroupError, GroupId,
+    GroupInfo, GroupMessage, GroupRequest, KeyEnvelope, KeyLookup, KickReason, LoginRefusal,
+    MessageId, OrderedGroupMessage, PeerFrame, PeerIntro, SealedAck, SealedChat, SealedFile,
+    ServerFrame, TransferId, Undeliverable, UserName, PROTOCOL_VERSION,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
 use serde::{de::DeserializeOwned, Serialize};
@@ -238,6 +239,101 @@ impl Arbitrary for Arb<Undeliverable> {
     }
 }
 
+impl Arbitrary for Arb<GroupInfo> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(GroupInfo {
+            id: GroupId(u64::arbitrary(g)),
+            name: text(g),
+            owner: arb(g),
+            members: (0..length(g, 8)).map(|_| arb(g)).collect(),
+            version: u64::arbitrary(g),
+        })
+    }
+}
+
+fn users(g: &mut Gen) -> Vec<UserName> {
+    (0..length(g, 8)).map(|_| arb(g)).collect()
+}
+
+impl Arbitrary for Arb<GroupRequest> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let group = GroupId(u64::arbitrary(g));
+        Arb(match pick(g, 5) {
+            0 => GroupRequest::Create {
+                name: text(g),
+                members: users(g),
+            },
+            1 => GroupRequest::Add {
+                group,
+                users: users(g),
+            },
+            2 => GroupRequest::Remove {
+                group,
+                users: users(g),
+            },
+            3 => GroupRequest::Leave { group },
+            _ => GroupRequest::Rename {
+                group,
+                name: text(g),
+            },
+        })
+    }
+}
+
+impl Arbitrary for Arb<GroupError> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        // A new variant of GroupError must be added here.
+        Arb(match pick(g, 12) {
+            0 => GroupError::UnknownGroup,
+            1 => GroupError::NotMember,
+            2 => GroupError::NotOwner,
+            3 => GroupError::BadName,
+            4 => GroupError::NameTaken,
+            5 => GroupError::NoSuchUser(arb(g)),
+            6 => GroupError::NotInGroup(arb(g)),
+            7 => GroupError::TooManyMembers {
+                limit: u32::arbitrary(g),
+            },
+            8 => GroupError::TooManyGroups(arb(g)),
+            9 => GroupError::Busy,
+            10 => GroupError::StorageFailed,
+            11 => GroupError::TooLong,
+            _ => unreachable!(),
+        })
+    }
+}
+
+impl Arbitrary for Arb<GroupMessage> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(GroupMessage {
+            id: MessageId(u64::arbitrary(g)),
+            epoch: u64::arbitrary(g),
+            seq: u64::arbitrary(g),
+            generation: u64::arbitrary(g),
+            version: u64::arbitrary(g),
+            keys: (0..length(g, 4))
+                .map(|_| KeyEnvelope {
+                    to: arb(g),
+                    sealed: sealed_bytes(g),
+                })
+                .collect(),
+            sealed: sealed_bytes(g),
+        })
+    }
+}
+
+impl Arbitrary for Arb<OrderedGroupMessage> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(OrderedGroupMessage {
+            group: GroupId(u64::arbitrary(g)),
+            order: u64::arbitrary(g),
+            from: arb(g),
+            key: PublicKey(bytes32(g)),
+            message: arb(g),
+        })
+    }
+}
+
 fn version(g: &mut Gen) -> u16 {
     match pick(g, 2) {
         0 => PROTOCOL_VERSION,
@@ -248,7 +344,7 @@ fn version(g: &mut Gen) -> u16 {
 impl Arbitrary for Arb<ClientFrame> {
     fn arbitrary(g: &mut Gen) -> Self {
         // A new variant of ClientFrame must be added here.
-        Arb(match pick(g, 8) {
+        Arb(match pick(g, 11) {
             0 => ClientFrame::Hello {
                 version: version(g),
             },
@@ -273,6 +369,18 @@ impl Arbitrary for Arb<ClientFrame> {
                 message: arb(g),
             },
             7 => ClientFrame::KeyRequest { user: arb(g) },
+            8 => ClientFrame::Group {
+                request_id: u64::arbitrary(g),
+                request: arb(g),
+            },
+            9 => ClientFrame::GroupSend {
+                group: GroupId(u64::arbitrary(g)),
+                message: arb(g),
+            },
+            10 => ClientFrame::GroupAck {
+                group: GroupId(u64::arbitrary(g)),
+                through: u64::arbitrary(g),
+            },
             _ => unreachable!(),
         })
     }
@@ -281,7 +389,7 @@ impl Arbitrary for Arb<ClientFrame> {
 impl Arbitrary for Arb<ServerFrame> {
     fn arbitrary(g: &mut Gen) -> Self {
         // A new variant of ServerFrame must be added here.
-        Arb(match pick(g, 18) {
+        Arb(match pick(g, 27) {
             0 => ServerFrame::Hello {
                 version: version(g),
             },
@@ -338,6 +446,44 @@ impl Arbitrary for Arb<ServerFrame> {
                     1 => KeyLookup::NotYet,
                     _ => KeyLookup::NoSuchUser,
                 },
+            },
+            18 => ServerFrame::Group {
+                info: arb(g),
+                by: bool::arbitrary(g).then(|| arb(g)),
+            },
+            19 => ServerFrame::GroupsListed,
+            20 => ServerFrame::GroupGone {
+                group: GroupId(u64::arbitrary(g)),
+                name: text(g),
+                by: arb(g),
+            },
+            21 => ServerFrame::GroupMessage(arb(g)),
+            22 => ServerFrame::GroupAccepted {
+                group: GroupId(u64::arbitrary(g)),
+                epoch: u64::arbitrary(g),
+                through: u64::arbitrary(g),
+            },
+            23 => ServerFrame::GroupRekey {
+                group: GroupId(u64::arbitrary(g)),
+                epoch: u64::arbitrary(g),
+                from_seq: u64::arbitrary(g),
+                version: u64::arbitrary(g),
+            },
+            24 => ServerFrame::GroupSendRefused {
+                group: GroupId(u64::arbitrary(g)),
+                epoch: u64::arbitrary(g),
+                from_seq: u64::arbitrary(g),
+                error: arb(g),
+            },
+            25 => ServerFrame::GroupDelivered {
+                group: GroupId(u64::arbitrary(g)),
+                id: MessageId(u64::arbitrary(g)),
+                delivered: u32::arbitrary(g),
+                members: u32::arbitrary(g),
+            },
+            26 => ServerFrame::GroupRefused {
+                request_id: u64::arbitrary(g),
+                error: arb(g),
             },
             _ => unreachable!(),
         })
@@ -914,8 +1060,9 @@ where
 /// Every variant of every wire enum is generated: the properties above see them all.
 #[test]
 fn generators_cover_every_wire_variant() {
-    assert_generator_covers::<ClientFrame>("ClientFrame", 8);
-    assert_generator_covers::<ServerFrame>("ServerFrame", 18);
+    assert_generator_covers::<ClientFrame>("ClientFrame", 11);
+    assert_generator_covers::<ServerFrame>("ServerFrame", 27);
+    assert_generator_covers::<GroupError>("GroupError", 12);
     assert_generator_covers::<PeerFrame>("PeerFrame", 6);
     assert_generator_covers::<FileMessage>("FileMessage", 7);
     assert_generator_covers::<ErrorCode>("ErrorCode", 12);

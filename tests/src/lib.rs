@@ -14,6 +14,7 @@
 //! smol drivers over real sockets instead.
 
 mod disk;
+pub mod group_store;
 #[cfg(feature = "loopback")]
 pub mod loopback;
 pub mod model;
@@ -23,5 +24,5 @@ mod store;
 
 pub use disk::Disk;
 pub use network::{NetConfig, RawId};
-pub use sim::{Node, Received, Sim, SimConfig, FALLBACK_ALLOWANCE};
+pub use sim::{GroupReceived, Node, Received, Sim, SimConfig, FALLBACK_ALLOWANCE};
 pub use store::MemoryStore;

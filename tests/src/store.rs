@@ -2,6 +2,7 @@
 //! outlives server crashes, like the database file of the real server. Offline messages are
 //! sealed by their senders: the store never holds a text.
 
+use crate::group_store::GroupStore;
 use breeze_core::secure::PublicKey;
 use breeze_core::server::OfflineChat;
 use breeze_core::wire::{KeyLookup, LoginRefusal, Undeliverable, UserName};
@@ -16,9 +17,15 @@ pub struct MemoryStore {
     offline: Vec<(UserName, OfflineChat)>,
     /// Every message deleted after an acknowledgement, for tests.
     pub deleted: usize,
+    /// Groups and their stored messages.
+    pub groups: GroupStore,
 }
 
 impl MemoryStore {
+    pub fn has_account(&self, user: &UserName) -> bool {
+        self.accounts.contains_key(user)
+    }
+
     pub fn add_account(&mut self, user: &UserName, password: &str) {
         self.accounts.insert(user.clone(), password.to_string());
     }

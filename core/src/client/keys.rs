@@ -64,6 +64,7 @@ impl Client {
             KeyLookup::Key(key) => {
                 self.vouched_key(&name, key, now);
                 self.flush(&name, now);
+                self.flush_groups(now);
             }
             KeyLookup::NotYet => {
                 // Asked again at the next login; the introduction, when `name` comes online,

@@ -4,6 +4,7 @@
 
 mod config;
 mod files;
+mod groups;
 mod keys;
 mod messaging;
 mod output;
@@ -14,6 +15,7 @@ mod server_link;
 pub use crate::delivery::Via;
 pub use crate::transfer::Direction;
 pub use config::ClientConfig;
+pub use groups::GroupEvent;
 pub use output::{
     Action, Destination, Event, FileError, FileEvent, FileFailure, LinkError, Route, RouteReason,
     SendError, ServerLinkError,
@@ -28,6 +30,7 @@ use crate::seeded_hash::{SeededMap, SeededState};
 use crate::transfer::{Incoming, Outgoing};
 use crate::transmit::Transmit;
 use crate::wire::{Ack, MessageId, TransferId, UserName};
+use groups::ClientGroups;
 use peer_link::PeerLink;
 use peers::{Dial, Peer};
 use server_link::ServerLink;
@@ -152,6 +155,7 @@ pub struct Client {
     /// The earliest dial to start later, as of the last input's walk over the peers
     /// (`start_due_dials`, which runs anyway).
     dials_wake: Option<Instant>,
+    groups: ClientGroups,
 }
 
 impl Client {
@@ -184,6 +188,7 @@ impl Client {
             last_now: now,
             peers_wake: None,
             dials_wake: None,
+            groups: ClientGroups::default(),
         };
         client.actions.push_back(Action::ConnectServer);
         client
@@ -394,6 +399,7 @@ impl Client {
     fn finish(&mut self, now: Instant) {
         self.last_now = self.last_now.max(now);
         self.send_owed_acks(now);
+        self.send_group_acks(now);
         while let Some(destination) = self.doomed.pop() {
             match destination {
                 Destination::Server => self.server_lost(ServerLinkError::SlowConsumer, true, now),

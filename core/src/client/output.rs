@@ -321,6 +321,10 @@ pub enum SendError {
     Backlog,
     /// Logged out, kicked or refused: this client sends nothing more.
     Stopped,
+    /// Not a member of that group (or no such group).
+    NotInGroup,
+    /// That needs the server, which is not connected now.
+    ServerUnavailable,
 }
 
 impl fmt::Display for SendError {
@@ -332,6 +336,8 @@ impl fmt::Display for SendError {
             }
             SendError::Backlog => f.write_str("too many undelivered messages to this user"),
             SendError::Stopped => f.write_str("not logged in any more"),
+            SendError::NotInGroup => f.write_str("you are not in that group"),
+            SendError::ServerUnavailable => f.write_str("not connected to the server"),
         }
     }
 }
@@ -429,6 +435,8 @@ pub enum Event {
         /// Why, as the server said it.
         reason: KickReason,
     },
+    /// Something about a group: a change, a message, delivery progress, a refusal.
+    Group(super::GroupEvent),
     /// A user came online or went offline, as the server says.
     Presence {
         /// Who.

@@ -1,5 +1,6 @@
 //! The client's connection to the server: login, presence, relay, reconnect with backoff.
 
+use super::groups::GroupEvent;
 use super::output::{Action, Destination, Event, RouteReason, ServerLinkError};
 use super::peers::Dial;
 use super::Client;
@@ -378,6 +379,44 @@ impl Client {
             ServerFrame::Relayed { from, key, chat } => self.on_relayed_chat(&from, key, chat, now),
             ServerFrame::RelayedAck { from, ack } => self.on_relayed_ack(&from, ack, now),
             ServerFrame::UserKey { user, key } => self.on_user_key(user, key, now),
+            ServerFrame::Group { info, by } => self.on_group_info(info, by, now),
+            ServerFrame::GroupsListed => self.on_groups_listed(),
+            ServerFrame::GroupGone { group, by, .. } => self.on_group_gone(group, by),
+            ServerFrame::GroupMessage(message) => self.on_group_message(message, now),
+            ServerFrame::GroupAccepted {
+                group,
+                epoch,
+                through,
+            } => self.on_group_accepted(group, epoch, through),
+            ServerFrame::GroupRekey {
+                group,
+                epoch,
+                from_seq,
+                ..
+            } => self.on_group_rekey(group, epoch, from_seq, now),
+            ServerFrame::GroupSendRefused {
+                group,
+                epoch,
+                from_seq,
+                error,
+            } => self.on_group_send_refused(group, epoch, from_seq, error, now),
+            ServerFrame::GroupDelivered {
+                group,
+                id,
+                delivered,
+                members,
+            } => self.events.push_back(Event::Group(GroupEvent::Delivered {
+                group,
+                id,
+                delivered,
+                members,
+            })),
+            ServerFrame::GroupRefused { request_id, error } => {
+                self.events.push_back(Event::Group(GroupEvent::Refused {
+                    request: request_id,
+                    error,
+                }))
+            }
             ServerFrame::Stored { to, epoch, seq } => {
                 if let Some(id) = self
                     .peers
@@ -446,6 +485,8 @@ impl Client {
         for name in names {
             self.flush(&name, now);
         }
+        self.start_group_listing();
+        self.resend_groups(now);
     }
 
     fn on_presence_page(&mut self, intros: Vec<PeerIntro>, last: bool, now: Instant) {

@@ -25,6 +25,7 @@
 //! unencrypted mode to fall back to).
 
 mod e2e;
+mod group_key;
 mod handshake;
 mod inbound;
 mod keys;
@@ -32,6 +33,7 @@ mod record;
 mod resolver;
 
 pub use e2e::{PairKey, SealError, SEAL_OVERHEAD};
+pub use group_key::{GroupKey, GroupSealHeader};
 pub use handshake::{Handshake, HandshakeError, LinkKind, Progress};
 pub use inbound::Inbound;
 pub use keys::{pair_fingerprint, Fingerprint, IdentityKey, PublicKey};

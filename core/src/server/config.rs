@@ -35,6 +35,10 @@ pub struct ServerConfig {
     pub open_registration: bool,
     /// Per-user budget for relayed file data.
     pub file_relay: FileRelayLimit,
+    /// Members one group may have, the owner included.
+    pub max_group_members: usize,
+    /// Groups one user may be in.
+    pub max_groups_per_user: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +56,8 @@ impl Default for ServerConfig {
             max_login_failures_per_ip: 10,
             open_registration: false,
             file_relay: FileRelayLimit::default(),
+            max_group_members: 500,
+            max_groups_per_user: 100,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! frames, failed or closed.
 
 use super::file_relay::FileBudget;
+use super::groups::SessionGroups;
 use super::output::{Action, ConnError, Event, LogoutReason};
 use super::{ConnId, Server};
 use crate::codec::{FrameDecoder, Input};
@@ -40,6 +41,8 @@ pub(super) struct Session {
     pub stored_delivered: HashSet<(UserName, u64)>,
     /// This user's relay budget for file data.
     pub file_budget: FileBudget,
+    /// What this session has been sent of each group.
+    pub groups: Box<SessionGroups>,
 }
 
 #[derive(Debug)]
@@ -59,6 +62,13 @@ pub(super) struct Connection {
 impl Connection {
     pub fn session(&self) -> Option<&Session> {
         match &self.phase {
+            Phase::Online(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    pub fn session_mut(&mut self) -> Option<&mut Session> {
+        match &mut self.phase {
             Phase::Online(session) => Some(session),
             _ => None,
         }

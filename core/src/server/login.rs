@@ -139,6 +139,7 @@ impl Server {
             endpoint,
             stored_delivered: HashSet::default(),
             file_budget: FileBudget::new(self.config.file_relay, now),
+            groups: Default::default(),
         });
         if let Some(old) = self.presence.insert(user.clone(), conn) {
             let reason = KickReason::LoggedInElsewhere;
@@ -152,6 +153,8 @@ impl Server {
         });
         self.send(conn, &ServerFrame::LoginOk { user: user.clone() }, now);
         self.introduce(conn, &user, endpoint, now);
+        self.list_groups(conn, &user, now);
         self.actions.push_back(Action::LoadOffline { user });
+        self.load_group_backlog(conn);
     }
 }

@@ -8,6 +8,7 @@
 mod config;
 mod connection;
 mod file_relay;
+mod groups;
 mod limits;
 mod login;
 mod output;
@@ -17,6 +18,7 @@ mod sweep;
 
 pub use config::ServerConfig;
 pub use file_relay::FileRelayLimit;
+pub use groups::{Envelopes, GroupRecord, StoredGroupMessage};
 pub use output::{Action, ConnError, Event, LogoutReason, OfflineChat, Stats, StoreOutcome};
 
 use crate::codec::Input;
@@ -25,10 +27,15 @@ use crate::rng::SeededRng;
 use crate::secure::{IdentityKey, PublicKey};
 use crate::seeded_hash::{SeededMap, SeededState};
 use crate::transmit::Transmit;
-use crate::wire::{Bytes, ClientFrame, KeyLookup, KickReason, LoginRefusal, ServerFrame, UserName};
+use crate::wire::{
+    Bytes, ClientFrame, GroupError, GroupId, KeyLookup, KickReason, LoginRefusal,
+    OrderedGroupMessage, ServerFrame, UserName,
+};
 use connection::{Connection, Phase};
+use groups::Groups;
 use limits::AddressLimits;
 use presence::Presence;
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -91,6 +98,9 @@ pub struct Server {
     /// Connections to close once the current input is handled (a failed send mid-broadcast
     /// cannot close a connection without disturbing the loop that sent it).
     doomed: Vec<(ConnId, ConnError)>,
+    groups: Groups,
+    /// Group changes the host is saving, by group.
+    group_saves: HashMap<GroupId, groups::requests::Saving>,
     next_sweep: Option<Instant>,
     shutting_down: bool,
     stats: Stats,
@@ -115,6 +125,8 @@ impl Server {
             actions: VecDeque::new(),
             events: VecDeque::new(),
             doomed: Vec::new(),
+            groups: Groups::default(),
+            group_saves: HashMap::new(),
             next_sweep: None,
             shutting_down: false,
             stats: Stats::default(),
@@ -138,6 +150,8 @@ impl Server {
         Stats {
             connections: self.conns.len(),
             online: self.presence.len(),
+            groups: self.groups.by_id.len(),
+            group_members: self.groups.member_count(),
             ..self.stats
         }
     }
@@ -270,6 +284,38 @@ impl Server {
         self.reap(now);
     }
 
+    /// The host's answer to [`Action::SaveGroup`]: only a saved change is put into force
+    /// and told to the members.
+    pub fn handle_group_saved(
+        &mut self,
+        group: GroupId,
+        result: Result<(), GroupError>,
+        now: Instant,
+    ) {
+        self.on_group_saved(group, result, now);
+        self.reap(now);
+    }
+
+    /// The host's answer to [`Action::StoreGroupMessage`]: `stored` false if it could not.
+    pub fn handle_group_stored(&mut self, group: GroupId, order: u64, stored: bool, now: Instant) {
+        self.on_group_stored(group, order, stored, now);
+        self.reap(now);
+    }
+
+    /// The host's answer to [`Action::LoadGroupBacklog`]: the user's stored group messages
+    /// after the places asked for, in order per group, each with the user's envelope only;
+    /// `more` when the page was full.
+    pub fn handle_group_backlog_loaded(
+        &mut self,
+        user: &UserName,
+        messages: Vec<OrderedGroupMessage>,
+        more: bool,
+        now: Instant,
+    ) {
+        self.on_group_backlog_loaded(user, messages, more, now);
+        self.reap(now);
+    }
+
     /// The deadline [`poll_timeout`](Server::poll_timeout) gave has come: heartbeats and
     /// deadlines are swept. Called early, it does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -286,6 +332,14 @@ impl Server {
         for conn in conns {
             self.send(conn, &ServerFrame::ShuttingDown, now);
             self.close(conn, LogoutReason::Requested, now);
+        }
+    }
+
+    /// The groups the host saved, given once at start before any connection.
+    pub fn restore_groups(&mut self, records: Vec<GroupRecord>) {
+        for record in records {
+            self.groups
+                .insert(record.info, record.next_order, &record.last_taken);
         }
     }
 
@@ -365,6 +419,19 @@ impl Server {
                 if to != session.user {
                     self.on_relay_file(conn, to, message, now);
                 }
+            }
+            (
+                Phase::Online(_),
+                ClientFrame::Group {
+                    request_id,
+                    request,
+                },
+            ) => self.on_group_request(conn, request_id, request, now),
+            (Phase::Online(_), ClientFrame::GroupSend { group, message }) => {
+                self.on_group_send(conn, group, message, now)
+            }
+            (Phase::Online(_), ClientFrame::GroupAck { group, through }) => {
+                self.on_group_ack(conn, group, through)
             }
             (_, ClientFrame::Logout) => self.close(conn, LogoutReason::Requested, now),
             (_, _) => self.fail(conn, ConnError::UnexpectedFrame, now),

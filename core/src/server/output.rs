@@ -1,9 +1,13 @@
 //! What the server core asks of its host, and what it reports.
 
+use super::groups::StoredGroupMessage;
 use super::ConnId;
 use crate::secure::{HandshakeError, PublicKey, RecordError};
-use crate::wire::{ErrorCode, KickReason, LoginRefusal, SealedChat, Undeliverable, UserName};
+use crate::wire::{
+    ErrorCode, GroupId, GroupInfo, KickReason, LoginRefusal, SealedChat, Undeliverable, UserName,
+};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Work the host performs for the core. Drain with [`Server::poll_action`](super::Server::poll_action).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,54 @@ pub enum Action {
     LoadOffline {
         /// Who just logged in.
         user: UserName,
+    },
+    /// Save a group as it is after a change (create it, or replace what was saved; with no
+    /// members, delete it and everything stored for it), then answer with
+    /// [`Server::handle_group_saved`](super::Server::handle_group_saved). Refuse with
+    /// `GroupError::NoSuchUser` if one of `joined` has no account.
+    SaveGroup {
+        /// The group after the change.
+        info: GroupInfo,
+        /// Who joins with this change: their accounts must exist.
+        joined: Vec<UserName>,
+    },
+    /// Store a group message for each of its recipients (with each one's envelope), and the
+    /// group's `next_order` and the sender's last (epoch, seq) with it, in one transaction;
+    /// then answer with [`Server::handle_group_stored`](super::Server::handle_group_stored).
+    StoreGroupMessage {
+        /// The message.
+        message: Arc<StoredGroupMessage>,
+        /// The place the group's next message gets.
+        next_order: u64,
+    },
+    /// Delete a stored group message for every recipient (it was stored after an earlier
+    /// message of its sender was lost, and will be sent again).
+    DeleteGroupMessage {
+        /// The group.
+        group: GroupId,
+        /// Its place.
+        order: u64,
+    },
+    /// Load what is stored for `user` in each group after the place given (after 0 for a group
+    /// not listed), in order per group, at most `limit` messages, each with the user's
+    /// envelope only; then call
+    /// [`Server::handle_group_backlog_loaded`](super::Server::handle_group_backlog_loaded).
+    LoadGroupBacklog {
+        /// Whose.
+        user: UserName,
+        /// Per group, the last place already sent.
+        after: Vec<(GroupId, u64)>,
+        /// The page size.
+        limit: usize,
+    },
+    /// `user` has everything of `group` up to `through`: delete its copies.
+    AckGroup {
+        /// Who acknowledged.
+        user: UserName,
+        /// The group.
+        group: GroupId,
+        /// Through which place.
+        through: u64,
     },
     /// The recipient acknowledged: delete what it covers.
     DeleteOffline {
@@ -118,6 +170,17 @@ pub enum Event {
         a: UserName,
         /// A user already online.
         b: UserName,
+    },
+    /// A group was created or changed (saved and in force), or ended (no members).
+    GroupSaved {
+        /// The group.
+        group: GroupId,
+        /// Its name.
+        name: String,
+        /// How many members it has now.
+        members: usize,
+        /// Who changed it.
+        by: UserName,
     },
     /// A session ended.
     LoggedOut {
@@ -230,4 +293,12 @@ pub struct Stats {
     pub relayed_file_bytes: u64,
     /// File data bytes dropped for exceeding a user's relay budget (the sender resends them).
     pub throttled_file_bytes: u64,
+    /// Groups that exist now.
+    pub groups: usize,
+    /// Memberships now (members summed over groups).
+    pub group_members: usize,
+    /// Group messages taken (given a place in their group's order).
+    pub group_taken: u64,
+    /// Copies of group messages sent to members.
+    pub group_delivered: u64,
 }

@@ -42,5 +42,6 @@ impl Server {
         for (conn, error) in failed {
             self.fail(conn, error, now);
         }
+        self.sweep_groups(now);
     }
 }

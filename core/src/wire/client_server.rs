@@ -1,6 +1,9 @@
 //! The client↔server family.
 
 use super::file::TransferId;
+use super::group::{
+    GroupError, GroupId, GroupInfo, GroupMessage, GroupRequest, OrderedGroupMessage,
+};
 use super::sealed::{SealedAck, SealedChat, SealedFile};
 use super::shared::{ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
 use crate::codec::{Frame, SharedTail};
@@ -61,6 +64,27 @@ pub enum ClientFrame {
     KeyRequest {
         /// Whose key.
         user: UserName,
+    },
+    /// Create, change or leave a group.
+    Group {
+        /// Chosen by the client; a refusal names it.
+        request_id: u64,
+        /// What to do.
+        request: GroupRequest,
+    },
+    /// A message for a group, to be put in the group's order and delivered to every member.
+    GroupSend {
+        /// The group.
+        group: GroupId,
+        /// The message, sealed under the sender's group key.
+        message: GroupMessage,
+    },
+    /// Every message of `group` up to `through` (in the group's order) arrived here.
+    GroupAck {
+        /// The group.
+        group: GroupId,
+        /// The highest place in the group's order received.
+        through: u64,
     },
 }
 
@@ -207,6 +231,78 @@ pub enum ServerFrame {
         offset: u64,
         /// How long to wait first, in milliseconds.
         retry_after_ms: u32,
+    },
+    /// A group this user is in, sent at login and whenever it changes.
+    Group {
+        /// The group as it is now.
+        info: GroupInfo,
+        /// Who changed it (none in the list sent at login).
+        by: Option<UserName>,
+    },
+    /// The list of groups sent at login is complete: a group not in it is one this user is
+    /// no longer in.
+    GroupsListed,
+    /// This user is no longer in the group (left, removed, or the group ended).
+    GroupGone {
+        /// The group.
+        group: GroupId,
+        /// Its name.
+        name: String,
+        /// Who made it so.
+        by: UserName,
+    },
+    /// A group message in the group's order.
+    GroupMessage(OrderedGroupMessage),
+    /// The server has the sender's messages to `group` of `epoch` up to `through`, safely
+    /// stored: they will reach every member.
+    GroupAccepted {
+        /// The group.
+        group: GroupId,
+        /// The sender's epoch.
+        epoch: u64,
+        /// The sender's highest accepted sequence number.
+        through: u64,
+    },
+    /// The message `from_seq` (and any after it) was not taken: it was keyed for another
+    /// membership (or the server lost it). Send them again, keyed for `version`.
+    GroupRekey {
+        /// The group.
+        group: GroupId,
+        /// The sender's epoch.
+        epoch: u64,
+        /// The first message to send again.
+        from_seq: u64,
+        /// The membership version to key for.
+        version: u64,
+    },
+    /// The messages from `from_seq` on can never be taken; the sender gives them up.
+    GroupSendRefused {
+        /// The group.
+        group: GroupId,
+        /// The sender's epoch.
+        epoch: u64,
+        /// The first message refused.
+        from_seq: u64,
+        /// Why.
+        error: GroupError,
+    },
+    /// How far one of this user's group messages has got.
+    GroupDelivered {
+        /// The group.
+        group: GroupId,
+        /// The sender's id for the message.
+        id: crate::wire::MessageId,
+        /// Members who have it (the sender not counted).
+        delivered: u32,
+        /// Members who should have it (the sender not counted).
+        members: u32,
+    },
+    /// A group request was refused.
+    GroupRefused {
+        /// The client's id for the request.
+        request_id: u64,
+        /// Why.
+        error: GroupError,
     },
 }
 

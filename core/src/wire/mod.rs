@@ -6,6 +6,7 @@
 
 mod client_server;
 mod file;
+mod group;
 mod peer;
 mod sealed;
 mod shared;
@@ -14,6 +15,10 @@ mod shared;
 pub use bytes::Bytes;
 pub use client_server::{ClientFrame, KeyLookup, PeerIntro, ServerFrame};
 pub use file::{FileMessage, FileName, FileNameError, TransferId, MAX_FILE_NAME};
+pub use group::{
+    valid_group_name, GroupError, GroupId, GroupInfo, GroupMessage, GroupRequest, KeyEnvelope,
+    OrderedGroupMessage, MAX_GROUP_NAME,
+};
 pub use peer::PeerFrame;
 pub use sealed::{FileHint, SealedAck, SealedChat, SealedFile};
 pub use shared::{
@@ -22,4 +27,4 @@ pub use shared::{
 };
 
 /// The protocol version this build speaks. Bumped on any incompatible wire change.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;

@@ -133,6 +133,34 @@ impl Sim {
                     epoch,
                     through,
                 } => self.store.delete(&to, &from, epoch, through),
+                server::Action::SaveGroup { info, joined } => {
+                    let id = info.id;
+                    let known: Vec<bool> =
+                        joined.iter().map(|u| self.store.has_account(u)).collect();
+                    let result = self.store.groups.save(info, &joined, |u| {
+                        joined.iter().zip(&known).any(|(j, k)| j == u && *k)
+                    });
+                    server.handle_group_saved(id, result, now);
+                }
+                server::Action::StoreGroupMessage {
+                    message,
+                    next_order,
+                } => {
+                    let stored = self.store.groups.store(&message, next_order);
+                    server.handle_group_stored(message.group, message.order, stored, now);
+                }
+                server::Action::DeleteGroupMessage { group, order } => {
+                    self.store.groups.delete_message(group, order)
+                }
+                server::Action::LoadGroupBacklog { user, after, limit } => {
+                    let (messages, more) = self.store.groups.backlog(&user, &after, limit);
+                    server.handle_group_backlog_loaded(&user, messages, more, now);
+                }
+                server::Action::AckGroup {
+                    user,
+                    group,
+                    through,
+                } => self.store.groups.ack(&user, group, through),
                 other => panic!("unexpected server action {other:?}"),
             }
         }

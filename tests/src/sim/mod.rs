@@ -18,7 +18,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 mod arrivals;
+mod groups;
 mod host;
+
+pub use groups::GroupReceived;
 
 /// A client's index in the simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -272,7 +275,9 @@ impl Sim {
         let seed = self.seed_for(0, self.server_incarnation + 1);
         self.server_incarnation += 1;
         let identity = self.server_identity();
-        self.server = Some(Server::new(self.config.server.clone(), identity, seed));
+        let mut server = Server::new(self.config.server.clone(), identity, seed);
+        server.restore_groups(self.store.groups.records());
+        self.server = Some(server);
         self.drive();
     }
 

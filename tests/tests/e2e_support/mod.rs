@@ -1091,12 +1091,10 @@ pub async fn log_in_securely(
         match conn.next_frame().await {
             ServerFrame::Hello { .. } => {}
             ServerFrame::LoginOk { .. } => logged_in = true,
-            ServerFrame::Presence { peers, last } if logged_in => {
-                intros.extend(peers);
-                if last {
-                    return (conn, intros);
-                }
-            }
+            ServerFrame::Presence { peers, .. } if logged_in => intros.extend(peers),
+            // The user's groups follow the online list; their end closes the login.
+            ServerFrame::Group { .. } if logged_in => {}
+            ServerFrame::GroupsListed if logged_in => return (conn, intros),
             other => panic!("{user} was not let in: {other:?}"),
         }
     }
