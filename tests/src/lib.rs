@@ -14,7 +14,6 @@
 //! smol drivers over real sockets instead.
 
 mod disk;
-pub mod group_store;
 #[cfg(feature = "loopback")]
 pub mod loopback;
 pub mod model;

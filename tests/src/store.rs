@@ -2,7 +2,6 @@
 //! outlives server crashes, like the database file of the real server. Offline messages are
 //! sealed by their senders: the store never holds a text.
 
-use crate::group_store::GroupStore;
 use breeze_core::secure::PublicKey;
 use breeze_core::server::OfflineChat;
 use breeze_core::wire::{KeyLookup, LoginRefusal, Undeliverable, UserName};
@@ -18,7 +17,7 @@ pub struct MemoryStore {
     /// Every message deleted after an acknowledgement, for tests.
     pub deleted: usize,
     /// Groups and their stored messages.
-    pub groups: GroupStore,
+    pub groups: breeze_core::server::MemoryGroupStore,
 }
 
 impl MemoryStore {

@@ -1,8 +1,10 @@
 //! What the server driver asks of the application embedding it: accounts and offline storage.
 
 use breeze_core::secure::PublicKey;
-use breeze_core::server::{OfflineChat, StoreOutcome};
-use breeze_core::wire::{KeyLookup, LoginRefusal, UserName};
+use breeze_core::server::{GroupRecord, OfflineChat, StoreOutcome, StoredGroupMessage};
+use breeze_core::wire::{
+    GroupError, GroupId, GroupInfo, KeyLookup, LoginRefusal, OrderedGroupMessage, UserName,
+};
 
 /// Performs the server core's host actions (`Action::CheckLogin`, `StoreOffline`,
 /// `LoadOffline`, `DeleteOffline`, `LoadKey`). What it stores is sealed end to end: the host
@@ -40,4 +42,50 @@ pub trait ServerHost: Send + Sync + 'static {
 
     /// `to` acknowledged every message of `from`'s `epoch` up to `through`: forget them.
     fn delete_offline(&self, to: &UserName, from: &UserName, epoch: u64, through: u64);
+
+    // ---- groups (`Action::SaveGroup` and the others); the group calls run one at a time, in
+    // order, like the offline ones. A host without group storage keeps the defaults, which
+    // refuse every group (`StorageFailed`): groups are never announced if they cannot be kept.
+
+    /// Every saved group, given to the core once at start.
+    fn load_groups(&self) -> Vec<GroupRecord> {
+        Vec::new()
+    }
+
+    /// Saves `info` after a change (no members: deletes the group and what is stored for
+    /// it). Refuses with `GroupError::NoSuchUser` if one of `joined` has no account.
+    fn save_group(&self, info: &GroupInfo, joined: &[UserName]) -> Result<(), GroupError> {
+        let _ = (info, joined);
+        Err(GroupError::StorageFailed)
+    }
+
+    /// Stores a group message for each recipient, with `next_order` and the sender's last
+    /// (epoch, seq), in one transaction; false if it could not.
+    fn store_group_message(&self, message: &StoredGroupMessage, next_order: u64) -> bool {
+        let _ = (message, next_order);
+        false
+    }
+
+    /// Deletes a stored group message for every recipient.
+    fn delete_group_message(&self, group: GroupId, order: u64) {
+        let _ = (group, order);
+    }
+
+    /// What is stored for `user` after the places in `after` (0 for a group not listed), in
+    /// order per group, at most `limit`, each with `user`'s envelope only; and whether there
+    /// is more.
+    fn load_group_backlog(
+        &self,
+        user: &UserName,
+        after: &[(GroupId, u64)],
+        limit: usize,
+    ) -> (Vec<OrderedGroupMessage>, bool) {
+        let _ = (user, after, limit);
+        (Vec::new(), false)
+    }
+
+    /// `user` has every message of `group` up to `through`: delete its copies.
+    fn ack_group(&self, user: &UserName, group: GroupId, through: u64) {
+        let _ = (user, group, through);
+    }
 }

@@ -2,8 +2,13 @@
 
 use crate::ServerHost;
 use breeze_core::secure::PublicKey;
-use breeze_core::server::{OfflineChat, StoreOutcome};
-use breeze_core::wire::{KeyLookup, LoginRefusal, Undeliverable, UserName};
+use breeze_core::server::{
+    GroupRecord, MemoryGroupStore, OfflineChat, StoreOutcome, StoredGroupMessage,
+};
+use breeze_core::wire::{
+    GroupError, GroupId, GroupInfo, KeyLookup, LoginRefusal, OrderedGroupMessage, Undeliverable,
+    UserName,
+};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -24,6 +29,7 @@ struct State {
     offline: Vec<(UserName, OfflineChat)>,
     /// The key each account logged in with last.
     keys: HashMap<UserName, PublicKey>,
+    groups: MemoryGroupStore,
 }
 
 impl MemoryHost {
@@ -125,5 +131,39 @@ impl ServerHost for MemoryHost {
         self.lock().offline.retain(|(t, m)| {
             !(t == to && &m.from == from && m.chat.epoch == epoch && m.chat.seq <= through)
         });
+    }
+
+    fn load_groups(&self) -> Vec<GroupRecord> {
+        self.lock().groups.records()
+    }
+
+    fn save_group(&self, info: &GroupInfo, joined: &[UserName]) -> Result<(), GroupError> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let (welcome, accounts) = (state.welcome_anyone, &state.accounts);
+        state.groups.save(info.clone(), joined, |user| {
+            welcome || accounts.contains_key(user)
+        })
+    }
+
+    fn store_group_message(&self, message: &StoredGroupMessage, next_order: u64) -> bool {
+        self.lock().groups.store(message, next_order)
+    }
+
+    fn delete_group_message(&self, group: GroupId, order: u64) {
+        self.lock().groups.delete_message(group, order)
+    }
+
+    fn load_group_backlog(
+        &self,
+        user: &UserName,
+        after: &[(GroupId, u64)],
+        limit: usize,
+    ) -> (Vec<OrderedGroupMessage>, bool) {
+        self.lock().groups.backlog(user, after, limit)
+    }
+
+    fn ack_group(&self, user: &UserName, group: GroupId, through: u64) {
+        self.lock().groups.ack(user, group, through)
     }
 }

@@ -97,15 +97,18 @@ impl<H: ServerHost> ServerDriver<H> {
             inbound_tx.clone(),
             Input::Accepted,
         ));
+        let mut core = Server::new(
+            self.config,
+            match self.identity {
+                Some(identity) => identity,
+                None => IdentityKey::from_secret(os_seed()?),
+            },
+            os_seed()?,
+        );
+        let host = self.host.clone();
+        core.restore_groups(smol::unblock(move || host.load_groups()).await);
         let mut owner = Owner {
-            core: Server::new(
-                self.config,
-                match self.identity {
-                    Some(identity) => identity,
-                    None => IdentityKey::from_secret(os_seed()?),
-                },
-                os_seed()?,
-            ),
+            core,
             host: self.host,
             stats: self.stats,
             sockets: HashMap::new(),
@@ -327,6 +330,41 @@ impl<H: ServerHost> Owner<H> {
                 epoch,
                 through,
             } => smol::unblock(move || host.delete_offline(&to, &from, epoch, through)).await,
+            Action::SaveGroup { info, joined } => {
+                let (id, result) = smol::unblock(move || {
+                    let result = host.save_group(&info, &joined);
+                    (info.id, result)
+                })
+                .await;
+                self.core.handle_group_saved(id, result, Instant::now());
+            }
+            Action::StoreGroupMessage {
+                message,
+                next_order,
+            } => {
+                let (group, order) = (message.group, message.order);
+                let stored =
+                    smol::unblock(move || host.store_group_message(&message, next_order)).await;
+                self.core
+                    .handle_group_stored(group, order, stored, Instant::now());
+            }
+            Action::DeleteGroupMessage { group, order } => {
+                smol::unblock(move || host.delete_group_message(group, order)).await
+            }
+            Action::LoadGroupBacklog { user, after, limit } => {
+                let (user, (messages, more)) = smol::unblock(move || {
+                    let page = host.load_group_backlog(&user, &after, limit);
+                    (user, page)
+                })
+                .await;
+                self.core
+                    .handle_group_backlog_loaded(&user, messages, more, Instant::now());
+            }
+            Action::AckGroup {
+                user,
+                group,
+                through,
+            } => smol::unblock(move || host.ack_group(&user, group, through)).await,
             other => tracing::debug!(?other, "action not supported by this driver"),
         }
     }

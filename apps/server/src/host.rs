@@ -2,8 +2,11 @@
 
 use crate::{OfflineMessage, Store, StoreError, StoreOptions, Verdict};
 use breeze_core::secure::PublicKey;
-use breeze_core::server::{OfflineChat, StoreOutcome};
-use breeze_core::wire::{KeyLookup, LoginRefusal, MessageId, SealedChat, Undeliverable, UserName};
+use breeze_core::server::{GroupRecord, OfflineChat, StoreOutcome, StoredGroupMessage};
+use breeze_core::wire::{
+    GroupError, GroupId, GroupInfo, KeyLookup, LoginRefusal, MessageId, OrderedGroupMessage,
+    SealedChat, Undeliverable, UserName,
+};
 use breeze_smol::ServerHost;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -147,6 +150,61 @@ impl ServerHost for StoreHost {
             lock(&self.offline).delete_offline(to.as_str(), from.as_str(), epoch, through);
         if let Err(error) = deleted {
             tracing::error!(%to, %from, %error, "cannot delete acknowledged offline messages");
+        }
+    }
+
+    fn load_groups(&self) -> Vec<GroupRecord> {
+        lock(&self.offline).load_groups().unwrap_or_else(|error| {
+            tracing::error!(%error, "cannot load the groups");
+            Vec::new()
+        })
+    }
+
+    fn save_group(&self, info: &GroupInfo, joined: &[UserName]) -> Result<(), GroupError> {
+        match lock(&self.offline).save_group(info, joined) {
+            Ok(()) => Ok(()),
+            Err(StoreError::UnknownUser(user)) => match UserName::new(user) {
+                Ok(user) => Err(GroupError::NoSuchUser(user)),
+                Err(_) => Err(GroupError::StorageFailed),
+            },
+            Err(error) => {
+                tracing::error!(group = %info.id, %error, "cannot save a group");
+                Err(GroupError::StorageFailed)
+            }
+        }
+    }
+
+    fn store_group_message(&self, message: &StoredGroupMessage, next_order: u64) -> bool {
+        let stored = lock(&self.offline).store_group_message(message, next_order);
+        if let Err(error) = &stored {
+            tracing::error!(group = %message.group, %error, "cannot store a group message");
+        }
+        stored.is_ok()
+    }
+
+    fn delete_group_message(&self, group: GroupId, order: u64) {
+        if let Err(error) = lock(&self.offline).delete_group_message(group, order) {
+            tracing::error!(%group, %error, "cannot delete a group message");
+        }
+    }
+
+    fn load_group_backlog(
+        &self,
+        user: &UserName,
+        after: &[(GroupId, u64)],
+        limit: usize,
+    ) -> (Vec<OrderedGroupMessage>, bool) {
+        lock(&self.offline)
+            .load_group_backlog(user, after, limit)
+            .unwrap_or_else(|error| {
+                tracing::error!(%user, %error, "cannot load group messages");
+                (Vec::new(), false)
+            })
+    }
+
+    fn ack_group(&self, user: &UserName, group: GroupId, through: u64) {
+        if let Err(error) = lock(&self.offline).ack_group(user, group, through) {
+            tracing::error!(%user, %group, %error, "cannot delete acknowledged group messages");
         }
     }
 }

@@ -61,6 +61,14 @@ struct Cli {
     #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "16M")]
     file_relay_rate: u64,
 
+    /// Members one group may have, its owner included (serve mode).
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().max_group_members)]
+    max_group_members: usize,
+
+    /// Groups one user may be in (serve mode).
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().max_groups_per_user)]
+    max_groups_per_user: usize,
+
     /// Write the log to this file instead of stderr (serve mode).
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
@@ -131,6 +139,8 @@ fn serve(cli: &Cli) -> ExitCode {
         max_connections_per_ip: cli.max_connections_per_ip,
         max_login_failures_per_ip: cli.max_login_failures_per_ip,
         file_relay_rate: cli.file_relay_rate,
+        max_group_members: cli.max_group_members,
+        max_groups_per_user: cli.max_groups_per_user,
         log_file: cli.log_file.as_ref(),
     };
     match serve::serve(options) {

@@ -20,6 +20,9 @@ pub struct ServeOptions<'a> {
     pub max_login_failures_per_ip: u32,
     /// Bytes per second of file data one user may have relayed.
     pub file_relay_rate: u64,
+    /// Members per group, and groups per user.
+    pub max_group_members: usize,
+    pub max_groups_per_user: usize,
     pub log_file: Option<&'a PathBuf>,
 }
 
@@ -42,6 +45,8 @@ pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
     config.max_connections_per_ip = options.max_connections_per_ip;
     config.max_login_failures_per_ip = options.max_login_failures_per_ip;
     config.file_relay.bytes_per_second = options.file_relay_rate;
+    config.max_group_members = options.max_group_members;
+    config.max_groups_per_user = options.max_groups_per_user;
     // An eighth of a second's worth at once: smooth enough that relayed files leave room for
     // chat, large enough for several chunks.
     config.file_relay.burst = (options.file_relay_rate / 8).max(256 * 1024);

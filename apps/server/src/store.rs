@@ -11,10 +11,12 @@
 //! - `password.rs`: argon2id hashing and the constant-work check for unknown users.
 //! - `keys.rs`: the profile keys bound to each account ([`AccountKey`]).
 //! - `offline.rs`: messages kept for a recipient until it acknowledges them.
+//! - `groups.rs`: groups, their members, and group messages until every member has them.
 //! - `error.rs`: [`StoreError`].
 
 mod accounts;
 mod error;
+mod groups;
 mod keys;
 mod offline;
 mod password;

@@ -18,7 +18,7 @@ mod sweep;
 
 pub use config::ServerConfig;
 pub use file_relay::FileRelayLimit;
-pub use groups::{Envelopes, GroupRecord, StoredGroupMessage};
+pub use groups::{Envelopes, GroupRecord, MemoryGroupStore, StoredGroupMessage};
 pub use output::{Action, ConnError, Event, LogoutReason, OfflineChat, Stats, StoreOutcome};
 
 use crate::codec::Input;

@@ -69,8 +69,57 @@ CREATE TABLE account_keys (
 ) STRICT;
 ";
 
+/// Version 3: groups.
+///
+/// A group's members go with their accounts; its messages and their per-member rows go with
+/// the group. A message is kept once, sealed by its sender under the sender's group key; each
+/// recipient has a row with its own key envelope (the sender's group key sealed for that
+/// member), deleted when the member acknowledges; a message no row points to is deleted with
+/// the last row. `last_epoch`/`last_seq` let a message sent twice (its acceptance lost) be
+/// recognised after a restart; `next_order` keeps the group's order going.
+const V3: &str = "
+CREATE TABLE groups (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    owner      TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    next_order INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE group_members (
+    group_id   INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    member     TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    last_epoch INTEGER,
+    last_seq   INTEGER,
+    PRIMARY KEY (group_id, member)
+) STRICT;
+
+CREATE TABLE group_messages (
+    group_id   INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    ord        INTEGER NOT NULL,
+    sender     TEXT NOT NULL,
+    sender_key BLOB NOT NULL CHECK (length(sender_key) = 32),
+    message_id INTEGER NOT NULL,
+    epoch      INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    version    INTEGER NOT NULL,
+    sealed     BLOB NOT NULL,
+    PRIMARY KEY (group_id, ord)
+) STRICT;
+
+CREATE TABLE group_inbox (
+    member   TEXT NOT NULL,
+    group_id INTEGER NOT NULL,
+    ord      INTEGER NOT NULL,
+    envelope BLOB,
+    PRIMARY KEY (member, group_id, ord),
+    FOREIGN KEY (group_id, ord) REFERENCES group_messages(group_id, ord) ON DELETE CASCADE
+) STRICT;
+";
+
 /// The schema steps, oldest first; see the module docs.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes and understands.
 pub(super) fn supported_version() -> u32 {
@@ -118,7 +167,7 @@ mod tests {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ));
     }

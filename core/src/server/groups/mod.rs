@@ -9,10 +9,12 @@
 //! `docs/ARCHITECTURE.md` §11 Groups.
 
 mod delivery;
+mod memory;
 mod messages;
 pub(super) mod requests;
 
 pub use delivery::SessionGroups;
+pub use memory::MemoryGroupStore;
 
 use crate::secure::PublicKey;
 use crate::wire::{GroupId, GroupInfo, GroupMessage, UserName};

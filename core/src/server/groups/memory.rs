@@ -1,23 +1,27 @@
-//! The server host's group tables in memory: groups, and each stored group message with a row
-//! per recipient that is deleted when that recipient acknowledges. Like the accounts, it
-//! outlives server crashes. Messages are sealed by their senders: no text is ever here.
+//! A host's group tables in memory, for hosts without a database (tests, the simulator,
+//! demos): groups, and each stored group message with a row per recipient that is deleted when
+//! that recipient acknowledges. It is also the reference for what a host's group store must do
+//! (the server app's SQLite tables do the same). Messages are sealed by their senders: no text
+//! is ever here.
 
-use breeze_core::server::{GroupRecord, StoredGroupMessage};
-use breeze_core::wire::{
+use super::{GroupRecord, StoredGroupMessage};
+use crate::secure::PublicKey;
+use crate::wire::{
     GroupError, GroupId, GroupInfo, GroupMessage, KeyEnvelope, OrderedGroupMessage, UserName,
 };
 use std::collections::{BTreeMap, HashMap};
 
+/// Groups and their stored messages; see the module docs.
 #[derive(Debug, Default, Clone)]
-pub struct GroupStore {
+pub struct MemoryGroupStore {
     groups: BTreeMap<GroupId, GroupRecord>,
     /// (group, order) → the message without envelopes, with its sender and sender key.
-    messages: BTreeMap<(GroupId, u64), (UserName, breeze_core::secure::PublicKey, GroupMessage)>,
+    messages: BTreeMap<(GroupId, u64), (UserName, PublicKey, GroupMessage)>,
     /// (user, group, order) → that recipient's envelope.
     rows: BTreeMap<(UserName, GroupId, u64), Option<Vec<u8>>>,
 }
 
-impl GroupStore {
+impl MemoryGroupStore {
     /// Saves a group after a change (no members: deletes it and its messages). `exists`
     /// says whether an account exists.
     pub fn save(
@@ -48,6 +52,8 @@ impl GroupStore {
         Ok(())
     }
 
+    /// Stores a message for each recipient, with the group's next place and the sender's
+    /// last (epoch, seq); false if the group is gone.
     pub fn store(&mut self, message: &StoredGroupMessage, next_order: u64) -> bool {
         let Some(record) = self.groups.get_mut(&message.group) else {
             return false;
@@ -68,6 +74,7 @@ impl GroupStore {
         true
     }
 
+    /// Deletes a message for every recipient.
     pub fn delete_message(&mut self, group: GroupId, order: u64) {
         self.messages.remove(&(group, order));
         self.rows
@@ -112,6 +119,7 @@ impl GroupStore {
         (out, false)
     }
 
+    /// `user` has `group` through `through`: its copies go, and messages nobody is owed.
     pub fn ack(&mut self, user: &UserName, group: GroupId, through: u64) {
         self.rows
             .retain(|(u, g, o), _| !(u == user && *g == group && *o <= through));
