@@ -1,5 +1,6 @@
 //! Line commands (docs/ARCHITECTURE.md §9): `send USER TEXT…`, `file USER PATH`, `accept ID [DIR]`,
-//! `decline ID`, `cancel ID`, `who`, `verify USER`, `quit`.
+//! `decline ID`, `cancel ID`, `who`, `verify USER`, `group …`, `groups`, `gsend GROUP TEXT…`,
+//! `quit`.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -28,6 +29,8 @@ pub enum Command {
     Verify {
         user: String,
     },
+    /// `group …`, `groups`, `gsend …`: see `group_lines.rs`.
+    Group(crate::group_lines::GroupCommand),
     Quit,
 }
 
@@ -87,10 +90,14 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             }
             Command::Verify { user: user.into() }
         }
+        "group" => Command::Group(crate::group_lines::parse_group(rest)?),
+        "groups" => Command::Group(crate::group_lines::GroupCommand::List),
+        "gsend" => Command::Group(crate::group_lines::parse_gsend(rest)?),
         "quit" => Command::Quit,
         other => {
             return Err(format!(
-            "unknown command {other:?} (commands: send, file, accept, decline, cancel, who, verify, quit)"
+            "unknown command {other:?} (commands: send, file, accept, decline, cancel, who, verify, \
+             group, groups, gsend, quit)"
         ))
         }
     };

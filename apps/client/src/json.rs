@@ -148,6 +148,53 @@ pub enum LineEvent {
         user: UserName,
         fingerprint: String,
     },
+    /// A group this user is in was created, changed or listed at login (`by` is absent then);
+    /// `members` is empty (and `owner` absent) when this user left or was removed.
+    Group {
+        group: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<UserName>,
+        members: Vec<UserName>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<UserName>,
+    },
+    /// A group message, in the group's order (the same for every member; `order` is its
+    /// place), this user's own included.
+    GroupMessage {
+        group: String,
+        from: UserName,
+        id: MessageId,
+        order: u64,
+        text: String,
+    },
+    /// How many members (this user not counted) have one of this user's group messages.
+    GroupDelivered {
+        group: String,
+        id: MessageId,
+        delivered: u32,
+        members: u32,
+    },
+    /// A `gsend` was accepted: `id` is what `group_message` and `group_delivered` will name.
+    GroupSent {
+        group: String,
+        id: MessageId,
+    },
+    /// A `group …` command went to the server; a `group` event (or an `error`) answers it.
+    GroupRequested {
+        request: u64,
+    },
+    /// The answer to `groups`.
+    Groups {
+        groups: Vec<GroupEntry>,
+    },
+}
+
+/// One row of the `groups` event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupEntry {
+    pub group: String,
+    pub owner: UserName,
+    pub members: Vec<UserName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

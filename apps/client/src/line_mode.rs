@@ -1,6 +1,7 @@
 //! `breeze --json`: commands from stdin, one JSON event per line on stdout.
 
 use crate::command::{self, Command};
+use crate::group_lines::GroupNames;
 use crate::json::{LineEvent, WhoEntry};
 use crate::keys::KeyBook;
 use crate::transfers::{State, Transfer, Transfers};
@@ -30,6 +31,7 @@ pub struct Session {
     /// Where `accept ID` without a directory puts the file.
     pub download_dir: PathBuf,
     transfers: Transfers,
+    group_names: GroupNames,
     progress_shown: HashMap<(UserName, TransferId, Direction), Instant>,
 }
 
@@ -46,6 +48,7 @@ impl Session {
             files,
             download_dir,
             transfers: Transfers::new(),
+            group_names: GroupNames::default(),
             progress_shown: HashMap::new(),
         }
     }
@@ -121,6 +124,7 @@ impl Session {
             Event::PresenceComplete { .. } => return None,
             // Only a change is news to a script; the first key is just remembered.
             Event::PeerKeyLearned { .. } => return None,
+            Event::Group(group) => return Some(self.group_names.line_event(group.clone())),
             Event::File(FileEvent::Progress {
                 peer,
                 id,
@@ -296,6 +300,7 @@ async fn execute(session: &mut Session, command: Command) -> LineEvent {
                 None => LineEvent::error(crate::keys::KeyBook::unknown(&user)),
             },
         },
+        Command::Group(command) => crate::group_lines::execute(client, command).await,
         Command::Quit => LineEvent::LoggedOut,
     }
 }

@@ -12,6 +12,7 @@
 
 mod cli;
 mod command;
+mod group_lines;
 mod json;
 mod keys;
 mod line_mode;

@@ -34,6 +34,8 @@ pub(super) enum Command {
     SetDirectChannels(bool),
     /// The file host's part: handled in `files.rs`.
     File(FileCommand),
+    /// Groups: handled in `groups.rs`.
+    Group(super::groups::GroupCommand),
 }
 
 /// Offering, accepting, declining and cancelling a file.
@@ -85,6 +87,7 @@ impl Owner {
                 let _ = reply.try_send(peers.collect());
             }
             Command::File(command) => self.file_command(command, now),
+            Command::Group(command) => self.group_command(command, now),
             Command::SetDirectChannels(on) => self.core.set_direct_channels(on, now),
         }
         now

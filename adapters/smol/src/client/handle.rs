@@ -25,7 +25,7 @@ use std::time::Instant;
 /// driver's own tasks run on smol's global executor.
 #[derive(Clone)]
 pub struct Client {
-    commands: Sender<Command>,
+    pub(super) commands: Sender<Command>,
     events: Receiver<Event>,
     user: UserName,
     p2p_addr: Option<SocketAddr>,

@@ -12,6 +12,7 @@
 
 mod commands;
 mod files;
+mod groups;
 mod handle;
 mod owner;
 mod owner_loop;

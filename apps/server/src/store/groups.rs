@@ -89,9 +89,11 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for user in joined {
             let known: Option<i64> = tx
-                .query_row("SELECT 1 FROM users WHERE name = ?1", [user.as_str()], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT 1 FROM users WHERE name = ?1",
+                    [user.as_str()],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if known.is_none() {
                 return Err(StoreError::UnknownUser(user.to_string()));
@@ -349,7 +351,9 @@ mod tests {
             store.save_group(&team(), &[name("carol")]),
             Err(StoreError::UnknownUser(_))
         ));
-        store.save_group(&team(), &[name("alice"), name("bob")]).unwrap();
+        store
+            .save_group(&team(), &[name("alice"), name("bob")])
+            .unwrap();
         store.store_group_message(&message(1, 1), 2).unwrap();
         store.store_group_message(&message(2, 2), 3).unwrap();
         let records = store.load_groups().unwrap();
@@ -368,7 +372,11 @@ mod tests {
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].order, 2);
         store.ack_group(&name("bob"), GroupId(1), 2).unwrap();
-        assert_eq!(store.group_counts().unwrap(), (2, 2), "alice has not acked yet");
+        assert_eq!(
+            store.group_counts().unwrap(),
+            (2, 2),
+            "alice has not acked yet"
+        );
         store.ack_group(&name("alice"), GroupId(1), 2).unwrap();
         assert_eq!(store.group_counts().unwrap(), (0, 0));
         let ended = GroupInfo {
