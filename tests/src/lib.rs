@@ -15,6 +15,7 @@
 
 mod disk;
 #[cfg(feature = "loopback")]
+pub mod group_model;
 pub mod loopback;
 pub mod model;
 mod network;

@@ -3,6 +3,7 @@
 
 use super::{Node, Sim};
 use breeze_core::client::{self, GroupEvent, SendError};
+
 use breeze_core::wire::{GroupId, GroupRequest, MessageId, UserName};
 use std::time::Duration;
 
@@ -12,10 +13,13 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// One group message as a member's client showed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupReceived {
+    pub group: GroupId,
     pub order: u64,
     pub from: UserName,
     pub id: MessageId,
     pub text: String,
+    /// Which run of the member's client showed it.
+    pub incarnation: u64,
 }
 
 impl Sim {
@@ -65,26 +69,32 @@ impl Sim {
         result
     }
 
+    /// Queues a message from `node` to `group` without letting any time pass: faults that
+    /// follow find it on its way.
+    pub fn queue_group(
+        &mut self,
+        node: Node,
+        group: GroupId,
+        text: &str,
+    ) -> Result<MessageId, SendError> {
+        let now = self.now;
+        let core = self.clients[node.0]
+            .core
+            .as_mut()
+            .ok_or(SendError::Stopped)?;
+        let result = core.send_group(group, text.to_string(), now);
+        self.drive();
+        result
+    }
+
     /// The group messages `node` was shown for `group`, in the order shown (over all of its
     /// runs).
     pub fn group_messages(&self, node: Node, group: GroupId) -> Vec<GroupReceived> {
-        self.group_events(node)
-            .filter_map(|event| match event {
-                GroupEvent::Message {
-                    group: g,
-                    order,
-                    from,
-                    id,
-                    text,
-                    ..
-                } if *g == group => Some(GroupReceived {
-                    order: *order,
-                    from: from.clone(),
-                    id: *id,
-                    text: text.clone(),
-                }),
-                _ => None,
-            })
+        self.clients[node.0]
+            .group_received
+            .iter()
+            .filter(|m| m.group == group)
+            .cloned()
             .collect()
     }
 

@@ -147,6 +147,9 @@ impl Sim {
                     next_order,
                 } => {
                     let stored = self.store.groups.store(&message, next_order);
+                    if stored {
+                        self.group_log.push(message.clone());
+                    }
                     server.handle_group_stored(message.group, message.order, stored, now);
                 }
                 server::Action::DeleteGroupMessage { group, order } => {
@@ -238,6 +241,25 @@ impl Sim {
                     &event
                 {
                     c.disk.expected.insert((from.clone(), *id), *hash);
+                }
+                if let client::Event::Group(client::GroupEvent::Message {
+                    group,
+                    order,
+                    from,
+                    id,
+                    text,
+                    ..
+                }) = &event
+                {
+                    let received = super::GroupReceived {
+                        group: *group,
+                        order: *order,
+                        from: from.clone(),
+                        id: *id,
+                        text: text.clone(),
+                        incarnation,
+                    };
+                    c.group_received.push(received);
                 }
                 c.events.push((now, event));
                 continue;

@@ -81,6 +81,7 @@ struct ClientNode {
     links: BTreeMap<LinkId, StreamId>,
     next_link: u64,
     received: Vec<Received>,
+    group_received: Vec<GroupReceived>,
     events: Vec<(Instant, client::Event)>,
     disk: Disk,
 }
@@ -103,6 +104,9 @@ pub struct Sim {
     server_conns: BTreeMap<ConnId, StreamId>,
     next_conn: u64,
     pub store: MemoryStore,
+    /// Every group message the host stored, as the server core handed it over: who should
+    /// receive each place in each group's order.
+    pub group_log: Vec<std::sync::Arc<breeze_core::server::StoredGroupMessage>>,
     server_events: Vec<(Instant, server::Event)>,
     clients: Vec<ClientNode>,
     raws: BTreeMap<RawId, RawConn>,
@@ -123,6 +127,7 @@ impl Sim {
             server_conns: BTreeMap::new(),
             next_conn: 0,
             store: MemoryStore::default(),
+            group_log: Vec::new(),
             server_events: Vec::new(),
             clients: Vec::new(),
             raws: BTreeMap::new(),
@@ -161,6 +166,7 @@ impl Sim {
             links: BTreeMap::new(),
             next_link: 0,
             received: Vec::new(),
+            group_received: Vec::new(),
             events: Vec::new(),
             disk: Disk::default(),
         });

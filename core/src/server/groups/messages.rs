@@ -50,11 +50,11 @@ impl Server {
         let Some(member) = group.members.get_mut(&user) else {
             return self.send(conn, &refuse(GroupError::NotMember), now);
         };
-        if let Some(waiting) = member.waiting_for {
-            if waiting != (epoch, seq) {
-                // It follows a message that must come again first.
-                return;
-            }
+        match member.waiting_for {
+            // It follows a message of the same run that must come again first.
+            Some((e, s)) if e == epoch && s != seq => return,
+            // A new run of the sender's client: what the old one left unsent is gone with it.
+            _ => member.waiting_for = None,
         }
         match member.last_taken {
             Some((e, s)) if e == epoch && seq <= s => {
