@@ -14,8 +14,8 @@
 //! smol drivers over real sockets instead.
 
 mod disk;
-#[cfg(feature = "loopback")]
 pub mod group_model;
+#[cfg(feature = "loopback")]
 pub mod loopback;
 pub mod model;
 mod network;

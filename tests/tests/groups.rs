@@ -212,3 +212,63 @@ fn a_member_added_later_reads_what_is_sent_after_joining_and_the_owner_can_leave
         "alice gets nothing after leaving"
     );
 }
+
+/// Whether `needle` appears anywhere in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn group_texts_never_appear_on_the_wire_or_in_the_servers_store() {
+    let mut sim = Sim::new(SimConfig::new(5));
+    sim.start_capture();
+    let (alice, bob, carol) = (
+        sim.add_client("alice"),
+        sim.add_client("bob"),
+        sim.add_client("carol"),
+    );
+    sim.advance(2 * SECOND);
+    let team = sim.create_group(alice, "team", &[bob, carol]).unwrap();
+    sim.send_group(alice, team, "group: the vault opens at noon")
+        .unwrap();
+    sim.crash_client(carol);
+    sim.send_group(bob, team, "group: bring the blue folder")
+        .unwrap();
+    // Stored for carol while she is away: the store holds it now.
+    let stored = sim.store.groups.stored_bytes();
+    assert!(
+        !stored.is_empty(),
+        "the message waits for carol in the store"
+    );
+    sim.start_client(carol);
+    sim.advance(3 * SECOND);
+    let remove = GroupRequest::Remove {
+        group: team,
+        users: vec![sim.name(carol).clone()],
+    };
+    sim.group_request(alice, remove).unwrap();
+    sim.send_group(alice, team, "group: carol must not read this")
+        .unwrap();
+    sim.advance(SECOND);
+    assert_eq!(texts(&sim, carol, team).len(), 2, "carol got what was hers");
+    let wire = sim.captured();
+    for secret in [
+        "the vault opens at noon",
+        "bring the blue folder",
+        "carol must not read this",
+    ] {
+        assert!(
+            !contains(wire, secret.as_bytes()),
+            "{secret:?} crossed the wire"
+        );
+        assert!(
+            !contains(&stored, secret.as_bytes()),
+            "{secret:?} is in the store"
+        );
+    }
+    assert!(
+        wire.len() > 4_000,
+        "the capture saw the session ({} bytes)",
+        wire.len()
+    );
+}

@@ -1,0 +1,149 @@
+//! Groups told by the real programs: `breeze-server` and three `breeze --json` clients on
+//! loopback. One member is offline for a while, one is removed, the server restarts mid
+//! conversation; everyone's view has the same order, and the server's files hold no text.
+
+mod e2e_support;
+
+use breeze_sim::loopback::PASSWORD;
+use e2e_support::{ClientProcess, ServerProcess};
+use serde_json::Value;
+use std::sync::Arc;
+
+fn accounts(users: &[&str]) -> tempfile::TempDir {
+    let data = tempfile::tempdir().expect("a temporary directory");
+    for user in users {
+        ServerProcess::add_user(data.path(), user, PASSWORD);
+    }
+    data
+}
+
+fn logged_in(client: &mut ClientProcess) {
+    let user = client.user.clone();
+    client.expect("its login", |e| {
+        e["event"] == "logged_in" && e["user"] == user.as_str()
+    });
+}
+
+fn member_of(client: &mut ClientProcess, group: &str, members: usize) {
+    client.expect_seen(&format!("{group} with {members} members"), |e| {
+        e["event"] == "group"
+            && e["group"] == group
+            && e["members"].as_array().map(Vec::len) == Some(members)
+    });
+}
+
+/// `from` says `text` in `group`; it comes back to `from` in its place.
+fn gsend(from: &mut ClientProcess, group: &str, text: &str) {
+    from.command(&format!("gsend {group} {text}"));
+    from.expect(&format!("its own {text:?}"), |e| {
+        e["event"] == "group_message" && e["text"] == text
+    });
+}
+
+/// The group messages `client` reported so far, as "from: text", in the order reported.
+fn seen(client: &ClientProcess, group: &str) -> Vec<String> {
+    client
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "group_message" && e["group"] == group)
+        .map(|e: &Value| format!("{}: {}", e["from"].as_str().unwrap_or("?"), e["text"]))
+        .collect()
+}
+
+fn wait_for(client: &mut ClientProcess, text: &str) {
+    client.expect_seen(&format!("{text:?}"), |e| {
+        e["event"] == "group_message" && e["text"] == text
+    });
+}
+
+#[test]
+fn a_group_keeps_one_order_across_an_offline_member_a_removal_and_a_server_restart() {
+    let data = accounts(&["alice", "bob", "carol"]);
+    let server = ServerProcess::start(data.path(), "127.0.0.1:0");
+    let addr = server.addr;
+    let mut alice = ClientProcess::start(addr, "alice");
+    let mut bob = ClientProcess::start(addr, "bob");
+    let mut carol = ClientProcess::start(addr, "carol");
+    for client in [&mut alice, &mut bob, &mut carol] {
+        logged_in(client);
+    }
+    alice.command("group create team bob carol");
+    for client in [&mut alice, &mut bob, &mut carol] {
+        member_of(client, "team", 3);
+    }
+    gsend(&mut alice, "team", "the vault opens at noon");
+    gsend(&mut bob, "team", "bring the blue folder");
+    wait_for(&mut carol, "bring the blue folder");
+
+    // Carol goes away; the others go on; she comes back and catches up, in order.
+    let carols_profile: Arc<tempfile::TempDir> = carol.profile.clone();
+    assert!(carol.quit().success());
+    gsend(&mut alice, "team", "while carol is away");
+    let mut carol = ClientProcess::start_in(addr, "carol", PASSWORD, carols_profile.clone(), &[]);
+    logged_in(&mut carol);
+    wait_for(&mut carol, "while carol is away");
+
+    // The server restarts mid conversation.
+    server.kill();
+    for client in [&mut alice, &mut bob, &mut carol] {
+        client.expect("losing the server", |e| e["event"] == "server_lost");
+    }
+    let server = ServerProcess::start(data.path(), &addr.to_string());
+    for client in [&mut alice, &mut bob, &mut carol] {
+        logged_in(client);
+        member_of(client, "team", 3);
+    }
+    gsend(&mut bob, "team", "after the restart");
+    wait_for(&mut carol, "after the restart");
+
+    // Carol is removed: she hears it, and gets nothing said after.
+    alice.command("group remove team carol");
+    carol.expect("her removal", |e| {
+        e["event"] == "group" && e["group"] == "team" && e["members"] == serde_json::json!([])
+    });
+    member_of(&mut bob, "team", 2);
+    gsend(&mut alice, "team", "carol must not read this");
+    wait_for(&mut bob, "carol must not read this");
+    bob.command("groups");
+    let listed = bob.expect("the groups", |e| e["event"] == "groups");
+    assert_eq!(
+        listed["groups"][0]["members"],
+        serde_json::json!(["alice", "bob"])
+    );
+
+    let everyone = seen(&alice, "team");
+    assert_eq!(everyone.len(), 5, "{everyone:?}");
+    assert_eq!(seen(&bob, "team"), everyone, "bob sees alice's order");
+    let mut carols = seen(&carol, "team");
+    carols.dedup();
+    assert_eq!(
+        carols,
+        everyone[2..4].to_vec(),
+        "carol's second run: the rest, in order"
+    );
+    assert!(!carols.iter().any(|t| t.contains("must not read")));
+    assert_eq!(everyone[0], "alice: \"the vault opens at noon\"");
+
+    for client in [alice, bob, carol] {
+        assert!(client.quit().success());
+    }
+    let (status, _log) = server.terminate();
+    assert!(status.success());
+    // Nothing anyone wrote is in the server's files.
+    for entry in std::fs::read_dir(data.path()).expect("the data directory") {
+        let path = entry.expect("an entry").path();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        for secret in [
+            "vault opens",
+            "blue folder",
+            "carol is away",
+            "must not read",
+        ] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret:?} is in {}",
+                path.display()
+            );
+        }
+    }
+}
