@@ -408,6 +408,17 @@ impl Harness {
                     );
                 }
             }
+            21 if u.ratio(1, 2)? => {
+                let group = gen::group_id(u)?;
+                let text = "g".repeat(u.int_in_range(0..=64usize)?);
+                let result = self.client.send_group(group, text, now);
+                trace!("send to group {group}: {result:?}");
+                if u.ratio(1, 4)? {
+                    let request = gen::group_request(u)?;
+                    let result = self.client.group_request(request, now);
+                    trace!("group request: {result:?}");
+                }
+            }
             21 => {
                 if u.ratio(1, 4)? {
                     trace!("logout");
@@ -749,7 +760,74 @@ impl Harness {
         let n = u.int_in_range(1..=5u8)?;
         let mut frames = Vec::new();
         for _ in 0..n {
-            let frame = match u.int_in_range(0..=20u8)? {
+            let frame = match u.int_in_range(0..=26u8)? {
+                21 => ServerFrame::Group {
+                    info: gen::group_info(u, &self.me)?,
+                    by: if u.arbitrary()? { Some(gen::name(u)?) } else { None },
+                },
+                22 => {
+                    if u.arbitrary()? {
+                        ServerFrame::GroupsListed
+                    } else {
+                        ServerFrame::GroupGone {
+                            group: gen::group_id(u)?,
+                            name: gen::group_name(u)?,
+                            by: gen::name(u)?,
+                        }
+                    }
+                }
+                23 | 24 => {
+                    let group = gen::group_id(u)?;
+                    let me = self.me.clone();
+                    let (key, message) = gen::group_message(u, group, &me, &keys().me.public())?;
+                    let from = gen::name(u)?;
+                    self.introduced.entry(from.clone()).or_default().insert(key);
+                    ServerFrame::GroupMessage(breeze_core::wire::OrderedGroupMessage {
+                        group,
+                        order: u.int_in_range(0..=30u64)?,
+                        from,
+                        key,
+                        message,
+                    })
+                }
+                25 => {
+                    let (group, epoch) = (gen::group_id(u)?, self.epoch.unwrap_or(0));
+                    let seq = u.int_in_range(0..=10u64)?;
+                    match u.int_in_range(0..=2u8)? {
+                        0 => ServerFrame::GroupAccepted {
+                            group,
+                            epoch,
+                            through: seq,
+                        },
+                        1 => ServerFrame::GroupRekey {
+                            group,
+                            epoch,
+                            from_seq: seq,
+                            version: u.int_in_range(0..=5u64)?,
+                        },
+                        _ => ServerFrame::GroupSendRefused {
+                            group,
+                            epoch,
+                            from_seq: seq,
+                            error: gen::group_error(u)?,
+                        },
+                    }
+                }
+                26 => {
+                    if u.arbitrary()? {
+                        ServerFrame::GroupDelivered {
+                            group: gen::group_id(u)?,
+                            id: breeze_core::wire::MessageId(u.int_in_range(0..=20u64)?),
+                            delivered: u.arbitrary()?,
+                            members: u.arbitrary()?,
+                        }
+                    } else {
+                        ServerFrame::GroupRefused {
+                            request_id: u.arbitrary()?,
+                            error: gen::group_error(u)?,
+                        }
+                    }
+                }
                 18 | 19 => ServerFrame::RelayedFile {
                     from: gen::name(u)?,
                     message: gen::sealed_file(u, 40 * 1024, &keys().me.public())?,

@@ -5,12 +5,15 @@
 use arbitrary::{Result, Unstructured};
 use breeze_core::codec::encode_frame;
 use breeze_core::rng::SeededRng;
-use breeze_core::secure::{IdentityKey, PairKey, PublicKey};
+use breeze_core::secure::{GroupKey, GroupSealHeader, IdentityKey, PairKey, PublicKey};
 use breeze_core::wire::{
     Ack, Chat, ErrorCode, FileMessage, FileName, KickReason, LoginRefusal, MessageId, PeerIntro,
     TransferId, Undeliverable, UserName,
 };
-use breeze_core::wire::{SealedAck, SealedChat, SealedFile};
+use breeze_core::wire::{
+    GroupError, GroupId, GroupInfo, GroupMessage, GroupRequest, KeyEnvelope, SealedAck,
+    SealedChat, SealedFile,
+};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -356,5 +359,127 @@ pub fn sealed_file(u: &mut Unstructured, max_chunk: usize, to: &PublicKey) -> Re
     Ok(SealedFile {
         sealed: bytes.into(),
         ..sealed
+    })
+}
+
+/// One of a few group ids, so requests and messages meet the groups that exist.
+pub fn group_id(u: &mut Unstructured) -> Result<GroupId> {
+    Ok(GroupId(u.int_in_range(0..=3u64)?))
+}
+
+/// A group name: mostly valid and few (to collide), sometimes bad.
+pub fn group_name(u: &mut Unstructured) -> Result<String> {
+    Ok(match u.int_in_range(0..=5u8)? {
+        0 => u.arbitrary()?,
+        1 => "no spaces allowed".into(),
+        n => format!("team{n}"),
+    })
+}
+
+fn names(u: &mut Unstructured) -> Result<Vec<UserName>> {
+    (0..u.int_in_range(0..=4u8)?).map(|_| name(u)).collect()
+}
+
+/// Any group request.
+pub fn group_request(u: &mut Unstructured) -> Result<GroupRequest> {
+    let group = group_id(u)?;
+    Ok(match u.int_in_range(0..=4u8)? {
+        0 => GroupRequest::Create {
+            name: group_name(u)?,
+            members: names(u)?,
+        },
+        1 => GroupRequest::Add {
+            group,
+            users: names(u)?,
+        },
+        2 => GroupRequest::Remove {
+            group,
+            users: names(u)?,
+        },
+        3 => GroupRequest::Leave { group },
+        _ => GroupRequest::Rename {
+            group,
+            name: group_name(u)?,
+        },
+    })
+}
+
+/// A group message sealed by one of the harness's users under a fresh group key, with an
+/// envelope of that key for `to` (named `to_name`), mostly well made, sometimes damaged; and
+/// envelopes (junk) for some other names. Returns the sender's key.
+pub fn group_message(
+    u: &mut Unstructured,
+    group: GroupId,
+    to_name: &UserName,
+    to: &PublicKey,
+) -> Result<(PublicKey, GroupMessage)> {
+    let (from, pair, mut rng) = sealer(u, to)?;
+    let key = GroupKey::generate(&mut rng);
+    let (generation, version) = (u.int_in_range(0..=3u64)?, u.int_in_range(0..=5u64)?);
+    let (id, epoch, seq) = (
+        MessageId(u.arbitrary()?),
+        u.int_in_range(0..=2u64)?,
+        seq_number(u)?,
+    );
+    let header = GroupSealHeader {
+        group,
+        id,
+        epoch,
+        seq,
+        generation,
+    };
+    let text = "g".repeat(u.int_in_range(0..=64usize)?);
+    let mut sealed = key.seal(&from, &header, text.as_bytes(), &mut rng);
+    damage(u, &mut sealed)?;
+    let mut keys = Vec::new();
+    if u.ratio(3, 4)? {
+        let mut envelope = key.envelope(to_name, &pair, group, generation, version, &mut rng);
+        damage(u, &mut envelope.sealed)?;
+        keys.push(envelope);
+    }
+    for other in names(u)? {
+        keys.push(KeyEnvelope {
+            to: other,
+            sealed: u.arbitrary()?,
+        });
+    }
+    Ok((
+        from,
+        GroupMessage {
+            id,
+            epoch,
+            seq,
+            generation,
+            version,
+            keys,
+            sealed,
+        },
+    ))
+}
+
+/// A group as a server might describe it, mostly with `me` in it.
+pub fn group_info(u: &mut Unstructured, me: &UserName) -> Result<GroupInfo> {
+    let mut members = names(u)?;
+    if u.ratio(3, 4)? {
+        members.push(me.clone());
+    }
+    Ok(GroupInfo {
+        id: group_id(u)?,
+        name: group_name(u)?,
+        owner: name(u)?,
+        members,
+        version: u.int_in_range(0..=5u64)?,
+    })
+}
+
+/// Any group error.
+pub fn group_error(u: &mut Unstructured) -> Result<GroupError> {
+    Ok(match u.int_in_range(0..=5u8)? {
+        0 => GroupError::UnknownGroup,
+        1 => GroupError::NotMember,
+        2 => GroupError::NotOwner,
+        3 => GroupError::NoSuchUser(name(u)?),
+        4 => GroupError::Busy,
+        _ => GroupError::TooLong,
     })
 }

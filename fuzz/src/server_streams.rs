@@ -440,7 +440,21 @@ impl Harness {
         let n = u.int_in_range(1..=6u8)?;
         let mut frames = Vec::new();
         for _ in 0..n {
-            frames.push(match u.int_in_range(0..=9u8)? {
+            frames.push(match u.int_in_range(0..=12u8)? {
+                10 => ClientFrame::Group {
+                    request_id: u.arbitrary()?,
+                    request: gen::group_request(u)?,
+                },
+                11 => {
+                    let group = gen::group_id(u)?;
+                    let to = gen::name(u)?;
+                    let (_, message) = gen::group_message(u, group, &to, &keys().me.public())?;
+                    ClientFrame::GroupSend { group, message }
+                }
+                12 => ClientFrame::GroupAck {
+                    group: gen::group_id(u)?,
+                    through: u.int_in_range(0..=20u64)?,
+                },
                 8 | 9 => ClientFrame::RelayFile {
                     to: gen::name(u)?,
                     message: gen::sealed_file(u, 40 * 1024, &keys().me.public())?,
@@ -528,6 +542,40 @@ impl Harness {
                 self.server.handle_key_loaded(conn, user, key, now);
             }
             Action::DeleteOffline { .. } => {}
+            Action::SaveGroup { info, .. } => {
+                let result = match u.int_in_range(0..=5u8)? {
+                    0 => Err(breeze_core::wire::GroupError::NoSuchUser(gen::name(u)?)),
+                    1 => Err(breeze_core::wire::GroupError::StorageFailed),
+                    _ => Ok(()),
+                };
+                trace!("group saved {} {result:?}", info.id);
+                self.server.handle_group_saved(info.id, result, now);
+            }
+            Action::StoreGroupMessage { message, .. } => {
+                let stored = u.ratio(7, 8)?;
+                trace!("group message stored {}:{} {stored}", message.group, message.order);
+                self.server
+                    .handle_group_stored(message.group, message.order, stored, now);
+            }
+            Action::LoadGroupBacklog { user, limit, .. } => {
+                let mut messages = Vec::new();
+                for _ in 0..u.int_in_range(0..=limit.min(8))? {
+                    let group = gen::group_id(u)?;
+                    let (key, message) = gen::group_message(u, group, &user, &keys().me.public())?;
+                    messages.push(breeze_core::wire::OrderedGroupMessage {
+                        group,
+                        order: u.int_in_range(0..=30u64)?,
+                        from: gen::name(u)?,
+                        key,
+                        message,
+                    });
+                }
+                let more = u.ratio(1, 4)?;
+                trace!("group backlog for {user}: {} (more: {more})", messages.len());
+                self.server
+                    .handle_group_backlog_loaded(&user, messages, more, now);
+            }
+            Action::DeleteGroupMessage { .. } | Action::AckGroup { .. } => {}
             Action::Close { conn } => {
                 trace!("close {conn:?}");
                 assert!(

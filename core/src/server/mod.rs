@@ -202,7 +202,7 @@ impl Server {
         if self.outbound.len() != self.conns.len() {
             return Err("output buffers out of step with connections".into());
         }
-        Ok(())
+        self.groups.check_invariants()
     }
 
     // ---- handle_* inputs -------------------------------------------------------------------

@@ -114,12 +114,19 @@ impl Server {
             }
         }
         let again = more || groups.reload;
+        let progressed = !frames.is_empty();
         self.stats.group_delivered += frames.len() as u64;
         for frame in &frames {
             self.send(conn, frame, now);
         }
-        if again {
+        if again && progressed {
+            // Each page sent fills the output, so this ends once the session must drain.
             self.resume_group_delivery(conn);
+        } else if again {
+            // A page with nothing new: ask again at the next sweep, never in a tight loop.
+            if let Some((_, groups)) = self.session_groups(conn) {
+                groups.lagging = true;
+            }
         }
     }
 

@@ -211,6 +211,41 @@ impl Groups {
         self.by_name.contains_key(name) || self.creating.values().any(|(n, _, _)| n == name)
     }
 
+    /// The tables agree with each other: names, members and the user index.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (id, group) in &self.by_id {
+            if self.by_name.get(&group.info.name) != Some(id) {
+                return Err(format!("group {id} is not indexed by its name"));
+            }
+            if group.members.len() != group.info.members.len() {
+                return Err(format!("group {id}: member states out of step"));
+            }
+            for member in &group.info.members {
+                if !self.of_user.get(member).is_some_and(|g| g.contains(id)) {
+                    return Err(format!("{member} is in group {id} but not indexed"));
+                }
+            }
+            if group.progress.len() > PROGRESS_WINDOW {
+                return Err(format!("group {id} keeps too much progress"));
+            }
+        }
+        for (user, groups) in &self.of_user {
+            for id in groups {
+                let listed = self
+                    .by_id
+                    .get(id)
+                    .is_some_and(|g| g.info.members.contains(user));
+                if !listed {
+                    return Err(format!("{user} indexed in group {id}, not a member"));
+                }
+            }
+        }
+        if self.by_name.len() != self.by_id.len() {
+            return Err("group names out of step".into());
+        }
+        Ok(())
+    }
+
     pub fn member_count(&self) -> usize {
         self.by_id.values().map(|g| g.info.members.len()).sum()
     }
