@@ -7,10 +7,13 @@
 
 use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 use breeze_core::rng::SeededRng;
-use breeze_core::secure::{Handshake, IdentityKey, LinkKind, PairKey, Sealer};
+use breeze_core::secure::{
+    GroupKey, GroupSealHeader, Handshake, IdentityKey, LinkKind, PairKey, Sealer,
+};
 use breeze_core::server::{Action, ConnId, Event, Server, ServerConfig};
 use breeze_core::wire::{
-    Chat, ClientFrame, MessageId, PeerFrame, SealedChat, UserName, PROTOCOL_VERSION,
+    Chat, ClientFrame, GroupId, GroupMessage, GroupRequest, KeyEnvelope, MessageId, PeerFrame,
+    SealedChat, UserName, PROTOCOL_VERSION,
 };
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
@@ -151,6 +154,14 @@ fn drain(server: &mut Server, now: Instant) -> usize {
             match action {
                 Action::CheckLogin { conn, .. } => server.handle_login_checked(conn, Ok(()), now),
                 Action::LoadOffline { user } => server.handle_offline_loaded(&user, vec![], now),
+                Action::SaveGroup { info, .. } => server.handle_group_saved(info.id, Ok(()), now),
+                Action::StoreGroupMessage { message, .. } => {
+                    server.handle_group_stored(message.group, message.order, true, now)
+                }
+                Action::LoadGroupBacklog { user, .. } => {
+                    server.handle_group_backlog_loaded(&user, vec![], false, now)
+                }
+                Action::AckGroup { .. } => {}
                 other => panic!("the benchmark does not expect {other:?}"),
             }
         }
@@ -192,13 +203,19 @@ fn handshake(server: &mut Server, conn: ConnId, i: u64, now: Instant) -> Sealer 
 /// A server with `USERS` users logged in, each on connection `ConnId(i)`, and each user's
 /// sealer.
 fn server_with_everyone_online(now: Instant) -> (Server, Vec<Sealer>) {
+    server_with_online(USERS, now)
+}
+
+/// A server with `users` users logged in, each on connection `ConnId(i)`, and each user's
+/// sealer.
+fn server_with_online(users: u64, now: Instant) -> (Server, Vec<Sealer>) {
     let mut server = Server::new(
         ServerConfig::default(),
         IdentityKey::from_secret([7; 32]),
         [7; 32],
     );
     let mut sealers = Vec::new();
-    for i in 0..USERS {
+    for i in 0..users {
         let conn = ConnId(i);
         let ip = Ipv4Addr::from(0x0a00_0000 + i as u32 + 1);
         server.handle_connected(conn, SocketAddr::new(ip.into(), 50_000), now);
@@ -220,7 +237,7 @@ fn server_with_everyone_online(now: Instant) -> (Server, Vec<Sealer>) {
         let _ = drain(&mut server, now);
         sealers.push(sealer);
     }
-    assert_eq!(server.stats().online, USERS as usize);
+    assert_eq!(server.stats().online, users as usize);
     (server, sealers)
 }
 
@@ -340,5 +357,141 @@ fn handshakes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode_throughput, server_relay, handshakes);
+/// Group sizes the fan-out is measured at.
+const GROUP_SIZES: &[u64] = if cfg!(debug_assertions) {
+    &[10]
+} else {
+    &[100, 500]
+};
+
+/// Group message `seq` of user 0, sealed under its group key; the first carries the key's
+/// envelopes for all `members`.
+fn group_message(seq: u64, members: u64) -> GroupMessage {
+    thread_local! {
+        static KEY: GroupKey = GroupKey::generate(&mut SeededRng::from_u64(9));
+    }
+    let sender = IdentityKey::from_secret([1; 32]).public();
+    let mut rng = SeededRng::from_u64(seq);
+    let header = GroupSealHeader {
+        group: GroupId(0),
+        id: MessageId(seq),
+        epoch: 1,
+        seq,
+        generation: 1,
+    };
+    let sealed = KEY.with(|key| key.seal(&sender, &header, text(seq).as_bytes(), &mut rng));
+    let keys = if seq == 1 {
+        (0..members)
+            .map(|m| KeyEnvelope {
+                to: user(m),
+                sealed: vec![0x5a; 72],
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    GroupMessage {
+        id: MessageId(seq),
+        epoch: 1,
+        seq,
+        generation: 1,
+        version: 1,
+        keys,
+        sealed,
+    }
+}
+
+/// One batch of a group's traffic: user 0 sends `PER_READ` messages in one read, then every
+/// member acknowledges them all in a read of its own.
+fn group_batch(first_seq: u64, members: u64) -> Vec<(ConnId, Vec<u8>)> {
+    let mut send = Vec::new();
+    for seq in first_seq..first_seq + PER_READ {
+        let frame = ClientFrame::GroupSend {
+            group: GroupId(0),
+            message: group_message(seq, members),
+        };
+        encode(&frame, &mut send);
+    }
+    let mut reads = vec![(ConnId(0), send)];
+    for m in 0..members {
+        let mut ack = Vec::new();
+        let through = first_seq + PER_READ - 1;
+        encode(
+            &ClientFrame::GroupAck {
+                group: GroupId(0),
+                through,
+            },
+            &mut ack,
+        );
+        reads.push((ConnId(m), ack));
+    }
+    reads
+}
+
+fn group_fanout(c: &mut Criterion) {
+    let now = Instant::now();
+    let mut group = c.benchmark_group("group_fanout");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for &members in GROUP_SIZES {
+        let (mut server, mut sealers) = server_with_online(members, now);
+        let mut create = Vec::new();
+        let request = GroupRequest::Create {
+            name: "everyone".into(),
+            members: (1..members).map(user).collect(),
+        };
+        encode(
+            &ClientFrame::Group {
+                request_id: 1,
+                request,
+            },
+            &mut create,
+        );
+        route(
+            &mut server,
+            &sealed(&[(ConnId(0), create)], &mut sealers),
+            now,
+        );
+        assert_eq!(server.stats().groups, 1);
+        let mut next_seq = 1;
+        let before = server.stats();
+        route(
+            &mut server,
+            &sealed(&group_batch(next_seq, members), &mut sealers),
+            now,
+        );
+        next_seq += PER_READ;
+        let after = server.stats();
+        // The sender's own copy included: every member gets every message.
+        assert_eq!(
+            after.group_delivered - before.group_delivered,
+            PER_READ * members
+        );
+        group.throughput(Throughput::Elements(PER_READ * members));
+        let id = format!("{members}_members_{PER_READ}_per_read_100B_with_acks");
+        group.bench_function(id, |b| {
+            b.iter_batched(
+                || {
+                    let batch = group_batch(next_seq, members);
+                    next_seq += PER_READ;
+                    sealed(&batch, &mut sealers)
+                },
+                |batch| route(&mut server, &batch, now),
+                BatchSize::LargeInput,
+            )
+        });
+        assert_eq!(server.stats().online, members as usize);
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    decode_throughput,
+    server_relay,
+    handshakes,
+    group_fanout
+);
 criterion_main!(benches);

@@ -168,7 +168,7 @@ impl Store {
                 "INSERT OR IGNORE INTO group_inbox (member, group_id, ord, envelope)
                  VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for recipient in &message.recipients {
+            for recipient in message.recipients.iter() {
                 let envelope = message.envelopes.sealed.get(recipient);
                 row.execute(params![recipient.as_str(), group, order, envelope])?;
             }
@@ -335,7 +335,7 @@ mod tests {
                 keys: vec![],
                 sealed: vec![1, 2, 3],
             },
-            recipients: vec![name("alice"), name("bob")],
+            recipients: vec![name("alice"), name("bob")].into(),
             envelopes: Arc::new(Envelopes {
                 generation: 3,
                 version: 1,

@@ -66,7 +66,7 @@ impl MemoryGroupStore {
             (message.group, message.order),
             (message.from.clone(), message.key, message.message.clone()),
         );
-        for user in &message.recipients {
+        for user in message.recipients.iter() {
             let envelope = message.envelopes.sealed.get(user).cloned();
             self.rows
                 .insert((user.clone(), message.group, message.order), envelope);

@@ -114,7 +114,7 @@ impl Server {
             from: user,
             key,
             message,
-            recipients: group.info.members.clone(),
+            recipients: group.recipients.clone(),
             envelopes,
         });
         group.taken.insert(
@@ -222,7 +222,7 @@ impl Server {
             if let Some(conn) = self.presence.conn_of(&message.from) {
                 self.send(conn, &accepted, now);
             }
-            for recipient in &message.recipients {
+            for recipient in message.recipients.iter() {
                 if let Some(conn) = self.presence.conn_of(recipient) {
                     self.deliver_live(conn, &message, now);
                 }

@@ -58,7 +58,7 @@ pub struct StoredGroupMessage {
     /// The message without envelopes.
     pub message: GroupMessage,
     /// Who receives it (every member at the time, the sender included).
-    pub recipients: Vec<UserName>,
+    pub recipients: Arc<[UserName]>,
     /// The sender's envelopes for the key that sealed it: each recipient's goes with its copy.
     pub envelopes: Arc<Envelopes>,
 }
@@ -99,6 +99,8 @@ pub(super) struct Progress {
 #[derive(Debug)]
 pub(super) struct Group {
     pub info: GroupInfo,
+    /// `info.members`, shared by every message taken under this membership.
+    pub recipients: Arc<[UserName]>,
     pub next_order: u64,
     pub members: HashMap<UserName, Member>,
     /// Taken messages not yet delivered, by order: delivery waits for the store, in order.
@@ -154,6 +156,7 @@ impl Groups {
         self.by_id.insert(
             id,
             Group {
+                recipients: info.members.as_slice().into(),
                 info,
                 next_order: next_order.max(1),
                 members,
@@ -190,6 +193,7 @@ impl Groups {
             self.of_user.entry(user.clone()).or_default().insert(id);
         }
         self.by_name.insert(info.name.clone(), id);
+        group.recipients = info.members.as_slice().into();
         group.info = info;
         group.saving = false;
         self.by_id.insert(id, group);

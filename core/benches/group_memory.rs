@@ -1,0 +1,78 @@
+//! Memory the server core keeps per group member: 100 groups of 500 members (the default
+//! limits) restored as a host hands them over at start, counted by a counting allocator.
+//! Run with `cargo bench -p breeze-core --bench group_memory`; prints bytes per member.
+
+use breeze_core::secure::IdentityKey;
+use breeze_core::server::{GroupRecord, Server, ServerConfig};
+use breeze_core::wire::{GroupId, GroupInfo, UserName};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's layout, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's pointer and layout, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const GROUPS: u64 = if cfg!(debug_assertions) { 4 } else { 100 };
+const MEMBERS: u64 = if cfg!(debug_assertions) { 20 } else { 500 };
+
+fn main() {
+    let mut server = Server::new(
+        ServerConfig::default(),
+        IdentityKey::from_secret([1; 32]),
+        [1; 32],
+    );
+    let base = LIVE.load(Ordering::Relaxed);
+    let records = records();
+    server.restore_groups(records);
+    // Everything the records held is the server's now, or freed.
+    let kept = LIVE.load(Ordering::Relaxed).saturating_sub(base);
+    let memberships = (GROUPS * MEMBERS) as usize;
+    assert_eq!(server.stats().group_members, memberships);
+    println!(
+        "group_memory: {GROUPS} groups of {MEMBERS} members: {kept} bytes, {:.0} per member",
+        kept as f64 / memberships as f64
+    );
+}
+
+/// `GROUPS` groups of `MEMBERS` members each, overlapping, as a host hands them over.
+fn records() -> Vec<GroupRecord> {
+    let users: Vec<UserName> = (0..MEMBERS * 2)
+        .map(|i| UserName::new(format!("user.{i:04}")).unwrap())
+        .collect();
+    (0..GROUPS)
+        .map(|g| {
+            let start = (g * 7) as usize % MEMBERS as usize;
+            let mut members: Vec<UserName> = users[start..start + MEMBERS as usize].to_vec();
+            members.sort();
+            GroupRecord {
+                info: GroupInfo {
+                    id: GroupId(g),
+                    name: format!("group{g}"),
+                    owner: members[0].clone(),
+                    members,
+                    version: 3,
+                },
+                next_order: 1000,
+                last_taken: Vec::new(),
+            }
+        })
+        .collect()
+}
