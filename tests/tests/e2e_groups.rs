@@ -147,3 +147,94 @@ fn a_group_keeps_one_order_across_an_offline_member_a_removal_and_a_server_resta
         }
     }
 }
+
+/// A member whose client stops reading holds up nobody: the others get every message at once,
+/// the server sends it only what fits in half its output bound and keeps the rest in the
+/// store, and once it reads again it gets everything, in order, from the store.
+#[test]
+fn a_member_that_stops_reading_stalls_nobody_and_catches_up_from_the_store() {
+    use breeze_core::client::{Event, GroupEvent};
+    use breeze_core::server::ServerConfig;
+    use breeze_core::wire::{ClientFrame, GroupRequest, ServerFrame};
+    use breeze_sim::loopback::{client_options, name, start_server, within};
+    use e2e_support::{client_frame, fresh_key, log_in_securely, Chatter};
+
+    const MESSAGES: u64 = 1_500;
+    const TEXT: usize = 4_000;
+    smol::block_on(async {
+        let mut config = ServerConfig::default();
+        config.max_pending_output = 256 * 1024;
+        let server = start_server(&["alice", "bob", "carol"], config);
+        // Bob logs in on a raw connection and then reads nothing.
+        let (mut bob, _) = log_in_securely(server.addr, "bob", &fresh_key(), 0).await;
+        let mut alice = Chatter::start(client_options(server.addr, "alice"));
+        let mut carol = Chatter::start(client_options(server.addr, "carol"));
+        for chatter in [&mut alice, &mut carol] {
+            chatter
+                .expect("the login", |e| matches!(e, Event::LoggedIn { .. }))
+                .await;
+        }
+        let request = GroupRequest::Create {
+            name: "team".into(),
+            members: vec![name("bob"), name("carol")],
+        };
+        alice.client.group_request(request).await.expect("asked");
+        let changed = |e: &Event| matches!(e, Event::Group(GroupEvent::Changed { .. }));
+        let Event::Group(GroupEvent::Changed { info, .. }) =
+            alice.expect("the group", changed).await
+        else {
+            unreachable!()
+        };
+        carol.expect("the group", changed).await;
+
+        let text = "x".repeat(TEXT);
+        let mut sent = 0;
+        let mut received = 0;
+        while received < MESSAGES {
+            // Keep a few hundred on their way; bob says he is alive, and still reads nothing.
+            while sent < MESSAGES && sent < received + 300 {
+                alice
+                    .client
+                    .send_group(info.id, text.clone())
+                    .await
+                    .expect("queued");
+                sent += 1;
+            }
+            bob.send_sealed(&client_frame(&ClientFrame::Ping)).await;
+            let event = carol
+                .expect("a group message", |e| {
+                    matches!(e, Event::Group(GroupEvent::Message { .. }))
+                })
+                .await;
+            let Event::Group(GroupEvent::Message { order, .. }) = event else {
+                unreachable!()
+            };
+            received += 1;
+            assert_eq!(order, received, "carol gets every message, in order");
+        }
+        assert_eq!(
+            server.stats.get().online,
+            3,
+            "bob was not dropped as a slow consumer"
+        );
+
+        // Bob reads again: everything, once each, in order (live first, then the store).
+        within("bob's catching up", async {
+            let mut next = 1;
+            while next <= MESSAGES {
+                if let ServerFrame::GroupMessage(message) = bob.next_frame().await {
+                    assert_eq!(message.order, next, "bob gets each place once, in order");
+                    next += 1;
+                    if next % 200 == 0 {
+                        let ack = ClientFrame::GroupAck {
+                            group: info.id,
+                            through: message.order,
+                        };
+                        bob.send_sealed(&client_frame(&ack)).await;
+                    }
+                }
+            }
+        })
+        .await;
+    })
+}

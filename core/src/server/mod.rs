@@ -229,6 +229,8 @@ impl Server {
     /// The driver wrote `bytes` of what it polled for `conn`; frees that much of its bound.
     pub fn handle_written(&mut self, conn: ConnId, bytes: usize) {
         self.outbound.written(conn, bytes);
+        // A member that fell behind gets its next page from the store as soon as it drained.
+        self.group_output_drained(conn);
     }
 
     /// The socket closed (or failed) on its own.

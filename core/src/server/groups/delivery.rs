@@ -101,24 +101,33 @@ impl Server {
             return;
         };
         groups.loading = false;
-        let mut frames = Vec::with_capacity(messages.len());
-        for message in messages {
-            let sent = groups.sent.entry(message.group).or_insert(0);
-            if message.order > *sent {
-                *sent = message.order;
-                groups
-                    .acked
-                    .entry(message.group)
-                    .or_insert(message.order - 1);
-                frames.push(ServerFrame::GroupMessage(message));
-            }
-        }
         let again = more || groups.reload;
-        let progressed = !frames.is_empty();
-        self.stats.group_delivered += frames.len() as u64;
-        for frame in &frames {
-            self.send(conn, frame, now);
+        let high_water = self.config.max_pending_output / 2;
+        let mut progressed = false;
+        let mut cut_short = false;
+        for message in messages {
+            if self.outbound.pending(conn) > high_water {
+                // The rest stays in the store for the next page, once this has drained.
+                cut_short = true;
+                break;
+            }
+            let Some((_, groups)) = self.session_groups(conn) else {
+                return;
+            };
+            let sent = groups.sent.entry(message.group).or_insert(0);
+            if message.order <= *sent {
+                continue;
+            }
+            *sent = message.order;
+            groups
+                .acked
+                .entry(message.group)
+                .or_insert(message.order - 1);
+            progressed = true;
+            self.stats.group_delivered += 1;
+            self.send(conn, &ServerFrame::GroupMessage(message), now);
         }
+        let again = again || cut_short;
         if again && progressed {
             // Each page sent fills the output, so this ends once the session must drain.
             self.resume_group_delivery(conn);
@@ -137,6 +146,19 @@ impl Server {
             self.load_group_backlog(conn);
         } else if let Some((_, groups)) = self.session_groups(conn) {
             groups.lagging = true;
+        }
+    }
+
+    /// The session on `conn` wrote some of its output: if it fell behind in a group and has
+    /// drained, the next page comes now rather than at the next sweep.
+    pub(in crate::server) fn group_output_drained(&mut self, conn: ConnId) {
+        let waiting = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.session())
+            .is_some_and(|s| s.groups.lagging && !s.groups.loading);
+        if waiting && self.outbound.pending(conn) <= self.config.max_pending_output / 8 {
+            self.load_group_backlog(conn);
         }
     }
 
