@@ -276,18 +276,10 @@ impl Client {
         text: String,
         now: Instant,
     ) -> Result<MessageId, SendError> {
-        if self.is_stopped() {
-            return Err(SendError::Stopped);
-        }
         if to == &self.config.user {
             return Err(SendError::ToSelf);
         }
-        if text.len() > self.config.max_text_len {
-            return Err(SendError::TextTooLong {
-                len: text.len(),
-                max: self.config.max_text_len,
-            });
-        }
+        self.check_sendable(&text)?;
         let max_outbox = self.config.max_outbox;
         let peer = self.peer_mut(to, now);
         if peer.outbox.len() >= max_outbox {
@@ -359,6 +351,20 @@ impl Client {
     }
 
     // ---- internals --------------------------------------------------------------------------
+
+    /// Whether a message of `text` may be sent at all: not after a stop, not over the limit.
+    fn check_sendable(&self, text: &str) -> Result<(), SendError> {
+        if self.is_stopped() {
+            return Err(SendError::Stopped);
+        }
+        if text.len() > self.config.max_text_len {
+            return Err(SendError::TextTooLong {
+                len: text.len(),
+                max: self.config.max_text_len,
+            });
+        }
+        Ok(())
+    }
 
     fn peer_mut(&mut self, name: &UserName, now: Instant) -> &mut Peer {
         let (epoch, redial, max_held) = (self.epoch, self.config.redial, self.config.max_held);

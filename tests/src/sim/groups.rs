@@ -59,12 +59,7 @@ impl Sim {
         group: GroupId,
         text: &str,
     ) -> Result<MessageId, SendError> {
-        let now = self.now;
-        let core = self.clients[node.0]
-            .core
-            .as_mut()
-            .ok_or(SendError::Stopped)?;
-        let result = core.send_group(group, text.to_string(), now);
+        let result = self.queue_group(node, group, text);
         self.advance(SETTLE);
         result
     }

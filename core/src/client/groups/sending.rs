@@ -19,15 +19,7 @@ impl Client {
         text: String,
         now: Instant,
     ) -> Result<MessageId, SendError> {
-        if self.is_stopped() {
-            return Err(SendError::Stopped);
-        }
-        if text.len() > self.config.max_text_len {
-            return Err(SendError::TextTooLong {
-                len: text.len(),
-                max: self.config.max_text_len,
-            });
-        }
+        self.check_sendable(&text)?;
         let max_outbox = self.config.max_outbox;
         let Some(state) = self.groups.by_id.get_mut(&group).filter(|g| g.member) else {
             return Err(SendError::NotInGroup);
