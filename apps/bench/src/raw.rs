@@ -3,9 +3,10 @@
 //! The forwarder is what any relay of encrypted links must do at the least: one task per
 //! connection does the same Noise XX handshake as a Breeze server, opens the records it reads,
 //! cuts the plaintext into length-prefixed frames, puts the sender's id where the recipient's
-//! was, and seals the frames for one recipient from one read as one batch (one seal call, one
-//! write) with the recipient's keys. No login, no state machine, no acknowledgement
-//! bookkeeping, no output bounds.
+//! was, and appends each frame to its recipient's outlet; each connection's writer task seals
+//! whatever gathered there since its last write in one call and writes it in one write (so a
+//! busy connection gets one write per turn, whoever sent to it). No login, no state machine,
+//! no acknowledgement bookkeeping, no output bounds.
 //!
 //! The clients load it exactly as the Breeze load clients load the server: the same number of
 //! clients, messages, window and random recipients; each chat frame is as long as Breeze's
@@ -25,9 +26,9 @@ use breeze_core::codec::{encode_frame, DEFAULT_MAX_FRAME};
 use breeze_core::rng::SeededRng;
 use breeze_core::secure::{IdentityKey, PairKey, PublicKey, Sealer};
 use breeze_core::wire::{Ack, Chat, ClientFrame, MessageId, SealedAck, SealedChat, UserName};
+use smol::channel::{Receiver, Sender};
 use smol::future::race;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::lock::Mutex;
 use smol::net::{TcpListener, TcpStream};
 use smol::{Task, Timer};
 use std::net::SocketAddr;
@@ -99,16 +100,19 @@ pub struct Forwarder {
     _accept: Task<()>,
 }
 
-/// Where frames for one client go: its socket, and the sending half of its channel.
+/// Where frames for one client go: plaintext gathered from every sender's task, and the
+/// doorbell of the client's writer task, which seals and writes whatever has gathered.
+///
+/// Not bounded by itself: the load is (at most `window` messages per client in flight, and an
+/// ack per message), so it never holds more than the whole fleet's windows.
 struct Outlet {
-    stream: TcpStream,
-    sealer: Sealer,
-    /// Reused for each batch's records.
-    sealed: Vec<u8>,
+    pending: std::sync::Mutex<Vec<u8>>,
+    /// One pending ring is enough to wake the writer.
+    doorbell: Sender<()>,
 }
 
 /// Every connection's outlet, by client id.
-type Outlets = Arc<Vec<OnceLock<Mutex<Outlet>>>>;
+type Outlets = Arc<Vec<OnceLock<Outlet>>>;
 
 impl Forwarder {
     /// Listens on an ephemeral loopback port, for clients `0..clients`; tasks run on smol's
@@ -132,7 +136,8 @@ impl Forwarder {
     }
 }
 
-/// One connection: the handshake, the client's id, then forward every frame it sends.
+/// One connection: the handshake, the client's id, then forward every frame it sends to its
+/// recipient's outlet.
 async fn forward(mut stream: TcpStream, outlets: Outlets, identity: Arc<IdentityKey>) {
     let _ = stream.set_nodelay(true);
     let Ok(mut link) = SecureLink::responder(&identity, fresh_seed()) else {
@@ -142,9 +147,7 @@ async fn forward(mut stream: TcpStream, outlets: Outlets, identity: Arc<Identity
     // Opened, not yet forwarded (a frame may span records and reads).
     let mut plain = Vec::new();
     let mut me: Option<u32> = None;
-    // (recipient, start, end) of each whole frame in `plain`.
-    let mut frames: Vec<(u32, usize, usize)> = Vec::new();
-    let mut batch = Vec::new();
+    let mut _writer: Option<Task<()>> = None;
     loop {
         let n = match stream.read(&mut buffer).await {
             Ok(0) | Err(_) => return,
@@ -169,16 +172,22 @@ async fn forward(mut stream: TcpStream, outlets: Outlets, identity: Arc<Identity
             else {
                 return;
             };
-            let _ = outlet.set(Mutex::new(Outlet {
-                stream: stream.clone(),
+            let (doorbell, rung) = smol::channel::bounded(1);
+            let _ = outlet.set(Outlet {
+                pending: std::sync::Mutex::new(Vec::new()),
+                doorbell,
+            });
+            _writer = Some(smol::spawn(write_loop(
+                stream.clone(),
                 sealer,
-                sealed: Vec::new(),
-            }));
+                outlets.clone(),
+                id,
+                rung,
+            )));
             me = Some(id);
             at = 4;
         }
         let Some(me) = me else { continue };
-        frames.clear();
         while let Some(len) = plain.get(at..at + 4) {
             let end = at + 4 + u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
             if end > plain.len() || end < at + HEADER {
@@ -186,35 +195,53 @@ async fn forward(mut stream: TcpStream, outlets: Outlets, identity: Arc<Identity
             }
             let to = u32::from_be_bytes(plain[at + 4..at + 8].try_into().expect("4 bytes"));
             plain[at + 4..at + 8].copy_from_slice(&me.to_be_bytes());
-            frames.push((to, at, end));
-            at = end;
-        }
-        frames.sort_by_key(|(to, _, _)| *to);
-        let mut i = 0;
-        while i < frames.len() {
-            let to = frames[i].0;
-            batch.clear();
-            while i < frames.len() && frames[i].0 == to {
-                batch.extend_from_slice(&plain[frames[i].1..frames[i].2]);
-                i += 1;
-            }
             if let Some(outlet) = outlets.get(to as usize).and_then(OnceLock::get) {
-                let mut outlet = outlet.lock().await;
-                let Outlet {
-                    stream,
-                    sealer,
-                    sealed,
-                } = &mut *outlet;
-                sealed.clear();
-                if sealer.seal(&batch, sealed).is_ok() {
-                    let _ = stream.write_all(sealed).await;
-                }
+                outlet
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .extend_from_slice(&plain[at..end]);
+                let _ = outlet.doorbell.try_send(());
             }
+            at = end;
         }
         plain.drain(..at);
         if plain.len() > MAX_PENDING_PLAIN {
             return; // a frame far larger than any of our clients send
         }
+    }
+}
+
+/// One connection's writer: whatever gathered for it since its last write, from any number
+/// of senders, sealed in one call and written in one write. Under load this is one write per
+/// busy connection per turn, not one per frame.
+async fn write_loop(
+    mut stream: TcpStream,
+    mut sealer: Sealer,
+    outlets: Outlets,
+    me: u32,
+    rung: Receiver<()>,
+) {
+    let Some(outlet) = outlets.get(me as usize).and_then(OnceLock::get) else {
+        return;
+    };
+    let (mut batch, mut sealed) = (Vec::new(), Vec::new());
+    while rung.recv().await.is_ok() {
+        std::mem::swap(
+            &mut batch,
+            &mut *outlet
+                .pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        if batch.is_empty() {
+            continue;
+        }
+        sealed.clear();
+        if sealer.seal(&batch, &mut sealed).is_err() || stream.write_all(&sealed).await.is_err() {
+            return;
+        }
+        batch.clear();
     }
 }
 
