@@ -13,7 +13,9 @@
 //! Senders keep up to `window` messages unacknowledged, each to a random other client, and
 //! stamp each text with its send time; every `Message` event is a latency sample.
 
-use crate::load::{sent_at, stamped_text, ClientReport, Pick, Plan, Progress, TICK};
+use crate::load::{
+    sent_at, stamped_text, ClientReport, Correspondents, Pick, Plan, Progress, TICK,
+};
 use crate::secure_link::fresh_seed;
 use breeze_core::client::{Action, ClientConfig, Destination, Event};
 use breeze_core::secure::{IdentityKey, PublicKey};
@@ -45,6 +47,8 @@ pub struct Fleet {
     /// does. `None` trusts the key met first, as a new profile does.
     pub server_key: Option<PublicKey>,
     pub plan: Plan,
+    /// Whom each client writes to.
+    pub correspondents: Correspondents,
     pub progress: Arc<Progress>,
     /// Logins in progress at once: a server checking passwords one at a time (argon2) would
     /// otherwise time out the ones at the back of the queue.
@@ -71,8 +75,8 @@ pub async fn run(fleet: Arc<Fleet>, index: usize) -> ClientReport {
     let core = Client::new(config, identity, seed, Instant::now());
     let mut client = LoadClient {
         pick: Pick::new(index as u64 + 1),
+        targets: fleet.correspondents.of(index),
         fleet,
-        index,
         core,
         stream: None,
         login_slot: None,
@@ -88,11 +92,12 @@ pub async fn run(fleet: Arc<Fleet>, index: usize) -> ClientReport {
 
 struct LoadClient {
     fleet: Arc<Fleet>,
-    index: usize,
     core: Client,
     stream: Option<TcpStream>,
     login_slot: Option<SemaphoreGuardArc>,
     pick: Pick,
+    /// Whom this client writes to.
+    targets: Vec<usize>,
     /// Sent and not yet acknowledged (`Delivered`).
     in_flight: usize,
     /// Other clients the server told us are online.
@@ -292,7 +297,7 @@ impl LoadClient {
         }
         let granted = progress.claim((plan.window - self.in_flight) as u64);
         for n in 0..granted {
-            let to = self.pick.other(self.index, plan.clients);
+            let to = self.targets[self.pick.below(self.targets.len())];
             let now = Instant::now();
             let text = stamped_text(progress.origin, now, plan.size);
             match self.core.send(&self.fleet.names[to], text, now) {

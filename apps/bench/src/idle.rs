@@ -8,6 +8,7 @@
 //! must finish within 10 s of connecting.
 
 use crate::core_client::{self, Fleet, PASSWORD};
+use crate::load::Correspondents;
 use crate::load::{self, run_fleet, thousands, ClientReport, Plan, Progress};
 use crate::server_process::{self, ServerProcess};
 use crate::system::{self, Kib, Memory};
@@ -106,6 +107,7 @@ pub fn run(args: Args) -> Result<(), String> {
             size: 16,
             window: 0,
         },
+        correspondents: Correspondents::new(clients, 0, 1),
         progress: progress.clone(),
         login_slots: login_slots.clone(),
     });

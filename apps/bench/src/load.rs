@@ -39,6 +39,8 @@ pub struct Progress {
     /// Messages not yet claimed by a sender.
     remaining: AtomicU64,
     pub received: AtomicU64,
+    /// Messages whose sender has heard they were delivered (counted by the wire clients).
+    pub delivered: AtomicU64,
     /// Disconnects, refusals and other things that must not happen, over all clients.
     pub problems: AtomicU64,
     /// Set when the measurement is over: what happens after (shutdown) is not a problem.
@@ -58,6 +60,7 @@ impl Progress {
             ready: AtomicUsize::new(0),
             remaining: AtomicU64::new(messages),
             received: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
             problems: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             done: AtomicBool::new(false),
@@ -188,6 +191,66 @@ impl Pick {
         self.0 ^= self.0 >> 27;
         let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
         (me + 1 + (r % (clients as u64 - 1)) as usize) % clients
+    }
+}
+
+impl Pick {
+    /// A number below `n` (which is not 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1) as u64) as usize
+    }
+}
+
+/// Whom each load client writes to: everyone else, or a bounded set of `k`, the same `k`
+/// offsets for every client (client `i` writes to `i + offset` for each), so each client also
+/// knows the `k` who write to it. Bounded, a fleet makes `clients × k` pair keys once, not one
+/// per message (with 1,000 clients nearly every random message would otherwise start a pair).
+#[derive(Debug, Clone)]
+pub struct Correspondents {
+    clients: usize,
+    offsets: Vec<usize>,
+}
+
+impl Correspondents {
+    /// `k` of 0, or not below `clients - 1`, is everyone.
+    pub fn new(clients: usize, k: usize, seed: u64) -> Correspondents {
+        let everyone: Vec<usize> = (1..clients).collect();
+        if k == 0 || k >= everyone.len() {
+            return Correspondents {
+                clients,
+                offsets: everyone,
+            };
+        }
+        let mut pick = Pick::new(seed);
+        let mut pool = everyone;
+        let offsets = (0..k)
+            .map(|_| pool.swap_remove(pick.below(pool.len())))
+            .collect();
+        Correspondents { clients, offsets }
+    }
+
+    /// Whom `me` writes to.
+    pub fn of(&self, me: usize) -> Vec<usize> {
+        self.offsets
+            .iter()
+            .map(|off| (me + off) % self.clients)
+            .collect()
+    }
+
+    /// Who writes to `me`.
+    pub fn writing_to(&self, me: usize) -> Vec<usize> {
+        self.offsets
+            .iter()
+            .map(|off| (me + self.clients - off) % self.clients)
+            .collect()
+    }
+
+    /// How many each client writes to.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
     }
 }
 
@@ -395,6 +458,25 @@ mod tests {
             seen[to] += 1;
         }
         assert!(seen.iter().enumerate().all(|(i, n)| i == 2 || *n > 150));
+    }
+
+    #[test]
+    fn correspondents_are_bounded_distinct_and_known_both_ways() {
+        let c = Correspondents::new(1000, 16, 3);
+        assert_eq!(c.len(), 16);
+        for me in [0, 1, 999] {
+            let to = c.of(me);
+            assert!(!to.contains(&me));
+            let mut sorted = to.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), 16);
+            for peer in to {
+                assert!(c.writing_to(peer).contains(&me));
+            }
+        }
+        assert_eq!(Correspondents::new(5, 0, 3).of(2), vec![3, 4, 0, 1]);
+        assert_eq!(Correspondents::new(5, 9, 3).len(), 4);
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //! - `direct` (`direct.rs`): full clients chatting over direct channels; the server relays
 //!   nothing.
 //!
-//! The load clients: `core_client.rs` drives `breeze_core::Client` cores over plain sockets,
-//! many per thread; `wire_client.rs` is a hello-login-ping client for the idle crowd, which
+//! The load clients: `breeze_wire.rs` speaks Breeze's protocol at the wire with the least
+//! work per message (the relay's default); `core_client.rs` drives `breeze_core::Client`
+//! cores over plain sockets, many per thread; `wire_client.rs` is a hello-login-ping client for the idle crowd, which
 //! speaks the encrypted wire itself (`secure_link.rs`: the XX handshake, then records), as do
 //! the raw forwarder and its clients. What they share (the plan, counters, timestamps,
 //! latency) is in `load.rs`; `system.rs` reads memory and load from /proc and raises the
 //! open-files limit.
 
+mod breeze_wire;
 mod core_client;
 mod direct;
 mod idle;

@@ -20,7 +20,9 @@
 //! ack the number of messages acknowledged (`u32`) padded. The first plaintext a client sends
 //! is its id (`u32`).
 
-use crate::load::{sent_at, stamped_text, ClientReport, Pick, Plan, Progress, TICK};
+use crate::load::{
+    sent_at, stamped_text, ClientReport, Correspondents, Pick, Plan, Progress, TICK,
+};
 use crate::secure_link::{fresh_seed, SecureLink};
 use breeze_core::codec::{encode_frame, DEFAULT_MAX_FRAME};
 use breeze_core::rng::SeededRng;
@@ -251,6 +253,8 @@ pub struct RawFleet {
     /// The forwarder's key, pinned by every client.
     pub server_key: PublicKey,
     pub plan: Plan,
+    /// Whom each client writes to, as in the Breeze runs.
+    pub correspondents: Correspondents,
     pub sizes: FrameSizes,
     pub progress: Arc<Progress>,
 }
@@ -299,6 +303,7 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
     progress.ready.fetch_add(1, Ordering::Relaxed);
 
     let mut pick = Pick::new(index as u64 + 1);
+    let targets = fleet.correspondents.of(index);
     let mut in_flight = 0;
     let mut owed: Vec<(u32, u32)> = Vec::new();
     let mut ack = vec![0u8; fleet.sizes.ack - HEADER];
@@ -307,7 +312,7 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
         if progress.is_started() && in_flight < plan.window {
             let granted = progress.claim((plan.window - in_flight) as u64);
             for _ in 0..granted {
-                let to = pick.other(index, plan.clients) as u32;
+                let to = targets[pick.below(targets.len())] as u32;
                 let now = Instant::now();
                 let text = stamped_text(progress.origin, now, fleet.sizes.chat - HEADER);
                 push_frame(&mut out, to, CHAT, text.as_bytes());

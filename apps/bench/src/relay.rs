@@ -1,25 +1,35 @@
 //! `relay`: chat through the server relay, measured three ways in one run.
 //!
 //! 1. **Breeze, in process**: the real `ServerDriver` with a `MemoryHost::welcoming()`, its
-//!    owner and socket tasks on smol's global executor as in `breeze-server`, and N lean load clients
-//!    (`core_client.rs`, one `breeze_core::Client` each, direct channels off).
+//!    owner and socket tasks on smol's global executor as in `breeze-server`, and N load
+//!    clients: by default lean wire-level ones (`breeze_wire.rs`), with `--load core` one real
+//!    `breeze_core::Client` each (`core_client.rs`, direct channels off).
 //! 2. **Raw forwarder** (`raw.rs`): the same load without any protocol but the encryption
 //!    (the same XX handshake and AES-GCM records), for the ratio.
 //! 3. **Breeze, `breeze-server` process**: the same load against the real binary, whose
 //!    memory (`/proc/<pid>/status`) is the server's alone.
 //!
 //! Throughput is messages received over the time from the first send to the last receipt;
-//! latency is from the send stamp in the text to the receiver's `Message` event.
+//! latency is from the send stamp in the text to the receiver's `Message` event. The headline
+//! is the server's CPU per delivered message (its process's, or every thread here but the
+//! load's): a load generator that is itself busy limits the rate, not the server's cost.
+//! Each client writes to a bounded random set of others (`--correspondents`, the same set in
+//! every run), so pair keys are made once per pair, not once per message.
 
+use crate::breeze_wire;
 use crate::core_client::{self, Fleet};
 use crate::in_process::InProcessServer;
-use crate::load::{self, ms, run_fleet, thousands, ClientReport, Plan, Progress, Summary};
+use crate::load::{
+    self, ms, run_fleet, thousands, ClientReport, Correspondents, Plan, Progress, Summary,
+};
 use crate::raw::{self, Forwarder, FrameSizes, RawFleet};
 use crate::server_process::{self, ServerProcess};
 use crate::system::{self, Memory};
 use breeze_core::server::Stats;
 use smol::lock::Semaphore;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,10 +67,24 @@ pub struct Args {
     /// Run only this one of the three (for profiling); no ratio then.
     #[arg(long, value_enum)]
     only: Option<Only>,
+    /// Which load clients drive the Breeze runs: `wire`, lean clients speaking the protocol
+    /// at the wire (`breeze_wire.rs`), or `core`, one real client core each (`core_client.rs`).
+    #[arg(long, value_enum, default_value_t = Load::Wire)]
+    load: Load,
+    /// How many others each client writes to, at random among them (0: everyone). Bounded,
+    /// the fleet makes its pair keys once (the wire clients before the timed window).
+    #[arg(long, default_value_t = 16)]
+    correspondents: usize,
     /// Logins in progress at once. The `breeze-server` process checks passwords (argon2) one
     /// at a time and a login must finish within 10 s of connecting: many more would time out.
     #[arg(long, default_value_t = 32)]
     login_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Load {
+    Wire,
+    Core,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,6 +102,8 @@ struct Outcome {
     /// CPU used per thread while relaying, in this process (and in the server process).
     cpu_here: Vec<(String, Duration)>,
     cpu_server: Option<Vec<(String, Duration)>>,
+    /// The server process's read and write system calls while relaying.
+    server_syscalls: Option<(u64, u64)>,
     login_time: Duration,
     /// Memory of whatever `memory` measured: before, logged in and idle, after relaying.
     memory: Option<[Memory; 3]>,
@@ -104,9 +130,14 @@ pub fn run(args: Args) -> Result<(), String> {
     let names = core_client::names("load", args.clients);
     let sizes = FrameSizes::like_breeze(args.size, &names[args.clients - 1]);
     println!(
-        "relay: {} clients, {} messages of {} B text (relay frame {} B, ack frame {} B), \
-         window {} per client, {} load thread(s), {} CPUs",
+        "relay: {} clients ({} load), each writing to {} others, {} messages of {} B text \
+         (relay frame {} B, ack frame {} B), window {} per client, {} load thread(s), {} CPUs",
         thousands(args.clients as u64),
+        match args.load {
+            Load::Wire => "wire-level",
+            Load::Core => "client-core",
+        },
+        correspondents(&args).len(),
         thousands(args.messages),
         args.size,
         sizes.chat,
@@ -155,13 +186,14 @@ fn breeze_in_process(args: &Args, plan: Plan) -> Result<Outcome, String> {
         register: false,
         server_key: Some(server.key),
         plan,
+        correspondents: correspondents(args),
         progress: progress.clone(),
         login_slots: Arc::new(Semaphore::new(args.login_concurrency.max(1))),
     });
     let (report, watched) = run_fleet(
         args.load_threads,
         plan.clients,
-        |i| core_client::run(fleet.clone(), i),
+        |i| load_client(args.load, fleet.clone(), i),
         || watch(args, &progress, || system::memory(None).ok(), None),
     );
     let stats = server.stop();
@@ -184,6 +216,7 @@ fn raw_forwarder(args: &Args, plan: Plan, sizes: FrameSizes) -> Result<Outcome, 
         server: forwarder.addr,
         server_key: forwarder.key,
         plan,
+        correspondents: correspondents(args),
         sizes,
         progress: progress.clone(),
     });
@@ -218,13 +251,14 @@ fn breeze_process(args: &Args, plan: Plan, binary: &std::path::Path) -> Result<O
         // The process made its key in its fresh data directory: trusted on first use.
         server_key: None,
         plan,
+        correspondents: correspondents(args),
         progress: progress.clone(),
         login_slots: Arc::new(Semaphore::new(args.login_concurrency.max(1))),
     });
     let (report, (watched, log_lines, stopped)) = run_fleet(
         args.load_threads,
         plan.clients,
-        |i| core_client::run(fleet.clone(), i),
+        |i| load_client(args.load, fleet.clone(), i),
         || {
             let watched = watch(
                 args,
@@ -251,6 +285,23 @@ fn breeze_process(args: &Args, plan: Plan, binary: &std::path::Path) -> Result<O
     Ok(outcome)
 }
 
+/// Whom each client writes to: the same for every run of one invocation.
+fn correspondents(args: &Args) -> Correspondents {
+    Correspondents::new(args.clients, args.correspondents, 0x5eed)
+}
+
+/// One load client of the kind asked for.
+fn load_client(
+    load: Load,
+    fleet: Arc<Fleet>,
+    i: usize,
+) -> Pin<Box<dyn Future<Output = ClientReport>>> {
+    match load {
+        Load::Wire => Box::pin(breeze_wire::run(fleet, i)),
+        Load::Core => Box::pin(core_client::run(fleet, i)),
+    }
+}
+
 /// What the watching thread saw.
 struct Watched {
     login_time: Duration,
@@ -258,6 +309,7 @@ struct Watched {
     memory_after: Option<Memory>,
     cpu_here: Vec<(String, Duration)>,
     cpu_server: Option<Vec<(String, Duration)>>,
+    server_syscalls: Option<(u64, u64)>,
 }
 
 /// Waits for every client to log in and see the others, starts the senders, waits for every
@@ -309,6 +361,7 @@ fn watch_phases(
     let memory_idle = memory();
     let cpu = |pid| system::thread_cpu(pid).unwrap_or_default();
     let (here_before, server_before) = (cpu(None), server_pid.map(|pid| cpu(Some(pid))));
+    let calls_before = server_pid.and_then(system::syscalls);
     eprintln!(
         "  … all logged in and seeing each other after {:.1} s; relaying",
         login_time.as_secs_f64()
@@ -328,6 +381,7 @@ fn watch_phases(
         },
     );
     let (here_after, server_after) = (cpu(None), server_pid.map(|pid| cpu(Some(pid))));
+    let calls_after = server_pid.and_then(system::syscalls);
     let memory_after = memory();
     if !complete {
         return Err(format!(
@@ -342,10 +396,28 @@ fn watch_phases(
         memory_idle,
         memory_after,
         cpu_here: system::cpu_between(&here_before, &here_after),
+        server_syscalls: calls_before
+            .zip(calls_after)
+            .map(|((r0, w0), (r1, w1))| (r1.saturating_sub(r0), w1.saturating_sub(w0))),
         cpu_server: server_before
             .zip(server_after)
             .map(|(before, after)| system::cpu_between(&before, &after)),
     })
+}
+
+impl Outcome {
+    /// CPU while relaying: the server's (its process, or every thread here but the load's)
+    /// and the load clients'.
+    fn cpu_split(&self) -> (Duration, Duration) {
+        let is_load = |name: &str| name.starts_with("load-");
+        let sum = |it: &mut dyn Iterator<Item = &(String, Duration)>| it.map(|(_, t)| *t).sum();
+        let load = sum(&mut self.cpu_here.iter().filter(|(n, _)| is_load(n)));
+        let server = match &self.cpu_server {
+            Some(cpu) => sum(&mut cpu.iter()),
+            None => sum(&mut self.cpu_here.iter().filter(|(n, _)| !is_load(n))),
+        };
+        (server, load)
+    }
 }
 
 fn outcome(
@@ -372,6 +444,7 @@ fn outcome(
         report,
         cpu_here: watched.cpu_here,
         cpu_server: watched.cpu_server,
+        server_syscalls: watched.server_syscalls,
         login_time: watched.login_time,
         memory,
         stats,
@@ -381,31 +454,31 @@ fn outcome(
 fn print_table(args: &Args, outcomes: &[Outcome]) {
     println!();
     println!(
-        "{:<32} {:>11} {:>9} {:>8} {:>8} {:>8} {:>11}  problems",
-        "run", "msgs/s", "elapsed", "p50 ms", "p99 ms", "max ms", "CPU µs/msg"
+        "{:<32} {:>11} {:>9} {:>8} {:>8} {:>8} {:>14} {:>12}  problems",
+        "run", "msgs/s", "elapsed", "p50 ms", "p99 ms", "max ms", "server µs/msg", "load µs/msg"
     );
     for o in outcomes {
         let s = &o.summary;
-        // Both processes' CPU while relaying, over the messages: comparable between runs even
-        // when other work on the machine takes some of the cores.
-        let cpu: Duration = o
-            .cpu_here
-            .iter()
-            .chain(o.cpu_server.iter().flatten())
-            .map(|(_, t)| *t)
-            .sum();
+        let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / s.received.max(1) as f64;
+        let (server, load) = o.cpu_split();
         println!(
-            "{:<32} {:>11} {:>7.2} s {:>8} {:>8} {:>8} {:>11.1}  {}",
+            "{:<32} {:>11} {:>7.2} s {:>8} {:>8} {:>8} {:>14.2} {:>12.2}  {}",
             o.name,
             thousands(s.rate as u64),
             s.elapsed.as_secs_f64(),
             ms(s.p50),
             ms(s.p99),
             ms(s.max),
-            cpu.as_secs_f64() * 1e6 / s.received.max(1) as f64,
+            per_message(server),
+            per_message(load),
             o.report.problems_line()
         );
     }
+    println!(
+        "(server µs/msg: the server's CPU while relaying over the messages delivered: the \
+         breeze-server process's, or this process's threads but the load's; load µs/msg: \
+         the load threads')"
+    );
     let rate = |name: &str| {
         outcomes
             .iter()
@@ -442,6 +515,17 @@ fn print_table(args: &Args, outcomes: &[Outcome]) {
                 "  CPU while relaying, breeze-server process: {}",
                 system::cpu_line(cpu)
             );
+            if let Some((reads, writes)) = o.server_syscalls {
+                let per = |n: u64| n as f64 / o.summary.received.max(1) as f64;
+                println!(
+                    "  system calls while relaying, breeze-server process: {} reads ({:.2} per \
+                     message), {} writes ({:.2} per message)",
+                    thousands(reads),
+                    per(reads),
+                    thousands(writes),
+                    per(writes)
+                );
+            }
         }
         if let Some([before, idle, after]) = o.memory {
             let whose = match o.cpu_server {

@@ -88,6 +88,17 @@ pub fn thread_cpu(pid: Option<u32>) -> Result<BTreeMap<String, Duration>, String
     Ok(threads)
 }
 
+/// System calls a process has made that read and that wrote (`syscr`, `syscw` of
+/// `/proc/<pid>/io`): how many reads and writes its work took.
+pub fn syscalls(pid: u32) -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok())
+    };
+    Some((field("syscr:")?, field("syscw:")?))
+}
+
 /// CPU used per thread name between two [`thread_cpu`] readings, busiest first.
 pub fn cpu_between(
     before: &BTreeMap<String, Duration>,
