@@ -34,7 +34,7 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Task, Timer};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -99,6 +99,8 @@ pub struct Forwarder {
     pub addr: SocketAddr,
     /// Its static key, which the clients pin.
     pub key: PublicKey,
+    /// Writes its connections made so far (each one seal call and one `write`).
+    pub writes: Arc<AtomicU64>,
     _accept: Task<()>,
 }
 
@@ -125,14 +127,18 @@ impl Forwarder {
         let identity = Arc::new(IdentityKey::from_secret(fresh_seed()));
         let key = identity.public();
         let outlets: Outlets = Arc::new((0..clients).map(|_| OnceLock::new()).collect());
+        let writes = Arc::new(AtomicU64::new(0));
+        let counter = writes.clone();
         let accept = smol::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                smol::spawn(forward(stream, outlets.clone(), identity.clone())).detach();
+                let (outlets, identity) = (outlets.clone(), identity.clone());
+                smol::spawn(forward(stream, outlets, identity, counter.clone())).detach();
             }
         });
         Ok(Forwarder {
             addr,
             key,
+            writes,
             _accept: accept,
         })
     }
@@ -140,7 +146,12 @@ impl Forwarder {
 
 /// One connection: the handshake, the client's id, then forward every frame it sends to its
 /// recipient's outlet.
-async fn forward(mut stream: TcpStream, outlets: Outlets, identity: Arc<IdentityKey>) {
+async fn forward(
+    mut stream: TcpStream,
+    outlets: Outlets,
+    identity: Arc<IdentityKey>,
+    writes: Arc<AtomicU64>,
+) {
     let _ = stream.set_nodelay(true);
     let Ok(mut link) = SecureLink::responder(&identity, fresh_seed()) else {
         return;
@@ -185,6 +196,7 @@ async fn forward(mut stream: TcpStream, outlets: Outlets, identity: Arc<Identity
                 outlets.clone(),
                 id,
                 rung,
+                writes.clone(),
             )));
             me = Some(id);
             at = 4;
@@ -223,6 +235,7 @@ async fn write_loop(
     outlets: Outlets,
     me: u32,
     rung: Receiver<()>,
+    writes: Arc<AtomicU64>,
 ) {
     let Some(outlet) = outlets.get(me as usize).and_then(OnceLock::get) else {
         return;
@@ -243,6 +256,7 @@ async fn write_loop(
         if sealer.seal(&batch, &mut sealed).is_err() || stream.write_all(&sealed).await.is_err() {
             return;
         }
+        writes.fetch_add(1, Ordering::Relaxed);
         batch.clear();
     }
 }

@@ -102,8 +102,8 @@ struct Outcome {
     /// CPU used per thread while relaying, in this process (and in the server process).
     cpu_here: Vec<(String, Duration)>,
     cpu_server: Option<Vec<(String, Duration)>>,
-    /// The server process's read and write system calls while relaying.
-    server_syscalls: Option<(u64, u64)>,
+    /// The server's writes while relaying.
+    server_writes: Option<u64>,
     login_time: Duration,
     /// Memory of whatever `memory` measured: before, logged in and idle, after relaying.
     memory: Option<[Memory; 3]>,
@@ -226,11 +226,15 @@ fn raw_forwarder(args: &Args, plan: Plan, sizes: FrameSizes) -> Result<Outcome, 
         |i| raw::run(fleet.clone(), i),
         || watch(args, &progress, || system::memory(None).ok(), None),
     );
+    let writes = forwarder.writes.load(std::sync::atomic::Ordering::Relaxed);
     drop(forwarder);
+    let mut watched = watched?;
+    // Its writes are `send`s, which /proc/<pid>/io does not count: it counts them itself.
+    watched.server_writes = Some(writes);
     Ok(outcome(
         "raw encrypted forwarder",
         report,
-        watched?,
+        watched,
         before,
         None,
     ))
@@ -309,7 +313,7 @@ struct Watched {
     memory_after: Option<Memory>,
     cpu_here: Vec<(String, Duration)>,
     cpu_server: Option<Vec<(String, Duration)>>,
-    server_syscalls: Option<(u64, u64)>,
+    server_writes: Option<u64>,
 }
 
 /// Waits for every client to log in and see the others, starts the senders, waits for every
@@ -361,7 +365,7 @@ fn watch_phases(
     let memory_idle = memory();
     let cpu = |pid| system::thread_cpu(pid).unwrap_or_default();
     let (here_before, server_before) = (cpu(None), server_pid.map(|pid| cpu(Some(pid))));
-    let calls_before = server_pid.and_then(system::syscalls);
+    let writes_before = server_pid.and_then(system::writes);
     eprintln!(
         "  … all logged in and seeing each other after {:.1} s; relaying",
         login_time.as_secs_f64()
@@ -381,7 +385,7 @@ fn watch_phases(
         },
     );
     let (here_after, server_after) = (cpu(None), server_pid.map(|pid| cpu(Some(pid))));
-    let calls_after = server_pid.and_then(system::syscalls);
+    let writes_after = server_pid.and_then(system::writes);
     let memory_after = memory();
     if !complete {
         return Err(format!(
@@ -396,9 +400,9 @@ fn watch_phases(
         memory_idle,
         memory_after,
         cpu_here: system::cpu_between(&here_before, &here_after),
-        server_syscalls: calls_before
-            .zip(calls_after)
-            .map(|((r0, w0), (r1, w1))| (r1.saturating_sub(r0), w1.saturating_sub(w0))),
+        server_writes: writes_before
+            .zip(writes_after)
+            .map(|(before, after)| after.saturating_sub(before)),
         cpu_server: server_before
             .zip(server_after)
             .map(|(before, after)| system::cpu_between(&before, &after)),
@@ -444,7 +448,7 @@ fn outcome(
         report,
         cpu_here: watched.cpu_here,
         cpu_server: watched.cpu_server,
-        server_syscalls: watched.server_syscalls,
+        server_writes: watched.server_writes,
         login_time: watched.login_time,
         memory,
         stats,
@@ -515,17 +519,14 @@ fn print_table(args: &Args, outcomes: &[Outcome]) {
                 "  CPU while relaying, breeze-server process: {}",
                 system::cpu_line(cpu)
             );
-            if let Some((reads, writes)) = o.server_syscalls {
-                let per = |n: u64| n as f64 / o.summary.received.max(1) as f64;
-                println!(
-                    "  system calls while relaying, breeze-server process: {} reads ({:.2} per \
-                     message), {} writes ({:.2} per message)",
-                    thousands(reads),
-                    per(reads),
-                    thousands(writes),
-                    per(writes)
-                );
-            }
+        }
+        if let Some(writes) = o.server_writes {
+            println!(
+                "  server writes while relaying (writev of the breeze-server process, or the \
+                 forwarder's own count): {} ({:.2} per message)",
+                thousands(writes),
+                writes as f64 / o.summary.received.max(1) as f64
+            );
         }
         if let Some([before, idle, after]) = o.memory {
             let whose = match o.cpu_server {

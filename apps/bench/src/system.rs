@@ -88,15 +88,13 @@ pub fn thread_cpu(pid: Option<u32>) -> Result<BTreeMap<String, Duration>, String
     Ok(threads)
 }
 
-/// System calls a process has made that read and that wrote (`syscr`, `syscw` of
-/// `/proc/<pid>/io`): how many reads and writes its work took.
-pub fn syscalls(pid: u32) -> Option<(u64, u64)> {
+/// Write system calls a process has made (`syscw` of `/proc/<pid>/io`): `write` and
+/// `writev`, as `breeze-server`'s sockets write, but not `send`, as std's `TcpStream::write`
+/// does, so the load clients' writes are not counted in this process.
+pub fn writes(pid: u32) -> Option<u64> {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    let field = |name: &str| {
-        io.lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok())
-    };
-    Some((field("syscr:")?, field("syscw:")?))
+    io.lines()
+        .find_map(|line| line.strip_prefix("syscw:")?.trim().parse().ok())
 }
 
 /// CPU used per thread name between two [`thread_cpu`] readings, busiest first.
