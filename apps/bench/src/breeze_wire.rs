@@ -304,8 +304,16 @@ impl WireClient {
             ServerFrame::Hello { version } if version != PROTOCOL_VERSION => {
                 return Err(format!("server speaks protocol {version}"))
             }
-            ServerFrame::Hello { .. } | ServerFrame::Ping => {}
-            other => return Err(format!("unexpected from the server: {other:?}")),
+            ServerFrame::LoginRefused { reason } => return Err(format!("login refused: {reason}")),
+            ServerFrame::Kicked { reason } => return Err(format!("kicked: {reason:?}")),
+            ServerFrame::ShuttingDown => return Err("server shutting down".into()),
+            ServerFrame::Error { code } => return Err(format!("server reported: {code:?}")),
+            ServerFrame::Stored { .. } => return Err("stored for an offline recipient".into()),
+            ServerFrame::Undeliverable { reason, .. } => {
+                return Err(format!("undeliverable: {reason:?}"))
+            }
+            // Pings, and what a chat-only client has no use for.
+            _ => {}
         }
         Ok(())
     }
