@@ -20,7 +20,7 @@
 //! counts as ready, so no X25519 falls inside the timed window.
 
 use crate::core_client::{Fleet, PASSWORD};
-use crate::load::{sent_at, stamped_text, ClientReport, Pick, Progress, TICK};
+use crate::load::{read_or_tick, sent_at, stamped_text, ClientReport, Pick, Progress, TICK};
 use crate::secure_link::{fresh_seed, SecureLink};
 use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 use breeze_core::rng::SeededRng;
@@ -29,8 +29,7 @@ use breeze_core::wire::{
     Ack, Chat, ClientFrame, MessageId, PeerIntro, SealedAck, SealedChat, ServerFrame, UserName,
     PROTOCOL_VERSION,
 };
-use smol::future::race;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::io::AsyncWriteExt;
 use smol::net::TcpStream;
 use smol::Timer;
 use std::sync::atomic::Ordering;
@@ -190,20 +189,9 @@ impl WireClient {
             if progress.is_done() {
                 return Ok(());
             }
-            let started = progress.is_started();
-            let read = async { Some(stream.read(&mut buffer).await) };
-            let wait = async {
-                if started || !self.ready {
-                    (&mut tick).await;
-                } else {
-                    race(progress.started(), async {
-                        (&mut tick).await;
-                    })
-                    .await;
-                }
-                None
-            };
-            let n = match race(read, wait).await {
+            let start_wakes = self.ready && !progress.is_started();
+            let n = match read_or_tick(stream, &mut buffer, &mut tick, &progress, start_wakes).await
+            {
                 None => {
                     // The heartbeat: a ping when nothing else went out since the last tick.
                     if !sent_since_tick && self.link.is_open() && slot.is_none() {

@@ -2,7 +2,11 @@
 //! the timestamp carried in each message, per-client reports and the latency summary.
 
 use smol::channel::{Receiver, Sender};
+use smol::future::race;
+use smol::io::AsyncReadExt;
+use smol::net::TcpStream;
 use smol::LocalExecutor;
+use smol::Timer;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -174,6 +178,31 @@ pub fn sent_at(origin: Instant, text: &[u8]) -> Option<Instant> {
     let digits = std::str::from_utf8(text.get(..16)?).ok()?;
     let nanos = u64::from_str_radix(digits, 16).ok()?;
     Some(origin + Duration::from_nanos(nanos))
+}
+
+/// Waits for a read from `stream`, or for `tick` (and for the senders' start too when
+/// `start_wakes`, so a client ready to send does not wait a tick for it). `None`: no read,
+/// the wait ended.
+pub async fn read_or_tick(
+    stream: &mut TcpStream,
+    buffer: &mut [u8],
+    tick: &mut Timer,
+    progress: &Progress,
+    start_wakes: bool,
+) -> Option<std::io::Result<usize>> {
+    let read = async { Some(stream.read(buffer).await) };
+    let wait = async {
+        if start_wakes {
+            race(progress.started(), async {
+                (&mut *tick).await;
+            })
+            .await;
+        } else {
+            (&mut *tick).await;
+        }
+        None
+    };
+    race(read, wait).await
 }
 
 /// A small, fast, seeded generator for picking recipients (xorshift64*).

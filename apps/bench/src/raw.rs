@@ -21,7 +21,7 @@
 //! is its id (`u32`).
 
 use crate::load::{
-    sent_at, stamped_text, ClientReport, Correspondents, Pick, Plan, Progress, TICK,
+    read_or_tick, sent_at, stamped_text, ClientReport, Correspondents, Pick, Plan, Progress, TICK,
 };
 use crate::secure_link::{fresh_seed, SecureLink};
 use breeze_core::codec::{encode_frame, DEFAULT_MAX_FRAME};
@@ -29,7 +29,6 @@ use breeze_core::rng::SeededRng;
 use breeze_core::secure::{IdentityKey, PairKey, PublicKey, Sealer};
 use breeze_core::wire::{Ack, Chat, ClientFrame, MessageId, SealedAck, SealedChat, UserName};
 use smol::channel::{Receiver, Sender};
-use smol::future::race;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Task, Timer};
@@ -353,20 +352,9 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
         if progress.is_done() {
             return report;
         }
-        let started = progress.is_started();
-        let read = async { Some(stream.read(&mut buffer).await) };
-        let wait = async {
-            if started {
-                (&mut tick).await;
-            } else {
-                race(progress.started(), async {
-                    (&mut tick).await;
-                })
-                .await;
-            }
-            None
-        };
-        let n = match race(read, wait).await {
+        let start_wakes = !progress.is_started();
+        let n = match read_or_tick(&mut stream, &mut buffer, &mut tick, progress, start_wakes).await
+        {
             None => continue,
             Some(Ok(n)) if n > 0 => n,
             Some(_) => {
