@@ -16,7 +16,7 @@
 //! Each client writes to a bounded random set of others (`--correspondents`, the same set in
 //! every run), so pair keys are made once per pair, not once per message.
 
-use crate::breeze_wire;
+use crate::breeze_wire::{self, Sealing};
 use crate::core_client::{self, Fleet};
 use crate::in_process::InProcessServer;
 use crate::load::{
@@ -68,7 +68,9 @@ pub struct Args {
     #[arg(long, value_enum)]
     only: Option<Only>,
     /// Which load clients drive the Breeze runs: `wire`, lean clients speaking the protocol
-    /// at the wire (`breeze_wire.rs`), or `core`, one real client core each (`core_client.rs`).
+    /// at the wire (`breeze_wire.rs`); `wire-stand-in`, the same with stand-ins for the
+    /// end-to-end seals (the server's work unchanged, the load's lighter); or `core`, one real
+    /// client core each (`core_client.rs`).
     #[arg(long, value_enum, default_value_t = Load::Wire)]
     load: Load,
     /// How many others each client writes to, at random among them (0: everyone). Bounded,
@@ -84,6 +86,7 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Load {
     Wire,
+    WireStandIn,
     Core,
 }
 
@@ -135,6 +138,7 @@ pub fn run(args: Args) -> Result<(), String> {
         thousands(args.clients as u64),
         match args.load {
             Load::Wire => "wire-level",
+            Load::WireStandIn => "wire-level, stand-in end-to-end seals",
             Load::Core => "client-core",
         },
         correspondents(&args).len(),
@@ -301,7 +305,8 @@ fn load_client(
     i: usize,
 ) -> Pin<Box<dyn Future<Output = ClientReport>>> {
     match load {
-        Load::Wire => Box::pin(breeze_wire::run(fleet, i)),
+        Load::Wire => Box::pin(breeze_wire::run(fleet, i, Sealing::Real)),
+        Load::WireStandIn => Box::pin(breeze_wire::run(fleet, i, Sealing::StandIn)),
         Load::Core => Box::pin(core_client::run(fleet, i)),
     }
 }
