@@ -13,6 +13,7 @@
 mod cli;
 mod command;
 mod group_lines;
+mod history;
 mod json;
 mod keys;
 mod line_mode;
