@@ -344,3 +344,103 @@ fn with_open_registration_a_password_guesser_is_still_refused_after_ten_failures
         }
     });
 }
+
+/// The texts and senders of a `history` event's messages, in the order given.
+fn said(messages: &[Value]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .map(|m| (m["from"].to_string(), m["text"].to_string()))
+        .collect()
+}
+
+#[test]
+fn both_quit_and_start_again_and_history_gives_the_same_messages_ids_and_times_also_offline() {
+    let data = accounts(&["alice", "bob"]);
+    let server = ServerProcess::start(data.path(), "127.0.0.1:0");
+    let mut clients = start_clients(&server, &["alice", "bob"]);
+    let (alice, bob) = clients.split_at_mut(1);
+    let (alice, bob) = (&mut alice[0], &mut bob[0]);
+    direct_to(alice, "bob");
+    direct_to(bob, "alice");
+    chat(alice, bob, "one", "direct");
+    chat(bob, alice, "two", "direct");
+    chat(alice, bob, "three", "direct");
+    let alices = alice.history("bob");
+    let bobs = bob.history("alice");
+    let expected: Vec<(String, String)> = [("alice", "one"), ("bob", "two"), ("alice", "three")]
+        .iter()
+        .map(|(from, text)| (format!("{from:?}"), format!("{text:?}")))
+        .collect();
+    assert_eq!(said(&alices), expected, "{alices:?}");
+    assert_eq!(said(&bobs), expected, "{bobs:?}");
+    for message in &alices {
+        let at = message["at"].as_str().expect("a time");
+        assert!(at.ends_with('Z') && at.contains('T'), "RFC 3339: {at}");
+        assert!(message["id"].is_u64(), "{message}");
+    }
+    let mut clients = clients.into_iter();
+    let (alice, bob) = (clients.next().unwrap(), clients.next().unwrap());
+    let (alices_profile, bobs_profile) = (alice.profile.clone(), bob.profile.clone());
+    assert!(alice.quit().success());
+    assert!(bob.quit().success());
+
+    // alice starts again with the server up: the same messages, ids and times, in order.
+    let mut alice = start_again(&server, "alice", &alices_profile);
+    logged_in(&mut alice);
+    assert_eq!(alice.history("bob"), alices);
+    // Her ids go on past the ones she used, so bob's history tells them apart.
+    let next = alice.send("bob", "four");
+    let used: Vec<u64> = alices
+        .iter()
+        .filter(|m| m["from"] == "alice")
+        .filter_map(|m| m["id"].as_u64())
+        .collect();
+    assert!(used.iter().all(|id| *id < next), "{next} after {used:?}");
+    assert!(alice.quit().success());
+
+    // bob starts again with the server gone: his history is his own.
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let mut bob = ClientProcess::start_in(
+        "127.0.0.1:9".parse().unwrap(),
+        "bob",
+        PASSWORD,
+        bobs_profile,
+        &[],
+    );
+    assert_eq!(bob.history("alice"), bobs);
+    assert!(bob.quit().success());
+}
+
+#[test]
+fn a_client_killed_right_after_a_message_has_it_in_its_history_exactly_once() {
+    let data = accounts(&["alice", "bob"]);
+    let server = ServerProcess::start(data.path(), "127.0.0.1:0");
+    let mut clients = start_clients(&server, &["alice", "bob"]);
+    let mut bob = clients.pop().unwrap();
+    let mut alice = clients.pop().unwrap();
+    direct_to(&mut alice, "bob");
+    direct_to(&mut bob, "alice");
+    let id = alice.send("bob", "do not lose me");
+    bob.expect("the message", |e| {
+        e["event"] == "message" && e["text"] == "do not lose me"
+    });
+    let profile = bob.profile.clone();
+    bob.kill();
+
+    let mut bob = start_again(&server, "bob", &profile);
+    logged_in(&mut bob);
+    // Acknowledged before the kill, or sent again to the new bob and acknowledged then.
+    alice.expect_seen("the delivery", |e| {
+        e["event"] == "delivered" && e["id"] == id
+    });
+    let history = bob.history("alice");
+    let copies = history
+        .iter()
+        .filter(|m| m["text"] == "do not lose me" && m["id"] == id)
+        .count();
+    assert_eq!(copies, 1, "{history:?}");
+    let shown_again = count(&bob.seen, |e| e["event"] == "message");
+    assert_eq!(shown_again, 0, "shown twice: {:?}", bob.seen);
+    assert!(bob.quit().success());
+}

@@ -14,20 +14,20 @@ use std::path::PathBuf;
         With a terminal on stdin and without --json it runs an interactive chat screen. \
         With --json (or when stdin is not a terminal) it reads commands from stdin, one per \
         line (send USER TEXT…, file USER PATH, accept ID [DIR], decline ID, cancel ID, who, \
-        verify USER, quit), and writes events to stdout as JSON objects, one per line; the end of stdin \
+        verify USER, history USER [N], quit), and writes events to stdout as JSON objects, one per line; the end of stdin \
         counts as quit. `breeze … send USER TEXT…` sends one message \
         and exits once it is delivered or stored.\n\n\
         The password comes from the BREEZE_PASSWORD environment variable, or is asked for on \
         the terminal. Logs go to stderr (or --log-file) when RUST_LOG is set (e.g. RUST_LOG=debug)."
 )]
 pub struct Cli {
-    /// The Breeze server, as HOST:PORT.
+    /// The Breeze server, as HOST:PORT. Default: `server` in the settings file.
     #[arg(long, value_name = "HOST:PORT")]
-    pub server: String,
+    pub server: Option<String>,
 
-    /// Your user name.
+    /// Your user name. Default: `user` in the settings file.
     #[arg(long, value_name = "NAME")]
-    pub user: String,
+    pub user: Option<String>,
 
     /// Create the account at first login (the server must allow registration).
     #[arg(long)]
@@ -47,14 +47,26 @@ pub struct Cli {
     pub no_direct: bool,
 
     /// Where accepted files go when no directory is given (`accept ID` in line mode, the
-    /// accept key in the chat screen). Created when needed.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub download_dir: PathBuf,
+    /// accept key in the chat screen). Created when needed. Default: `download_dir` in the
+    /// settings file, else the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
 
-    /// The profile directory: this user's key, the pinned server key and the peers' keys.
+    /// The profile directory: this user's key, the pinned server key, the peers' keys and
+    /// the history (history.sqlite).
     /// Default: $XDG_DATA_HOME/breeze/profiles/USER@SERVER (~/.local/share/… without XDG).
     #[arg(long, value_name = "DIR")]
     pub profile: Option<PathBuf>,
+
+    /// The settings file (server, user, download_dir, history_days; flags win over it).
+    /// Default: $XDG_CONFIG_HOME/breeze/config.toml (~/.config/… without XDG), if present.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Forget history older than N days, at every start. Default: `history_days` in the
+    /// settings file, else keep everything.
+    #[arg(long, value_name = "N")]
+    pub history_days: Option<u32>,
 
     /// Trust only a server whose key has this fingerprint (as `breeze-server key` prints
     /// it), instead of the key pinned in the profile; the key is pinned once it matches.
@@ -145,7 +157,7 @@ mod tests {
         assert!(cli.json && cli.no_direct && cli.register);
         assert!(cli.command.is_none());
         assert_eq!(
-            resolve(&cli.server).unwrap(),
+            resolve(cli.server.as_deref().unwrap()).unwrap(),
             "127.0.0.1:7300".parse().unwrap()
         );
     }

@@ -1,6 +1,9 @@
 //! Line commands (docs/ARCHITECTURE.md §9): `send USER TEXT…`, `file USER PATH`, `accept ID [DIR]`,
 //! `decline ID`, `cancel ID`, `who`, `verify USER`, `group …`, `groups`, `gsend GROUP TEXT…`,
-//! `quit`.
+//! `history USER [N]`, `quit`.
+
+/// `history USER` without N: the last this many messages.
+pub const HISTORY_DEFAULT: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -31,6 +34,11 @@ pub enum Command {
     },
     /// `group …`, `groups`, `gsend …`: see `group_lines.rs`.
     Group(crate::group_lines::GroupCommand),
+    /// `history USER [N]`: the last `count` messages with `user`, from the profile.
+    History {
+        user: String,
+        count: usize,
+    },
     Quit,
 }
 
@@ -93,11 +101,26 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "group" => Command::Group(crate::group_lines::parse_group(rest)?),
         "groups" => Command::Group(crate::group_lines::GroupCommand::List),
         "gsend" => Command::Group(crate::group_lines::parse_gsend(rest)?),
+        "history" => {
+            let (user, rest) = split_word(rest);
+            let (count, extra) = split_word(rest);
+            let count = match count {
+                "" => Some(HISTORY_DEFAULT),
+                n => n.parse().ok(),
+            };
+            match count {
+                Some(count) if !user.is_empty() && extra.is_empty() => Command::History {
+                    user: user.into(),
+                    count,
+                },
+                _ => return Err("usage: history USER [N]".into()),
+            }
+        }
         "quit" => Command::Quit,
         other => {
             return Err(format!(
             "unknown command {other:?} (commands: send, file, accept, decline, cancel, who, verify, \
-             group, groups, gsend, quit)"
+             group, groups, gsend, history, quit)"
         ))
         }
     };
@@ -163,6 +186,22 @@ mod tests {
             Ok(Some(Command::Cancel { id: "00ff".into() }))
         );
         assert!(parse("cancel").is_err());
+        assert_eq!(
+            parse("history bob"),
+            Ok(Some(Command::History {
+                user: "bob".into(),
+                count: HISTORY_DEFAULT
+            }))
+        );
+        assert_eq!(
+            parse("history bob 3"),
+            Ok(Some(Command::History {
+                user: "bob".into(),
+                count: 3
+            }))
+        );
+        assert!(parse("history bob many").is_err());
+        assert!(parse("history").is_err());
         assert_eq!(
             parse("file bob /tmp/a b.txt"),
             Ok(Some(Command::File {

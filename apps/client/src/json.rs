@@ -1,6 +1,7 @@
 //! The line-mode events (docs/ARCHITECTURE.md §9): one JSON object per line, each with an
 //! `"event"` field. This enum is the scripting contract; its variants are the event names.
 
+use crate::history::Stored;
 use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_core::wire::{MessageId, TransferId, UserName};
 use serde::Serialize;
@@ -187,6 +188,12 @@ pub enum LineEvent {
     Groups {
         groups: Vec<GroupEntry>,
     },
+    /// The answer to `history USER [N]`: the last messages with `peer`, oldest first, from
+    /// this profile's own store (so also offline and after restarts).
+    History {
+        peer: UserName,
+        messages: Vec<HistoryEntry>,
+    },
 }
 
 /// One row of the `groups` event.
@@ -195,6 +202,35 @@ pub struct GroupEntry {
     pub group: String,
     pub owner: UserName,
     pub members: Vec<UserName>,
+}
+
+/// One message of a `history` event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub from: String,
+    pub text: String,
+    /// When this client sent or received it, RFC 3339 in UTC with milliseconds.
+    pub at: String,
+    /// The sender's id, as the `message` or `sent` event named it.
+    pub id: u64,
+}
+
+impl From<&Stored> for HistoryEntry {
+    fn from(message: &Stored) -> HistoryEntry {
+        HistoryEntry {
+            from: message.from.clone(),
+            text: message.text.clone(),
+            at: rfc3339(message.at_ms),
+            id: message.id,
+        }
+    }
+}
+
+/// `at_ms` (milliseconds since the Unix epoch) as RFC 3339, e.g. `2026-12-07T18:05:09.042Z`.
+pub fn rfc3339(at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -516,6 +552,23 @@ mod tests {
             "{\"event\":\"error\",\"message\":\"unknown command\"}\n"
         );
         assert_eq!(json(LineEvent::LoggedOut), "{\"event\":\"logged_out\"}\n");
+    }
+
+    #[test]
+    fn a_history_event_lists_messages_with_rfc3339_times() {
+        let event = LineEvent::History {
+            peer: name("bob"),
+            messages: vec![HistoryEntry {
+                from: "bob".into(),
+                text: "hi".into(),
+                at: rfc3339(1_765_130_709_042),
+                id: 4,
+            }],
+        };
+        assert_eq!(
+            json(event),
+            "{\"event\":\"history\",\"peer\":\"bob\",\"messages\":[{\"from\":\"bob\",\"text\":\"hi\",\"at\":\"2025-12-07T18:05:09.042Z\",\"id\":4}]}\n"
+        );
     }
 
     #[test]

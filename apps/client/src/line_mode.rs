@@ -2,7 +2,8 @@
 
 use crate::command::{self, Command};
 use crate::group_lines::GroupNames;
-use crate::json::{LineEvent, WhoEntry};
+use crate::history::{Conversation, Journal, Journaled};
+use crate::json::{HistoryEntry, LineEvent, WhoEntry};
 use crate::keys::KeyBook;
 use crate::transfers::{State, Transfer, Transfers};
 use breeze_core::client::{Direction, Event, FileEvent};
@@ -16,7 +17,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// `file_progress` lines per transfer are at least this far apart (the last one always
 /// comes), so a fast transfer does not flood a script.
@@ -27,6 +28,8 @@ pub struct Session {
     pub client: Client,
     /// The keys this profile knows, for `verify` and to keep the profile up to date.
     pub keys: KeyBook,
+    /// Every message, written before its line is printed.
+    pub journal: Journal,
     pub files: Arc<DiskFiles>,
     /// Where `accept ID` without a directory puts the file.
     pub download_dir: PathBuf,
@@ -39,12 +42,14 @@ impl Session {
     pub fn new(
         client: Client,
         keys: KeyBook,
+        journal: Journal,
         files: Arc<DiskFiles>,
         download_dir: PathBuf,
     ) -> Session {
         Session {
             client,
             keys,
+            journal,
             files,
             download_dir,
             transfers: Transfers::new(),
@@ -64,6 +69,9 @@ pub async fn run(mut session: Session) -> ExitCode {
     let client = session.client.clone();
     let mut lines = BufReader::new(smol::Unblock::new(io::stdin())).lines();
     let mut out = io::stdout();
+    if let Some(problem) = session.journal.problem() {
+        let _ = emit(&mut out, &LineEvent::error(problem));
+    }
     loop {
         let wake = race(async { Wake::Line(lines.next().await) }, async {
             Wake::Event(client.next_event().await)
@@ -115,6 +123,12 @@ impl Session {
     /// progress shown a moment ago and for events the contract does not list.
     fn observe(&mut self, event: Event) -> Option<LineEvent> {
         let now = Instant::now();
+        // Before the line is printed: what a script saw is in the history.
+        match self.journal.observe(&event, SystemTime::now()) {
+            Journaled::Show => {}
+            Journaled::Repeat => return None,
+            Journaled::Warning(warning) => eprintln!("breeze: {warning}"),
+        }
         self.transfers.apply(&event, now);
         if let Err(warning) = self.keys.observe(&event) {
             eprintln!("breeze: {warning}");
@@ -199,8 +213,15 @@ async fn execute(session: &mut Session, command: Command) -> LineEvent {
                 Ok(to) => to,
                 Err(e) => return LineEvent::error(format!("bad user name {to:?}: {e}")),
             };
-            match client.send(&to, text).await {
-                Ok(id) => LineEvent::Sent { to, id },
+            match client.send(&to, text.clone()).await {
+                Ok(id) => {
+                    let peer = Conversation::Peer(to.clone());
+                    let at = SystemTime::now();
+                    if let Some(warning) = session.journal.sent(&peer, id, &text, at) {
+                        eprintln!("breeze: {warning}");
+                    }
+                    LineEvent::Sent { to, id }
+                }
                 Err(e) => LineEvent::error(format!("cannot send to {to}: {e}")),
             }
         }
@@ -301,6 +322,19 @@ async fn execute(session: &mut Session, command: Command) -> LineEvent {
             },
         },
         Command::Group(command) => crate::group_lines::execute(client, command).await,
+        Command::History { user, count } => match UserName::new(user.as_str()) {
+            Err(error) => LineEvent::error(format!("bad user name {user:?}: {error}")),
+            Ok(peer) => match session
+                .journal
+                .last(&Conversation::Peer(peer.clone()), count)
+            {
+                Ok(messages) => LineEvent::History {
+                    peer,
+                    messages: messages.iter().map(HistoryEntry::from).collect(),
+                },
+                Err(message) => LineEvent::error(message),
+            },
+        },
         Command::Quit => LineEvent::LoggedOut,
     }
 }

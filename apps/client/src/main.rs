@@ -19,20 +19,25 @@ mod keys;
 mod line_mode;
 mod oneshot;
 mod profile;
+mod settings;
 mod transfer_rate;
 mod transfers;
 mod tui;
 
+use breeze_core::client::ClientConfig;
 use breeze_core::wire::UserName;
 use breeze_smol::{Client, ClientOptions, DiskFiles};
 use clap::Parser;
 use cli::{Cli, OneShot};
+use history::{History, Journal};
 use keys::KeyBook;
 use profile::Profile;
+use settings::Settings;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// See `Cargo.toml`: file chunks are allocated on one thread and freed on another.
 #[global_allocator]
@@ -49,13 +54,21 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let files = Arc::new(DiskFiles::new());
-    let (options, keys) = match options(&cli, files.clone()) {
-        Ok(options) => options,
+    let Start {
+        options,
+        keys,
+        mut journal,
+        download_dir,
+    } = match start(&cli, files.clone()) {
+        Ok(start) => start,
         Err(message) => {
             eprintln!("breeze: {message}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(problem) = journal.problem() {
+        eprintln!("breeze: {problem}");
+    }
     let client = match Client::start(options) {
         Ok(client) => client,
         Err(error) => {
@@ -67,36 +80,67 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    let download_dir = cli.download_dir.clone();
     smol::block_on(async {
         match cli.command {
             Some(OneShot::Send { to, text, timeout }) => {
                 let timeout = Duration::from_secs(timeout);
-                oneshot::run(client, keys, &to, text.join(" "), timeout, json).await
+                let text = text.join(" ");
+                oneshot::run(client, keys, &mut journal, &to, text, timeout, json).await
             }
             None if !json && std::io::stdin().is_terminal() => {
-                tui::terminal::run(client, keys, files, download_dir).await
+                tui::terminal::run(client, keys, journal, files, download_dir).await
             }
             None => {
-                let session = line_mode::Session::new(client, keys, files, download_dir);
+                let session = line_mode::Session::new(client, keys, journal, files, download_dir);
                 line_mode::run(session).await
             }
         }
     })
 }
 
-/// The client's options from the command line and the profile, and the profile's keys.
-fn options(cli: &Cli, files: Arc<DiskFiles>) -> Result<(ClientOptions, KeyBook), String> {
-    let server = cli::resolve(&cli.server)?;
-    let user = UserName::new(cli.user.as_str()).map_err(|e| format!("bad user name: {e}"))?;
+/// What a session starts with, from the command line, the settings file and the profile.
+struct Start {
+    options: ClientOptions,
+    keys: KeyBook,
+    journal: Journal,
+    download_dir: PathBuf,
+}
+
+/// The client's options from the command line, the settings and the profile; the profile's
+/// keys and history.
+fn start(cli: &Cli, files: Arc<DiskFiles>) -> Result<Start, String> {
+    let settings = match &cli.config {
+        Some(path) => Settings::load(path, true)?,
+        None => match Settings::default_path() {
+            Some(path) => Settings::load(&path, false)?,
+            None => Settings::default(),
+        },
+    };
+    let server_name = cli
+        .server
+        .clone()
+        .or(settings.server)
+        .ok_or("no server: give --server HOST:PORT or set `server` in the settings file")?;
+    let user_name = cli
+        .user
+        .clone()
+        .or(settings.user)
+        .ok_or("no user: give --user NAME or set `user` in the settings file")?;
+    let server = cli::resolve(&server_name)?;
+    let user = UserName::new(user_name.as_str()).map_err(|e| format!("bad user name: {e}"))?;
     let dir = match &cli.profile {
         Some(dir) => dir.clone(),
-        None => Profile::default_dir(&cli.server, &user)?,
+        None => Profile::default_dir(&server_name, &user)?,
     };
     let profile = Profile::open(&dir)?;
     let identity = profile.identity()?;
     let peer_keys = profile.peer_keys()?;
     let keys = KeyBook::new(profile.clone(), identity.public(), &peer_keys);
+    let history_days = cli.history_days.or(settings.history_days);
+    let journal = open_history(&dir, &user, history_days);
+    // Past every id this profile sent before: a peer's history tells a message sent again
+    // from a new one by its id.
+    let first_message_id = journal.next_message_id();
     let password = password(&user)?;
     let mut options = ClientOptions::new(server, user, password);
     options.identity = Some(identity);
@@ -111,7 +155,32 @@ fn options(cli: &Cli, files: Arc<DiskFiles>) -> Result<(ClientOptions, KeyBook),
     options.p2p_listen = cli.p2p_listen;
     options.direct_channels = !cli.no_direct;
     options.files = files;
-    Ok((options, keys))
+    options.tweak = Some(Arc::new(move |config: &mut ClientConfig| {
+        config.first_message_id = first_message_id;
+    }));
+    let download_dir = cli
+        .download_dir
+        .clone()
+        .or(settings.download_dir)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(Start {
+        options,
+        keys,
+        journal,
+        download_dir,
+    })
+}
+
+/// The profile's history, pruned to `days` when given; without history (and saying why)
+/// when it cannot be used.
+fn open_history(dir: &std::path::Path, user: &UserName, days: Option<u32>) -> Journal {
+    let history = History::open(&dir.join(history::FILE), user).and_then(|mut history| {
+        if let Some(days) = days {
+            history.prune(days, SystemTime::now())?;
+        }
+        Ok(history)
+    });
+    Journal::new(history)
 }
 
 /// `BREEZE_PASSWORD`, or asked on the terminal without echo.

@@ -1,5 +1,6 @@
 //! `breeze … send USER TEXT…`: log in, send one message, wait for `delivered` or `stored`.
 
+use crate::history::{Conversation, Journal, Journaled};
 use crate::json::LineEvent;
 use crate::keys::KeyBook;
 use breeze_core::client::Event;
@@ -8,7 +9,7 @@ use breeze_smol::Client;
 use futures_lite::future::or;
 use std::io;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Exits 0 once the message is delivered or stored; 1 on a refused login, a kick or
 /// `timeout`. With `json`, every event is printed as in line mode; otherwise one line of text
@@ -16,6 +17,7 @@ use std::time::Duration;
 pub async fn run(
     client: Client,
     mut keys: KeyBook,
+    journal: &mut Journal,
     to: &str,
     text: String,
     timeout: Duration,
@@ -30,7 +32,11 @@ pub async fn run(
                     timeout.as_secs_f64()
                 ))
             };
-            or(deliver(&client, &mut keys, &to, text, json), timed_out).await
+            or(
+                deliver(&client, &mut keys, journal, &to, text, json),
+                timed_out,
+            )
+            .await
         }
         Err(e) => Err(format!("bad user name {to:?}: {e}")),
     };
@@ -56,6 +62,7 @@ pub async fn run(
 async fn deliver(
     client: &Client,
     keys: &mut KeyBook,
+    journal: &mut Journal,
     to: &UserName,
     text: String,
     json: bool,
@@ -64,6 +71,9 @@ async fn deliver(
     let mut sent = None;
     while let Some(event) = client.next_event().await {
         if let Err(warning) = keys.observe(&event) {
+            eprintln!("breeze: {warning}");
+        }
+        if let Journaled::Warning(warning) = journal.observe(&event, SystemTime::now()) {
             eprintln!("breeze: {warning}");
         }
         match &event {
@@ -87,9 +97,13 @@ async fn deliver(
             Event::LoggedIn { .. } => {
                 if let Some(text) = text.take() {
                     let id = client
-                        .send(to, text)
+                        .send(to, text.clone())
                         .await
                         .map_err(|e| format!("cannot send to {to}: {e}"))?;
+                    let peer = Conversation::Peer(to.clone());
+                    if let Some(warning) = journal.sent(&peer, id, &text, SystemTime::now()) {
+                        eprintln!("breeze: {warning}");
+                    }
                     if json {
                         let sent = LineEvent::Sent { to: to.clone(), id };
                         let _ = sent.emit(&mut io::stdout());

@@ -88,6 +88,11 @@ pub struct ClientConfig {
     /// File chunks are queued on a link only while less than this is waiting to be written,
     /// so a chat message never waits behind more than this much file data.
     pub file_high_water: usize,
+    /// The id of the first message this client sends; later ones count up from it. A driver
+    /// that keeps a history across runs starts past the ids it used before, so one sender's
+    /// ids stay unique across its restarts and a recipient can tell a message sent again
+    /// (after the recipient crashed before acknowledging it) from a new one.
+    pub first_message_id: u64,
 }
 
 impl ClientConfig {
@@ -124,6 +129,7 @@ impl ClientConfig {
             max_outbox: 1000,
             max_held: 256,
             max_links: 1024,
+            first_message_id: 1,
             file_window: 4 * 1024 * 1024,
             file_relayed_in_flight: 1024 * 1024,
             file_retry: Duration::from_secs(10),

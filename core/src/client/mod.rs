@@ -167,6 +167,7 @@ impl Client {
         let epoch = rng.next_u64();
         let hash = SeededState::new(rng.next_u64());
         let remembered_keys = config.peer_keys.iter().cloned().collect();
+        let next_message_id = config.first_message_id.max(1);
         let mut client = Client {
             identity,
             remembered_keys,
@@ -180,7 +181,7 @@ impl Client {
             peers: SeededMap::with_hasher(hash),
             actions: VecDeque::new(),
             events: VecDeque::new(),
-            next_message_id: 1,
+            next_message_id,
             acks_owed: Vec::new(),
             doomed: Vec::new(),
             outgoing: BTreeMap::new(),

@@ -438,6 +438,21 @@ impl ClientProcess {
         sent["id"].as_u64().expect("a numeric id")
     }
 
+    /// Kills the client with SIGKILL, as in a crash: nothing after this reaches its disk.
+    pub fn kill(mut self) {
+        self.child.kill().expect("cannot kill breeze");
+        self.child.wait().expect("cannot wait for breeze");
+    }
+
+    /// Types `history PEER` and returns the `messages` of the `history` event it answers.
+    pub fn history(&mut self, peer: &str) -> Vec<Value> {
+        self.command(&format!("history {peer}"));
+        let history = self.expect("its history", |e| {
+            e["event"] == "history" && e["peer"] == peer
+        });
+        history["messages"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Types `quit` and waits until the client has exited; returns its exit status.
     pub fn quit(mut self) -> ExitStatus {
         self.command("quit");

@@ -1,7 +1,7 @@
 //! The history as the two modes use it: a [`History`] while it works, and once it does not,
 //! the reason, so the client keeps chatting without history and can say why.
 
-use super::{Conversation, History, HistoryError, Stored};
+use super::{Conversation, History, HistoryError, Noted, Stored};
 use breeze_core::client::Event;
 use breeze_core::wire::MessageId;
 use std::time::SystemTime;
@@ -31,11 +31,26 @@ impl Journal {
         self.history.as_ref().err().map(String::as_str)
     }
 
-    /// Records what `event` says about messages (see [`History::observe`]). `Some(warning)`
-    /// the one time a write fails: the history is off from then on.
-    pub fn observe(&mut self, event: &Event, at: SystemTime) -> Option<String> {
-        let result = self.history.as_mut().ok()?.observe(event, at);
-        self.check(result)
+    /// Records what `event` says about messages (see [`History::observe`]).
+    pub fn observe(&mut self, event: &Event, at: SystemTime) -> Journaled {
+        let Ok(history) = self.history.as_mut() else {
+            return Journaled::Show;
+        };
+        match history.observe(event, at) {
+            Ok(Noted::Fresh) => Journaled::Show,
+            Ok(Noted::Repeat) => Journaled::Repeat,
+            Err(error) => Journaled::Warning(self.switch_off(error)),
+        }
+    }
+
+    /// The id for this run's first message (see [`History::next_message_id`]); 1 without
+    /// history.
+    pub fn next_message_id(&self) -> u64 {
+        self.history
+            .as_ref()
+            .ok()
+            .and_then(|h| h.next_message_id().ok())
+            .unwrap_or(1)
     }
 
     /// Records a sent message; a warning as for [`Journal::observe`].
@@ -72,8 +87,24 @@ impl Journal {
 
     fn check(&mut self, result: Result<(), HistoryError>) -> Option<String> {
         let error = result.err()?;
+        Some(self.switch_off(error))
+    }
+
+    /// Ends the history for this session after `error`; the warning to show.
+    fn switch_off(&mut self, error: HistoryError) -> String {
         let warning = format!("history is off from now on: {error}");
         self.history = Err(warning.clone());
-        Some(warning)
+        warning
     }
+}
+
+/// What to do with an event once the journal has seen it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Journaled {
+    /// Show it.
+    Show,
+    /// A message shown before (in a run that crashed before acknowledging it): skip it.
+    Repeat,
+    /// The history failed and is off from now on: show the event, and this warning.
+    Warning(String),
 }

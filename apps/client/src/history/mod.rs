@@ -24,7 +24,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-pub use journal::Journal;
+pub use journal::{Journal, Journaled};
 
 /// The history file in a profile.
 pub const FILE: &str = "history.sqlite";
@@ -101,6 +101,15 @@ impl Conversation {
             Conversation::Group(group) => (None, Some(group.as_str())),
         }
     }
+}
+
+/// What recording an event came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noted {
+    /// Recorded (or nothing to record): show it.
+    Fresh,
+    /// A message already recorded, received again: do not show it again.
+    Repeat,
 }
 
 /// Where a message stands, as the history records it.
@@ -210,9 +219,21 @@ impl History {
         self.insert(to, &me, true, id, text, None, State::Sending, at)
     }
 
+    /// The id to give the first message of this run: past every id this profile sent.
+    pub fn next_message_id(&self) -> Result<u64, HistoryError> {
+        let last: Option<i64> = self.conn.query_row(
+            "SELECT max(msg_id) FROM messages WHERE outgoing = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(last.map_or(1, |id| (id as u64).saturating_add(1)))
+    }
+
     /// Records what `event` says about messages: a message received, a delivery settled.
-    /// Other events are no-ops.
-    pub fn observe(&mut self, event: &Event, at: SystemTime) -> Result<(), HistoryError> {
+    /// Other events are no-ops. [`Noted::Repeat`] for a message the history already holds:
+    /// it came again because this client stopped (crashed) before acknowledging it, and was
+    /// shown then; showing it again would show it twice.
+    pub fn observe(&mut self, event: &Event, at: SystemTime) -> Result<Noted, HistoryError> {
         match event {
             Event::Message {
                 from,
@@ -220,6 +241,9 @@ impl History {
                 text,
                 route,
             } => {
+                if self.holds(from, *id, text)? {
+                    return Ok(Noted::Repeat);
+                }
                 let conversation = Conversation::Peer(from.clone());
                 let route = route.to_string();
                 let from = from.to_string();
@@ -232,15 +256,32 @@ impl History {
                     Some(&route),
                     State::Received,
                     at,
-                )
+                )?;
             }
             Event::Delivered { to, id, route } => {
-                self.settle(to, *id, State::Delivered, Some(&route.to_string()))
+                self.settle(to, *id, State::Delivered, Some(&route.to_string()))?
             }
-            Event::Stored { to, id } => self.settle(to, *id, State::Stored, Some("relay")),
-            Event::Undeliverable { to, id, .. } => self.settle(to, *id, State::Undeliverable, None),
-            _ => Ok(()),
+            Event::Stored { to, id } => self.settle(to, *id, State::Stored, Some("relay"))?,
+            Event::Undeliverable { to, id, .. } => {
+                self.settle(to, *id, State::Undeliverable, None)?
+            }
+            _ => {}
         }
+        Ok(Noted::Fresh)
+    }
+
+    /// Whether `from`'s message `id` with `text` is already here. The text is compared too:
+    /// another profile of the same user numbers its messages on its own.
+    fn holds(&self, from: &UserName, id: MessageId, text: &str) -> Result<bool, HistoryError> {
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM messages WHERE peer = ?1 AND msg_id = ?2 AND outgoing = 0 \
+                 AND text = ?3 LIMIT 1",
+            )?
+            .query_row(params![from.as_str(), id_column(id.0), text], |_| Ok(()))
+            .optional()?;
+        Ok(found.is_some())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -276,7 +317,7 @@ impl History {
         Ok(())
     }
 
-    /// The message of this run to `to` with `id` is now in `state`.
+    /// The message to `to` with `id` is now in `state`.
     fn settle(
         &mut self,
         to: &UserName,
@@ -287,15 +328,9 @@ impl History {
         self.conn
             .prepare_cached(
                 "UPDATE messages SET state = ?1, route = coalesce(?2, route) \
-                 WHERE run = ?3 AND peer = ?4 AND msg_id = ?5 AND outgoing = 1",
+                 WHERE peer = ?3 AND msg_id = ?4 AND outgoing = 1",
             )?
-            .execute(params![
-                state.as_str(),
-                route,
-                self.run,
-                to.as_str(),
-                id_column(id.0)
-            ])?;
+            .execute(params![state.as_str(), route, to.as_str(), id_column(id.0)])?;
         Ok(())
     }
 

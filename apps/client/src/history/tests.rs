@@ -156,32 +156,39 @@ fn pruning_forgets_only_what_is_older_than_the_days_kept() {
 }
 
 #[test]
-fn a_history_survives_closing_and_a_delivery_settles_only_this_runs_message() {
+fn a_history_survives_closing_and_the_next_run_numbers_past_its_ids() {
     let dir = scratch("reopen");
     let path = dir.0.join(FILE);
     {
         let mut history = History::open(&path, &name("alice")).unwrap();
-        history
-            .sent(&bob(), MessageId(1), "first run", at(1))
-            .unwrap();
+        assert_eq!(history.next_message_id().unwrap(), 1);
+        history.sent(&bob(), MessageId(1), "first", at(1)).unwrap();
+        history.sent(&bob(), MessageId(2), "second", at(1)).unwrap();
     }
     let mut history = History::open(&path, &name("alice")).unwrap();
-    history
-        .sent(&bob(), MessageId(1), "second run", at(2))
-        .unwrap();
+    assert_eq!(history.next_message_id().unwrap(), 3);
+    history.sent(&bob(), MessageId(3), "third", at(2)).unwrap();
     let delivered = Event::Delivered {
         to: name("bob"),
-        id: MessageId(1),
+        id: MessageId(3),
         route: Via::Direct,
     };
     history.observe(&delivered, at(3)).unwrap();
     let got = history.last(&bob(), 10).unwrap();
-    assert_eq!(
-        got[0].state,
-        State::Sending,
-        "the first run's id 1 is another message"
-    );
-    assert_eq!(got[1].state, State::Delivered);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].state, State::Sending);
+    assert_eq!(got[2].state, State::Delivered);
+}
+
+#[test]
+fn a_message_received_again_after_a_crash_is_recorded_once() {
+    let mut history = History::in_memory(&name("alice")).unwrap();
+    let hi = message("bob", 5, "hi");
+    assert_eq!(history.observe(&hi, at(1)).unwrap(), Noted::Fresh);
+    assert_eq!(history.observe(&hi, at(2)).unwrap(), Noted::Repeat);
+    let other_text = message("bob", 5, "hello");
+    assert_eq!(history.observe(&other_text, at(3)).unwrap(), Noted::Fresh);
+    assert_eq!(history.last(&bob(), 10).unwrap().len(), 2);
 }
 
 #[test]
@@ -228,6 +235,9 @@ fn a_history_of_a_newer_version_is_refused_untouched() {
 fn a_journal_without_history_says_why_and_keeps_going() {
     let mut journal = Journal::new(Err(HistoryError::Locked));
     assert!(journal.problem().unwrap().contains("locked"));
-    assert_eq!(journal.observe(&message("bob", 1, "hi"), at(1)), None);
+    assert_eq!(
+        journal.observe(&message("bob", 1, "hi"), at(1)),
+        Journaled::Show
+    );
     assert!(journal.last(&bob(), 5).unwrap_err().contains("locked"));
 }

@@ -2,6 +2,7 @@
 //! an event or the transfer tick, and does what the screen asks of the client.
 
 use super::{Answer, Intent, Screen};
+use crate::history::Journal;
 use crate::keys::KeyBook;
 use crate::transfers::State;
 use breeze_core::client::Event;
@@ -23,6 +24,7 @@ const TRANSFER_TICK: Duration = Duration::from_millis(500);
 pub async fn run(
     client: Client,
     keys: KeyBook,
+    journal: Journal,
     files: Arc<DiskFiles>,
     download_dir: PathBuf,
 ) -> ExitCode {
@@ -33,7 +35,7 @@ pub async fn run(
             return ExitCode::FAILURE;
         }
     };
-    let outcome = event_loop(&mut terminal, &client, keys, &files, download_dir).await;
+    let outcome = event_loop(&mut terminal, &client, keys, journal, &files, download_dir).await;
     ratatui::restore();
     client.logout().await;
     match outcome {
@@ -61,6 +63,7 @@ async fn event_loop(
     terminal: &mut DefaultTerminal,
     client: &Client,
     mut book: KeyBook,
+    mut journal: Journal,
     files: &DiskFiles,
     download_dir: PathBuf,
 ) -> io::Result<Option<String>> {
