@@ -1,9 +1,10 @@
 //! The history as the two modes use it: a [`History`] while it works, and once it does not,
 //! the reason, so the client keeps chatting without history and can say why.
 
-use super::{Conversation, History, HistoryError, Noted, Stored};
+use super::{Conversation, History, HistoryError, Noted, Page, Stored};
 use breeze_core::client::Event;
 use breeze_core::wire::MessageId;
+use breeze_core::wire::UserName;
 use std::time::SystemTime;
 
 /// The history of this session, or why there is none.
@@ -16,13 +17,6 @@ impl Journal {
     pub fn new(history: Result<History, HistoryError>) -> Journal {
         Journal {
             history: history.map_err(|e| format!("history is off: {e}")),
-        }
-    }
-
-    /// A journal that keeps nothing, saying `why`.
-    pub fn off(why: impl Into<String>) -> Journal {
-        Journal {
-            history: Err(why.into()),
         }
     }
 
@@ -68,6 +62,27 @@ impl Journal {
     /// The last `n` messages with `conversation`, oldest first.
     pub fn last(&self, conversation: &Conversation, n: usize) -> Result<Vec<Stored>, String> {
         self.read(|history| history.last(conversation, n))
+    }
+
+    /// Up to `n` messages of `conversation` on one side of a row, oldest first.
+    pub fn page(
+        &self,
+        conversation: &Conversation,
+        page: Page,
+        n: usize,
+    ) -> Result<Vec<Stored>, String> {
+        self.read(|history| history.page(conversation, page, n))
+    }
+
+    /// The peers with a one-to-one history; none without history.
+    pub fn peers(&self) -> Vec<UserName> {
+        self.read(History::peers).unwrap_or_default()
+    }
+
+    /// The newest row when the session started: what the screen reads from the history,
+    /// newer ones it saw itself.
+    pub fn newest_row(&self) -> i64 {
+        self.read(History::newest_row).ok().flatten().unwrap_or(0)
     }
 
     /// Messages matching `query`, newest first.

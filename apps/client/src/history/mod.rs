@@ -103,6 +103,15 @@ impl Conversation {
     }
 }
 
+/// Which messages of a conversation [`History::page`] reads, by row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The newest up to and including this row.
+    UpTo(i64),
+    /// The oldest from this row on.
+    From(i64),
+}
+
 /// What recording an event came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Noted {
@@ -182,6 +191,7 @@ impl History {
     }
 
     /// A history that lives as long as the value (tests, benchmarks).
+    #[cfg(test)]
     pub fn in_memory(me: &UserName) -> Result<History, HistoryError> {
         History::setup(Connection::open_in_memory()?, me)
     }
@@ -336,22 +346,48 @@ impl History {
 
     /// The last `n` messages of `conversation`, oldest first.
     pub fn last(&self, conversation: &Conversation, n: usize) -> Result<Vec<Stored>, HistoryError> {
+        self.page(conversation, Page::UpTo(i64::MAX), n)
+    }
+
+    /// Up to `n` messages of `conversation` on one side of a row, oldest first.
+    pub fn page(
+        &self,
+        conversation: &Conversation,
+        page: Page,
+        n: usize,
+    ) -> Result<Vec<Stored>, HistoryError> {
         let n = n.min(MAX_QUERY) as i64;
         let (peer, grp) = conversation.columns();
-        let mut statement = match peer {
-            Some(_) => self
-                .conn
-                .prepare_cached(&select("WHERE peer = ?1 ORDER BY row DESC LIMIT ?2"))?,
-            None => self
-                .conn
-                .prepare_cached(&select("WHERE grp = ?1 ORDER BY row DESC LIMIT ?2"))?,
+        let column = if peer.is_some() { "peer" } else { "grp" };
+        let (bound, order) = match page {
+            Page::UpTo(row) => ((format!("row <= {row}")), "DESC"),
+            Page::From(row) => ((format!("row >= {row}")), "ASC"),
         };
+        let mut statement = self.conn.prepare(&select(&format!(
+            "WHERE {column} = ?1 AND {bound} ORDER BY row {order} LIMIT ?2"
+        )))?;
         let key = peer.or(grp).unwrap_or_default();
         let mut messages = statement
             .query_map(params![key, n], stored)?
             .collect::<Result<Vec<_>, _>>()?;
-        messages.reverse();
+        if matches!(page, Page::UpTo(_)) {
+            messages.reverse();
+        }
         Ok(messages)
+    }
+
+    /// The peers this profile has one-to-one history with, by name.
+    pub fn peers(&self) -> Result<Vec<UserName>, HistoryError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT DISTINCT peer FROM messages WHERE peer IS NOT NULL ORDER BY peer")?;
+        let names = statement
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(names
+            .iter()
+            .filter_map(|n| UserName::new(n.as_str()).ok())
+            .collect())
     }
 
     /// Messages whose text matches `query` (words, as FTS5 reads them; every word must be

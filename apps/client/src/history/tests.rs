@@ -241,3 +241,31 @@ fn a_journal_without_history_says_why_and_keeps_going() {
     );
     assert!(journal.last(&bob(), 5).unwrap_err().contains("locked"));
 }
+
+#[test]
+fn pages_read_either_side_of_a_row_and_peers_are_listed_once() {
+    let mut history = History::in_memory(&name("alice")).unwrap();
+    for i in 1..=6 {
+        history
+            .observe(&message("bob", i, &format!("m{i}")), at(i))
+            .unwrap();
+    }
+    history.observe(&message("carol", 1, "c"), at(9)).unwrap();
+    let rows: Vec<i64> = history
+        .last(&bob(), 10)
+        .unwrap()
+        .iter()
+        .map(|m| m.row)
+        .collect();
+    let texts = |page| -> Vec<String> {
+        history
+            .page(&bob(), page, 2)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect()
+    };
+    assert_eq!(texts(Page::UpTo(rows[3])), ["m3", "m4"]);
+    assert_eq!(texts(Page::From(rows[3])), ["m4", "m5"]);
+    assert_eq!(history.peers().unwrap(), [name("bob"), name("carol")]);
+}

@@ -1,5 +1,6 @@
 //! Drawing the [`Screen`] from its state alone.
 
+use super::chat::{Scroll, Timed};
 use super::{files_pane, Entry, Fate, Screen};
 use breeze_core::client::Route;
 use breeze_core::wire::UserName;
@@ -9,13 +10,22 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
-const KEYS_HELP: &str = " Tab/↓ next user · Shift-Tab/↑ previous · Enter send · Ctrl-A/Ctrl-D accept/decline a file · /file PATH · Esc/Ctrl-C quit ";
+const KEYS_HELP: &str = " Tab/↓ next user · Shift-Tab/↑ previous · Enter send · PgUp/PgDn/Home/End scroll · Ctrl-A/Ctrl-D accept/decline a file · /file PATH · /search TEXT · Esc/Ctrl-C quit ";
 /// Width of the users list, borders included.
 const USERS_WIDTH: u16 = 30;
 /// Columns for a name in the users list. With the dot (2), a space and the longest route tag
 /// (`connecting`, 10), a row fills the list's 28 inner columns exactly: a long name is cut,
 /// never the route.
 const NAME_COLUMNS: usize = 15;
+
+/// The selected conversation as last drawn: which wrapped line is at the top, the most it
+/// can be (the newest line at the bottom), and how many lines fit.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    pub top: usize,
+    pub max_top: usize,
+    pub height: usize,
+}
 
 impl Screen {
     pub(super) fn render(&self, frame: &mut Frame) {
@@ -54,8 +64,14 @@ impl Screen {
                 } else {
                     ("○ ".dark_gray(), "offline".dark_gray())
                 };
-                let name = format!("{} ", list_name(&peer.user));
-                ListItem::new(Line::from(vec![dot, Span::raw(name), tag]))
+                let unread = self.chats.get(&peer.user).map_or(0, |c| c.unread);
+                let name = format!("{} ", list_name(&peer.user, unread));
+                let name = if unread > 0 {
+                    name.bold()
+                } else {
+                    Span::raw(name)
+                };
+                ListItem::new(Line::from(vec![dot, name, tag]))
             })
             .collect();
         let title = format!(" {} · {} ", self.me, self.status);
@@ -75,32 +91,81 @@ impl Screen {
             frame.render_widget(paragraph, area);
             return;
         };
+        if let Some(results) = &self.search {
+            results.render(frame, area, self.zone);
+            return;
+        }
         let route = self
             .users
             .iter()
             .find(|u| &u.user == peer)
             .map_or("unknown".to_string(), |u| u.route.to_string());
-        let lines: Vec<Line> = self
-            .chats
-            .get(peer)
-            .into_iter()
-            .flatten()
-            .map(|entry| self.entry_line(peer, entry))
-            .collect();
+        let chat = self.chats.get(peer);
+        let entries = chat.map(|c| &c.entries);
+        // The first line of each entry, for a jump to a search result.
+        let mut starts = Vec::new();
+        let mut lines: Vec<Line> = Vec::new();
+        let mut day = None;
+        for timed in entries.into_iter().flatten() {
+            let this_day = self.zone.day(timed.at_ms);
+            if day != Some(this_day) {
+                day = Some(this_day);
+                let label = format!("─── {} ───", self.zone.day_line(timed.at_ms));
+                lines.push(Line::from(label.dark_gray()).centered());
+            }
+            starts.push(lines.len());
+            lines.push(self.entry_line(peer, timed));
+        }
         let block = Block::bordered().title(format!(" {peer} · {route} "));
-        let paragraph = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
         let inner = block.inner(area);
-        let height = paragraph.line_count(inner.width);
-        let scroll = height.saturating_sub(inner.height as usize);
-        let scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
+        let width = inner.width;
+        let height = inner.height as usize;
+        let wrapped = |lines: &[Line<'static>]| {
+            Paragraph::new(Text::from(lines.to_vec()))
+                .wrap(Wrap { trim: false })
+                .line_count(width)
+        };
+        let total = wrapped(&lines);
+        let max_top = total.saturating_sub(height);
+        let top = match chat.map_or(Scroll::Bottom, |c| c.scroll) {
+            Scroll::Bottom => max_top,
+            Scroll::Line(line) => line.min(max_top),
+            Scroll::Entry(entry) => {
+                let first = starts.get(entry).copied().unwrap_or(lines.len());
+                wrapped(&lines[..first]).min(max_top)
+            }
+        };
+        self.view.set(View {
+            top,
+            max_top,
+            height,
+        });
+        let title = if top < max_top {
+            format!(" {peer} · {route} · ↑ scrolled: End for the newest ")
+        } else {
+            format!(" {peer} · {route} ")
+        };
+        let paragraph = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
+        let scroll = u16::try_from(top).unwrap_or(u16::MAX);
+        let block = Block::bordered().title(title);
         frame.render_widget(paragraph.block(block).scroll((scroll, 0)), area);
     }
 
-    fn entry_line(&self, peer: &UserName, entry: &Entry) -> Line<'static> {
+    fn entry_line(&self, peer: &UserName, timed: &Timed) -> Line<'static> {
+        let time = format!("{} ", self.zone.time(timed.at_ms)).dark_gray();
+        let mut line = self.entry_spans(peer, &timed.entry);
+        if !matches!(timed.entry, Entry::UnreadMarker) {
+            line.spans.insert(0, time);
+        }
+        line
+    }
+
+    fn entry_spans(&self, peer: &UserName, entry: &Entry) -> Line<'static> {
         match entry {
             Entry::Mine { text, fate, .. } => {
                 let tick = match fate {
                     Fate::Sending => " …".dark_gray(),
+                    Fate::Unconfirmed => " · not confirmed".dark_gray(),
                     Fate::Delivered(path) => format!(" ✓ {path}").green(),
                     Fate::Stored => " ✓ stored (offline)".yellow(),
                     Fate::Undeliverable(reason) => format!(" ✗ not delivered: {reason}").red(),
@@ -119,6 +184,7 @@ impl Screen {
             Entry::Notice(text) => {
                 Line::from(format!("— {}", printable(text)).dark_gray().italic())
             }
+            Entry::UnreadMarker => Line::from("──── unread ────".red().bold()).centered(),
         }
     }
 
@@ -140,7 +206,7 @@ impl Screen {
 /// `text` with its control characters drawn as symbols (`␛` for ESC, `␉` for a tab…).
 /// ratatui hands a paragraph's characters to the terminal as they are: a message carrying an
 /// ESC would let any peer clear the screen, retitle the window or write the clipboard.
-fn printable(text: &str) -> String {
+pub(super) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             // The Unicode "control pictures" block has one for each C0 character.
@@ -169,15 +235,26 @@ fn tail_in_columns(text: &str, max: u16) -> (&str, u16) {
     (&text[start..], columns)
 }
 
-/// `name` in exactly [`NAME_COLUMNS`] columns, cut with `…` if longer. User names are ASCII
-/// (one column a character), so counting bytes is counting columns.
-fn list_name(name: &UserName) -> String {
+/// `name`, with `(N)` after it when N messages wait unread, in exactly [`NAME_COLUMNS`]
+/// columns: the name is cut with `…` if it does not fit, never the count. User names are
+/// ASCII (one column a character), so counting bytes is counting columns.
+fn list_name(name: &UserName, unread: usize) -> String {
     let name = name.as_str();
-    if name.len() <= NAME_COLUMNS {
-        format!("{name:<NAME_COLUMNS$}")
+    let count = if unread > 0 {
+        format!(" ({unread})")
     } else {
-        format!("{}…", &name[..NAME_COLUMNS - 1])
-    }
+        String::new()
+    };
+    let room = NAME_COLUMNS.saturating_sub(count.len());
+    let name = if name.len() <= room {
+        name.to_string()
+    } else {
+        format!(
+            "{}…",
+            name.get(..room.saturating_sub(1)).unwrap_or_default()
+        )
+    };
+    format!("{:<NAME_COLUMNS$}", format!("{name}{count}"))
 }
 
 fn route_span(route: Route) -> Span<'static> {

@@ -9,30 +9,43 @@
 //! client's [`Answer`] back ([`Screen::handle_answer`]). [`Screen::render`] draws from the state alone:
 //! the clock is an input too ([`Screen::tick`]), so the screen can be drawn into a test buffer.
 //!
+//! The history is an input like the others: the loop reads a conversation's history when the
+//! screen asks for it ([`Screen::wants_history`], [`Screen::load_history`]), answers `/search`
+//! ([`Intent::Search`]) and jumps to a result ([`Intent::Jump`]); the wall clock that times
+//! entries is given with [`Screen::set_wall_clock`].
+//!
 //! This file holds the state and its handlers; `draw.rs` draws it, `terminal.rs` is the loop
 //! between the terminal, the client and the screen, `slash_commands.rs` parses the input line's
-//! slash commands and `files_pane.rs` shows the file transfers.
+//! slash commands, `files_pane.rs` shows the file transfers, `chat.rs` is one conversation
+//! (entries, unread, scrolling), `clock.rs` shows times and `search.rs` the search results.
 
+use crate::history::Stored;
 use crate::transfers::{State, Transfer, Transfers};
 use breeze_core::client::{Direction, Event, FileEvent};
 use breeze_core::wire::{MessageId, TransferId, UserName};
 use breeze_core::Via;
 use breeze_smol::{Landed, PeerStatus, SharedFile};
+use chat::{Chat, Scroll, Timed};
+use clock::Zone;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use slash_commands::ScreenCommand;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod chat;
+mod clock;
 mod draw;
 mod files_pane;
+mod search;
 mod slash_commands;
 pub mod terminal;
 #[cfg(test)]
 mod tests;
 
-/// Entries kept per conversation; older ones scroll away for good.
-const HISTORY: usize = 1000;
+/// The most search results shown.
+const SEARCH_RESULTS: usize = 200;
 
 /// What a key press asks for: the screen's outgoing commands.
 #[derive(Debug, PartialEq)]
@@ -46,6 +59,10 @@ enum Intent {
     Cancel(UserName, TransferId, Direction),
     /// Show the fingerprint to compare with this user.
     Verify(UserName),
+    /// Search the history for these words.
+    Search(String),
+    /// Read this user's history from this row on, to show a search result.
+    Jump(UserName, i64),
 }
 
 /// The client's answer to an [`Intent`], with what the screen needs to show it.
@@ -83,6 +100,17 @@ enum Answer {
         peer: UserName,
         result: Result<String, String>,
     },
+    /// What the history holds for a `/search`, newest first.
+    Found {
+        query: String,
+        result: Result<Vec<Stored>, String>,
+    },
+    /// The history of `peer` from the `row` of a search result on.
+    Jumped {
+        peer: UserName,
+        row: i64,
+        result: Result<Vec<Stored>, String>,
+    },
 }
 
 enum Entry {
@@ -96,10 +124,14 @@ enum Entry {
         route: Via,
     },
     Notice(String),
+    /// Where the messages that arrived while the user looked elsewhere start.
+    UnreadMarker,
 }
 
 enum Fate {
     Sending,
+    /// Sent in an earlier session that ended before it was acknowledged.
+    Unconfirmed,
     Delivered(Via),
     Stored,
     Undeliverable(String),
@@ -110,7 +142,18 @@ struct Screen {
     status: String,
     users: Vec<PeerStatus>,
     selected: Option<UserName>,
-    chats: HashMap<UserName, Vec<Entry>>,
+    chats: HashMap<UserName, Chat>,
+    /// Users with a history, listed (offline) even before the server mentions them.
+    contacts: Vec<UserName>,
+    /// The results of the last `/search`, shown in place of the conversation while open.
+    search: Option<search::Results>,
+    /// A message from someone not on screen arrived: ring the bell.
+    alert: bool,
+    /// The wall clock (ms since the Unix epoch) new entries are timed with.
+    wall_ms: i64,
+    zone: Zone,
+    /// The selected conversation's view as last drawn, for the scrolling keys.
+    view: Cell<draw::View>,
     input: String,
     fatal: Option<String>,
     transfers: Transfers,
@@ -127,6 +170,12 @@ impl Screen {
             users: Vec::new(),
             selected: None,
             chats: HashMap::new(),
+            contacts: Vec::new(),
+            search: None,
+            alert: false,
+            wall_ms: 0,
+            zone: Zone::Local,
+            view: Cell::new(draw::View::default()),
             input: String::new(),
             fatal: None,
             transfers: Transfers::new(),
@@ -140,11 +189,71 @@ impl Screen {
         self.now = self.now.max(now);
     }
 
+    /// The wall clock new entries are timed with (ms since the Unix epoch).
+    fn set_wall_clock(&mut self, at_ms: i64) {
+        self.wall_ms = at_ms;
+    }
+
     /// The client's peer table, which the loop fetches after every event: the authority on
-    /// who is listed, and with which route.
-    fn handle_peers(&mut self, users: Vec<PeerStatus>) {
+    /// who is listed, and with which route. Contacts with a history it does not list are
+    /// added as offline.
+    fn handle_peers(&mut self, mut users: Vec<PeerStatus>) {
+        for contact in &self.contacts {
+            if !users.iter().any(|u| &u.user == contact) && contact != &self.me {
+                users.push(PeerStatus {
+                    user: contact.clone(),
+                    online: false,
+                    route: breeze_core::client::Route::Relay,
+                });
+            }
+        }
         self.users = users;
         self.keep_selection();
+    }
+
+    /// The users this profile has a history with.
+    fn set_contacts(&mut self, contacts: Vec<UserName>) {
+        self.contacts = contacts;
+        let users = std::mem::take(&mut self.users);
+        self.handle_peers(users);
+    }
+
+    /// The conversation whose history the loop should read now: the one on screen, the
+    /// first time.
+    fn wants_history(&self) -> Option<UserName> {
+        let selected = self.selected.as_ref()?;
+        match self.chats.get(selected) {
+            Some(chat) if chat.loaded => None,
+            _ => Some(selected.clone()),
+        }
+    }
+
+    /// `peer`'s history (oldest first), read for [`Screen::wants_history`].
+    fn load_history(&mut self, peer: &UserName, history: Result<Vec<Stored>, String>) {
+        let chat = self.chats.entry(peer.clone()).or_default();
+        match history {
+            Ok(history) => chat.load(history),
+            Err(problem) => {
+                chat.loaded = true;
+                let notice = format!("no history: {problem}");
+                self.push(peer, Entry::Notice(notice));
+            }
+        }
+    }
+
+    /// Whether to ring the bell: a message from someone not on screen arrived since the
+    /// last call.
+    fn take_alert(&mut self) -> bool {
+        std::mem::take(&mut self.alert)
+    }
+
+    /// The terminal's title: how many messages wait unread.
+    fn title(&self) -> String {
+        let unread: usize = self.chats.values().map(|c| c.unread).sum();
+        match unread {
+            0 => format!("breeze · {}", self.me),
+            n => format!("breeze · {} · {n} unread", self.me),
+        }
     }
 
     /// Shows what the client said to a key press's intent.
@@ -224,6 +333,14 @@ impl Screen {
                 };
                 self.push(&peer, Entry::Notice(notice));
             }
+            Answer::Found { query, result } => match result {
+                Ok(found) => self.search = Some(search::Results::new(query, found)),
+                Err(problem) => self.status = format!("cannot search: {problem}"),
+            },
+            Answer::Jumped { peer, row, result } => match result {
+                Ok(history) => self.chats.entry(peer).or_default().jump(history, row),
+                Err(problem) => self.status = format!("cannot show that message: {problem}"),
+            },
             Answer::Verified { peer, result } => {
                 let notice = match result {
                     Ok(fingerprint) => format!(
@@ -276,15 +393,18 @@ impl Screen {
                 Intent::Cancel(t.peer, t.id, t.direction)
             }
             ScreenCommand::Verify => Intent::Verify(selected.ok_or("select the user to verify")?),
+            ScreenCommand::Search { text } => Intent::Search(text),
         })
     }
 
     fn push(&mut self, user: &UserName, entry: Entry) {
+        let at_ms = self.wall_ms;
         let chat = self.chats.entry(user.clone()).or_default();
-        chat.push(entry);
-        if chat.len() > HISTORY {
-            chat.remove(0);
-        }
+        chat.push(Timed {
+            at_ms,
+            row: None,
+            entry,
+        });
     }
 
     /// Follows one of the client's events. `landed` says where a received file ended up
@@ -344,7 +464,17 @@ impl Screen {
             }
             Event::Message {
                 from, text, route, ..
-            } => self.push(&from, Entry::Theirs { text, route }),
+            } => {
+                if self.selected.as_ref() != Some(&from) {
+                    self.alert = true;
+                    let at_ms = self.wall_ms;
+                    self.chats
+                        .entry(from.clone())
+                        .or_default()
+                        .arrived_unseen(at_ms);
+                }
+                self.push(&from, Entry::Theirs { text, route })
+            }
             Event::Delivered { to, id, route } => self.settle(&to, id, Fate::Delivered(route)),
             Event::Stored { to, id } => self.settle(&to, id, Fate::Stored),
             Event::Undeliverable { to, id, reason } => {
@@ -389,20 +519,23 @@ impl Screen {
     }
 
     fn settle(&mut self, user: &UserName, sent: MessageId, new_fate: Fate) {
-        let entries = self.chats.entry(user.clone()).or_default();
-        for entry in entries.iter_mut().rev() {
-            if let Entry::Mine { id, fate, .. } = entry {
-                if *id == sent {
-                    *fate = new_fate;
-                    return;
-                }
-            }
-        }
+        self.chats
+            .entry(user.clone())
+            .or_default()
+            .settle(sent, new_fate);
     }
 
     fn handle_key(&mut self, key: KeyEvent) -> Intent {
+        if self.search.is_some() {
+            if let Some(intent) = self.search_key(key) {
+                return intent;
+            }
+        }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
+            KeyCode::PageUp | KeyCode::PageDown | KeyCode::Home | KeyCode::End => {
+                self.scroll(key.code)
+            }
             KeyCode::Esc => return Intent::Quit,
             KeyCode::Char('c') if ctrl => return Intent::Quit,
             KeyCode::Tab | KeyCode::Down => self.select(1),
@@ -474,13 +607,76 @@ impl Screen {
             Some(i) => (i as isize + step).rem_euclid(len),
             None => 0,
         };
-        self.selected = Some(self.users[next as usize].user.clone());
+        let user = self.users.get(next as usize).map(|u| u.user.clone());
+        self.open(user);
     }
 
     /// Selects the first user once there is one; keeps the selection by name otherwise.
     fn keep_selection(&mut self) {
         if self.selected_index().is_none() {
-            self.selected = self.users.first().map(|u| u.user.clone());
+            self.open(self.users.first().map(|u| u.user.clone()));
         }
+    }
+
+    /// Puts `user`'s conversation on screen: what was unread there is read now, the marker
+    /// of the one left has served.
+    fn open(&mut self, user: Option<UserName>) {
+        if user == self.selected {
+            return;
+        }
+        if let Some(left) = self.selected.as_ref().and_then(|u| self.chats.get_mut(u)) {
+            left.left();
+        }
+        if let Some(user) = &user {
+            self.chats.entry(user.clone()).or_default().opened();
+        }
+        self.selected = user;
+    }
+
+    /// PgUp/PgDn by a page of the conversation as last drawn, Home to its start, End back
+    /// to the newest.
+    fn scroll(&mut self, code: KeyCode) {
+        let view = self.view.get();
+        let Some(chat) = self.selected.as_ref().and_then(|u| self.chats.get_mut(u)) else {
+            return;
+        };
+        let page = view.height.saturating_sub(1).max(1);
+        chat.scroll = match code {
+            KeyCode::PageUp => Scroll::Line(view.top.saturating_sub(page)),
+            KeyCode::PageDown if view.top + page < view.max_top => Scroll::Line(view.top + page),
+            KeyCode::Home => Scroll::Line(0),
+            _ => {
+                chat.to_bottom();
+                return;
+            }
+        };
+    }
+
+    /// Keys while search results are open: ↑/↓ pick, Enter jumps, Esc closes. `None` for
+    /// keys that act as usual.
+    fn search_key(&mut self, key: KeyEvent) -> Option<Intent> {
+        let results = self.search.as_mut()?;
+        match key.code {
+            KeyCode::Up => results.step(-1),
+            KeyCode::Down => results.step(1),
+            KeyCode::Esc => self.search = None,
+            KeyCode::Enter => {
+                let (peer, row) = results.chosen()?;
+                self.search = None;
+                self.open(Some(peer.clone()));
+                if !self.users.iter().any(|u| u.user == peer) {
+                    self.contacts.push(peer.clone());
+                    let users = std::mem::take(&mut self.users);
+                    self.handle_peers(users);
+                }
+                let chat = self.chats.entry(peer.clone()).or_default();
+                if chat.loaded && chat.show_row(row) {
+                    return Some(Intent::Nothing);
+                }
+                return Some(Intent::Jump(peer, row));
+            }
+            _ => return None,
+        }
+        Some(Intent::Nothing)
     }
 }

@@ -1,6 +1,6 @@
 //! What can be typed on the chat screen's input line besides a message: `/file PATH` (to the
 //! selected user), `/accept [ID] [DIR]`, `/decline [ID]`, `/cancel [ID]`, `/verify` (the
-//! fingerprint to compare with the selected user). Without an id, the newest offer from (or
+//! fingerprint to compare with the selected user), `/search TEXT` (the history). Without an id, the newest offer from (or
 //! transfer with) the selected user is meant.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,10 +19,14 @@ pub enum ScreenCommand {
         id: Option<String>,
     },
     Verify,
+    /// Messages in the history with every word of `text`.
+    Search {
+        text: String,
+    },
 }
 
 pub const USAGE: &str =
-    "commands: /file PATH · /accept [ID] [DIR] · /decline [ID] · /cancel [ID] · /verify";
+    "commands: /file PATH · /accept [ID] [DIR] · /decline [ID] · /cancel [ID] · /verify · /search TEXT";
 
 /// `None` for a plain message (no leading `/`, or `//` to send a message starting with `/`).
 pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
@@ -44,6 +48,9 @@ pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
         "decline" => Ok(ScreenCommand::Decline { id: word(rest) }),
         "cancel" => Ok(ScreenCommand::Cancel { id: word(rest) }),
         "verify" if rest.is_empty() => Ok(ScreenCommand::Verify),
+        "search" if !rest.trim().is_empty() => Ok(ScreenCommand::Search {
+            text: rest.trim().into(),
+        }),
         _ => Err(USAGE.to_string()),
     })
 }

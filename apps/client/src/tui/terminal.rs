@@ -1,8 +1,9 @@
 //! The loop between the terminal, the client and the [`Screen`]: it draws, waits for a key,
 //! an event or the transfer tick, and does what the screen asks of the client.
 
-use super::{Answer, Intent, Screen};
-use crate::history::Journal;
+use super::chat::KEPT;
+use super::{Answer, Intent, Screen, SEARCH_RESULTS};
+use crate::history::{unix_ms, Conversation, Journal, Journaled, Page};
 use crate::keys::KeyBook;
 use crate::transfers::State;
 use breeze_core::client::Event;
@@ -12,10 +13,11 @@ use futures_lite::future::race;
 use futures_lite::StreamExt;
 use ratatui::DefaultTerminal;
 use std::io;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How often the screen is redrawn while a transfer runs, for its rate and ETA.
 const TRANSFER_TICK: Duration = Duration::from_millis(500);
@@ -69,9 +71,23 @@ async fn event_loop(
 ) -> io::Result<Option<String>> {
     let mut keys = EventStream::new();
     let mut screen = Screen::new(client.user().clone(), download_dir, Instant::now());
+    if let Some(problem) = journal.problem() {
+        screen.status = problem.to_string();
+    }
+    screen.set_contacts(journal.peers());
+    // The screen reads the history up to here; what comes later it sees itself.
+    let boundary = journal.newest_row();
+    let mut title = String::new();
     loop {
         screen.tick(Instant::now());
+        screen.set_wall_clock(unix_ms(SystemTime::now()));
+        if let Some(peer) = screen.wants_history() {
+            let conversation = Conversation::Peer(peer.clone());
+            let history = journal.page(&conversation, Page::UpTo(boundary), KEPT);
+            screen.load_history(&peer, history);
+        }
         terminal.draw(|frame| screen.render(frame))?;
+        signal_news(&mut screen, &mut title)?;
         let running = screen.transfers.active().any(|t| t.state == State::Running);
         let wake = race(async { Wake::Key(keys.next().await) }, async {
             Wake::Client(client.next_event().await)
@@ -96,10 +112,39 @@ async fn event_loop(
                             .ok_or_else(|| KeyBook::unknown(&peer));
                         screen.handle_answer(Answer::Verified { peer, result }, Instant::now());
                     }
+                    Intent::Search(query) => {
+                        let result = journal.search(&query, SEARCH_RESULTS);
+                        screen.handle_answer(Answer::Found { query, result }, Instant::now());
+                    }
+                    Intent::Jump(peer, row) => {
+                        let conversation = Conversation::Peer(peer.clone());
+                        let result =
+                            journal
+                                .page(&conversation, Page::From(row), KEPT)
+                                .map(|mut page| {
+                                    page.retain(|m| m.row <= boundary);
+                                    page
+                                });
+                        let answer = Answer::Jumped { peer, row, result };
+                        screen.handle_answer(answer, Instant::now());
+                    }
                     intent => {
                         // Hashing a big file takes a moment: show the notice saying so first.
                         terminal.draw(|frame| screen.render(frame))?;
                         if let Some(answer) = perform(client, intent).await {
+                            // In the history before it is on screen.
+                            if let Answer::Sent {
+                                to,
+                                text,
+                                result: Ok(id),
+                            } = &answer
+                            {
+                                let peer = Conversation::Peer(to.clone());
+                                let at = SystemTime::now();
+                                if let Some(warning) = journal.sent(&peer, *id, text, at) {
+                                    screen.status = warning;
+                                }
+                            }
                             screen.handle_answer(answer, Instant::now());
                         }
                     }
@@ -112,17 +157,49 @@ async fn event_loop(
                 if let Err(warning) = book.observe(&event) {
                     screen.status = warning;
                 }
-                screen.handle_event(event, Instant::now(), |peer, id| files.landed(peer, id));
+                // In the history before it is on screen; a message shown before a crash
+                // is not shown twice.
+                let show = match journal.observe(&event, SystemTime::now()) {
+                    Journaled::Show => true,
+                    Journaled::Repeat => false,
+                    Journaled::Warning(warning) => {
+                        screen.status = warning;
+                        true
+                    }
+                };
+                if show {
+                    screen.set_wall_clock(unix_ms(SystemTime::now()));
+                    screen.handle_event(event, Instant::now(), |peer, id| files.landed(peer, id));
+                }
                 screen.handle_peers(client.peers().await);
             }
         }
     }
 }
 
+/// Rings the terminal's bell for a message from someone not on screen, and keeps the
+/// window's title saying how many wait unread.
+fn signal_news(screen: &mut Screen, title: &mut String) -> io::Result<()> {
+    let mut out = io::stdout();
+    if screen.take_alert() {
+        out.write_all(b"\x07")?;
+    }
+    let now = screen.title();
+    if &now != title {
+        crossterm::execute!(out, crossterm::terminal::SetTitle(&now))?;
+        *title = now;
+    }
+    out.flush()
+}
+
 /// Asks the client for what a key press meant; `None` when it asks nothing of the client.
 async fn perform(client: &Client, intent: Intent) -> Option<Answer> {
     let answer = match intent {
-        Intent::Nothing | Intent::Quit | Intent::Verify(_) => return None,
+        Intent::Nothing
+        | Intent::Quit
+        | Intent::Verify(_)
+        | Intent::Search(_)
+        | Intent::Jump(..) => return None,
         Intent::Send(to, text) => Answer::Sent {
             result: client
                 .send(&to, text.clone())

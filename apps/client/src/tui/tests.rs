@@ -37,6 +37,7 @@ fn offline(user: &str) -> PeerStatus {
 /// Alice's screen, logged in, with `peers` listed (the first one selected).
 fn alice_with(peers: Vec<PeerStatus>, t0: Instant) -> Screen {
     let mut screen = Screen::new(name("alice"), PathBuf::from(DOWNLOADS), t0);
+    screen.zone = Zone::utc();
     event(
         &mut screen,
         t0,
@@ -559,14 +560,16 @@ fn esc_and_ctrl_c_quit_and_a_refused_login_is_kept_as_the_reason() {
 #[test]
 fn the_key_help_is_on_the_bottom_line() {
     let screen = alice_with(vec![peer("bob", Route::Direct)], Instant::now());
-    let rows = draw(&screen, 140, 16);
+    let rows = draw(&screen, 180, 16);
     let help = rows.last().unwrap();
     for keys in [
         "Tab/↓ next user",
         "Shift-Tab/↑ previous",
         "Enter send",
+        "PgUp/PgDn/Home/End scroll",
         "Ctrl-A/Ctrl-D accept/decline a file",
         "/file PATH",
+        "/search TEXT",
         "Esc/Ctrl-C quit",
     ] {
         assert!(help.contains(keys), "{keys:?} missing from {help:?}");
@@ -661,9 +664,10 @@ fn long_messages_wrap_inside_the_conversation() {
             rows.join("\n")
         );
     }
-    assert!(row_with(&text, "word00").starts_with("│bob: word00 word01"));
-    // The route tag wraps like a word.
-    assert!(row_with(&text, "(direct)").starts_with("│(direct)"));
+    assert!(row_with(&text, "word00").starts_with("│00:00 bob: word00 word01"));
+    // The route tag wraps like a word: whole on one row, after the last word.
+    let tagged = row_with(&text, "(direct)");
+    assert!(tagged.ends_with("(direct)") || tagged.contains("(direct) "), "{tagged}");
     // Nothing spills over the right border (rows 1 to 14 are inside the conversation box).
     for row in &rows[1..15] {
         assert!(row.chars().count() == 80 && row.ends_with('│'), "{row}");
