@@ -38,6 +38,8 @@ mod chat;
 mod clock;
 mod draw;
 mod files_pane;
+#[cfg(test)]
+mod history_tests;
 mod search;
 mod slash_commands;
 pub mod terminal;

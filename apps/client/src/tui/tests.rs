@@ -14,11 +14,11 @@ use std::time::Duration;
 
 const DOWNLOADS: &str = "/home/alice/Downloads";
 
-fn name(name: &str) -> UserName {
+pub(super) fn name(name: &str) -> UserName {
     UserName::new(name).unwrap()
 }
 
-fn peer(user: &str, route: Route) -> PeerStatus {
+pub(super) fn peer(user: &str, route: Route) -> PeerStatus {
     PeerStatus {
         user: name(user),
         online: true,
@@ -26,7 +26,7 @@ fn peer(user: &str, route: Route) -> PeerStatus {
     }
 }
 
-fn offline(user: &str) -> PeerStatus {
+pub(super) fn offline(user: &str) -> PeerStatus {
     PeerStatus {
         user: name(user),
         online: false,
@@ -35,7 +35,7 @@ fn offline(user: &str) -> PeerStatus {
 }
 
 /// Alice's screen, logged in, with `peers` listed (the first one selected).
-fn alice_with(peers: Vec<PeerStatus>, t0: Instant) -> Screen {
+pub(super) fn alice_with(peers: Vec<PeerStatus>, t0: Instant) -> Screen {
     let mut screen = Screen::new(name("alice"), PathBuf::from(DOWNLOADS), t0);
     screen.zone = Zone::utc();
     event(
@@ -49,19 +49,19 @@ fn alice_with(peers: Vec<PeerStatus>, t0: Instant) -> Screen {
     screen
 }
 
-fn event(screen: &mut Screen, now: Instant, event: Event) {
+pub(super) fn event(screen: &mut Screen, now: Instant, event: Event) {
     screen.handle_event(event, now, |_, _| None);
 }
 
-fn key(screen: &mut Screen, code: KeyCode) -> Intent {
+pub(super) fn key(screen: &mut Screen, code: KeyCode) -> Intent {
     screen.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
 }
 
-fn ctrl(screen: &mut Screen, c: char) -> Intent {
+pub(super) fn ctrl(screen: &mut Screen, c: char) -> Intent {
     screen.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
 }
 
-fn type_text(screen: &mut Screen, text: &str) {
+pub(super) fn type_text(screen: &mut Screen, text: &str) {
     for c in text.chars() {
         assert_eq!(key(screen, KeyCode::Char(c)), Intent::Nothing);
     }
@@ -74,11 +74,11 @@ fn draw_terminal(screen: &Screen, width: u16, height: u16) -> Terminal<TestBacke
 }
 
 /// The screen's rows as text, a wide character once (not followed by its blank second cell).
-fn draw(screen: &Screen, width: u16, height: u16) -> Vec<String> {
+pub(super) fn draw(screen: &Screen, width: u16, height: u16) -> Vec<String> {
     rows(draw_terminal(screen, width, height).backend().buffer())
 }
 
-fn rows(buffer: &Buffer) -> Vec<String> {
+pub(super) fn rows(buffer: &Buffer) -> Vec<String> {
     let area = buffer.area;
     (area.top()..area.bottom())
         .map(|y| {
@@ -99,7 +99,7 @@ fn rows(buffer: &Buffer) -> Vec<String> {
 }
 
 /// The one row containing `needle`; fails with the whole screen otherwise.
-fn row_with<'a>(screen: &'a [String], needle: &str) -> &'a str {
+pub(super) fn row_with<'a>(screen: &'a [String], needle: &str) -> &'a str {
     let found: Vec<&String> = screen.iter().filter(|r| r.contains(needle)).collect();
     match found.as_slice() {
         [row] => row,
@@ -111,16 +111,16 @@ fn row_with<'a>(screen: &'a [String], needle: &str) -> &'a str {
     }
 }
 
-fn shows(screen: &[String], needle: &str) -> bool {
+pub(super) fn shows(screen: &[String], needle: &str) -> bool {
     screen.iter().any(|r| r.contains(needle))
 }
 
 /// The users list is the left 30 columns; the conversation is right of it.
-fn users_column(row: &str) -> String {
+pub(super) fn users_column(row: &str) -> String {
     row.chars().take(30).collect()
 }
 
-fn conversation_column(row: &str) -> String {
+pub(super) fn conversation_column(row: &str) -> String {
     row.chars().skip(30).collect()
 }
 
@@ -667,7 +667,10 @@ fn long_messages_wrap_inside_the_conversation() {
     assert!(row_with(&text, "word00").starts_with("│00:00 bob: word00 word01"));
     // The route tag wraps like a word: whole on one row, after the last word.
     let tagged = row_with(&text, "(direct)");
-    assert!(tagged.ends_with("(direct)") || tagged.contains("(direct) "), "{tagged}");
+    assert!(
+        tagged.ends_with("(direct)") || tagged.contains("(direct) "),
+        "{tagged}"
+    );
     // Nothing spills over the right border (rows 1 to 14 are inside the conversation box).
     for row in &rows[1..15] {
         assert!(row.chars().count() == 80 && row.ends_with('│'), "{row}");
