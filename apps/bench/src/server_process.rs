@@ -51,7 +51,12 @@ impl ServerProcess {
         command
             .arg("--data")
             .arg(data.path())
-            .args(["--listen", "127.0.0.1:0", "--open-registration"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--open-registration",
+                "--no-announce",
+            ])
             .args([
                 "--max-connections-per-ip",
                 &max_connections_per_ip.to_string(),

@@ -16,12 +16,15 @@ use std::path::PathBuf;
         line (send USER TEXT…, file USER PATH, accept ID [DIR], decline ID, cancel ID, who, \
         verify USER, history USER [N], quit), and writes events to stdout as JSON objects, one per line; the end of stdin \
         counts as quit. `breeze … send USER TEXT…` sends one message \
-        and exits once it is delivered or stored.\n\n\
+        and exits once it is delivered or stored; `breeze discover` lists the servers announced \
+        on the LAN.\n\n\
         The password comes from the BREEZE_PASSWORD environment variable, or is asked for on \
         the terminal. Logs go to stderr (or --log-file) when RUST_LOG is set (e.g. RUST_LOG=debug)."
 )]
 pub struct Cli {
-    /// The Breeze server, as HOST:PORT. Default: `server` in the settings file.
+    /// The Breeze server, as HOST:PORT. Default: `server` in the settings file, else the
+    /// server announced on the LAN (with several, the chat screen asks which; line mode
+    /// lists them in an error).
     #[arg(long, value_name = "HOST:PORT")]
     pub server: Option<String>,
 
@@ -84,6 +87,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum OneShot {
+    /// List the Breeze servers announced on the LAN (mDNS/DNS-SD `_breeze._tcp`), one JSON
+    /// object a line with `addr` and `fingerprint`, and exit. Needs no --server or --user.
+    Discover {
+        /// Listen for announcements this many milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 1500)]
+        wait: u64,
+    },
     /// Log in, send one message, wait until it is delivered (or stored for an offline
     /// recipient), and exit.
     Send {
@@ -135,7 +145,7 @@ mod tests {
                 assert_eq!(text.join(" "), "hi - there");
                 assert_eq!(timeout, 30);
             }
-            None => panic!("no subcommand"),
+            _ => panic!("not a send"),
         }
     }
 

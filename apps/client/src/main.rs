@@ -12,6 +12,7 @@
 
 mod cli;
 mod command;
+mod discovery;
 mod group_lines;
 mod history;
 mod json;
@@ -53,6 +54,9 @@ fn main() -> ExitCode {
         eprintln!("breeze: {message}");
         return ExitCode::FAILURE;
     }
+    if let Some(OneShot::Discover { wait }) = cli.command {
+        return discover(Duration::from_millis(wait));
+    }
     let files = Arc::new(DiskFiles::new());
     let Start {
         options,
@@ -63,6 +67,10 @@ fn main() -> ExitCode {
         Ok(start) => start,
         Err(message) => {
             eprintln!("breeze: {message}");
+            // Line mode's contract: a script reads its errors on stdout too.
+            if cli.json || !std::io::stdin().is_terminal() {
+                let _ = json::LineEvent::fatal_error(message).emit(&mut std::io::stdout());
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -87,6 +95,7 @@ fn main() -> ExitCode {
                 let text = text.join(" ");
                 oneshot::run(client, keys, &mut journal, &to, text, timeout, json).await
             }
+            Some(OneShot::Discover { .. }) => ExitCode::SUCCESS,
             None if !json && std::io::stdin().is_terminal() => {
                 tui::terminal::run(client, keys, journal, files, download_dir).await
             }
@@ -116,11 +125,15 @@ fn start(cli: &Cli, files: Arc<DiskFiles>) -> Result<Start, String> {
             None => Settings::default(),
         },
     };
-    let server_name = cli
-        .server
-        .clone()
-        .or(settings.server)
-        .ok_or("no server: give --server HOST:PORT or set `server` in the settings file")?;
+    let (server_name, announced_key) = match cli.server.clone().or(settings.server) {
+        Some(server) => (server, None),
+        None => {
+            let interactive = !cli.json && cli.command.is_none() && std::io::stdin().is_terminal();
+            let found = choose_server(interactive)?;
+            let key = found.key();
+            (found.addr, key)
+        }
+    };
     let user_name = cli
         .user
         .clone()
@@ -147,9 +160,15 @@ fn start(cli: &Cli, files: Arc<DiskFiles>) -> Result<Start, String> {
     options.peer_keys = peer_keys;
     // A fingerprint given on the command line overrides the pin: it is how a user trusts a
     // server key that changed on purpose (the new key is pinned once it is met).
+    // A key announced on the LAN is only a first expectation: a key pinned before wins.
     match cli.server_key {
         Some(fingerprint) => options.server_fingerprint = Some(fingerprint),
-        None => options.server_key = profile.server_key()?,
+        None => {
+            options.server_key = profile.server_key()?;
+            if options.server_key.is_none() {
+                options.server_fingerprint = announced_key;
+            }
+        }
     }
     options.register = cli.register;
     options.p2p_listen = cli.p2p_listen;
@@ -169,6 +188,64 @@ fn start(cli: &Cli, files: Arc<DiskFiles>) -> Result<Start, String> {
         journal,
         download_dir,
     })
+}
+
+/// `breeze discover`: the servers heard on the LAN, one JSON object a line.
+fn discover(wait: Duration) -> ExitCode {
+    match discovery::browse(wait) {
+        Ok(servers) => {
+            for server in servers {
+                if let Ok(line) = serde_json::to_string(&server) {
+                    println!("{line}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("breeze: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The server to use when none was given: the one announced on the LAN; with several, the
+/// user's choice on the terminal (`interactive`), else an error naming them.
+fn choose_server(interactive: bool) -> Result<discovery::Found, String> {
+    let mut servers = discovery::browse(discovery::DEFAULT_WAIT)?;
+    match servers.len() {
+        0 => Err(
+            "no server given (--server HOST:PORT, or `server` in the settings file), \
+                  and none announced itself on the LAN"
+                .into(),
+        ),
+        1 => Ok(servers.remove(0)),
+        _ if interactive => ask_which(servers),
+        _ => Err(format!(
+            "several servers announce themselves on the LAN: {}; pick one with --server",
+            discovery::listing(&servers)
+        )),
+    }
+}
+
+/// Lists `servers` on the terminal and reads the number of the one to use.
+fn ask_which(mut servers: Vec<discovery::Found>) -> Result<discovery::Found, String> {
+    eprintln!("Several Breeze servers announce themselves on the LAN:");
+    for (n, server) in servers.iter().enumerate() {
+        let key = server.fingerprint.as_deref().unwrap_or("no key announced");
+        eprintln!("  {}) {}  key {key}", n + 1, server.addr);
+    }
+    eprint!("Which one (1–{})? ", servers.len());
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| format!("cannot read the answer: {e}"))?;
+    match answer.trim().parse::<usize>() {
+        Ok(n) if (1..=servers.len()).contains(&n) => Ok(servers.remove(n - 1)),
+        _ => Err(format!(
+            "{:?} is not one of the servers listed",
+            answer.trim()
+        )),
+    }
 }
 
 /// The profile's history, pruned to `days` when given; without history (and saying why)

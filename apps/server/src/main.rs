@@ -4,6 +4,7 @@
 //! logs go to stderr (or `--log-file`). `user …` manages the account store in the data
 //! directory, and may run while a server is using the same directory.
 
+mod announce;
 mod serve;
 
 use std::io::{self, BufRead};
@@ -68,6 +69,12 @@ struct Cli {
     /// Groups one user may be in (serve mode).
     #[arg(long, value_name = "N", default_value_t = ServerConfig::default().max_groups_per_user)]
     max_groups_per_user: usize,
+
+    /// Do not announce the server on the LAN (mDNS/DNS-SD `_breeze._tcp` with the key's
+    /// fingerprint), which it otherwise does on the interface of --listen (every interface
+    /// for 0.0.0.0), so that clients find it without --server (serve mode).
+    #[arg(long)]
+    no_announce: bool,
 
     /// Write the log to this file instead of stderr (serve mode).
     #[arg(long, value_name = "FILE")]
@@ -142,6 +149,7 @@ fn serve(cli: &Cli) -> ExitCode {
         max_group_members: cli.max_group_members,
         max_groups_per_user: cli.max_groups_per_user,
         log_file: cli.log_file.as_ref(),
+        announce: !cli.no_announce,
     };
     match serve::serve(options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,8 @@ pub struct ServeOptions<'a> {
     pub max_group_members: usize,
     pub max_groups_per_user: usize,
     pub log_file: Option<&'a PathBuf>,
+    /// Announce the server on the LAN (`announce.rs`).
+    pub announce: bool,
 }
 
 /// Runs the server; the error is the message for the operator.
@@ -70,6 +72,21 @@ pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
             file_relay_rate = options.file_relay_rate,
             "listening"
         );
+        // Kept until the server stops: dropping it says goodbye on the LAN.
+        let _announcement = if options.announce {
+            match crate::announce::Announcement::start(addr, &fingerprint) {
+                Ok(announcement) => {
+                    tracing::info!(name = announcement.name(), "announced on the LAN");
+                    Some(announcement)
+                }
+                Err(message) => {
+                    tracing::warn!("{message}; clients need --server");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let stopped = async move {
             let _ = stop.recv().await;
         };

@@ -215,9 +215,24 @@ impl ServerProcess {
         ServerProcess::start_with(data, listen, &[])
     }
 
-    /// Like [`start`](Self::start), with more options (e.g. `--open-registration`).
+    /// Like [`start`](Self::start), with more options (e.g. `--open-registration`). It does
+    /// not announce itself: tests send nothing beyond loopback (see `e2e_discovery.rs` for
+    /// the one that does, inside network namespaces of its own).
     pub fn start_with(data: &Path, listen: &str, options: &[&str]) -> ServerProcess {
-        let mut child = Command::new(&binaries().server)
+        let mut command = Command::new(&binaries().server);
+        command.arg("--no-announce");
+        ServerProcess::spawn(command, data, listen, options)
+    }
+
+    /// `command` (the server binary, or something running it, like `ip netns exec NS
+    /// breeze-server`) serving `data` on `listen` with `options`, once it listens.
+    pub fn spawn(
+        mut command: Command,
+        data: &Path,
+        listen: &str,
+        options: &[&str],
+    ) -> ServerProcess {
+        let mut child = command
             .args(["--listen", listen])
             .args(options)
             .arg("--data")
@@ -342,12 +357,29 @@ impl ClientProcess {
         profile: Arc<tempfile::TempDir>,
         extra: &[&str],
     ) -> ClientProcess {
-        let mut child = Command::new(&binaries().client)
-            .args(["--json", "--server", &server.to_string(), "--user", user])
-            .args(["--p2p-listen", "127.0.0.1:0"])
+        let mut command = Command::new(&binaries().client);
+        command
+            .args(["--server", &server.to_string()])
+            .args(["--p2p-listen", "127.0.0.1:0"]);
+        ClientProcess::spawn(command, user, password, profile, extra)
+    }
+
+    /// `command` (the client binary with its first options, or something running it) as
+    /// `user` in line mode, in `profile`, with `extra` arguments. The settings file is looked
+    /// for in the profile's directory, so the tester's own settings play no part.
+    pub fn spawn(
+        mut command: Command,
+        user: &str,
+        password: &str,
+        profile: Arc<tempfile::TempDir>,
+        extra: &[&str],
+    ) -> ClientProcess {
+        let mut child = command
+            .args(["--json", "--user", user])
             .arg("--profile")
             .arg(profile.path().join("profile"))
             .args(extra)
+            .env("XDG_CONFIG_HOME", profile.path())
             .env("BREEZE_PASSWORD", password)
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())

@@ -2,7 +2,7 @@
 //! line where the day changes. The zone is part of the screen's state, so tests draw in UTC
 //! whatever the machine's zone is.
 
-use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, Offset, Utc};
+use chrono::{DateTime, FixedOffset, Local, NaiveDateTime};
 
 /// The time zone times are shown in.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +18,7 @@ impl Zone {
     /// Coordinated universal time.
     #[cfg(test)]
     pub fn utc() -> Zone {
+        use chrono::{Offset, Utc};
         Zone::Fixed(Utc.fix())
     }
 
