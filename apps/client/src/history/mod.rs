@@ -296,7 +296,7 @@ impl History {
 
     #[allow(clippy::too_many_arguments)]
     fn insert(
-        &mut self,
+        &self,
         conversation: &Conversation,
         sender: &str,
         outgoing: bool,
@@ -424,43 +424,33 @@ impl History {
             .flatten())
     }
 
-    /// Stores many messages in one transaction (benchmarks and tests fill a history fast).
+    /// Stores many messages in one transaction (tests and the benchmark fill a history
+    /// fast): (conversation, outgoing, id, ms since the epoch, text).
     #[cfg(test)]
     pub fn bulk(
         &mut self,
-        messages: &[(Conversation, bool, u64, i64, String)],
+        messages: impl IntoIterator<Item = (Conversation, bool, u64, i64, String)>,
     ) -> Result<(), HistoryError> {
-        let me = self.me.to_string();
-        let tx = self.conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (peer, grp, sender, outgoing, run, msg_id, at_ms, text, \
-                 route, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'direct', ?9)",
+        let tx = self.conn.unchecked_transaction()?;
+        for (conversation, outgoing, id, at_ms, text) in messages {
+            let (sender, state) = match (&conversation, outgoing) {
+                (_, true) => (self.me.to_string(), State::Delivered),
+                (Conversation::Peer(peer), false) => (peer.to_string(), State::Received),
+                (Conversation::Group(_), false) => ("someone".to_string(), State::Received),
+            };
+            let at = UNIX_EPOCH + Duration::from_millis(at_ms.max(0) as u64);
+            let route = Some("direct");
+            let id = MessageId(id);
+            self.insert(
+                &conversation,
+                &sender,
+                outgoing,
+                id,
+                &text,
+                route,
+                state,
+                at,
             )?;
-            for (conversation, outgoing, id, at_ms, text) in messages {
-                let (peer, grp) = conversation.columns();
-                let sender = if *outgoing {
-                    me.as_str()
-                } else {
-                    peer.or(grp).unwrap_or_default()
-                };
-                let state = if *outgoing {
-                    State::Delivered
-                } else {
-                    State::Received
-                };
-                insert.execute(params![
-                    peer,
-                    grp,
-                    sender,
-                    outgoing,
-                    self.run,
-                    id_column(*id),
-                    at_ms,
-                    text,
-                    state.as_str()
-                ])?;
-            }
         }
         tx.commit()?;
         Ok(())

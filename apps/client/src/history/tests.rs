@@ -269,3 +269,14 @@ fn pages_read_either_side_of_a_row_and_peers_are_listed_once() {
     assert_eq!(texts(Page::From(rows[3])), ["m4", "m5"]);
     assert_eq!(history.peers().unwrap(), [name("bob"), name("carol")]);
 }
+
+#[test]
+fn the_history_file_is_in_wal_mode() {
+    let dir = scratch("wal");
+    let history = History::open(&dir.0.join(FILE), &name("alice")).unwrap();
+    let mode: String = history
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}

@@ -40,6 +40,8 @@ mod draw;
 mod files_pane;
 #[cfg(test)]
 mod history_tests;
+#[cfg(test)]
+mod open_bench;
 mod search;
 mod slash_commands;
 pub mod terminal;
