@@ -134,6 +134,41 @@ mod tests {
     }
 
     #[test]
+    fn help_describes_every_flag_and_subcommand() {
+        let mut command = Cli::command();
+        let mut missing = Vec::new();
+        for arg in command.get_arguments() {
+            if arg.get_help().is_none() && !["help", "version"].contains(&arg.get_id().as_str()) {
+                missing.push(arg.get_id().to_string());
+            }
+        }
+        for sub in command.get_subcommands_mut() {
+            if sub.get_about().is_none() {
+                missing.push(sub.get_name().to_string());
+            }
+        }
+        assert!(missing.is_empty(), "no help for {missing:?}");
+        let help = command.render_long_help().to_string();
+        for flag in [
+            "--history-days",
+            "--config",
+            "--profile",
+            "history USER [N]",
+        ] {
+            assert!(help.contains(flag), "{flag}: {help}");
+        }
+    }
+
+    #[test]
+    fn discover_needs_neither_server_nor_user() {
+        let cli = Cli::try_parse_from(["breeze", "discover"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(OneShot::Discover { wait: 1500 })
+        ));
+    }
+
+    #[test]
     fn one_shot_send_joins_the_words_of_the_message() {
         let cli = Cli::try_parse_from([
             "breeze", "--server", "h:1", "--user", "alice", "send", "bob", "hi", "-", "there",

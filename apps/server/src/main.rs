@@ -275,6 +275,42 @@ mod tests {
     }
 
     #[test]
+    fn help_describes_every_flag_and_subcommand() {
+        let mut command = Cli::command();
+        let mut missing = Vec::new();
+        for arg in command.get_arguments() {
+            if arg.get_help().is_none() && !["help", "version"].contains(&arg.get_id().as_str()) {
+                missing.push(arg.get_id().to_string());
+            }
+        }
+        for sub in command.get_subcommands_mut() {
+            if sub.get_about().is_none() {
+                missing.push(sub.get_name().to_string());
+            }
+        }
+        assert!(missing.is_empty(), "no help for {missing:?}");
+        let help = command.render_long_help().to_string();
+        assert!(help.contains("--no-announce"), "{help}");
+    }
+
+    #[test]
+    fn the_systemd_unit_starts_the_server_with_flags_it_knows() {
+        let unit = include_str!("../../../packaging/systemd/breeze-server.service");
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("an ExecStart line");
+        let mut args = exec.split_whitespace();
+        assert_eq!(args.next(), Some("/usr/local/bin/breeze-server"));
+        let cli = Cli::try_parse_from(std::iter::once("breeze-server").chain(args)).unwrap();
+        assert!(cli.command.is_none(), "it serves");
+        assert_eq!(cli.data, PathBuf::from("/var/lib/breeze"));
+        for line in ["User=breeze", "StateDirectory=breeze", "Restart=on-failure"] {
+            assert!(unit.lines().any(|l| l == line), "{line}");
+        }
+    }
+
+    #[test]
     fn no_subcommand_means_serve_with_the_defaults() {
         let cli = Cli::try_parse_from(["breeze-server"]).unwrap();
         assert!(cli.command.is_none());
