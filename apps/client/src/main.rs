@@ -8,7 +8,10 @@
 //!   scripts type) and `json.rs` (the events they read);
 //! - `transfers.rs`: the file transfers of this session, for both modes, with
 //!   `transfer_rate.rs` (rate and ETA); the files themselves are `breeze_smol::DiskFiles`;
-//! - `oneshot.rs`: `breeze … send USER TEXT…`.
+//! - `oneshot.rs`: `breeze … send USER TEXT…`;
+//! - `history/`: every message in the profile's SQLite, written before it is shown;
+//! - `settings.rs`: the settings file; `discovery.rs`: servers announced on the LAN
+//!   (`breeze discover`, and `breeze` without a server).
 
 mod cli;
 mod command;

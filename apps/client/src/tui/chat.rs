@@ -94,7 +94,7 @@ impl Chat {
 
     /// Back to the newest entry; after a jump, the history part is read again up to the
     /// newest (`loaded` false: the screen asks for it).
-    pub fn to_bottom(&mut self) {
+    pub fn back_to_newest(&mut self) {
         self.scroll = Scroll::Bottom;
         if self.jumped {
             self.jumped = false;

@@ -650,7 +650,7 @@ impl Screen {
             KeyCode::PageDown if view.top + page < view.max_top => Scroll::Line(view.top + page),
             KeyCode::Home => Scroll::Line(0),
             _ => {
-                chat.to_bottom();
+                chat.back_to_newest();
                 return;
             }
         };
