@@ -123,6 +123,18 @@ fn a_group_keeps_one_order_across_an_offline_member_a_removal_and_a_server_resta
     );
     assert!(!carols.iter().any(|t| t.contains("must not read")));
     assert_eq!(everyone[0], "alice: \"the vault opens at noon\"");
+    // bob's own history of the group: the same messages in the same order.
+    bob.command("ghistory team");
+    let history = bob.expect("the group's history", |e| {
+        e["event"] == "history" && e["group"] == "team"
+    });
+    let kept: Vec<String> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| format!("{}: {}", m["from"].as_str().unwrap_or("?"), m["text"]))
+        .collect();
+    assert_eq!(kept, everyone, "{history}");
 
     for client in [alice, bob, carol] {
         assert!(client.quit().success());

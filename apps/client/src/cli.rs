@@ -14,7 +14,8 @@ use std::path::PathBuf;
         With a terminal on stdin and without --json it runs an interactive chat screen. \
         With --json (or when stdin is not a terminal) it reads commands from stdin, one per \
         line (send USER TEXT…, file USER PATH, accept ID [DIR], decline ID, cancel ID, who, \
-        verify USER, history USER [N], quit), and writes events to stdout as JSON objects, one per line; the end of stdin \
+        verify USER, group …, groups, gsend GROUP TEXT…, history USER [N], ghistory GROUP [N], \
+        quit), and writes events to stdout as JSON objects, one per line; the end of stdin \
         counts as quit. `breeze … send USER TEXT…` sends one message \
         and exits once it is delivered or stored; `breeze discover` lists the servers announced \
         on the LAN.\n\n\

@@ -1,6 +1,6 @@
 //! Line commands (docs/ARCHITECTURE.md §9): `send USER TEXT…`, `file USER PATH`, `accept ID [DIR]`,
 //! `decline ID`, `cancel ID`, `who`, `verify USER`, `group …`, `groups`, `gsend GROUP TEXT…`,
-//! `history USER [N]`, `quit`.
+//! `history USER [N]`, `ghistory GROUP [N]`, `quit`.
 
 /// `history USER` without N: the last this many messages.
 pub const HISTORY_DEFAULT: usize = 50;
@@ -37,6 +37,11 @@ pub enum Command {
     /// `history USER [N]`: the last `count` messages with `user`, from the profile.
     History {
         user: String,
+        count: usize,
+    },
+    /// `ghistory GROUP [N]`: the same for a group.
+    GroupHistory {
+        group: String,
         count: usize,
     },
     Quit,
@@ -102,29 +107,34 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "groups" => Command::Group(crate::group_lines::GroupCommand::List),
         "gsend" => Command::Group(crate::group_lines::parse_gsend(rest)?),
         "history" => {
-            let (user, rest) = split_word(rest);
-            let (count, extra) = split_word(rest);
-            let count = match count {
-                "" => Some(HISTORY_DEFAULT),
-                n => n.parse().ok(),
-            };
-            match count {
-                Some(count) if !user.is_empty() && extra.is_empty() => Command::History {
-                    user: user.into(),
-                    count,
-                },
-                _ => return Err("usage: history USER [N]".into()),
-            }
+            let (user, count) = history_args(rest).ok_or("usage: history USER [N]")?;
+            Command::History { user, count }
+        }
+        "ghistory" => {
+            let (group, count) = history_args(rest).ok_or("usage: ghistory GROUP [N]")?;
+            Command::GroupHistory { group, count }
         }
         "quit" => Command::Quit,
         other => {
             return Err(format!(
             "unknown command {other:?} (commands: send, file, accept, decline, cancel, who, verify, \
-             group, groups, gsend, history, quit)"
+             group, groups, gsend, history, ghistory, quit)"
         ))
         }
     };
     Ok(Some(command))
+}
+
+/// `NAME [N]` of `history` and `ghistory`: the name and how many (default
+/// [`HISTORY_DEFAULT`]).
+fn history_args(rest: &str) -> Option<(String, usize)> {
+    let (name, rest) = split_word(rest);
+    let (count, extra) = split_word(rest);
+    let count = match count {
+        "" => HISTORY_DEFAULT,
+        n => n.parse().ok()?,
+    };
+    (!name.is_empty() && extra.is_empty()).then(|| (name.to_string(), count))
 }
 
 /// The first whitespace-separated word and the rest, with the whitespace between them removed.
@@ -201,6 +211,13 @@ mod tests {
             }))
         );
         assert!(parse("history bob many").is_err());
+        assert_eq!(
+            parse("ghistory team 7"),
+            Ok(Some(Command::GroupHistory {
+                group: "team".into(),
+                count: 7
+            }))
+        );
         assert!(parse("history").is_err());
         assert_eq!(
             parse("file bob /tmp/a b.txt"),

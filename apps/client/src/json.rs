@@ -188,10 +188,14 @@ pub enum LineEvent {
     Groups {
         groups: Vec<GroupEntry>,
     },
-    /// The answer to `history USER [N]`: the last messages with `peer`, oldest first, from
-    /// this profile's own store (so also offline and after restarts).
+    /// The answer to `history USER [N]` (`peer`) or `ghistory GROUP [N]` (`group`): the last
+    /// messages there, oldest first, from this profile's own store (so also offline and
+    /// after restarts).
     History {
-        peer: UserName,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<UserName>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
         messages: Vec<HistoryEntry>,
     },
 }
@@ -557,7 +561,8 @@ mod tests {
     #[test]
     fn a_history_event_lists_messages_with_rfc3339_times() {
         let event = LineEvent::History {
-            peer: name("bob"),
+            peer: Some(name("bob")),
+            group: None,
             messages: vec![HistoryEntry {
                 from: "bob".into(),
                 text: "hi".into(),

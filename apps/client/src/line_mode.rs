@@ -324,18 +324,34 @@ async fn execute(session: &mut Session, command: Command) -> LineEvent {
         Command::Group(command) => crate::group_lines::execute(client, command).await,
         Command::History { user, count } => match UserName::new(user.as_str()) {
             Err(error) => LineEvent::error(format!("bad user name {user:?}: {error}")),
-            Ok(peer) => match session
-                .journal
-                .last(&Conversation::Peer(peer.clone()), count)
-            {
-                Ok(messages) => LineEvent::History {
-                    peer,
-                    messages: messages.iter().map(HistoryEntry::from).collect(),
-                },
-                Err(message) => LineEvent::error(message),
-            },
+            Ok(peer) => history(&session.journal, Conversation::Peer(peer), count),
         },
+        Command::GroupHistory { group, count } => {
+            history(&session.journal, Conversation::Group(group), count)
+        }
         Command::Quit => LineEvent::LoggedOut,
+    }
+}
+
+/// The `history` event of `conversation`'s last `count` messages.
+fn history(journal: &Journal, conversation: Conversation, count: usize) -> LineEvent {
+    match journal.last(&conversation, count) {
+        Ok(messages) => {
+            let messages = messages.iter().map(HistoryEntry::from).collect();
+            match conversation {
+                Conversation::Peer(peer) => LineEvent::History {
+                    peer: Some(peer),
+                    group: None,
+                    messages,
+                },
+                Conversation::Group(group) => LineEvent::History {
+                    peer: None,
+                    group: Some(group),
+                    messages,
+                },
+            }
+        }
+        Err(message) => LineEvent::error(message),
     }
 }
 

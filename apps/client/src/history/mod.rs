@@ -12,7 +12,7 @@
 //!
 //! `schema.rs` holds the tables, `journal.rs` the switch-off-on-failure wrapper the modes use.
 
-use breeze_core::client::Event;
+use breeze_core::client::{Event, GroupEvent};
 use breeze_core::wire::{MessageId, UserName};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use std::fmt;
@@ -251,10 +251,10 @@ impl History {
                 text,
                 route,
             } => {
-                if self.holds(from, *id, text)? {
+                let conversation = Conversation::Peer(from.clone());
+                if self.holds(&conversation, from, *id, text)? {
                     return Ok(Noted::Repeat);
                 }
-                let conversation = Conversation::Peer(from.clone());
                 let route = route.to_string();
                 let from = from.to_string();
                 self.insert(
@@ -275,21 +275,55 @@ impl History {
             Event::Undeliverable { to, id, .. } => {
                 self.settle(to, *id, State::Undeliverable, None)?
             }
+            // The group's order comes from the server, so a member's own messages are
+            // recorded when they come back in that order, marked delivered (to the server,
+            // which hands them on; `group_delivered` counts the members).
+            Event::Group(GroupEvent::Message {
+                name,
+                from,
+                id,
+                text,
+                ..
+            }) => {
+                let conversation = Conversation::Group(name.clone());
+                if self.holds(&conversation, from, *id, text)? {
+                    return Ok(Noted::Repeat);
+                }
+                let mine = from == &self.me;
+                let state = if mine {
+                    State::Delivered
+                } else {
+                    State::Received
+                };
+                let from = from.to_string();
+                let route = Some("relay");
+                self.insert(&conversation, &from, mine, *id, text, route, state, at)?;
+            }
             _ => {}
         }
         Ok(Noted::Fresh)
     }
 
-    /// Whether `from`'s message `id` with `text` is already here. The text is compared too:
-    /// another profile of the same user numbers its messages on its own.
-    fn holds(&self, from: &UserName, id: MessageId, text: &str) -> Result<bool, HistoryError> {
+    /// Whether `from`'s message `id` with `text` is already in `conversation`. The text is
+    /// compared too: another profile of the same user numbers its messages on its own.
+    fn holds(
+        &self,
+        conversation: &Conversation,
+        from: &UserName,
+        id: MessageId,
+        text: &str,
+    ) -> Result<bool, HistoryError> {
+        let (peer, grp) = conversation.columns();
         let found = self
             .conn
             .prepare_cached(
-                "SELECT 1 FROM messages WHERE peer = ?1 AND msg_id = ?2 AND outgoing = 0 \
-                 AND text = ?3 LIMIT 1",
+                "SELECT 1 FROM messages WHERE (peer = ?1 OR grp = ?2) AND sender = ?3 \
+                 AND msg_id = ?4 AND text = ?5 LIMIT 1",
             )?
-            .query_row(params![from.as_str(), id_column(id.0), text], |_| Ok(()))
+            .query_row(
+                params![peer, grp, from.as_str(), id_column(id.0), text],
+                |_| Ok(()),
+            )
             .optional()?;
         Ok(found.is_some())
     }

@@ -14,7 +14,7 @@ use rusqlite::Connection;
 /// the rowid: SQLite gives a new row a rowid above every row present, so ordering by it is the
 /// order messages were shown in. `msg_id` is the core's `MessageId`, the sender's numbering:
 /// this client starts each run past the ids it sent before (`History::next_message_id`), so
-/// (`peer`, `msg_id`) names one message of a peer in a conversation, which is how a delivery
+/// (conversation, `sender`, `msg_id`) names one message, which is how a delivery
 /// finds its message and how a message sent again after a crash is told from a new one.
 /// `run` counts the starts of this profile. `at_ms` is
 /// milliseconds since the Unix epoch, when this client sent or received it. `state` is
@@ -44,7 +44,7 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_peer ON messages (peer, row) WHERE peer IS NOT NULL;
 CREATE INDEX messages_by_group ON messages (grp, row) WHERE grp IS NOT NULL;
 CREATE INDEX messages_by_time ON messages (at_ms);
-CREATE INDEX messages_by_id ON messages (peer, msg_id);
+CREATE INDEX messages_by_id ON messages (msg_id, sender);
 
 CREATE VIRTUAL TABLE messages_text USING fts5 (text, content = 'messages', content_rowid = 'row');
 

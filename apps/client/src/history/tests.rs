@@ -280,3 +280,35 @@ fn the_history_file_is_in_wal_mode() {
         .unwrap();
     assert_eq!(mode, "wal");
 }
+
+#[test]
+fn group_messages_are_recorded_as_they_come_in_the_groups_order_once() {
+    let mut history = History::in_memory(&name("alice")).unwrap();
+    let team = Conversation::Group("team".into());
+    let said = |from: &str, id: u64, text: &str| {
+        Event::Group(GroupEvent::Message {
+            group: breeze_core::wire::GroupId(1),
+            name: "team".into(),
+            from: name(from),
+            id: MessageId(id),
+            order: id,
+            text: text.into(),
+        })
+    };
+    history
+        .observe(&said("bob", 4, "hello team"), at(1))
+        .unwrap();
+    history.observe(&said("alice", 9, "hi bob"), at(2)).unwrap();
+    assert_eq!(
+        history
+            .observe(&said("bob", 4, "hello team"), at(3))
+            .unwrap(),
+        Noted::Repeat
+    );
+    let got = history.last(&team, 10).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].from.as_str(), got[0].outgoing), ("bob", false));
+    assert_eq!((got[1].from.as_str(), got[1].outgoing), ("alice", true));
+    assert_eq!(history.next_message_id().unwrap(), 10);
+    assert!(history.last(&bob(), 10).unwrap().is_empty());
+}
