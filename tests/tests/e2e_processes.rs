@@ -444,3 +444,51 @@ fn a_client_killed_right_after_a_message_has_it_in_its_history_exactly_once() {
     assert_eq!(shown_again, 0, "shown twice: {:?}", bob.seen);
     assert!(bob.quit().success());
 }
+
+/// The flags in `help` that have no description: in clap's long help, each flag's line is
+/// followed by its indented description.
+fn undescribed(help: &str) -> Vec<String> {
+    let lines: Vec<&str> = help.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| {
+            let flag = line.trim_start();
+            line.starts_with("  ") && (flag.starts_with("--") || flag.starts_with("-h"))
+        })
+        .filter(|(i, _)| lines.get(i + 1).is_none_or(|next| next.trim().is_empty()))
+        .map(|(_, line)| line.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn the_help_of_both_programs_describes_every_flag() {
+    let sample = "Options:\n      --bare\n\n      --ok <N>\n          fine\n";
+    assert_eq!(undescribed(sample), ["--bare"]);
+    for (binary, flags) in [
+        (
+            &e2e_support::binaries().server,
+            &["--data", "--listen", "--no-announce", "--file-relay-rate"][..],
+        ),
+        (
+            &e2e_support::binaries().client,
+            &[
+                "--server",
+                "--profile",
+                "--config",
+                "--history-days",
+                "--json",
+            ][..],
+        ),
+    ] {
+        let mut command = std::process::Command::new(binary);
+        command.arg("--help");
+        let output = e2e_support::run_bounded(command, "");
+        assert!(output.status.success());
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(undescribed(&help), Vec::<String>::new(), "{help}");
+        for flag in flags {
+            assert!(help.contains(flag), "{flag} missing from {help}");
+        }
+    }
+}

@@ -135,32 +135,6 @@ mod tests {
     }
 
     #[test]
-    fn help_describes_every_flag_and_subcommand() {
-        let mut command = Cli::command();
-        let mut missing = Vec::new();
-        for arg in command.get_arguments() {
-            if arg.get_help().is_none() && !["help", "version"].contains(&arg.get_id().as_str()) {
-                missing.push(arg.get_id().to_string());
-            }
-        }
-        for sub in command.get_subcommands_mut() {
-            if sub.get_about().is_none() {
-                missing.push(sub.get_name().to_string());
-            }
-        }
-        assert!(missing.is_empty(), "no help for {missing:?}");
-        let help = command.render_long_help().to_string();
-        for flag in [
-            "--history-days",
-            "--config",
-            "--profile",
-            "history USER [N]",
-        ] {
-            assert!(help.contains(flag), "{flag}: {help}");
-        }
-    }
-
-    #[test]
     fn discover_needs_neither_server_nor_user() {
         let cli = Cli::try_parse_from(["breeze", "discover"]).unwrap();
         assert!(matches!(

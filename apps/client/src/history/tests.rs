@@ -14,7 +14,8 @@ fn bob() -> Conversation {
     Conversation::Peer(name("bob"))
 }
 
-fn message(from: &str, id: u64, text: &str) -> Event {
+/// `from`'s message `id` with `text`, as the client reports it (direct).
+pub(crate) fn message(from: &str, id: u64, text: &str) -> Event {
     Event::Message {
         from: name(from),
         id: MessageId(id),

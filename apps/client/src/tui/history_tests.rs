@@ -7,6 +7,7 @@ use super::tests::{
     users_column,
 };
 use super::*;
+use crate::history::tests::message;
 use crate::history::{Conversation, State as Delivery};
 use breeze_core::client::Route;
 
@@ -29,15 +30,6 @@ fn stored(row: i64, peer: &str, outgoing: bool, at_ms: i64, text: &str) -> Store
         } else {
             Delivery::Received
         },
-    }
-}
-
-fn message(from: &str, id: u64, text: &str) -> Event {
-    Event::Message {
-        from: name(from),
-        id: MessageId(id),
-        text: text.into(),
-        route: Via::Direct,
     }
 }
 

@@ -16,14 +16,20 @@ use ratatui::Terminal;
 use std::time::{Duration, Instant};
 
 const MESSAGES: u64 = 100_000;
+
+/// An empty directory of this run for the history file.
+fn scratch(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("breeze-{label}-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 const BUDGET: Duration = Duration::from_millis(50);
 
 #[test]
 #[ignore = "a benchmark: run with --release --ignored"]
 fn open_bench_a_conversation_of_100k_messages_opens_within_50_ms() {
-    let dir = std::env::temp_dir().join(format!("breeze-open-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("open");
     let path = dir.join(FILE);
     let alice = name("alice");
     let t0 = 1_796_601_600_000;
@@ -78,9 +84,7 @@ fn open_bench_history_writes_one_message_at_a_time() {
     use breeze_core::client::Event;
     use breeze_core::wire::MessageId;
     use breeze_core::Via;
-    let dir = std::env::temp_dir().join(format!("breeze-write-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("write");
     let mut history = History::open(&dir.join(FILE), &name("alice")).unwrap();
     const WRITES: u64 = 20_000;
     let started = Instant::now();
