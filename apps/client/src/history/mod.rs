@@ -16,6 +16,7 @@ use breeze_core::client::{Event, GroupEvent};
 use breeze_core::wire::{MessageId, UserName};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use std::fmt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -186,6 +187,14 @@ pub struct History {
 impl History {
     /// Opens (creating) the history at `path` for `me`, holding it for this process.
     pub fn open(path: &Path, me: &UserName) -> Result<History, HistoryError> {
+        // Made 0600 like the profile's other files (SQLite gives its WAL the same mode); an
+        // existing file is opened as it is, never truncated.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| HistoryError::Sqlite(format!("cannot open {}: {e}", path.display())))?;
         let conn = Connection::open(path)?;
         History::setup(conn, me)
     }

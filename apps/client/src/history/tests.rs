@@ -272,7 +272,7 @@ fn pages_read_either_side_of_a_row_and_peers_are_listed_once() {
 }
 
 #[test]
-fn the_history_file_is_in_wal_mode() {
+fn the_history_file_is_in_wal_mode_and_only_its_owner_reads_it() {
     let dir = scratch("wal");
     let history = History::open(&dir.0.join(FILE), &name("alice")).unwrap();
     let mode: String = history
@@ -280,6 +280,14 @@ fn the_history_file_is_in_wal_mode() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+    use std::os::unix::fs::PermissionsExt;
+    for file in [FILE.to_string(), format!("{FILE}-wal")] {
+        let mode = fs::metadata(dir.0.join(&file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
 }
 
 #[test]
