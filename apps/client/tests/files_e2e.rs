@@ -34,6 +34,11 @@ impl Breeze {
             .args(["--json", "--p2p-listen", "127.0.0.1:0", "--download-dir"])
             .arg(download_dir)
             .env("BREEZE_PASSWORD", "pw")
+            // Profiles (keys, pins, history) and settings of this test's own, beside its
+            // directories: in the tester's home they would outlive the test, and a later test
+            // server on the same port, with another key, would meet a pin it does not match.
+            .env("XDG_DATA_HOME", download_dir.with_extension("xdg"))
+            .env("XDG_CONFIG_HOME", download_dir.with_extension("xdg"))
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
