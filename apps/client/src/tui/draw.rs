@@ -73,16 +73,36 @@ impl Screen {
                 };
                 ListItem::new(Line::from(vec![dot, name, tag]))
             })
+            .chain(self.groups.iter().map(|group| {
+                let unread = self.group_chats.get(&group.id).map_or(0, |c| c.unread);
+                let members = match group.members.len() {
+                    0 => "left".to_string(),
+                    n => format!("{n} members"),
+                };
+                let name = group_row_name(&group.name, unread);
+                let name = if unread > 0 {
+                    name.bold()
+                } else {
+                    Span::raw(name)
+                };
+                ListItem::new(Line::from(vec!["# ".cyan(), name, members.dark_gray()]))
+            }))
             .collect();
         let title = format!(" {} · {} ", self.me, self.status);
         let list = List::new(items)
             .block(Block::bordered().title(title))
             .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-        let mut state = ListState::default().with_selected(self.selected_index());
+        let mut state = ListState::default().with_selected(self.list_index());
         frame.render_stateful_widget(list, area, &mut state);
     }
 
     fn render_chat(&self, frame: &mut Frame, area: Rect) {
+        if let Some(group) = self.group_on_screen() {
+            let title = format!("# {} · owner {}", group.name, group.owner);
+            let chat = self.group_chat(group.id);
+            let name = UserName::new("group").unwrap_or_else(|_| self.me.clone());
+            return self.render_conversation(frame, area, &name, &title, chat);
+        }
         let Some(peer) = &self.selected else {
             let hint = "No one else is known yet. Users appear here when they come online.";
             let paragraph = Paragraph::new(hint)
@@ -100,7 +120,19 @@ impl Screen {
             .iter()
             .find(|u| &u.user == peer)
             .map_or("unknown".to_string(), |u| u.route.to_string());
-        let chat = self.chats.get(peer);
+        let title = format!("{peer} · {route}");
+        self.render_conversation(frame, area, peer, &title, self.chats.get(peer));
+    }
+
+    /// One conversation (a user's, or a group's) with its day lines, scrolled as it is.
+    fn render_conversation(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        peer: &UserName,
+        title: &str,
+        chat: Option<&super::chat::Chat>,
+    ) {
         let entries = chat.map(|c| &c.entries);
         // The first line of each entry, for a jump to a search result.
         let mut starts = Vec::new();
@@ -116,7 +148,7 @@ impl Screen {
             starts.push(lines.len());
             lines.push(self.entry_line(peer, timed));
         }
-        let block = Block::bordered().title(format!(" {peer} · {route} "));
+        let block = Block::bordered().title(format!(" {title} "));
         let inner = block.inner(area);
         let width = inner.width;
         let height = inner.height as usize;
@@ -141,9 +173,9 @@ impl Screen {
             height,
         });
         let title = if top < max_top {
-            format!(" {peer} · {route} · ↑ scrolled: End for the newest ")
+            format!(" {title} · ↑ scrolled: End for the newest ")
         } else {
-            format!(" {peer} · {route} ")
+            format!(" {title} ")
         };
         let paragraph = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
         let scroll = u16::try_from(top).unwrap_or(u16::MAX);
@@ -167,6 +199,12 @@ impl Screen {
                     Fate::Sending => " …".dark_gray(),
                     Fate::Unconfirmed => " · not confirmed".dark_gray(),
                     Fate::Delivered(path) => format!(" ✓ {path}").green(),
+                    Fate::Reached { delivered, members } if delivered >= members => {
+                        format!(" ✓ all {members}").green()
+                    }
+                    Fate::Reached { delivered, members } => {
+                        format!(" ✓ {delivered}/{members}").yellow()
+                    }
                     Fate::Stored => " ✓ stored (offline)".yellow(),
                     Fate::Undeliverable(reason) => format!(" ✗ not delivered: {reason}").red(),
                 };
@@ -184,14 +222,19 @@ impl Screen {
             Entry::Notice(text) => {
                 Line::from(format!("— {}", printable(text)).dark_gray().italic())
             }
+            Entry::Said { from, text } => Line::from(vec![
+                format!("{from}: ").bold().magenta(),
+                Span::raw(printable(text)),
+            ]),
             Entry::UnreadMarker => Line::from("──── unread ────".red().bold()).centered(),
         }
     }
 
     fn render_input(&self, frame: &mut Frame, area: Rect) {
-        let title = match &self.selected {
-            Some(peer) => format!(" Message to {peer} "),
-            None => " Message ".to_string(),
+        let title = match (self.group_on_screen(), &self.selected) {
+            (Some(group), _) => format!(" Message to # {} ", group.name),
+            (None, Some(peer)) => format!(" Message to {peer} "),
+            (None, None) => " Message ".to_string(),
         };
         let block = Block::bordered().title(title);
         let inner = block.inner(area);
@@ -255,6 +298,24 @@ fn list_name(name: &UserName, unread: usize) -> String {
         )
     };
     format!("{:<NAME_COLUMNS$}", format!("{name}{count}"))
+}
+
+/// A group's name in the list, with its unread count, cut to fit beside the member count.
+fn group_row_name(name: &str, unread: usize) -> String {
+    let count = if unread > 0 {
+        format!(" ({unread})")
+    } else {
+        String::new()
+    };
+    let room = 14usize.saturating_sub(count.len());
+    let shown: String = if name.chars().count() <= room {
+        name.to_string()
+    } else {
+        let mut cut: String = name.chars().take(room.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    };
+    format!("{:<14} ", format!("{shown}{count}"))
 }
 
 fn route_span(route: Route) -> Span<'static> {

@@ -22,7 +22,7 @@
 use crate::history::Stored;
 use crate::transfers::{State, Transfer, Transfers};
 use breeze_core::client::{Direction, Event, FileEvent};
-use breeze_core::wire::{MessageId, TransferId, UserName};
+use breeze_core::wire::{GroupId, GroupInfo, GroupRequest, MessageId, TransferId, UserName};
 use breeze_core::Via;
 use breeze_smol::{Landed, PeerStatus, SharedFile};
 use chat::{Chat, Scroll, Timed};
@@ -38,6 +38,7 @@ mod chat;
 mod clock;
 mod draw;
 mod files_pane;
+mod groups;
 #[cfg(test)]
 mod history_tests;
 #[cfg(test)]
@@ -67,6 +68,10 @@ enum Intent {
     Search(String),
     /// Read this user's history from this row on, to show a search result.
     Jump(UserName, i64),
+    /// A message for a group.
+    GroupSend(GroupId, String),
+    /// Create, change or leave a group.
+    Group(GroupRequest),
 }
 
 /// The client's answer to an [`Intent`], with what the screen needs to show it.
@@ -109,6 +114,11 @@ enum Answer {
         query: String,
         result: Result<Vec<Stored>, String>,
     },
+    /// What became of a group message or request (only a refusal says something).
+    GroupAsked {
+        group: Option<GroupId>,
+        result: Result<(), String>,
+    },
     /// The history of `peer` from the `row` of a search result on.
     Jumped {
         peer: UserName,
@@ -128,6 +138,11 @@ enum Entry {
         route: Via,
     },
     Notice(String),
+    /// A group member's message.
+    Said {
+        from: UserName,
+        text: String,
+    },
     /// Where the messages that arrived while the user looked elsewhere start.
     UnreadMarker,
 }
@@ -137,6 +152,11 @@ enum Fate {
     /// Sent in an earlier session that ended before it was acknowledged.
     Unconfirmed,
     Delivered(Via),
+    /// A group message: how many of the other members have it.
+    Reached {
+        delivered: u32,
+        members: u32,
+    },
     Stored,
     Undeliverable(String),
 }
@@ -164,6 +184,11 @@ struct Screen {
     download_dir: PathBuf,
     /// The latest time an input brought; rates and ETAs are drawn as of then.
     now: Instant,
+    /// The groups this user is in, listed under the users.
+    groups: Vec<GroupInfo>,
+    group_chats: HashMap<GroupId, Chat>,
+    /// The group whose conversation is on screen, instead of the selected user's.
+    on_group: Option<GroupId>,
 }
 
 impl Screen {
@@ -185,6 +210,9 @@ impl Screen {
             transfers: Transfers::new(),
             download_dir,
             now,
+            groups: Vec::new(),
+            group_chats: HashMap::new(),
+            on_group: None,
         }
     }
 
@@ -253,7 +281,12 @@ impl Screen {
 
     /// The terminal's title: how many messages wait unread.
     fn title(&self) -> String {
-        let unread: usize = self.chats.values().map(|c| c.unread).sum();
+        let unread: usize = self
+            .chats
+            .values()
+            .chain(self.group_chats.values())
+            .map(|c| c.unread)
+            .sum();
         match unread {
             0 => format!("breeze · {}", self.me),
             n => format!("breeze · {} · {n} unread", self.me),
@@ -345,6 +378,16 @@ impl Screen {
                 Ok(history) => self.chats.entry(peer).or_default().jump(history, row),
                 Err(problem) => self.status = format!("cannot show that message: {problem}"),
             },
+            Answer::GroupAsked { group, result } => {
+                if let Err(error) = result {
+                    match group {
+                        Some(group) => {
+                            self.push_group(group, Entry::Notice(format!("not sent: {error}")))
+                        }
+                        None => self.status = format!("group: {error}"),
+                    }
+                }
+            }
             Answer::Verified { peer, result } => {
                 let notice = match result {
                     Ok(fingerprint) => format!(
@@ -398,6 +441,7 @@ impl Screen {
             }
             ScreenCommand::Verify => Intent::Verify(selected.ok_or("select the user to verify")?),
             ScreenCommand::Search { text } => Intent::Search(text),
+            ScreenCommand::Group(args) => self.group_command(args)?,
         })
     }
 
@@ -508,6 +552,7 @@ impl Screen {
                 );
                 self.push(&user, Entry::Notice(notice));
             }
+            Event::Group(event) => self.handle_group_event(event),
             Event::ForgedRelay { from } => {
                 let notice = "⚠ dropped a relayed message that failed authentication".into();
                 self.push(&from, Entry::Notice(notice));
@@ -563,7 +608,12 @@ impl Screen {
                     Some(rest) => format!("/{rest}"),
                     None => self.input.clone(),
                 };
-                if let Some(to) = self.selected.clone() {
+                if let Some(group) = self.on_group {
+                    if !text.trim().is_empty() {
+                        self.input.clear();
+                        return Intent::GroupSend(group, text);
+                    }
+                } else if let Some(to) = self.selected.clone() {
                     if !text.trim().is_empty() {
                         self.input.clear();
                         return Intent::Send(to, text);
@@ -602,17 +652,38 @@ impl Screen {
         self.users.iter().position(|u| &u.user == selected)
     }
 
+    /// The row of the list that is highlighted: a user's, or a group's after the users.
+    fn list_index(&self) -> Option<usize> {
+        match self.on_group {
+            Some(group) => {
+                let at = self.groups.iter().position(|g| g.id == group)?;
+                Some(self.users.len() + at)
+            }
+            None => self.selected_index(),
+        }
+    }
+
+    /// Moves through the users, then the groups.
     fn select(&mut self, step: isize) {
-        if self.users.is_empty() {
+        let len = (self.users.len() + self.groups.len()) as isize;
+        if len == 0 {
             return;
         }
-        let len = self.users.len() as isize;
-        let next = match self.selected_index() {
-            Some(i) => (i as isize + step).rem_euclid(len),
+        let next = match self.list_index() {
+            Some(i) => (i as isize + step).rem_euclid(len) as usize,
             None => 0,
         };
-        let user = self.users.get(next as usize).map(|u| u.user.clone());
-        self.open(user);
+        match next.checked_sub(self.users.len()) {
+            Some(group) => {
+                let id = self.groups.get(group).map(|g| g.id);
+                self.open_group(id);
+            }
+            None => {
+                self.open_group(None);
+                let user = self.users.get(next).map(|u| u.user.clone());
+                self.open(user);
+            }
+        }
     }
 
     /// Selects the first user once there is one; keeps the selection by name otherwise.
@@ -641,7 +712,11 @@ impl Screen {
     /// to the newest.
     fn scroll(&mut self, code: KeyCode) {
         let view = self.view.get();
-        let Some(chat) = self.selected.as_ref().and_then(|u| self.chats.get_mut(u)) else {
+        let chat = match self.on_group {
+            Some(group) => self.group_chats.get_mut(&group),
+            None => self.selected.as_ref().and_then(|u| self.chats.get_mut(u)),
+        };
+        let Some(chat) = chat else {
             return;
         };
         let page = view.height.saturating_sub(1).max(1);

@@ -23,10 +23,43 @@ pub enum ScreenCommand {
     Search {
         text: String,
     },
+    /// `/group create NAME [USER…]`, or `add`, `remove`, `leave`, `rename` for the group on
+    /// screen.
+    Group(GroupArgs),
+}
+
+/// What a `/group` command says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupArgs {
+    Create { name: String, members: Vec<String> },
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    Leave,
+    Rename(String),
+}
+
+const GROUP_USAGE: &str = "/group create NAME [USER…] · on a group: /group add USER… · \
+                           /group remove USER… · /group leave · /group rename NAME";
+
+fn group_args(rest: &str) -> Result<GroupArgs, String> {
+    let mut words = rest.split_whitespace().map(str::to_string);
+    let verb = words.next().unwrap_or_default();
+    let rest: Vec<String> = words.collect();
+    Ok(match (verb.as_str(), rest.as_slice()) {
+        ("create", [name, members @ ..]) => GroupArgs::Create {
+            name: name.clone(),
+            members: members.to_vec(),
+        },
+        ("add", [_, ..]) => GroupArgs::Add(rest),
+        ("remove", [_, ..]) => GroupArgs::Remove(rest),
+        ("leave", []) => GroupArgs::Leave,
+        ("rename", [name]) => GroupArgs::Rename(name.clone()),
+        _ => return Err(GROUP_USAGE.into()),
+    })
 }
 
 pub const USAGE: &str =
-    "commands: /file PATH · /accept [ID] [DIR] · /decline [ID] · /cancel [ID] · /verify · /search TEXT";
+    "/file PATH · /accept [ID] [DIR] · /decline [ID] · /cancel [ID] · /verify · /search TEXT · /group …";
 
 /// `None` for a plain message (no leading `/`, or `//` to send a message starting with `/`).
 pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
@@ -51,6 +84,7 @@ pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
         "search" if !rest.trim().is_empty() => Ok(ScreenCommand::Search {
             text: rest.trim().into(),
         }),
+        "group" => group_args(rest).map(ScreenCommand::Group),
         _ => Err(USAGE.to_string()),
     })
 }

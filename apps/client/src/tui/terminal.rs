@@ -200,6 +200,22 @@ async fn perform(client: &Client, intent: Intent) -> Option<Answer> {
         | Intent::Verify(_)
         | Intent::Search(_)
         | Intent::Jump(..) => return None,
+        Intent::GroupSend(group, text) => Answer::GroupAsked {
+            group: Some(group),
+            result: client
+                .send_group(group, text)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        },
+        Intent::Group(request) => Answer::GroupAsked {
+            group: request.group(),
+            result: client
+                .group_request(request)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        },
         Intent::Send(to, text) => Answer::Sent {
             result: client
                 .send(&to, text.clone())

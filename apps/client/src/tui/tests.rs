@@ -960,3 +960,106 @@ fn a_changed_server_key_ends_the_session_with_what_to_do() {
         screen.status
     );
 }
+
+mod groups {
+    use super::*;
+    use breeze_core::client::GroupEvent;
+    use breeze_core::wire::{GroupId, GroupInfo, GroupRequest};
+
+    fn team(members: &[&str]) -> GroupInfo {
+        GroupInfo {
+            id: GroupId(3),
+            name: "team".into(),
+            owner: name("alice"),
+            members: members.iter().map(|m| name(m)).collect(),
+            version: 1,
+        }
+    }
+
+    fn group_event(screen: &mut Screen, t: Instant, e: GroupEvent) {
+        event(screen, t, Event::Group(e));
+    }
+
+    fn said(screen: &mut Screen, t: Instant, from: &str, id: u64, order: u64, text: &str) {
+        let message = GroupEvent::Message {
+            group: GroupId(3),
+            name: "team".into(),
+            from: name(from),
+            id: MessageId(id),
+            order,
+            text: text.into(),
+        };
+        group_event(screen, t, message);
+    }
+
+    #[test]
+    fn a_group_is_listed_under_the_users_and_its_conversation_shows_who_said_what() {
+        let t0 = Instant::now();
+        let mut screen = alice_with(
+            vec![peer("bob", Route::Direct), peer("carol", Route::Relay)],
+            t0,
+        );
+        type_text(&mut screen, "/group create team bob carol");
+        let create = key(&mut screen, KeyCode::Enter);
+        assert_eq!(
+            create,
+            Intent::Group(GroupRequest::Create {
+                name: "team".into(),
+                members: vec![name("bob"), name("carol")]
+            })
+        );
+        let changed = GroupEvent::Changed {
+            info: team(&["alice", "bob", "carol"]),
+            by: Some(name("alice")),
+        };
+        group_event(&mut screen, t0, changed);
+        said(&mut screen, t0, "bob", 1, 1, "hello team");
+        let rows = draw(&screen, 100, 20);
+        assert!(
+            users_column(row_with(&rows, "members")).contains("team (1)"),
+            "unread shown"
+        );
+        // Tab past the two users lands on the group.
+        key(&mut screen, KeyCode::Tab);
+        key(&mut screen, KeyCode::Tab);
+        type_text(&mut screen, "hi all");
+        let sent = key(&mut screen, KeyCode::Enter);
+        assert_eq!(sent, Intent::GroupSend(GroupId(3), "hi all".into()));
+        // The own message shows once the server placed it, with how many have it.
+        said(&mut screen, t0, "alice", 7, 2, "hi all");
+        let delivered = GroupEvent::Delivered {
+            group: GroupId(3),
+            id: MessageId(7),
+            delivered: 1,
+            members: 2,
+        };
+        group_event(&mut screen, t0, delivered);
+        let rows = draw(&screen, 100, 20);
+        assert!(shows(&rows, "# team · owner alice"), "{}", rows.join("\n"));
+        assert!(shows(&rows, "bob: hello team"));
+        assert!(row_with(&rows, "alice: hi all").contains("1/2"));
+        assert!(shows(&rows, "Message to # team"));
+        assert!(
+            !users_column(row_with(&rows, "members")).contains("(1)"),
+            "read now"
+        );
+        // Managing the group on screen.
+        type_text(&mut screen, "/group remove carol");
+        assert_eq!(
+            key(&mut screen, KeyCode::Enter),
+            Intent::Group(GroupRequest::Remove {
+                group: GroupId(3),
+                users: vec![name("carol")]
+            })
+        );
+        let gone = GroupEvent::Gone {
+            group: GroupId(3),
+            name: "team".into(),
+            by: Some(name("bob")),
+        };
+        group_event(&mut screen, t0, gone);
+        let rows = draw(&screen, 100, 20);
+        assert!(shows(&rows, "# team           left"), "listed as left");
+        assert!(shows(&rows, "bob removed you from team"));
+    }
+}
