@@ -7,8 +7,9 @@
 //! itself, so the two never overlap, whenever the history is read.
 
 use super::{Entry, Fate};
-use crate::history::{State, Stored};
+use crate::history::{Conversation, State, Stored};
 use breeze_core::wire::MessageId;
+use breeze_core::wire::UserName;
 use breeze_core::Via;
 use std::collections::VecDeque;
 
@@ -176,6 +177,13 @@ fn from_history(stored: Stored) -> Timed {
             id: MessageId(stored.id),
             text: stored.text,
             fate,
+        }
+    } else if let (Conversation::Group(_), Ok(from)) =
+        (&stored.conversation, UserName::new(stored.from.as_str()))
+    {
+        Entry::Said {
+            from,
+            text: stored.text,
         }
     } else {
         Entry::Theirs {

@@ -9,6 +9,7 @@
 use super::chat::Chat;
 use super::slash_commands::GroupArgs;
 use super::{Entry, Fate, Intent, Screen};
+use crate::history::Stored;
 use breeze_core::client::GroupEvent;
 use breeze_core::wire::{GroupId, GroupInfo, GroupRequest, UserName};
 
@@ -22,7 +23,6 @@ impl Screen {
     pub(super) fn push_group(&mut self, group: GroupId, entry: Entry) {
         let at_ms = self.wall_ms;
         let chat = self.group_chats.entry(group).or_default();
-        chat.loaded = true;
         chat.push(super::chat::Timed {
             at_ms,
             row: None,
@@ -142,6 +142,32 @@ impl Screen {
             GroupArgs::Leave => GroupRequest::Leave { group },
             GroupArgs::Rename(name) => GroupRequest::Rename { group, name },
         }))
+    }
+
+    /// The group conversation whose history the loop should read now (by the group's name,
+    /// as the history keeps it): the one on screen, the first time.
+    pub(super) fn wants_group_history(&self) -> Option<(GroupId, String)> {
+        let group = self.group_on_screen()?;
+        match self.group_chats.get(&group.id) {
+            Some(chat) if chat.loaded => None,
+            _ => Some((group.id, group.name.clone())),
+        }
+    }
+
+    /// A group's history (oldest first), read for [`Screen::wants_group_history`].
+    pub(super) fn load_group_history(
+        &mut self,
+        group: GroupId,
+        history: Result<Vec<Stored>, String>,
+    ) {
+        let chat = self.group_chats.entry(group).or_default();
+        match history {
+            Ok(history) => chat.load(history),
+            Err(problem) => {
+                chat.loaded = true;
+                self.push_group(group, Entry::Notice(format!("no history: {problem}")));
+            }
+        }
     }
 
     /// The group conversation on screen, for drawing.

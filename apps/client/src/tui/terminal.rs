@@ -86,6 +86,11 @@ async fn event_loop(
             let history = journal.page(&conversation, Page::UpTo(boundary), KEPT);
             screen.load_history(&peer, history);
         }
+        if let Some((group, name)) = screen.wants_group_history() {
+            let conversation = Conversation::Group(name);
+            let history = journal.page(&conversation, Page::UpTo(boundary), KEPT);
+            screen.load_group_history(group, history);
+        }
         terminal.draw(|frame| screen.render(frame))?;
         signal_news(&mut screen, &mut title)?;
         let running = screen.transfers.active().any(|t| t.state == State::Running);

@@ -1062,4 +1062,47 @@ mod groups {
         assert!(shows(&rows, "# team           left"), "listed as left");
         assert!(shows(&rows, "bob removed you from team"));
     }
+
+    #[test]
+    fn a_group_conversation_opens_with_its_history_and_sender_names() {
+        use crate::history::{Conversation, State as Delivery, Stored};
+        let t0 = Instant::now();
+        let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+        let changed = GroupEvent::Changed {
+            info: team(&["alice", "bob"]),
+            by: None,
+        };
+        group_event(&mut screen, t0, changed);
+        assert_eq!(screen.wants_group_history(), None, "not on screen yet");
+        key(&mut screen, KeyCode::Tab);
+        assert_eq!(
+            screen.wants_group_history(),
+            Some((GroupId(3), "team".into()))
+        );
+        let stored = |row: i64, from: &str, text: &str| Stored {
+            row,
+            conversation: Conversation::Group("team".into()),
+            from: from.into(),
+            outgoing: from == "alice",
+            id: row as u64,
+            at_ms: 86_400_000 + row * 60_000,
+            text: text.into(),
+            route: None,
+            state: if from == "alice" {
+                Delivery::Delivered
+            } else {
+                Delivery::Received
+            },
+        };
+        let history = vec![
+            stored(1, "bob", "yesterday's plan"),
+            stored(2, "alice", "agreed"),
+        ];
+        screen.load_group_history(GroupId(3), Ok(history));
+        assert_eq!(screen.wants_group_history(), None, "read once");
+        let rows = draw(&screen, 100, 20);
+        assert!(shows(&rows, "Friday 2 January 1970"), "{}", rows.join("\n"));
+        assert!(shows(&rows, "00:01 bob: yesterday's plan"));
+        assert!(shows(&rows, "00:02 alice: agreed"));
+    }
 }
