@@ -272,3 +272,30 @@ fn group_texts_never_appear_on_the_wire_or_in_the_servers_store() {
         wire.len()
     );
 }
+
+/// Found by hand: a member who had never logged in has no key yet, so nothing can be sealed
+/// for them; the message waits with its sender, and must go once that member shows up.
+#[test]
+fn a_message_waiting_for_a_new_members_key_goes_once_that_member_logs_in() {
+    let (mut sim, n) = world(&["alice", "carol"]);
+    let (alice, carol) = (n[0], n[1]);
+    let bob = breeze_core::wire::UserName::new("bob").unwrap();
+    sim.store.add_account(&bob, "bob-password");
+    let request = GroupRequest::Create {
+        name: "team".into(),
+        members: vec![bob, sim.name(carol).clone()],
+    };
+    sim.group_request(alice, request).unwrap();
+    let team = sim.group_id(alice, "team").expect("created");
+    sim.send_group(alice, team, "welcome, bob").unwrap();
+    assert!(
+        texts(&sim, carol, team).is_empty(),
+        "it waits for bob's key"
+    );
+    let bob = sim.add_client_as("bob");
+    sim.advance(3 * SECOND);
+    let expected = vec!["alice: welcome, bob"];
+    assert_eq!(texts(&sim, alice, team), expected);
+    assert_eq!(texts(&sim, bob, team), expected);
+    assert_eq!(texts(&sim, carol, team), expected);
+}

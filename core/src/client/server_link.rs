@@ -543,6 +543,8 @@ impl Client {
             });
         }
         self.introduction_arrived(&name, now);
+        // Group messages may have waited for this member's key.
+        self.flush_groups(now);
     }
 
     fn peer_offline(&mut self, name: &UserName, now: Instant) {
