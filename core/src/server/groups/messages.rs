@@ -46,7 +46,6 @@ impl Server {
             return self.send(conn, &refuse(GroupError::UnknownGroup), now);
         };
         let version = group.info.version;
-        let pending_from_sender = group.taken.values().any(|t| t.message.from == user);
         let Some(member) = group.members.get_mut(&user) else {
             return self.send(conn, &refuse(GroupError::NotMember), now);
         };
@@ -59,7 +58,8 @@ impl Server {
         match member.last_taken {
             Some((e, s)) if e == epoch && seq <= s => {
                 // Sent again after a lost acceptance: say so again (once it is stored).
-                if !pending_from_sender {
+                let pending = group.taken.values().any(|t| t.message.from == user);
+                if !pending {
                     let frame = ServerFrame::GroupAccepted {
                         group: id,
                         epoch,

@@ -121,7 +121,7 @@ pub(super) struct Groups {
     pub by_name: HashMap<String, GroupId>,
     pub of_user: HashMap<UserName, BTreeSet<GroupId>>,
     /// Names of groups being created (saved by the host, not yet in `by_name`).
-    pub creating: HashMap<GroupId, (String, UserName, u64)>,
+    pub creating: HashMap<GroupId, String>,
     pub next_id: u64,
     /// Groups with progress to report at the next sweep.
     pub progress_dirty: BTreeSet<GroupId>,
@@ -212,7 +212,7 @@ impl Groups {
     }
 
     pub fn name_in_use(&self, name: &str) -> bool {
-        self.by_name.contains_key(name) || self.creating.values().any(|(n, _, _)| n == name)
+        self.by_name.contains_key(name) || self.creating.values().any(|n| n == name)
     }
 
     /// The tables agree with each other: names, members and the user index.

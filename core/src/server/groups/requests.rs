@@ -50,8 +50,7 @@ impl Server {
                 match self.groups.by_id.get_mut(&id) {
                     Some(group) => group.saving = true,
                     None => {
-                        let creating = (after.name.clone(), by.clone(), request_id);
-                        self.groups.creating.insert(id, creating);
+                        self.groups.creating.insert(id, after.name.clone());
                     }
                 }
                 self.actions.push_back(Action::SaveGroup {
