@@ -5,24 +5,9 @@
 mod e2e_support;
 
 use breeze_sim::loopback::PASSWORD;
-use e2e_support::{ClientProcess, ServerProcess};
+use e2e_support::{accounts, logged_in, ClientProcess, ServerProcess};
 use serde_json::Value;
 use std::sync::Arc;
-
-fn accounts(users: &[&str]) -> tempfile::TempDir {
-    let data = tempfile::tempdir().expect("a temporary directory");
-    for user in users {
-        ServerProcess::add_user(data.path(), user, PASSWORD);
-    }
-    data
-}
-
-fn logged_in(client: &mut ClientProcess) {
-    let user = client.user.clone();
-    client.expect("its login", |e| {
-        e["event"] == "logged_in" && e["user"] == user.as_str()
-    });
-}
 
 fn member_of(client: &mut ClientProcess, group: &str, members: usize) {
     client.expect_seen(&format!("{group} with {members} members"), |e| {

@@ -8,19 +8,10 @@ mod e2e_support;
 
 use breeze_core::secure::{pair_fingerprint, PublicKey};
 use breeze_sim::loopback::PASSWORD;
-use e2e_support::{binaries, run_bounded, ClientProcess, ServerProcess};
+use e2e_support::{accounts, binaries, logged_in, run_bounded, ClientProcess, ServerProcess};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-/// A data directory with an account for each of `users`.
-fn accounts(users: &[&str]) -> tempfile::TempDir {
-    let data = tempfile::tempdir().expect("a temporary directory");
-    for user in users {
-        ServerProcess::add_user(data.path(), user, PASSWORD);
-    }
-    data
-}
 
 /// `breeze-server --data DATA key`: the fingerprint of the server key kept in `data`.
 fn server_fingerprint(data: &Path) -> String {
@@ -54,13 +45,6 @@ fn profile_key(profile: &tempfile::TempDir) -> PublicKey {
     breeze_smol::key_file::load_or_create(&path)
         .expect("the profile's key reads")
         .public()
-}
-
-fn logged_in(client: &mut ClientProcess) {
-    let user = client.user.clone();
-    client.expect("its login", |e| {
-        e["event"] == "logged_in" && e["user"] == user.as_str()
-    });
 }
 
 /// Waits until `client` reports the route to `peer` as direct (also if it already did): by

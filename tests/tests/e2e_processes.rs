@@ -6,18 +6,11 @@ mod e2e_support;
 
 use breeze_core::wire::{ClientFrame, LoginRefusal, ServerFrame, PROTOCOL_VERSION};
 use breeze_sim::loopback::{name, PASSWORD};
-use e2e_support::{client_frame, send_one_shot, ClientProcess, Secure, ServerProcess};
+use e2e_support::{
+    accounts, client_frame, logged_in, send_one_shot, ClientProcess, Secure, ServerProcess,
+};
 use serde_json::Value;
 use std::sync::Arc;
-
-/// A data directory with an account for each of `users`.
-fn accounts(users: &[&str]) -> tempfile::TempDir {
-    let data = tempfile::tempdir().expect("a temporary directory");
-    for user in users {
-        ServerProcess::add_user(data.path(), user, PASSWORD);
-    }
-    data
-}
 
 /// `user` logs in once and quits, as everyone has before others can write to them: the
 /// server then knows the key to seal their offline messages to. The profile, to start again.
@@ -47,13 +40,6 @@ fn start_clients(server: &ServerProcess, users: &[&str]) -> Vec<ClientProcess> {
         logged_in(client);
     }
     clients
-}
-
-fn logged_in(client: &mut ClientProcess) {
-    let user = client.user.clone();
-    client.expect("its login", |e| {
-        e["event"] == "logged_in" && e["user"] == user.as_str()
-    });
 }
 
 /// Waits until `client` reports the route to `peer` as direct (also if it already did).

@@ -194,6 +194,23 @@ pub struct ServerProcess {
     stdout: Receiver<String>,
 }
 
+/// A data directory with an account for each of `users`, all with [`PASSWORD`].
+pub fn accounts(users: &[&str]) -> tempfile::TempDir {
+    let data = tempfile::tempdir().expect("a temporary directory");
+    for user in users {
+        ServerProcess::add_user(data.path(), user, PASSWORD);
+    }
+    data
+}
+
+/// Waits for `client`'s `logged_in` event.
+pub fn logged_in(client: &mut ClientProcess) {
+    let user = client.user.clone();
+    client.expect("its login", |e| {
+        e["event"] == "logged_in" && e["user"] == user.as_str()
+    });
+}
+
 impl ServerProcess {
     /// `breeze-server --data DATA user add NAME --password-stdin`.
     pub fn add_user(data: &Path, user: &str, password: &str) {
