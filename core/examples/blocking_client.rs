@@ -152,7 +152,9 @@ fn chat(addr: SocketAddr, me: &str, say: Option<&str>) -> Result<String, String>
         let mut sent = false;
         while let Some(event) = core.poll_event() {
             match event {
-                Event::PresenceComplete { online } => println!("{me}: {online} other(s) online"),
+                Event::PresenceComplete { online, .. } => {
+                    println!("{me}: {online} other(s) online")
+                }
                 Event::Presence { user, online: true } if say.is_some() => {
                     let text = say.unwrap_or_default().to_string();
                     core.send(&user, text, now).map_err(|e| e.to_string())?;

@@ -344,7 +344,7 @@ fn version(g: &mut Gen) -> u16 {
 impl Arbitrary for Arb<ClientFrame> {
     fn arbitrary(g: &mut Gen) -> Self {
         // A new variant of ClientFrame must be added here.
-        Arb(match pick(g, 11) {
+        Arb(match pick(g, 12) {
             0 => ClientFrame::Hello {
                 version: version(g),
             },
@@ -381,6 +381,9 @@ impl Arbitrary for Arb<ClientFrame> {
                 group: GroupId(u64::arbitrary(g)),
                 through: u64::arbitrary(g),
             },
+            11 => ClientFrame::Watch {
+                users: (0..length(g, g.size())).map(|_| arb(g)).collect(),
+            },
             _ => unreachable!(),
         })
     }
@@ -398,9 +401,16 @@ impl Arbitrary for Arb<ServerFrame> {
             3 => ServerFrame::Presence {
                 peers: (0..length(g, g.size())).map(|_| arb(g)).collect(),
                 last: bool::arbitrary(g),
+                everyone: bool::arbitrary(g),
             },
-            4 => ServerFrame::PeerOnline(arb(g)),
-            5 => ServerFrame::PeerOffline { user: arb(g) },
+            4 => ServerFrame::PresenceChanged {
+                online: (0..length(g, g.size())).map(|_| arb(g)).collect(),
+                offline: Vec::new(),
+            },
+            5 => ServerFrame::PresenceChanged {
+                online: Vec::new(),
+                offline: (0..length(g, g.size())).map(|_| arb(g)).collect(),
+            },
             6 => ServerFrame::Relayed {
                 from: arb(g),
                 key: PublicKey(bytes32(g)),
@@ -427,6 +437,7 @@ impl Arbitrary for Arb<ServerFrame> {
             13 => ServerFrame::Ping,
             14 => ServerFrame::RelayedFile {
                 from: arb(g),
+                key: PublicKey(bytes32(g)),
                 message: arb(g),
             },
             15 => ServerFrame::FileUndeliverable {
@@ -1060,8 +1071,8 @@ where
 /// Every variant of every wire enum is generated: the properties above see them all.
 #[test]
 fn generators_cover_every_wire_variant() {
-    assert_generator_covers::<ClientFrame>("ClientFrame", 11);
-    assert_generator_covers::<ServerFrame>("ServerFrame", 27);
+    assert_generator_covers::<ClientFrame>("ClientFrame", 12);
+    assert_generator_covers::<ServerFrame>("ServerFrame", 26);
     assert_generator_covers::<GroupError>("GroupError", 12);
     assert_generator_covers::<PeerFrame>("PeerFrame", 6);
     assert_generator_covers::<FileMessage>("FileMessage", 7);

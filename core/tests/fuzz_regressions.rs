@@ -95,7 +95,10 @@ impl SealedServer {
             endpoint: "127.0.0.1:0".parse().unwrap(),
             key: Self::identity(user).public(),
         };
-        let bytes = frames(&[ServerFrame::PeerOnline(intro)]);
+        let bytes = frames(&[ServerFrame::PresenceChanged {
+            online: vec![intro],
+            offline: Vec::new(),
+        }]);
         self.feed(bob, &bytes, now);
     }
 
@@ -114,6 +117,7 @@ impl SealedServer {
         let pair = self.pair(from);
         ServerFrame::RelayedFile {
             from: from.clone(),
+            key: Self::identity(from).public(),
             message: SealedFile::seal(message, &pair, &mut self.rng).unwrap(),
         }
     }
@@ -153,6 +157,7 @@ fn logged_in_bob(now: Instant) -> (Client, SealedServer) {
         ServerFrame::Presence {
             peers: vec![],
             last: true,
+            everyone: true,
         },
     ]);
     server.feed(&mut bob, &welcome, now);

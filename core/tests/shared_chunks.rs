@@ -113,7 +113,10 @@ fn frames_without_chunks_decode_as_usual() {
     assert_eq!(both_ways::<PeerFrame>(&framed(&peer_file)), Some(peer_file));
     let logout = ClientFrame::Logout;
     assert_eq!(both_ways::<ClientFrame>(&framed(&logout)), Some(logout));
-    let gone = ServerFrame::PeerOffline { user };
+    let gone = ServerFrame::PresenceChanged {
+        online: Vec::new(),
+        offline: vec![user],
+    };
     assert_eq!(both_ways::<ServerFrame>(&framed(&gone)), Some(gone));
     assert_eq!(
         both_ways::<ServerFrame>(&framed(&ServerFrame::Ping)),

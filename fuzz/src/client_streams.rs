@@ -301,7 +301,11 @@ impl Harness {
                     ServerFrame::LoginOk {
                         user: self.me.clone(),
                     },
-                    ServerFrame::Presence { peers, last: true },
+                    ServerFrame::Presence {
+                        peers,
+                        last: true,
+                        everyone: true,
+                    },
                 ];
                 trace!("server login {frames:?}");
                 let records = sock.far.seal(&gen::encode_all(&frames), &[]);
@@ -828,10 +832,13 @@ impl Harness {
                         }
                     }
                 }
-                18 | 19 => ServerFrame::RelayedFile {
-                    from: gen::name(u)?,
-                    message: gen::sealed_file(u, 40 * 1024, &keys().me.public())?,
-                },
+                18 | 19 => {
+                    let (key, message) = gen::sealed_file(u, 40 * 1024, &keys().me.public())?;
+                    let from = gen::name(u)?;
+                    // The server vouches for the sender's key: note it like an introduction.
+                    self.introduced.entry(from.clone()).or_default().insert(key);
+                    ServerFrame::RelayedFile { from, key, message }
+                }
                 20 => {
                     let (to, id) = (gen::name(u)?, gen::transfer_id(u)?);
                     if u.arbitrary()? {
@@ -868,15 +875,20 @@ impl Harness {
                     ServerFrame::Presence {
                         peers,
                         last: u.arbitrary()?,
+                        everyone: u.arbitrary()?,
                     }
                 }
                 5 | 6 => {
                     let user = gen::name(u)?;
                     let host = u.arbitrary()?;
-                    ServerFrame::PeerOnline(self.intro(user, host, u)?)
+                    ServerFrame::PresenceChanged {
+                        online: vec![self.intro(user, host, u)?],
+                        offline: Vec::new(),
+                    }
                 }
-                7 => ServerFrame::PeerOffline {
-                    user: gen::name(u)?,
+                7 => ServerFrame::PresenceChanged {
+                    online: Vec::new(),
+                    offline: vec![gen::name(u)?],
                 },
                 8 | 9 => {
                     let (key, chat) = gen::sealed_chat(u, self.max_text, &keys().me.public())?;

@@ -349,17 +349,24 @@ pub fn sealed_ack(u: &mut Unstructured, epoch: Option<u64>, to: &PublicKey) -> R
 }
 
 /// A file message sealed for `to`.
-pub fn sealed_file(u: &mut Unstructured, max_chunk: usize, to: &PublicKey) -> Result<SealedFile> {
+pub fn sealed_file(
+    u: &mut Unstructured,
+    max_chunk: usize,
+    to: &PublicKey,
+) -> Result<(PublicKey, SealedFile)> {
     let message = file_message(u, max_chunk)?;
-    let (_, pair, mut rng) = sealer(u, to)?;
+    let (from, pair, mut rng) = sealer(u, to)?;
     let sealed =
         SealedFile::seal(&message, &pair, &mut rng).ok_or(arbitrary::Error::IncorrectFormat)?;
     let mut bytes = sealed.sealed.to_vec();
     damage(u, &mut bytes)?;
-    Ok(SealedFile {
-        sealed: bytes.into(),
-        ..sealed
-    })
+    Ok((
+        from,
+        SealedFile {
+            sealed: bytes.into(),
+            ..sealed
+        },
+    ))
 }
 
 /// One of a few group ids, so requests and messages meet the groups that exist.

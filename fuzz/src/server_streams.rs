@@ -58,6 +58,8 @@ pub fn config(open_registration: bool) -> ServerConfig {
     config.max_frame = 48 * 1024;
     config.max_text_len = 4 * 1024;
     config.presence_page = 2;
+    // Past two online, sessions hear only whom they watch: both paths get exercised.
+    config.presence_everyone_below = 2;
     config.max_connections = 6;
     config.max_connections_per_ip = 3;
     config.max_login_failures_per_ip = 3;
@@ -440,7 +442,12 @@ impl Harness {
         let n = u.int_in_range(1..=6u8)?;
         let mut frames = Vec::new();
         for _ in 0..n {
-            frames.push(match u.int_in_range(0..=12u8)? {
+            frames.push(match u.int_in_range(0..=13u8)? {
+                13 => {
+                    let watched = u.int_in_range(0..=4u8)?;
+                    let users = (0..watched).map(|_| gen::name(u)).collect::<Result<_>>()?;
+                    ClientFrame::Watch { users }
+                }
                 10 => ClientFrame::Group {
                     request_id: u.arbitrary()?,
                     request: gen::group_request(u)?,
@@ -457,7 +464,7 @@ impl Harness {
                 },
                 8 | 9 => ClientFrame::RelayFile {
                     to: gen::name(u)?,
-                    message: gen::sealed_file(u, 40 * 1024, &keys().me.public())?,
+                    message: gen::sealed_file(u, 40 * 1024, &keys().me.public())?.1,
                 },
                 0 => ClientFrame::Hello {
                     version: gen::version(u)?,
@@ -624,7 +631,7 @@ impl Harness {
             {
                 trace!("  -> {:?} {frame:?}", t.to);
                 match frame {
-                    ServerFrame::PeerOnline(intro) => intros.push(intro),
+                    ServerFrame::PresenceChanged { online, .. } => intros.extend(online),
                     ServerFrame::Presence { peers, .. } => intros.extend(peers),
                     _ => {}
                 }

@@ -394,8 +394,12 @@ fn log_event(event: Event) {
         Event::LoginRefused { conn, user, reason } => {
             tracing::info!(conn = conn.0, %user, %reason, "login refused")
         }
-        Event::Introduced { a, b } => {
-            tracing::info!(%a, %b, "introduced peers for a direct channel")
+        Event::Introduced {
+            user,
+            listed,
+            everyone,
+        } => {
+            tracing::info!(%user, listed, everyone, "introduced to the peers it may dial")
         }
         Event::LoggedOut { user, reason } => tracing::info!(%user, ?reason, "logged out"),
         Event::ConnectionFailed { conn, error } => {

@@ -164,6 +164,12 @@ impl WireClient {
         slot: &mut Option<smol::lock::SemaphoreGuardArc>,
     ) -> Result<(), Stop> {
         let mut hello = Vec::new();
+        // On a large server only watched users' presence comes: watch the correspondents.
+        let watched: Vec<UserName> = self
+            .correspondents()
+            .into_iter()
+            .filter_map(|i| self.fleet.names.get(i).cloned())
+            .collect();
         let login = [
             ClientFrame::Hello {
                 version: PROTOCOL_VERSION,
@@ -174,6 +180,7 @@ impl WireClient {
                 p2p_port: 0,
                 register: self.fleet.register,
             },
+            ClientFrame::Watch { users: watched },
         ];
         for frame in &login {
             encode_frame(frame, DEFAULT_MAX_FRAME, &mut hello).map_err(|e| e.to_string())?;
@@ -322,11 +329,15 @@ impl WireClient {
                 }
                 self.check_ready();
             }
-            ServerFrame::PeerOnline(intro) => {
-                self.introduced(intro);
+            ServerFrame::PresenceChanged { online, offline } => {
+                if let Some(user) = offline.first() {
+                    return Err(format!("{user} went offline"));
+                }
+                for intro in online {
+                    self.introduced(intro);
+                }
                 self.check_ready();
             }
-            ServerFrame::PeerOffline { user } => return Err(format!("{user} went offline")),
             ServerFrame::Hello { version } if version != PROTOCOL_VERSION => {
                 return Err(format!("server speaks protocol {version}"))
             }
@@ -354,19 +365,34 @@ impl WireClient {
         }
     }
 
-    /// Ready once logged in and everyone else is online: the pair keys are made now, outside
-    /// the timed window.
-    fn check_ready(&mut self) {
-        let clients = self.fleet.plan.clients;
-        if self.ready || !self.logged_in || self.online + 1 < clients {
-            return;
-        }
-        let peers = self
+    /// Whom this client writes to or hears from (itself never).
+    fn correspondents(&self) -> Vec<usize> {
+        let mut peers: Vec<usize> = self
             .targets
             .iter()
             .copied()
-            .chain(self.fleet.correspondents.writing_to(self.index));
-        for peer in peers.collect::<Vec<_>>() {
+            .chain(self.fleet.correspondents.writing_to(self.index))
+            .filter(|&i| i != self.index)
+            .collect();
+        peers.sort_unstable();
+        peers.dedup();
+        peers
+    }
+
+    /// Ready once logged in and every correspondent is online: the pair keys are made now,
+    /// outside the timed window.
+    fn check_ready(&mut self) {
+        if self.ready || !self.logged_in {
+            return;
+        }
+        let peers = self.correspondents();
+        if peers
+            .iter()
+            .any(|&peer| self.keys.get(peer).copied().flatten().is_none())
+        {
+            return;
+        }
+        for peer in peers {
             let key = self.keys.get(peer).copied().flatten();
             let pair = key.and_then(|key| PairKey::new(&self.identity, &key));
             if let (Some(key), Some(slot)) = (pair, self.pairs.get_mut(peer)) {

@@ -26,6 +26,7 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::net::TcpStream;
 use smol::Timer;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -72,7 +73,21 @@ pub async fn run(fleet: Arc<Fleet>, index: usize) -> ClientReport {
     seed[..8].copy_from_slice(&(index as u64 + 1).to_le_bytes());
     // Every load client is a fresh profile with a key of its own, as a real client's.
     let identity = IdentityKey::from_secret(fresh_seed());
-    let core = Client::new(config, identity, seed, Instant::now());
+    let now = Instant::now();
+    let mut core = Client::new(config, identity, seed, now);
+    // On a large server only watched users' presence comes: watch the correspondents, which
+    // are also the ones readiness waits for.
+    let correspondents: HashSet<UserName> = fleet
+        .correspondents
+        .of(index)
+        .into_iter()
+        .chain(fleet.correspondents.writing_to(index))
+        .filter(|&i| i != index)
+        .filter_map(|i| fleet.names.get(i).cloned())
+        .collect();
+    for name in &correspondents {
+        core.watch(name, now);
+    }
     let mut client = LoadClient {
         pick: Pick::new(index as u64 + 1),
         targets: fleet.correspondents.of(index),
@@ -81,7 +96,8 @@ pub async fn run(fleet: Arc<Fleet>, index: usize) -> ClientReport {
         stream: None,
         login_slot: None,
         in_flight: 0,
-        online_peers: 0,
+        online_peers: HashSet::new(),
+        correspondents,
         ready: false,
         sending: true,
         report: ClientReport::default(),
@@ -100,8 +116,10 @@ struct LoadClient {
     targets: Vec<usize>,
     /// Sent and not yet acknowledged (`Delivered`).
     in_flight: usize,
-    /// Other clients the server told us are online.
-    online_peers: usize,
+    /// Correspondents the server told us are online.
+    online_peers: HashSet<UserName>,
+    /// Whom this client writes to or hears from.
+    correspondents: HashSet<UserName>,
     ready: bool,
     /// Cleared when the core refuses a message: this client then sends no more.
     sending: bool,
@@ -235,15 +253,17 @@ impl LoadClient {
                 progress.logged_in.fetch_add(1, Ordering::Relaxed);
                 self.check_ready();
             }
-            Event::Presence { online: true, .. } => {
-                self.online_peers += 1;
+            Event::Presence { online: true, user } => {
+                if self.correspondents.contains(&user) {
+                    self.online_peers.insert(user);
+                }
                 self.check_ready();
             }
             Event::Presence {
                 online: false,
                 user,
             } => {
-                self.online_peers = self.online_peers.saturating_sub(1);
+                self.online_peers.remove(&user);
                 self.problem(format!("a peer went offline ({user})"));
             }
             Event::Message { text, .. } => {
@@ -277,7 +297,7 @@ impl LoadClient {
     fn check_ready(&mut self) {
         if !self.ready
             && self.core.is_logged_in()
-            && self.online_peers + 1 >= self.fleet.plan.clients
+            && self.online_peers.len() >= self.correspondents.len()
         {
             self.ready = true;
             self.fleet.progress.ready.fetch_add(1, Ordering::Relaxed);

@@ -163,7 +163,14 @@ fn describe(event: &Event) -> String {
                 key.fingerprint()
             )
         }
-        Event::PresenceComplete { online } => format!("{online} other user(s) online"),
+        Event::PresenceComplete {
+            online,
+            everyone: true,
+        } => format!("{online} other user(s) online"),
+        Event::PresenceComplete {
+            online,
+            everyone: false,
+        } => format!("{online} of the users watched online"),
         other => format!("{other:?}"),
     }
 }

@@ -64,6 +64,7 @@ impl Client {
             KeyLookup::Key(key) => {
                 self.vouched_key(&name, key, now);
                 self.flush(&name, now);
+                self.offer_waiting_files(&name, now);
                 self.flush_groups(now);
             }
             KeyLookup::NotYet => {

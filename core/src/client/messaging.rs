@@ -82,6 +82,7 @@ impl Client {
             return;
         }
         self.vouched_key(from, key, now);
+        self.note_interest(from);
         let opened = self.pair_key(from, now).map(|pair| sealed.open(&pair));
         match opened {
             Some(Ok(chat)) if chat.text.len() <= self.config.max_text_len => {

@@ -11,6 +11,7 @@ mod output;
 mod peer_link;
 mod peers;
 mod server_link;
+mod watching;
 
 pub use crate::delivery::Via;
 pub use crate::transfer::Direction;
@@ -34,7 +35,7 @@ use groups::ClientGroups;
 use peer_link::PeerLink;
 use peers::{Dial, Peer};
 use server_link::ServerLink;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// A peer link id chosen by the driver; unique among the links it has open.
@@ -156,6 +157,10 @@ pub struct Client {
     /// (`start_due_dials`, which runs anyway).
     dials_wake: Option<Instant>,
     groups: ClientGroups,
+    /// Users the user cares about, watched on every server connection (see `watching.rs`).
+    interest: HashSet<UserName>,
+    /// Interest not yet sent to the server.
+    watch_queue: Vec<UserName>,
 }
 
 impl Client {
@@ -190,7 +195,12 @@ impl Client {
             peers_wake: None,
             dials_wake: None,
             groups: ClientGroups::default(),
+            interest: HashSet::new(),
+            watch_queue: Vec::new(),
         };
+        for (user, _) in &client.config.peer_keys.clone() {
+            client.note_interest(user);
+        }
         client.actions.push_back(Action::ConnectServer);
         client
     }
@@ -281,6 +291,7 @@ impl Client {
             return Err(SendError::ToSelf);
         }
         self.check_sendable(&text)?;
+        self.note_interest(to);
         let max_outbox = self.config.max_outbox;
         let peer = self.peer_mut(to, now);
         if peer.outbox.len() >= max_outbox {
@@ -414,6 +425,7 @@ impl Client {
             }
             self.send_owed_acks(now);
         }
+        self.send_watches(now);
         self.start_due_dials(now);
         self.pump_files(now);
     }

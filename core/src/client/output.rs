@@ -450,6 +450,11 @@ pub enum Event {
     PresenceComplete {
         /// Other users the list holds.
         online: usize,
+        /// The list holds everyone online and every later change will be told (a small
+        /// server); else it holds the watched users only (see [`Client::watch`]).
+        ///
+        /// [`Client::watch`]: super::Client::watch
+        everyone: bool,
     },
     /// The route to a peer changed.
     Route {

@@ -282,6 +282,8 @@ impl Client {
                         Err(LinkError::WrongKey)
                     }
                     None => {
+                        // On a large server we hear only of whom we watch: ask for this one.
+                        self.note_interest(&peer);
                         self.set_setup(
                             link,
                             Setup::AcceptorAwaitingIntro {

@@ -46,6 +46,14 @@ impl ServerLink {
         matches!(self, ServerLink::Online { .. })
     }
 
+    /// Connected (logging in or online): frames queued now go out on this connection.
+    pub fn has_wire(&self) -> bool {
+        matches!(
+            self,
+            ServerLink::LoggingIn { .. } | ServerLink::Online { .. }
+        )
+    }
+
     fn wire_mut(&mut self) -> Option<&mut Wire> {
         match self {
             ServerLink::LoggingIn { wire, .. } | ServerLink::Online { wire, .. } => Some(wire),
@@ -98,6 +106,9 @@ impl Client {
             register: self.config.register,
         };
         self.send_server(&login, now);
+        // Right behind the login, so the online list that answers it covers these users.
+        self.rewatch_all();
+        self.send_watches(now);
         self.finish(now);
     }
 
@@ -373,9 +384,19 @@ impl Client {
             _ if !self.server.is_online() => {
                 self.server_lost(ServerLinkError::UnexpectedFrame, true, now)
             }
-            ServerFrame::Presence { peers, last } => self.on_presence_page(peers, last, now),
-            ServerFrame::PeerOnline(intro) => self.peer_online(intro, now),
-            ServerFrame::PeerOffline { user } => self.peer_offline(&user, now),
+            ServerFrame::Presence {
+                peers,
+                last,
+                everyone,
+            } => self.on_presence_page(peers, last, everyone, now),
+            ServerFrame::PresenceChanged { online, offline } => {
+                for intro in online {
+                    self.peer_online(intro, now);
+                }
+                for user in offline {
+                    self.peer_offline(&user, now);
+                }
+            }
             ServerFrame::Relayed { from, key, chat } => self.on_relayed_chat(&from, key, chat, now),
             ServerFrame::RelayedAck { from, ack } => self.on_relayed_ack(&from, ack, now),
             ServerFrame::UserKey { user, key } => self.on_user_key(user, key, now),
@@ -426,7 +447,11 @@ impl Client {
                     self.events.push_back(Event::Stored { to, id });
                 }
             }
-            ServerFrame::RelayedFile { from, message } => {
+            ServerFrame::RelayedFile { from, key, message } => {
+                if from != self.config.user {
+                    self.vouched_key(&from, key, now);
+                    self.note_interest(&from);
+                }
                 match self.pair_key(&from, now).map(|pair| message.open(&pair)) {
                     Some(Ok(message)) => self.on_file_message(&from, message, Via::Relay, now),
                     _ => self.events.push_back(Event::ForgedRelay { from }),
@@ -489,7 +514,13 @@ impl Client {
         self.resend_groups(now);
     }
 
-    fn on_presence_page(&mut self, intros: Vec<PeerIntro>, last: bool, now: Instant) {
+    fn on_presence_page(
+        &mut self,
+        intros: Vec<PeerIntro>,
+        last: bool,
+        everyone: bool,
+        now: Instant,
+    ) {
         for intro in intros {
             if let ServerLink::Online {
                 snapshot: Some(listed),
@@ -518,7 +549,8 @@ impl Client {
         for name in gone {
             self.peer_offline(&name, now);
         }
-        self.events.push_back(Event::PresenceComplete { online });
+        self.events
+            .push_back(Event::PresenceComplete { online, everyone });
     }
 
     fn peer_online(&mut self, intro: PeerIntro, now: Instant) {

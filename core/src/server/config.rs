@@ -24,6 +24,15 @@ pub struct ServerConfig {
     pub max_text_len: usize,
     /// Online users per presence frame: the list is sent in pages, never one giant frame.
     pub presence_page: usize,
+    /// A session that logs in while fewer than this many others are online hears about every
+    /// login and logout (a small office sees everyone); later sessions hear only about the
+    /// users they watch. It bounds the sessions told about every change, so a login costs the
+    /// same whether a thousand or ten thousand are online.
+    pub presence_everyone_below: usize,
+    /// Presence changes are gathered for this long and sent together, one frame per observer.
+    pub presence_batch: Duration,
+    /// Users one session may watch; more are ignored.
+    pub max_watched: usize,
     /// Connections open at once, logged in or not; more are turned away.
     pub max_connections: usize,
     /// Connections one IP address may hold open (before login included).
@@ -51,6 +60,9 @@ impl Default for ServerConfig {
             max_pending_output: 4 * 1024 * 1024,
             max_text_len: 16 * 1024,
             presence_page: 256,
+            presence_everyone_below: 200,
+            presence_batch: Duration::from_millis(50),
+            max_watched: 2_000,
             max_connections: 100_000,
             max_connections_per_ip: 64,
             max_login_failures_per_ip: 10,

@@ -57,6 +57,8 @@ pub(super) struct Connection {
     pub inbound: Inbound,
     pub decoder: FrameDecoder,
     pub liveness: Liveness,
+    /// The users this connection asked to hear about (at most `max_watched`).
+    pub watching: HashSet<UserName>,
 }
 
 impl Connection {
@@ -100,6 +102,7 @@ impl Server {
                 inbound: Inbound::default(),
                 decoder: FrameDecoder::new(self.config.max_frame),
                 liveness: Liveness::new(now),
+                watching: HashSet::new(),
             },
         );
         self.next_sweep
@@ -195,7 +198,14 @@ impl Server {
             self.outbound.forget(conn);
             self.limits.disconnected(connection.remote.ip());
             if let Phase::Online(session) = connection.phase {
-                self.go_offline(conn, session.user, LogoutReason::Disconnected, now);
+                let watching = connection.watching;
+                self.go_offline(
+                    conn,
+                    session.user,
+                    watching,
+                    LogoutReason::Disconnected,
+                    now,
+                );
             }
             if self.conns.is_empty() {
                 self.next_sweep = None;
@@ -207,6 +217,7 @@ impl Server {
     pub(super) fn send(&mut self, conn: ConnId, frame: &ServerFrame, now: Instant) {
         match self.outbound.send(conn, frame) {
             Ok(()) => {
+                self.stats.frames_sent += 1;
                 if let Some(connection) = self.conns.get_mut(&conn) {
                     connection.liveness.sent(now);
                 }
@@ -240,7 +251,7 @@ impl Server {
         self.outbound.close(conn);
         self.actions.push_back(Action::Close { conn });
         if let Phase::Online(session) = connection.phase {
-            self.go_offline(conn, session.user, reason, now);
+            self.go_offline(conn, session.user, connection.watching, reason, now);
         }
         if self.conns.is_empty() {
             self.next_sweep = None;

@@ -152,7 +152,7 @@ impl Server {
             endpoint,
         });
         self.send(conn, &ServerFrame::LoginOk { user: user.clone() }, now);
-        self.introduce(conn, &user, endpoint, now);
+        self.introduce(conn, &user, now);
         self.list_groups(conn, &user, now);
         self.actions.push_back(Action::LoadOffline { user });
         self.load_group_backlog(conn);

@@ -196,6 +196,10 @@ impl Server {
                 return Err(format!("{conn:?} exceeds its output bound"));
             }
         }
+        // Each everyone session saw fewer than the bound online at its login.
+        if self.presence.everyone_count() > self.config.presence_everyone_below {
+            return Err("more everyone sessions than presence_everyone_below".into());
+        }
         if self.limits.total_connections() != self.conns.len() {
             return Err("per-address connection counts out of step".into());
         }
@@ -321,6 +325,7 @@ impl Server {
     /// The deadline [`poll_timeout`](Server::poll_timeout) gave has come: heartbeats and
     /// deadlines are swept. Called early, it does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.flush_presence(now);
         self.sweep(now);
         self.reap(now);
     }
@@ -378,13 +383,17 @@ impl Server {
     /// open.
     ///
     /// The server keeps one periodic sweep, so this only moves when the first connection opens
-    /// or the last one closes, and after each sweep. The same rule as
+    /// or the last one closes, after each sweep, and when a presence change starts a batch
+    /// (`presence_batch` from then). The same rule as
     /// [`Client::poll_timeout`](crate::Client::poll_timeout) holds: a host that moves its
     /// timer only when the deadline becomes earlier, and re-arms from here whenever the timer
     /// fires, misses nothing, since an early `handle_timeout` does nothing.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_sweep
+        match (self.next_sweep, self.presence.flush_at()) {
+            (Some(sweep), Some(flush)) => Some(sweep.min(flush)),
+            (sweep, flush) => sweep.or(flush),
+        }
     }
 
     // ---- internals --------------------------------------------------------------------------
@@ -413,6 +422,9 @@ impl Server {
             }
             (Phase::Online(_), ClientFrame::RelayAck { to, ack }) => {
                 self.on_relay_ack(conn, to, ack, now)
+            }
+            (Phase::Checking { .. } | Phase::Online(_), ClientFrame::Watch { users }) => {
+                self.on_watch(conn, users, now)
             }
             (Phase::Online(_), ClientFrame::KeyRequest { user }) => {
                 self.on_key_request(conn, user, now)

@@ -164,12 +164,15 @@ pub enum Event {
         /// Why.
         reason: LoginRefusal,
     },
-    /// The server told `a` and `b` about each other (endpoints and keys) for a direct channel.
+    /// A user who just logged in was given the online users it may dial (endpoints and keys):
+    /// everyone online on a small server, else the users it watches.
     Introduced {
-        /// The user who just logged in.
-        a: UserName,
-        /// A user already online.
-        b: UserName,
+        /// Who logged in.
+        user: UserName,
+        /// How many online users it was given.
+        listed: usize,
+        /// It hears about every login and logout (see `presence_everyone_below`).
+        everyone: bool,
     },
     /// A group was created or changed (saved and in force), or ended (no members).
     GroupSaved {
@@ -301,4 +304,10 @@ pub struct Stats {
     pub group_taken: u64,
     /// Copies of group messages sent to members.
     pub group_delivered: u64,
+    /// Frames queued for clients, of every kind.
+    pub frames_sent: u64,
+    /// Presence frames (online lists and batches of changes) queued for clients.
+    pub presence_frames: u64,
+    /// Users listed in those frames, summed: what presence costs in entries.
+    pub presence_entries: u64,
 }

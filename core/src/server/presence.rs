@@ -1,26 +1,53 @@
-//! Who is online where, and the introductions that pair them up for direct channels.
+//! Who is online where, who must hear when that changes, and the introductions that pair
+//! users up for direct channels.
+//!
+//! Presence costs what changes, not who is online. On a small server (fewer than
+//! `presence_everyone_below` online at login) a session is an *everyone* session: it gets the
+//! whole online list and every later change, as a small office expects. Beyond that a session
+//! hears only about the users it watches ([`ClientFrame::Watch`](crate::wire::ClientFrame::Watch)):
+//! its conversations and groups. At most `presence_everyone_below` everyone sessions are ever
+//! online together (each saw fewer than that many online when it logged in), so a login is
+//! told to at most that many plus its watchers, whatever the number online.
+//!
+//! Changes are not sent as they happen but gathered and sent every `presence_batch`, one
+//! frame per observer per batch, each user once in its latest state: a storm of logins after
+//! a restart costs each observer a few frames, not one per login.
 
+use super::connection::Phase;
 use super::output::{Event, LogoutReason};
 use super::{ConnId, Server};
-use crate::secure::PublicKey;
 use crate::seeded_hash::{SeededMap, SeededState};
-use crate::wire::{PeerIntro, ServerFrame, UserName};
-use std::net::SocketAddr;
+use crate::wire::{PeerIntro, ServerFrame, UserName, MAX_WATCH_PER_FRAME};
+use std::collections::HashSet;
 use std::time::Instant;
 
-/// The online table: one session per user, by connection.
+/// The online table, the observers of each user, and the changes not yet told.
 ///
 /// Invariant: a user maps to a connection exactly when that connection's phase is `Online`
 /// with that user. [`Server::check_invariants`](super::Server::check_invariants) verifies it.
 #[derive(Debug)]
 pub(super) struct Presence {
     online: SeededMap<UserName, ConnId>,
+    /// Sessions told about every login and logout.
+    everyone: HashSet<ConnId, SeededState>,
+    /// Who watches each user, online or not: the sessions to tell when it comes or goes.
+    watchers: SeededMap<UserName, Vec<ConnId>>,
+    /// Users whose presence changed since the last batch went out, each once, in order.
+    changed: Vec<UserName>,
+    changed_set: HashSet<UserName, SeededState>,
+    /// When the gathered changes go out.
+    flush_at: Option<Instant>,
 }
 
 impl Presence {
     pub fn new(hash: SeededState) -> Self {
         Presence {
             online: SeededMap::with_hasher(hash),
+            everyone: HashSet::with_hasher(hash),
+            watchers: SeededMap::with_hasher(hash),
+            changed: Vec::new(),
+            changed_set: HashSet::with_hasher(hash),
+            flush_at: None,
         }
     }
 
@@ -50,97 +77,263 @@ impl Presence {
     pub fn iter(&self) -> impl Iterator<Item = (&UserName, ConnId)> {
         self.online.iter().map(|(user, conn)| (user, *conn))
     }
+
+    /// Sessions that hear about everyone now.
+    pub fn everyone_count(&self) -> usize {
+        self.everyone.len()
+    }
+
+    /// When the gathered changes are due to go out.
+    pub fn flush_at(&self) -> Option<Instant> {
+        self.flush_at
+    }
+
+    fn note_change(&mut self, user: &UserName, due: Instant) {
+        if self.changed_set.insert(user.clone()) {
+            self.changed.push(user.clone());
+        }
+        self.flush_at.get_or_insert(due);
+    }
+
+    fn add_watcher(&mut self, user: &UserName, conn: ConnId) {
+        let watchers = self.watchers.entry(user.clone()).or_default();
+        if !watchers.contains(&conn) {
+            watchers.push(conn);
+        }
+    }
+
+    fn remove_watcher(&mut self, user: &UserName, conn: ConnId) {
+        if let Some(watchers) = self.watchers.get_mut(user) {
+            watchers.retain(|c| *c != conn);
+            if watchers.is_empty() {
+                self.watchers.remove(user);
+            }
+        }
+    }
 }
 
 impl Server {
-    /// Introduces a user who just logged in on `conn` to everyone online, and everyone to
-    /// them: each side learns where the other listens and which key it must prove it holds
-    /// on a direct channel. The newcomer's list goes
-    /// in pages of `presence_page`, never one giant frame, the last one marked `last` (also
-    /// when nobody else is online, so the client always learns the list is complete).
-    pub(super) fn introduce(
-        &mut self,
-        conn: ConnId,
-        user: &UserName,
-        endpoint: SocketAddr,
-        now: Instant,
-    ) {
-        let Some(key) = self.session_key(conn) else {
+    /// The introduction of the user online on `conn`, as peers are given it.
+    fn intro_of(&self, conn: ConnId) -> Option<PeerIntro> {
+        let session = self.conns.get(&conn)?.session()?;
+        Some(PeerIntro {
+            user: session.user.clone(),
+            endpoint: session.endpoint,
+            key: session.key,
+        })
+    }
+
+    /// A watch frame: recorded on the connection (also before the login is through, since a
+    /// client sends it right behind its login frame); once online, the watched users who are
+    /// online now are introduced at once. Past `max_watched` per session the rest is ignored:
+    /// a client only loses presence for users beyond that many.
+    pub(super) fn on_watch(&mut self, conn: ConnId, users: Vec<UserName>, now: Instant) {
+        if users.len() > MAX_WATCH_PER_FRAME {
+            return self.fail(conn, super::output::ConnError::UnexpectedFrame, now);
+        }
+        let max = self.config.max_watched;
+        let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };
-        let others: Vec<(UserName, ConnId, SocketAddr, PublicKey)> = self
-            .presence
-            .iter()
-            .filter(|(_, other)| *other != conn)
-            .filter_map(|(name, other)| {
-                let session = self.conns.get(&other)?.session()?;
-                Some((name.clone(), other, session.endpoint, session.key))
-            })
-            .collect();
-        let page_size = self.config.presence_page.max(1);
-        let mut page = Vec::with_capacity(page_size.min(others.len()));
-        let pages = others.len().div_ceil(page_size).max(1);
-        let mut sent_pages = 0;
-        for (name, other, other_endpoint, other_key) in others {
-            let intro = PeerIntro {
-                user: user.clone(),
-                endpoint,
-                key,
-            };
-            self.send(other, &ServerFrame::PeerOnline(intro), now);
-            self.events.push_back(Event::Introduced {
-                a: user.clone(),
-                b: name.clone(),
-            });
-            page.push(PeerIntro {
-                user: name,
-                endpoint: other_endpoint,
-                key: other_key,
-            });
-            if page.len() == page_size {
-                sent_pages += 1;
-                let peers = std::mem::take(&mut page);
-                self.send(
-                    conn,
-                    &ServerFrame::Presence {
-                        peers,
-                        last: sent_pages == pages,
-                    },
-                    now,
-                );
+        let online = matches!(connection.phase, Phase::Online(_));
+        let mut added = Vec::new();
+        for user in users {
+            if connection.watching.len() >= max {
+                break;
+            }
+            if !connection.watching.contains(&user) {
+                connection.watching.insert(user.clone());
+                added.push(user);
             }
         }
-        if sent_pages < pages {
+        if !online {
+            return;
+        }
+        let mut intros = Vec::new();
+        for user in added {
+            self.presence.add_watcher(&user, conn);
+            if let Some(intro) = self.presence.conn_of(&user).and_then(|c| self.intro_of(c)) {
+                intros.push(intro);
+            }
+        }
+        if !intros.is_empty() {
+            self.stats.presence_frames += 1;
+            self.stats.presence_entries += intros.len() as u64;
+            let frame = ServerFrame::PresenceChanged {
+                online: intros,
+                offline: Vec::new(),
+            };
+            self.send(conn, &frame, now);
+        }
+    }
+
+    /// A user just logged in on `conn`: it becomes an observer (of everyone on a small server,
+    /// else of whom it watches) and gets the list of those online now, in pages of
+    /// `presence_page` (the last marked, also when empty, so the client learns the list is
+    /// complete); its arrival is told to its observers with the next batch.
+    pub(super) fn introduce(&mut self, conn: ConnId, user: &UserName, now: Instant) {
+        let others_online = self.presence.len().saturating_sub(1);
+        let everyone = others_online < self.config.presence_everyone_below;
+        let watching: Vec<UserName> = match self.conns.get(&conn) {
+            Some(connection) => connection.watching.iter().cloned().collect(),
+            None => return,
+        };
+        for watched in &watching {
+            self.presence.add_watcher(watched, conn);
+        }
+        let listed: Vec<PeerIntro> = if everyone {
+            self.presence.everyone.insert(conn);
+            let conns: Vec<ConnId> = self
+                .presence
+                .iter()
+                .filter(|(_, other)| *other != conn)
+                .map(|(_, other)| other)
+                .collect();
+            conns.into_iter().filter_map(|c| self.intro_of(c)).collect()
+        } else {
+            watching
+                .iter()
+                .filter_map(|watched| self.presence.conn_of(watched))
+                .filter(|other| *other != conn)
+                .filter_map(|c| self.intro_of(c))
+                .collect()
+        };
+        self.events.push_back(Event::Introduced {
+            user: user.clone(),
+            listed: listed.len(),
+            everyone,
+        });
+        let page_size = self.config.presence_page.max(1);
+        let pages = listed.len().div_ceil(page_size).max(1);
+        let mut listed = listed.into_iter();
+        for page in 1..=pages {
+            let peers: Vec<PeerIntro> = listed.by_ref().take(page_size).collect();
+            let last = page == pages;
+            self.stats.presence_frames += 1;
+            self.stats.presence_entries += peers.len() as u64;
             self.send(
                 conn,
                 &ServerFrame::Presence {
-                    peers: page,
-                    last: true,
+                    peers,
+                    last,
+                    everyone,
                 },
                 now,
             );
         }
+        let due = now + self.config.presence_batch;
+        self.presence.note_change(user, due);
     }
 
-    /// `user`'s session on `conn` ended: everyone else hears it (unless the whole server is
-    /// going down, when nobody is left to care). A session already replaced by a newer login
-    /// is not online any more, and says nothing.
+    /// `user`'s session on `conn` ended: its observers hear it with the next batch (unless the
+    /// whole server is going down, when nobody is left to care), and it observes no one any
+    /// more. A session already replaced by a newer login is not online any more, and says
+    /// nothing.
     pub(super) fn go_offline(
         &mut self,
         conn: ConnId,
         user: UserName,
+        watching: HashSet<UserName>,
         reason: LogoutReason,
         now: Instant,
     ) {
+        self.presence.everyone.remove(&conn);
+        for watched in &watching {
+            self.presence.remove_watcher(watched, conn);
+        }
         if !self.presence.remove(&user, conn) {
             return;
         }
         if !self.shutting_down {
-            let others: Vec<ConnId> = self.presence.iter().map(|(_, c)| c).collect();
-            for other in others {
-                self.send(other, &ServerFrame::PeerOffline { user: user.clone() }, now);
-            }
+            let due = now + self.config.presence_batch;
+            self.presence.note_change(&user, due);
         }
         self.events.push_back(Event::LoggedOut { user, reason });
+    }
+
+    /// Sends the gathered changes if they are due: each user once, in its state now (online
+    /// with its current introduction, or offline), to everyone sessions and to its watchers,
+    /// in pages of `presence_page`.
+    pub(super) fn flush_presence(&mut self, now: Instant) {
+        match self.presence.flush_at {
+            Some(due) if now >= due => {}
+            _ => return,
+        }
+        self.presence.flush_at = None;
+        self.presence.changed_set.clear();
+        let changed = std::mem::take(&mut self.presence.changed);
+        let mut all = Batch::default();
+        let mut per_watcher: SeededMap<ConnId, Batch> =
+            SeededMap::with_hasher(*self.presence.online.hasher());
+        for user in changed {
+            let now_online = self.presence.conn_of(&user).and_then(|c| self.intro_of(c));
+            let watchers = self.presence.watchers.get(&user).map(Vec::as_slice);
+            for watcher in watchers.unwrap_or_default() {
+                if !self.presence.everyone.contains(watcher) {
+                    per_watcher
+                        .entry(*watcher)
+                        .or_default()
+                        .add(&user, now_online.as_ref());
+                }
+            }
+            all.add(&user, now_online.as_ref());
+        }
+        let everyone: Vec<ConnId> = self.presence.everyone.iter().copied().collect();
+        let page = self.config.presence_page.max(1);
+        if !all.is_empty() {
+            for (frame, entries) in all.into_frames(page) {
+                for conn in &everyone {
+                    self.stats.presence_frames += 1;
+                    self.stats.presence_entries += entries;
+                    self.send(*conn, &frame, now);
+                }
+            }
+        }
+        for (conn, batch) in per_watcher {
+            for (frame, entries) in batch.into_frames(page) {
+                self.stats.presence_frames += 1;
+                self.stats.presence_entries += entries;
+                self.send(conn, &frame, now);
+            }
+        }
+    }
+}
+
+/// Changes for one observer (or for all everyone sessions).
+#[derive(Default)]
+struct Batch {
+    online: Vec<PeerIntro>,
+    offline: Vec<UserName>,
+}
+
+impl Batch {
+    fn add(&mut self, user: &UserName, now_online: Option<&PeerIntro>) {
+        match now_online {
+            Some(intro) => self.online.push(intro.clone()),
+            None => self.offline.push(user.clone()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.online.is_empty() && self.offline.is_empty()
+    }
+
+    /// The batch in frames of at most `page` users each, with how many each holds.
+    fn into_frames(self, page: usize) -> Vec<(ServerFrame, u64)> {
+        let mut frames = Vec::new();
+        let mut online = self.online.into_iter().peekable();
+        let mut offline = self.offline.into_iter().peekable();
+        while online.peek().is_some() || offline.peek().is_some() {
+            let online_part: Vec<PeerIntro> = online.by_ref().take(page).collect();
+            let room = page - online_part.len();
+            let offline_part: Vec<UserName> = offline.by_ref().take(room).collect();
+            let entries = (online_part.len() + offline_part.len()) as u64;
+            let frame = ServerFrame::PresenceChanged {
+                online: online_part,
+                offline: offline_part,
+            };
+            frames.push((frame, entries));
+        }
+        frames
     }
 }

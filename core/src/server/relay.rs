@@ -143,8 +143,9 @@ impl Server {
                 }
             }
         }
-        let from = session.user.clone();
-        self.send(peer, &ServerFrame::RelayedFile { from, message }, now);
+        let (from, key) = (session.user.clone(), session.key);
+        let frame = ServerFrame::RelayedFile { from, key, message };
+        self.send(peer, &frame, now);
     }
 
     /// What the store held for `user`, delivered in stored order; remembered per sender so the

@@ -59,6 +59,15 @@ pub enum ClientFrame {
         /// The file message, sealed for `to`.
         message: SealedFile,
     },
+    /// Tell this client when these users come and go, and introduce them if they are online
+    /// now (an answer comes as [`ServerFrame::PresenceChanged`]). Sent after the login frame
+    /// with the users the client cares about (conversations, groups), and later for each
+    /// new one: on a large server only watched users' presence is sent, so a login costs
+    /// what its watchers need, not a frame to everyone online.
+    Watch {
+        /// Up to `max_watch_frame` users per frame.
+        users: Vec<UserName>,
+    },
     /// Which key does `user` have? Asked before sealing for someone this client was never
     /// introduced to (an offline user).
     KeyRequest {
@@ -139,13 +148,19 @@ pub enum ServerFrame {
         peers: Vec<PeerIntro>,
         /// This is the last page.
         last: bool,
+        /// The list holds everyone online, and every later login and logout will be told
+        /// (a small server). `false`: it holds only the users this client watches, and only
+        /// their changes will be told (see [`ClientFrame::Watch`]).
+        everyone: bool,
     },
-    /// A user came online: its introduction.
-    PeerOnline(PeerIntro),
-    /// A user went offline.
-    PeerOffline {
-        /// Who.
-        user: UserName,
+    /// Who came online and who went offline since the last such frame: changes are gathered
+    /// per connection and sent together, so a storm of logins costs each observer one frame
+    /// per batch, not one per login. A user appears at most once, in its latest state.
+    PresenceChanged {
+        /// Users now online, with their introductions.
+        online: Vec<PeerIntro>,
+        /// Users now offline.
+        offline: Vec<UserName>,
     },
     /// A chat message relayed (or stored earlier) for this client.
     Relayed {
@@ -203,6 +218,9 @@ pub enum ServerFrame {
     RelayedFile {
         /// The sender.
         from: UserName,
+        /// The sender's key as the server knows it: a receiver that does not watch the sender
+        /// (a large server) may hear of it first through its file.
+        key: PublicKey,
         /// The file message, sealed by the sender.
         message: SealedFile,
     },

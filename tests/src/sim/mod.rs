@@ -341,6 +341,15 @@ impl Sim {
         result
     }
 
+    /// `at`'s user opens a conversation with `peer` (or shows it as a contact): watched.
+    pub fn watch(&mut self, at: Node, peer: Node) {
+        let (now, peer) = (self.now, self.clients[peer.0].name.clone());
+        if let Some(core) = self.clients[at.0].core.as_mut() {
+            core.watch(&peer, now);
+        }
+        self.drive();
+    }
+
     // ---- files ------------------------------------------------------------------------------
 
     /// Offers `content` to `to` as transfer `id`.

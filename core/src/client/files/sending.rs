@@ -35,6 +35,10 @@ impl Client {
         if self.outgoing.get(&id).is_some_and(Outgoing::is_active) {
             return Err(FileError::DuplicateId);
         }
+        self.note_interest(to);
+        // A record, so the relay path can ask the server for the receiver's key when no
+        // introduction brought it yet.
+        self.peer_mut(to, now);
         if self.outgoing.values().filter(|t| t.is_active()).count() >= self.config.max_transfers {
             return Err(FileError::TooManyTransfers);
         }
@@ -299,6 +303,26 @@ impl Client {
         }
         for (to, offer) in offers {
             self.send_file(&to, offer, now);
+        }
+    }
+
+    /// `to`'s key just arrived: offers that could not be sealed without it go now, not at
+    /// the next repeat.
+    pub(in crate::client) fn offer_waiting_files(&mut self, to: &UserName, now: Instant) {
+        let offers: Vec<FileMessage> = self
+            .outgoing
+            .values()
+            .filter(|t| &t.to == to && t.phase == OutPhase::Offered)
+            .map(|t| FileMessage::Offer {
+                id: t.id,
+                name: t.name.clone(),
+                size: t.size,
+                hash: t.hash,
+                repeat: true,
+            })
+            .collect();
+        for offer in offers {
+            self.send_file(to, offer, now);
         }
     }
 

@@ -62,6 +62,9 @@ impl Client {
             listed.insert(info.id);
         }
         let id = info.id;
+        for member in &info.members {
+            self.note_interest(member);
+        }
         match self.groups.by_id.get_mut(&id) {
             Some(group) => {
                 group.member = true;
