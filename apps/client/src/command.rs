@@ -1,5 +1,5 @@
 //! Line commands (docs/ARCHITECTURE.md §9): `send USER TEXT…`, `file USER PATH`, `accept ID [DIR]`,
-//! `decline ID`, `cancel ID`, `who`, `verify USER`, `group …`, `groups`, `gsend GROUP TEXT…`,
+//! `decline ID`, `cancel ID`, `who`, `watch USER`, `verify USER`, `group …`, `groups`, `gsend GROUP TEXT…`,
 //! `history USER [N]`, `ghistory GROUP [N]`, `quit`.
 
 /// `history USER` without N: the last this many messages.
@@ -28,6 +28,11 @@ pub enum Command {
         id: String,
     },
     Who,
+    /// `watch USER`: hear when `user` comes and goes (on a large server only watched users'
+    /// presence is sent; users written to or heard from are watched anyway).
+    Watch {
+        user: String,
+    },
     /// `verify USER`: the fingerprint of this pair's keys.
     Verify {
         user: String,
@@ -96,6 +101,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             }
         }
         "who" => Command::Who,
+        "watch" => {
+            let (user, rest) = split_word(rest);
+            if user.is_empty() || !rest.is_empty() {
+                return Err("usage: watch USER".into());
+            }
+            Command::Watch { user: user.into() }
+        }
         "verify" => {
             let (user, rest) = split_word(rest);
             if user.is_empty() || !rest.is_empty() {
@@ -117,8 +129,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "quit" => Command::Quit,
         other => {
             return Err(format!(
-            "unknown command {other:?} (commands: send, file, accept, decline, cancel, who, verify, \
-             group, groups, gsend, history, ghistory, quit)"
+            "unknown command {other:?} (commands: send, file, accept, decline, cancel, who, watch, \
+             verify, group, groups, gsend, history, ghistory, quit)"
         ))
         }
     };

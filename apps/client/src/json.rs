@@ -144,6 +144,10 @@ pub enum LineEvent {
         user: UserName,
         key: String,
     },
+    /// The answer to `watch USER`: `presence` events for that user follow as it comes and goes.
+    Watching {
+        user: UserName,
+    },
     /// The answer to `verify USER`: the same string on both sides when nobody stands between.
     Fingerprint {
         user: UserName,

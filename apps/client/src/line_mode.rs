@@ -311,6 +311,13 @@ async fn execute(session: &mut Session, command: Command) -> LineEvent {
                 })
                 .collect(),
         },
+        Command::Watch { user } => match UserName::new(user.as_str()) {
+            Err(error) => LineEvent::error(format!("bad user name {user:?}: {error}")),
+            Ok(user) => {
+                client.watch(&user).await;
+                LineEvent::Watching { user }
+            }
+        },
         Command::Verify { user } => match UserName::new(user.as_str()) {
             Err(error) => LineEvent::error(format!("bad user name {user:?}: {error}")),
             Ok(user) => match session.keys.fingerprint_with(&user) {

@@ -32,6 +32,7 @@ pub(super) enum Command {
         reply: Sender<Vec<PeerStatus>>,
     },
     SetDirectChannels(bool),
+    Watch(UserName),
     /// The file host's part: handled in `files.rs`.
     File(FileCommand),
     /// Groups: handled in `groups.rs`.
@@ -89,6 +90,7 @@ impl Owner {
             Command::File(command) => self.file_command(command, now),
             Command::Group(command) => self.group_command(command, now),
             Command::SetDirectChannels(on) => self.core.set_direct_channels(on, now),
+            Command::Watch(user) => self.core.watch(&user, now),
         }
         now
     }

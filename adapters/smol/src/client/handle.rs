@@ -202,6 +202,13 @@ impl Client {
         let _ = self.commands.send(Command::SetDirectChannels(on)).await;
     }
 
+    /// Asks to hear when `user` comes and goes, and to be introduced while it is online
+    /// ([`breeze_core::Client::watch`]): what a chat screen does for a conversation it opens
+    /// or a contact it shows. On a large server only watched users' presence is sent.
+    pub async fn watch(&self, user: &UserName) {
+        let _ = self.commands.send(Command::Watch(user.clone())).await;
+    }
+
     /// The core's events, in order. Clones of the stream share one queue: each event goes to
     /// one reader, so have a single consumer.
     pub fn events(&self) -> impl Stream<Item = Event> + Send + 'static {

@@ -441,6 +441,22 @@ impl Screen {
             }
             ScreenCommand::Verify => Intent::Verify(selected.ok_or("select the user to verify")?),
             ScreenCommand::Search { text } => Intent::Search(text),
+            ScreenCommand::Open { user } => {
+                let user = UserName::new(user.as_str())
+                    .map_err(|error| format!("bad user name {user:?}: {error}"))?;
+                if user == self.me {
+                    return Err("that is you".into());
+                }
+                // Listed like a contact from now on; the loop watches it as it opens.
+                if !self.contacts.contains(&user) {
+                    self.contacts.push(user.clone());
+                    let users = std::mem::take(&mut self.users);
+                    self.handle_peers(users);
+                }
+                self.on_group = None;
+                self.open(Some(user));
+                Intent::Nothing
+            }
             ScreenCommand::Group(args) => self.group_command(args)?,
         })
     }

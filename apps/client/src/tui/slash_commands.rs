@@ -1,6 +1,7 @@
 //! What can be typed on the chat screen's input line besides a message: `/file PATH` (to the
 //! selected user), `/accept [ID] [DIR]`, `/decline [ID]`, `/cancel [ID]`, `/verify` (the
-//! fingerprint to compare with the selected user), `/search TEXT` (the history). Without an id, the newest offer from (or
+//! fingerprint to compare with the selected user), `/search TEXT` (the history), `/open USER`
+//! (a conversation with anyone, listed or not). Without an id, the newest offer from (or
 //! transfer with) the selected user is meant.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,11 @@ pub enum ScreenCommand {
         id: Option<String>,
     },
     Verify,
+    /// A conversation with `user`, who need not be listed: on a large server only watched
+    /// users are, so this is how a first conversation starts.
+    Open {
+        user: String,
+    },
     /// Messages in the history with every word of `text`.
     Search {
         text: String,
@@ -59,7 +65,8 @@ fn group_args(rest: &str) -> Result<GroupArgs, String> {
 }
 
 pub const USAGE: &str =
-    "/file PATH · /accept [ID] [DIR] · /decline [ID] · /cancel [ID] · /verify · /search TEXT · /group …";
+    "/open USER · /file PATH · /accept [ID] [DIR] · /decline [ID] · /cancel [ID] · /verify · \
+     /search TEXT · /group …";
 
 /// `None` for a plain message (no leading `/`, or `//` to send a message starting with `/`).
 pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
@@ -81,6 +88,11 @@ pub fn parse(input: &str) -> Option<Result<ScreenCommand, String>> {
         "decline" => Ok(ScreenCommand::Decline { id: word(rest) }),
         "cancel" => Ok(ScreenCommand::Cancel { id: word(rest) }),
         "verify" if rest.is_empty() => Ok(ScreenCommand::Verify),
+        "open" if !rest.trim().is_empty() && !rest.trim().contains(' ') => {
+            Ok(ScreenCommand::Open {
+                user: rest.trim().into(),
+            })
+        }
         "search" if !rest.trim().is_empty() => Ok(ScreenCommand::Search {
             text: rest.trim().into(),
         }),

@@ -74,7 +74,12 @@ async fn event_loop(
     if let Some(problem) = journal.problem() {
         screen.status = problem.to_string();
     }
-    screen.set_contacts(journal.peers());
+    let contacts = journal.peers();
+    // On a large server only watched users' presence comes: the contacts are shown, so watch.
+    for contact in &contacts {
+        client.watch(contact).await;
+    }
+    screen.set_contacts(contacts);
     // The screen reads the history up to here; what comes later it sees itself.
     let boundary = journal.newest_row();
     let mut title = String::new();
@@ -82,6 +87,8 @@ async fn event_loop(
         screen.tick(Instant::now());
         screen.set_wall_clock(unix_ms(SystemTime::now()));
         if let Some(peer) = screen.wants_history() {
+            // The first time a conversation is opened: its user's presence is wanted.
+            client.watch(&peer).await;
             let conversation = Conversation::Peer(peer.clone());
             let history = journal.page(&conversation, Page::UpTo(boundary), KEPT);
             screen.load_history(&peer, history);

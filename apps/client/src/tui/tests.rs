@@ -531,7 +531,7 @@ fn ctrl_d_declines_and_typed_commands_name_offers_and_files() {
 
     type_text(&mut screen, "/dance");
     assert_eq!(key(&mut screen, KeyCode::Enter), Intent::Nothing);
-    let rows = draw(&screen, 140, 24);
+    let rows = draw(&screen, 180, 24);
     assert!(shows(&rows, &format!("— {}", slash_commands::USAGE)));
 }
 
@@ -1105,4 +1105,31 @@ mod groups {
         assert!(shows(&rows, "00:01 bob: yesterday's plan"));
         assert!(shows(&rows, "00:02 alice: agreed"));
     }
+}
+
+#[test]
+fn open_starts_a_conversation_with_someone_not_listed() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(vec![peer("bob", Route::Direct)], t0);
+    type_text(&mut screen, "/open dave");
+    assert_eq!(key(&mut screen, KeyCode::Enter), Intent::Nothing);
+    // Listed (offline until the server says otherwise), on screen, and its history wanted:
+    // the loop watches the user as it reads that history.
+    assert_eq!(screen.selected, Some(name("dave")));
+    assert!(screen
+        .users
+        .iter()
+        .any(|u| u.user == name("dave") && !u.online));
+    assert_eq!(screen.wants_history(), Some(name("dave")));
+    // Still listed when the client's table (which does not know dave yet) comes in.
+    screen.handle_peers(vec![peer("bob", Route::Direct)]);
+    assert!(screen.users.iter().any(|u| u.user == name("dave")));
+    type_text(&mut screen, "hi dave");
+    assert_eq!(
+        key(&mut screen, KeyCode::Enter),
+        Intent::Send(name("dave"), "hi dave".into())
+    );
+    type_text(&mut screen, "/open alice");
+    assert_eq!(key(&mut screen, KeyCode::Enter), Intent::Nothing);
+    assert_eq!(screen.selected, Some(name("dave")));
 }
