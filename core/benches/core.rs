@@ -5,23 +5,25 @@
 //! `cargo bench -p breeze-core --bench core` measures; `-- --test` runs each benchmark once.
 //! Debug builds (`cargo test --benches`) use a smaller stream and fewer users so they stay quick.
 
-use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
+mod support;
+
+use breeze_core::codec::{FrameDecoder, DEFAULT_MAX_FRAME};
 use breeze_core::rng::SeededRng;
 use breeze_core::secure::{
     GroupKey, GroupSealHeader, Handshake, IdentityKey, LinkKind, PairKey, Sealer,
 };
-use breeze_core::server::{Action, ConnId, Event, Server, ServerConfig};
+use breeze_core::server::{ConnId, Server};
 use breeze_core::wire::{
     Chat, ClientFrame, GroupId, GroupMessage, GroupRequest, KeyEnvelope, MessageId, PeerFrame,
-    SealedChat, UserName, PROTOCOL_VERSION,
+    SealedChat,
 };
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::hint::black_box;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
+use support::{drain, encode, server_with_online, user};
 
 /// Bytes of chat text per message: a typical short chat line.
 const TEXT_LEN: usize = 100;
@@ -43,10 +45,6 @@ const USERS: u64 = if cfg!(debug_assertions) { 50 } else { 1000 };
 const PER_READ: u64 = 64;
 
 /// Some users, as in the directory of a small company.
-fn user(i: u64) -> UserName {
-    UserName::new(format!("user.{i:04}")).unwrap()
-}
-
 /// A chat line of exactly `TEXT_LEN` bytes, varying with `i`.
 fn text(i: u64) -> String {
     let line = format!("message {i}: the quick brown fox jumps over the lazy dog. ");
@@ -62,10 +60,6 @@ fn chat(i: u64) -> Chat {
         first_unacked: i + 1,
         text: text(i),
     }
-}
-
-fn encode(frame: &impl Serialize, out: &mut Vec<u8>) {
-    encode_frame(frame, DEFAULT_MAX_FRAME, out).unwrap();
 }
 
 /// Frames `frame(0)`, `frame(1)`, … back to back, until the stream holds `STREAM_BYTES`.
@@ -136,111 +130,6 @@ fn decode_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-/// Drains every output the way a driver does, writing everything at once and answering the
-/// host's requests: every login is accepted, nobody has stored messages. Returns the number of
-/// transmits written.
-fn drain(server: &mut Server, now: Instant) -> usize {
-    let mut written = 0;
-    loop {
-        let mut idle = true;
-        while let Some(transmit) = server.poll_transmit() {
-            black_box(&transmit.payload);
-            server.handle_written(transmit.to, transmit.payload.len());
-            written += 1;
-            idle = false;
-        }
-        while let Some(action) = server.poll_action() {
-            idle = false;
-            match action {
-                Action::CheckLogin { conn, .. } => server.handle_login_checked(conn, Ok(()), now),
-                Action::LoadOffline { user } => server.handle_offline_loaded(&user, vec![], now),
-                Action::SaveGroup { info, .. } => server.handle_group_saved(info.id, Ok(()), now),
-                Action::StoreGroupMessage { message, .. } => {
-                    server.handle_group_stored(message.group, message.order, true, now)
-                }
-                Action::LoadGroupBacklog { user, .. } => {
-                    server.handle_group_backlog_loaded(&user, vec![], false, now)
-                }
-                Action::AckGroup { .. } => {}
-                other => panic!("the benchmark does not expect {other:?}"),
-            }
-        }
-        while let Some(event) = server.poll_event() {
-            if let Event::ConnectionFailed { conn, error } = event {
-                panic!("{conn:?} failed: {error}");
-            }
-        }
-        if idle {
-            return written;
-        }
-    }
-}
-
-/// The written bytes of every transmit `server` has for `conn` (others are dropped).
-fn written_to(server: &mut Server, conn: ConnId) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(transmit) = server.poll_transmit() {
-        server.handle_written(transmit.to, transmit.payload.len());
-        if transmit.to == conn {
-            out.extend_from_slice(transmit.payload.as_bytes().expect("bytes"));
-        }
-    }
-    out
-}
-
-/// The client side of `conn`'s handshake with `server`: its sealer for what it sends next.
-fn handshake(server: &mut Server, conn: ConnId, i: u64, now: Instant) -> Sealer {
-    let mut rng = SeededRng::from_u64(i);
-    let key = IdentityKey::from_secret(rng.bytes32());
-    let mut client = Handshake::initiator(LinkKind::ClientServer, &key, None, &mut rng).unwrap();
-    server.handle_bytes(conn, &client.write(&[]).unwrap(), now);
-    let answer = written_to(server, conn);
-    client.read(&answer[2..]).unwrap();
-    server.handle_bytes(conn, &client.write(&[]).unwrap(), now);
-    client.finish().unwrap().sealer
-}
-
-/// A server with `USERS` users logged in, each on connection `ConnId(i)`, and each user's
-/// sealer.
-fn server_with_everyone_online(now: Instant) -> (Server, Vec<Sealer>) {
-    server_with_online(USERS, now)
-}
-
-/// A server with `users` users logged in, each on connection `ConnId(i)`, and each user's
-/// sealer.
-fn server_with_online(users: u64, now: Instant) -> (Server, Vec<Sealer>) {
-    let mut server = Server::new(
-        ServerConfig::default(),
-        IdentityKey::from_secret([7; 32]),
-        [7; 32],
-    );
-    let mut sealers = Vec::new();
-    for i in 0..users {
-        let conn = ConnId(i);
-        let ip = Ipv4Addr::from(0x0a00_0000 + i as u32 + 1);
-        server.handle_connected(conn, SocketAddr::new(ip.into(), 50_000), now);
-        let mut sealer = handshake(&mut server, conn, i, now);
-        let mut hello_login = Vec::new();
-        let hello = ClientFrame::Hello {
-            version: PROTOCOL_VERSION,
-        };
-        encode(&hello, &mut hello_login);
-        let login = ClientFrame::Login {
-            user: user(i),
-            password: "correct horse battery staple".into(),
-            p2p_port: 7000,
-            register: false,
-        };
-        encode(&login, &mut hello_login);
-        let sealed = sealer.seal_to_vec(&hello_login).unwrap();
-        server.handle_bytes(conn, &sealed, now);
-        let _ = drain(&mut server, now);
-        sealers.push(sealer);
-    }
-    assert_eq!(server.stats().online, users as usize);
-    (server, sealers)
-}
-
 /// `reads` as each user's client would send them: sealed, one record per read.
 fn sealed(reads: &[(ConnId, Vec<u8>)], sealers: &mut [Sealer]) -> Vec<(ConnId, Vec<u8>)> {
     reads
@@ -287,7 +176,7 @@ fn route(server: &mut Server, reads: &[(ConnId, Vec<u8>)], now: Instant) {
 
 fn server_relay(c: &mut Criterion) {
     let now = Instant::now();
-    let (mut server, mut sealers) = server_with_everyone_online(now);
+    let (mut server, mut sealers) = server_with_online(USERS, now);
     let reads = relay_reads();
     let messages = USERS * PER_READ;
 

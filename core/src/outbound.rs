@@ -20,7 +20,8 @@ use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
-/// Output buffer capacity kept between transmits; a burst beyond it is given back.
+/// Output buffer capacity a buffer starts with when a frame is queued on it; what a transmit
+/// takes is given away with it, so an idle connection holds no buffer at all.
 const RETAINED_CAPACITY: usize = 1024;
 /// A buffer holding this much (a file chunk, or a big burst) is cut off before the next frame,
 /// which starts a new one; below it, frames are appended and go out in one write.
@@ -57,7 +58,9 @@ struct Buffer {
 
 #[derive(Debug)]
 pub(crate) struct Outbound<Id> {
-    buffers: HashMap<Id, Buffer>,
+    /// Boxed, so the table holds pointers and each buffer takes its own size only, not the
+    /// slack of a table that doubles (most of an idle connection's memory otherwise).
+    buffers: HashMap<Id, Box<Buffer>>,
     dirty: VecDeque<Id>,
     /// Final bytes of connections being closed, to be written before the close.
     last_words: VecDeque<Transmit<Id>>,
@@ -66,9 +69,9 @@ pub(crate) struct Outbound<Id> {
 }
 
 impl Buffer {
-    /// The bytes so far, leaving a fresh buffer of the retained size.
+    /// The bytes so far, leaving an empty buffer that allocates with its next frame.
     fn take(&mut self) -> Vec<u8> {
-        std::mem::replace(&mut self.bytes, Vec::with_capacity(RETAINED_CAPACITY))
+        std::mem::take(&mut self.bytes)
     }
 
     /// Puts the bytes so far in line to go out as they are; later frames start a new buffer.
@@ -93,7 +96,7 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
     }
 
     pub fn open(&mut self, id: Id) {
-        self.buffers.insert(id, Buffer::default());
+        self.buffers.insert(id, Box::default());
     }
 
     /// Queues a handshake message (already framed): it goes out ahead of any frame.
@@ -136,6 +139,9 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
         }
         if buffer.bytes.len() >= CUT_AT {
             buffer.cut();
+        }
+        if buffer.bytes.capacity() == 0 {
+            buffer.bytes.reserve(RETAINED_CAPACITY);
         }
         let tail = encode_frame_sharing(message, self.max_frame, &mut buffer.bytes)
             .map_err(|_| QueueError::TooLarge)?;

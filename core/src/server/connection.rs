@@ -50,8 +50,9 @@ pub(super) struct Connection {
     pub remote: SocketAddr,
     pub opened: Instant,
     pub phase: Phase,
-    /// The server's side of the handshake, until it is through.
-    pub handshake: Option<Handshake>,
+    /// The server's side of the handshake, until it is through. Boxed: it is larger than the
+    /// rest of an idle connection and lives only for the first round trips.
+    pub handshake: Option<Box<Handshake>>,
     /// The client's static key, once the handshake proved it.
     pub key: Option<PublicKey>,
     pub inbound: Inbound,
@@ -93,17 +94,17 @@ impl Server {
         let handshake = Handshake::responder(LinkKind::ClientServer, &self.identity, &mut self.rng);
         self.conns.insert(
             conn,
-            Connection {
+            Box::new(Connection {
                 remote,
                 opened: now,
                 phase: Phase::Hello,
-                handshake: handshake.ok(),
+                handshake: handshake.ok().map(Box::new),
                 key: None,
                 inbound: Inbound::default(),
                 decoder: FrameDecoder::new(self.config.max_frame),
                 liveness: Liveness::new(now),
                 watching: HashSet::new(),
-            },
+            }),
         );
         self.next_sweep
             .get_or_insert(now + self.config.sweep_interval);
