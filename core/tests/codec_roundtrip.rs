@@ -206,12 +206,14 @@ impl Arbitrary for Arb<ErrorCode> {
 impl Arbitrary for Arb<LoginRefusal> {
     fn arbitrary(g: &mut Gen) -> Self {
         // A new variant of LoginRefusal must be added here.
-        Arb(match pick(g, 5) {
+        Arb(match pick(g, 7) {
             0 => LoginRefusal::BadCredentials,
             1 => LoginRefusal::NameTaken,
             2 => LoginRefusal::RegistrationClosed,
             3 => LoginRefusal::TooManyAttempts,
             4 => LoginRefusal::ServerBusy,
+            5 => LoginRefusal::KeyNotEnrolled,
+            6 => LoginRefusal::KeyRevoked,
             _ => unreachable!(),
         })
     }
@@ -344,7 +346,7 @@ fn version(g: &mut Gen) -> u16 {
 impl Arbitrary for Arb<ClientFrame> {
     fn arbitrary(g: &mut Gen) -> Self {
         // A new variant of ClientFrame must be added here.
-        Arb(match pick(g, 12) {
+        Arb(match pick(g, 13) {
             0 => ClientFrame::Hello {
                 version: version(g),
             },
@@ -383,6 +385,10 @@ impl Arbitrary for Arb<ClientFrame> {
             },
             11 => ClientFrame::Watch {
                 users: (0..length(g, g.size())).map(|_| arb(g)).collect(),
+            },
+            12 => ClientFrame::KeyLogin {
+                user: arb(g),
+                p2p_port: u16::arbitrary(g),
             },
             _ => unreachable!(),
         })
@@ -1071,13 +1077,13 @@ where
 /// Every variant of every wire enum is generated: the properties above see them all.
 #[test]
 fn generators_cover_every_wire_variant() {
-    assert_generator_covers::<ClientFrame>("ClientFrame", 12);
+    assert_generator_covers::<ClientFrame>("ClientFrame", 13);
     assert_generator_covers::<ServerFrame>("ServerFrame", 26);
     assert_generator_covers::<GroupError>("GroupError", 12);
     assert_generator_covers::<PeerFrame>("PeerFrame", 6);
     assert_generator_covers::<FileMessage>("FileMessage", 7);
     assert_generator_covers::<ErrorCode>("ErrorCode", 12);
-    assert_generator_covers::<LoginRefusal>("LoginRefusal", 5);
+    assert_generator_covers::<LoginRefusal>("LoginRefusal", 7);
     assert_generator_covers::<KickReason>("KickReason", 2);
     assert_generator_covers::<Undeliverable>("Undeliverable", 2);
 }

@@ -24,5 +24,5 @@ mod store;
 
 pub use disk::Disk;
 pub use network::{NetConfig, RawId};
-pub use sim::{GroupReceived, Node, Received, Sim, SimConfig, FALLBACK_ALLOWANCE};
+pub use sim::{GroupReceived, LoginCheck, Node, Received, Sim, SimConfig, FALLBACK_ALLOWANCE};
 pub use store::MemoryStore;

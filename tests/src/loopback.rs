@@ -79,9 +79,22 @@ pub fn start_server(users: &[&str], config: ServerConfig) -> TestServer {
 
 /// Starts a server with `config` on `host`.
 pub fn start_server_with(host: impl ServerHost, config: ServerConfig) -> TestServer {
+    start_server_on_threads(host, config, None)
+}
+
+/// [`start_server_with`], running up to `password_threads` password checks at once instead
+/// of one per core: for hosts whose checks block on the test, not on a core.
+pub fn start_server_on_threads(
+    host: impl ServerHost,
+    config: ServerConfig,
+    password_threads: Option<std::num::NonZeroUsize>,
+) -> TestServer {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind");
     let listener = smol::net::TcpListener::try_from(listener).expect("cannot register");
-    let driver = ServerDriver::new(listener, config, host);
+    let mut driver = ServerDriver::new(listener, config, host);
+    if let Some(threads) = password_threads {
+        driver = driver.with_password_threads(threads);
+    }
     let addr = driver.local_addr().expect("a local address");
     let stats = driver.stats();
     let (stop, stopped) = async_channel::bounded::<()>(1);

@@ -5,13 +5,17 @@
 use breeze_core::secure::PublicKey;
 use breeze_core::server::OfflineChat;
 use breeze_core::wire::{KeyLookup, LoginRefusal, Undeliverable, UserName};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     accounts: HashMap<UserName, String>,
     /// The key each account logged in with last.
     keys: HashMap<UserName, PublicKey>,
+    /// Every key a password login bound: enrolled for key logins.
+    enrolled: HashSet<(UserName, PublicKey)>,
+    /// Keys the owner revoked.
+    revoked: HashSet<(UserName, PublicKey)>,
     /// (recipient, message), in arrival order.
     offline: Vec<(UserName, OfflineChat)>,
     /// Every message deleted after an acknowledgement, for tests.
@@ -46,10 +50,42 @@ impl MemoryStore {
             }
             _ => Err(LoginRefusal::BadCredentials),
         };
+        let entry = (user.clone(), key);
+        if verdict.is_ok() && self.revoked.contains(&entry) {
+            return Err(LoginRefusal::KeyRevoked);
+        }
         if verdict.is_ok() {
             self.keys.insert(user.clone(), key);
+            self.enrolled.insert(entry);
         }
         verdict
+    }
+
+    /// Checks a key login: `key` must be enrolled for `user` and not revoked.
+    pub fn check_key(&mut self, user: &UserName, key: PublicKey) -> Result<(), LoginRefusal> {
+        let entry = (user.clone(), key);
+        if self.revoked.contains(&entry) {
+            Err(LoginRefusal::KeyRevoked)
+        } else if self.enrolled.contains(&entry) {
+            self.keys.insert(user.clone(), key);
+            Ok(())
+        } else {
+            Err(LoginRefusal::KeyNotEnrolled)
+        }
+    }
+
+    /// The owner revokes `key` for `user`: never handed out again, refused at its next login.
+    pub fn revoke(&mut self, user: &UserName, key: PublicKey) {
+        self.revoked.insert((user.clone(), key));
+        if self.keys.get(user) == Some(&key) {
+            self.keys.remove(user);
+        }
+    }
+
+    /// Forgets every key binding, as a server whose key table was lost.
+    pub fn forget_keys(&mut self) {
+        self.keys.clear();
+        self.enrolled.clear();
     }
 
     /// The key `user` logged in with last.

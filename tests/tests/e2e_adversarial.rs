@@ -29,7 +29,7 @@ use breeze_core::wire::{
 };
 use breeze_core::Via;
 use breeze_sim::loopback::{
-    accounts, client_options, name, start_server, start_server_with, within, TestServer, PASSWORD,
+    accounts, client_options, name, start_server, start_server_on_threads, start_server_with, within, TestServer, PASSWORD,
 };
 use breeze_smol::{ConfigTweak, MemoryHost, ServerHost};
 use e2e_support::{
@@ -768,7 +768,10 @@ fn gated_server() -> (TestServer, Gate) {
         finished: finished_rx,
         open: Some(open),
     };
-    (start_server_with(host, config), gate)
+    // The gate holds a thread per check, where a real check holds a core: give it enough
+    // threads that every check the core lets through can be waiting at the gate at once.
+    let threads = std::num::NonZeroUsize::new(64);
+    (start_server_on_threads(host, config, threads), gate)
 }
 
 #[test]

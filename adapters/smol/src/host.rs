@@ -6,7 +6,7 @@ use breeze_core::wire::{
     GroupError, GroupId, GroupInfo, KeyLookup, LoginRefusal, OrderedGroupMessage, UserName,
 };
 
-/// Performs the server core's host actions (`Action::CheckLogin`, `StoreOffline`,
+/// Performs the server core's host actions (`Action::CheckLogin`, `CheckKeyLogin`, `StoreOffline`,
 /// `LoadOffline`, `DeleteOffline`, `LoadKey`). What it stores is sealed end to end: the host
 /// never sees a message's text.
 ///
@@ -19,7 +19,10 @@ pub trait ServerHost: Send + Sync + 'static {
     /// Checks `user`'s password, or creates the account when `register` is set (the core
     /// has already refused registration if the server does not allow it). When the answer is
     /// yes, `key` (the static key the client proved it holds) is bound to the account: it is
-    /// what the server hands that user's peers.
+    /// what the server hands that user's peers, and it is enrolled for key logins. A key
+    /// the owner revoked for this account is refused with `KeyRevoked`, password or not.
+    /// The driver runs these on a pool of one thread per core, so at most that many hashes
+    /// (and their memory) are under way at once.
     fn check_login(
         &self,
         user: &UserName,
@@ -27,6 +30,17 @@ pub trait ServerHost: Send + Sync + 'static {
         register: bool,
         key: &PublicKey,
     ) -> Result<(), LoginRefusal>;
+
+    /// A key login: `Ok` when `key` is bound to `user` (an earlier password login enrolled
+    /// it) and not revoked, and then it is the key handed out for `user` again;
+    /// `Err(KeyNotEnrolled)` for a key not bound to that account or no such account (told
+    /// apart only in the host's log), `Err(KeyRevoked)` for a revoked one. A lookup, not a
+    /// hash: the driver runs these beside password checks, never queued behind them. A host
+    /// that keeps no keys refuses every key login, which sends clients back to passwords.
+    fn check_key_login(&self, user: &UserName, key: &PublicKey) -> Result<(), LoginRefusal> {
+        let _ = (user, key);
+        Err(LoginRefusal::KeyNotEnrolled)
+    }
 
     /// Keeps a message for the offline user `to` until it acknowledges it. Storing a message
     /// already stored (same sender, `chat.epoch`, `chat.seq`) must do nothing and succeed.

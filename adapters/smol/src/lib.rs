@@ -11,7 +11,9 @@
 //!
 //! Where things are:
 //! - `server.rs`: [`ServerDriver`] / [`run_server`], the server's owner loop; `host.rs`: the
-//!   [`ServerHost`] trait the application implements; `memory_host.rs`: [`MemoryHost`].
+//!   [`ServerHost`] trait the application implements; `memory_host.rs`: [`MemoryHost`];
+//!   `login_lanes.rs`: the threads login checks run on (one per core for password hashes,
+//!   one for key logins).
 //! - `client/`: the [`Client`] handle, its owner task and the task's loop;
 //!   `client_options.rs`: [`ClientOptions`].
 //! - files: `file_host.rs`, the [`FileHost`] trait the application implements (or takes
@@ -58,6 +60,7 @@ mod file_lanes;
 mod file_request;
 mod host;
 mod listener;
+mod login_lanes;
 #[cfg(feature = "logging")]
 mod logging;
 mod memory_host;

@@ -9,7 +9,7 @@ use breeze_core::wire::{
     GroupError, GroupId, GroupInfo, KeyLookup, LoginRefusal, OrderedGroupMessage, Undeliverable,
     UserName,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 /// Accounts and offline messages in memory, lost when dropped.
@@ -29,6 +29,10 @@ struct State {
     offline: Vec<(UserName, OfflineChat)>,
     /// The key each account logged in with last.
     keys: HashMap<UserName, PublicKey>,
+    /// Every key a password login bound to an account: enrolled for key logins.
+    enrolled: HashSet<(UserName, PublicKey)>,
+    /// Keys the owner revoked, refused even with the right password.
+    revoked: HashSet<(UserName, PublicKey)>,
     groups: MemoryGroupStore,
 }
 
@@ -51,6 +55,15 @@ impl MemoryHost {
             .accounts
             .insert(user.clone(), password.to_owned());
         self
+    }
+
+    /// Revokes `key` for `user`: its next login is refused, with or without the password.
+    pub fn revoke(&self, user: &UserName, key: &PublicKey) {
+        let mut state = self.lock();
+        state.revoked.insert((user.clone(), *key));
+        if state.keys.get(user) == Some(key) {
+            state.keys.remove(user);
+        }
     }
 
     /// Messages stored for offline users and not acknowledged yet.
@@ -88,10 +101,29 @@ impl ServerHost for MemoryHost {
                 None => Err(LoginRefusal::BadCredentials),
             }
         };
+        let entry = (user.clone(), *key);
+        if verdict.is_ok() && state.revoked.contains(&entry) {
+            return Err(LoginRefusal::KeyRevoked);
+        }
         if verdict.is_ok() {
             state.keys.insert(user.clone(), *key);
+            state.enrolled.insert(entry);
         }
         verdict
+    }
+
+    fn check_key_login(&self, user: &UserName, key: &PublicKey) -> Result<(), LoginRefusal> {
+        let mut state = self.lock();
+        let entry = (user.clone(), *key);
+        if state.revoked.contains(&entry) {
+            return Err(LoginRefusal::KeyRevoked);
+        }
+        if !state.welcome_anyone && !state.enrolled.contains(&entry) {
+            return Err(LoginRefusal::KeyNotEnrolled);
+        }
+        state.keys.insert(user.clone(), *key);
+        state.enrolled.insert(entry);
+        Ok(())
     }
 
     fn store_offline(&self, to: &UserName, message: &OfflineChat) -> StoreOutcome {

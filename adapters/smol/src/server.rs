@@ -2,6 +2,7 @@
 //! listener, the sockets, the host and the timer.
 
 use crate::listener::accept_loop;
+use crate::login_lanes::LoginLanes;
 use crate::read_pool::{Fed, ReadPool};
 use crate::seed::os_seed;
 use crate::socket::{Socket, SocketEvent};
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,6 +59,7 @@ pub struct ServerDriver<H> {
     identity: Option<IdentityKey>,
     host: Arc<H>,
     stats: ServerStats,
+    password_threads: Option<NonZeroUsize>,
 }
 
 impl<H: ServerHost> ServerDriver<H> {
@@ -67,7 +70,15 @@ impl<H: ServerHost> ServerDriver<H> {
             identity: None,
             host: Arc::new(host),
             stats: ServerStats::default(),
+            password_threads: None,
         }
+    }
+
+    /// How many password checks may run at once (default: one per core this process may
+    /// use). Each is a hash with its own memory; more at once than cores buys nothing.
+    pub fn with_password_threads(mut self, threads: NonZeroUsize) -> Self {
+        self.password_threads = Some(threads);
+        self
     }
 
     /// Serves with the static key `identity` (the host keeps it, 0600, in its data directory).
@@ -116,6 +127,7 @@ impl<H: ServerHost> ServerDriver<H> {
             inbound_tx,
             alarm: Alarm::new(),
             read_pool: ReadPool::default(),
+            lanes: LoginLanes::new(self.password_threads),
         };
         let mut shutdown = pin!(shutdown);
         loop {
@@ -171,6 +183,7 @@ enum Input {
     Accepted(TcpStream, SocketAddr),
     Socket(SocketEvent<ConnId>),
     LoginChecked(ConnId, Result<(), LoginRefusal>),
+    KeyLoginChecked(ConnId, Result<(), LoginRefusal>),
 }
 
 impl From<SocketEvent<ConnId>> for Input {
@@ -196,6 +209,8 @@ struct Owner<H> {
     alarm: Alarm,
     /// Read buffers of big reads, reused by every socket of this driver.
     read_pool: ReadPool,
+    /// The threads password checks and key logins run on.
+    lanes: LoginLanes,
 }
 
 impl<H: ServerHost> Owner<H> {
@@ -250,6 +265,9 @@ impl<H: ServerHost> Owner<H> {
             Input::LoginChecked(conn, verdict) => {
                 self.core.handle_login_checked(conn, verdict, now)
             }
+            Input::KeyLoginChecked(conn, verdict) => {
+                self.core.handle_key_login_checked(conn, verdict, now)
+            }
         }
     }
 
@@ -290,13 +308,17 @@ impl<H: ServerHost> Owner<H> {
                 key,
             } => {
                 let answer = self.inbound_tx.clone();
-                smol::spawn(async move {
-                    let verdict =
-                        smol::unblock(move || host.check_login(&user, &password, register, &key))
-                            .await;
-                    let _ = answer.send(Input::LoginChecked(conn, verdict)).await;
-                })
-                .detach();
+                self.lanes.passwords.run(move || {
+                    let verdict = host.check_login(&user, &password, register, &key);
+                    let _ = answer.send_blocking(Input::LoginChecked(conn, verdict));
+                });
+            }
+            Action::CheckKeyLogin { conn, user, key } => {
+                let answer = self.inbound_tx.clone();
+                self.lanes.keys.run(move || {
+                    let verdict = host.check_key_login(&user, &key);
+                    let _ = answer.send_blocking(Input::KeyLoginChecked(conn, verdict));
+                });
             }
             Action::StoreOffline { to, message } => {
                 let (to, message, outcome) = smol::unblock(move || {

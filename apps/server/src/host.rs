@@ -1,6 +1,8 @@
 //! The server's [`ServerHost`]: logins and offline messages backed by the SQLite [`Store`].
 
-use crate::{OfflineMessage, Store, StoreError, StoreOptions, Verdict};
+use crate::{
+    Binding, KeyCheck, OfflineMessage, PasswordHashing, Store, StoreError, StoreOptions, Verdict,
+};
 use breeze_core::secure::PublicKey;
 use breeze_core::server::{GroupRecord, OfflineChat, StoreOutcome, StoredGroupMessage};
 use breeze_core::wire::{
@@ -13,29 +15,36 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Accounts and offline messages for a running server.
 ///
-/// Logins and offline messages use two connections to the same database, so a password check
-/// (argon2, tens of milliseconds and ~19 MiB by design) never holds up storing or loading
-/// messages. Logins are checked one at a time, which also bounds the memory hashing takes.
+/// Logins and offline messages use two connections to the same database, so a login never
+/// holds up storing or loading messages. A password check holds the logins store only to
+/// read the hash and to write the outcome: the hash itself runs outside it, on
+/// [`PasswordHashing`], which lets one check per core run at once and bounds their memory.
+/// A key login is one indexed update under the lock.
 pub struct StoreHost {
     logins: Arc<Mutex<Store>>,
     offline: Arc<Mutex<Store>>,
+    passwords: Arc<PasswordHashing>,
 }
 
 impl StoreHost {
     /// Opens the store in `dir` twice (see above).
     pub fn open(dir: &Path, options: StoreOptions) -> Result<StoreHost, StoreError> {
+        let logins = Store::open_with(dir, options.clone())?;
         Ok(StoreHost {
-            logins: Arc::new(Mutex::new(Store::open_with(dir, options.clone())?)),
+            passwords: logins.passwords(),
+            logins: Arc::new(Mutex::new(logins)),
             offline: Arc::new(Mutex::new(Store::open_with(dir, options)?)),
         })
     }
 
     /// One store for everything (e.g. an in-memory store in tests).
     pub fn from_store(store: Store) -> StoreHost {
+        let passwords = store.passwords();
         let store = Arc::new(Mutex::new(store));
         StoreHost {
             logins: store.clone(),
             offline: store,
+            passwords,
         }
     }
 }
@@ -55,17 +64,41 @@ impl ServerHost for StoreHost {
         register: bool,
         key: &PublicKey,
     ) -> Result<(), LoginRefusal> {
-        let mut store = lock(&self.logins);
-        let name = user.as_str();
-        let verdict = check_password(&mut store, user, password, register);
-        if verdict.is_ok() {
-            if let Err(error) = store.bind_key(name, key, unix_now()) {
-                tracing::error!(%user, %error, "cannot bind the login's key");
-                return Err(LoginRefusal::ServerBusy);
+        check_password(&self.logins, &self.passwords, user, password, register)?;
+        let bound = lock(&self.logins).bind_key(user.as_str(), key, unix_now());
+        match bound {
+            Ok(Binding::Bound) => {
+                tracing::info!(%user, key = %key.fingerprint(), "key enrolled by password");
+                Ok(())
             }
-            tracing::info!(%user, key = %key.fingerprint(), "logged in");
+            Ok(Binding::Revoked) => {
+                tracing::info!(%user, key = %key.fingerprint(), "revoked key refused");
+                Err(LoginRefusal::KeyRevoked)
+            }
+            Err(error) => {
+                tracing::error!(%user, %error, "cannot bind the login's key");
+                Err(LoginRefusal::ServerBusy)
+            }
         }
-        verdict
+    }
+
+    fn check_key_login(&self, user: &UserName, key: &PublicKey) -> Result<(), LoginRefusal> {
+        let checked = lock(&self.logins).key_login(user.as_str(), key, unix_now());
+        match checked {
+            Ok(KeyCheck::Enrolled) => Ok(()),
+            Ok(KeyCheck::NotEnrolled) => {
+                tracing::info!(%user, key = %key.fingerprint(), "key login with a key not enrolled");
+                Err(LoginRefusal::KeyNotEnrolled)
+            }
+            Ok(KeyCheck::Revoked) => {
+                tracing::info!(%user, key = %key.fingerprint(), "revoked key refused");
+                Err(LoginRefusal::KeyRevoked)
+            }
+            Err(error) => {
+                tracing::error!(%user, %error, "cannot check a key login");
+                Err(LoginRefusal::ServerBusy)
+            }
+        }
     }
 
     fn store_offline(&self, to: &UserName, message: &OfflineChat) -> StoreOutcome {
@@ -209,42 +242,50 @@ impl ServerHost for StoreHost {
     }
 }
 
-/// The password part of a login: creates the account first when `register`.
+/// The password part of a login: creates the account first when `register`. The store is
+/// locked only to read the hash and to insert an account, never while hashing.
 fn check_password(
-    store: &mut Store,
+    logins: &Mutex<Store>,
+    passwords: &PasswordHashing,
     user: &UserName,
     password: &str,
     register: bool,
 ) -> Result<(), LoginRefusal> {
     let name = user.as_str();
-    {
-        if register {
-            match store.register(name, password) {
-                Ok(()) => {
-                    tracing::info!(%user, "account registered");
-                    return Ok(());
-                }
-                Err(StoreError::EmptyPassword) => return Err(LoginRefusal::BadCredentials),
-                // Registering an existing account with its own password is just a login.
-                Err(StoreError::UserExists(_)) => {}
-                Err(error) => {
-                    tracing::error!(%user, %error, "cannot register");
-                    return Err(LoginRefusal::ServerBusy);
-                }
+    if register {
+        if password.is_empty() {
+            return Err(LoginRefusal::BadCredentials);
+        }
+        let hash = passwords.hash(password).map_err(|error| {
+            tracing::error!(%user, %error, "cannot hash a password");
+            LoginRefusal::ServerBusy
+        })?;
+        match lock(logins).add_user_hashed(name, &hash) {
+            Ok(()) => {
+                tracing::info!(%user, "account registered");
+                return Ok(());
+            }
+            // Registering an existing account with its own password is just a login.
+            Err(StoreError::UserExists(_)) => {}
+            Err(error) => {
+                tracing::error!(%user, %error, "cannot register");
+                return Err(LoginRefusal::ServerBusy);
             }
         }
-        match store.verify(name, password) {
-            Ok(Verdict::Ok) => Ok(()),
-            Ok(Verdict::WrongPassword) if register => Err(LoginRefusal::NameTaken),
-            Ok(verdict) => {
-                // Told apart here for the operator; the client gets the same answer for both.
-                tracing::info!(%user, ?verdict, "bad credentials");
-                Err(LoginRefusal::BadCredentials)
-            }
-            Err(error) => {
-                tracing::error!(%user, %error, "cannot check a login");
-                Err(LoginRefusal::ServerBusy)
-            }
+    }
+    let stored = lock(logins).password_hash(name);
+    let verdict = stored.and_then(|stored| Verdict::of(passwords, stored.as_deref(), password));
+    match verdict {
+        Ok(Verdict::Ok) => Ok(()),
+        Ok(Verdict::WrongPassword) if register => Err(LoginRefusal::NameTaken),
+        Ok(verdict) => {
+            // Told apart here for the operator; the client gets the same answer for both.
+            tracing::info!(%user, ?verdict, "bad credentials");
+            Err(LoginRefusal::BadCredentials)
+        }
+        Err(error) => {
+            tracing::error!(%user, %error, "cannot check a login");
+            Err(LoginRefusal::ServerBusy)
         }
     }
 }
@@ -301,6 +342,59 @@ mod tests {
             Ok(())
         );
         assert_eq!(lock(&host.logins).current_key("alice").unwrap(), Some(KEY));
+    }
+
+    #[test]
+    fn an_enrolled_key_logs_in_alone_until_it_is_revoked() {
+        let host = host();
+        let stranger = PublicKey([6; 32]);
+        let alice = name("alice");
+        assert_eq!(
+            host.check_key_login(&alice, &KEY),
+            Err(LoginRefusal::KeyNotEnrolled)
+        );
+        assert_eq!(host.check_login(&alice, "wonderland", false, &KEY), Ok(()));
+        assert_eq!(host.check_key_login(&alice, &KEY), Ok(()));
+        assert_eq!(
+            host.check_key_login(&alice, &stranger),
+            Err(LoginRefusal::KeyNotEnrolled)
+        );
+        assert_eq!(
+            host.check_key_login(&name("carol"), &KEY),
+            Err(LoginRefusal::KeyNotEnrolled)
+        );
+        let revoked = lock(&host.logins).revoke_key("alice", &KEY.fingerprint(), 1);
+        assert_eq!(revoked.unwrap(), Ok(KEY));
+        assert_eq!(
+            host.check_key_login(&alice, &KEY),
+            Err(LoginRefusal::KeyRevoked)
+        );
+        assert_eq!(
+            host.check_login(&alice, "wonderland", false, &KEY),
+            Err(LoginRefusal::KeyRevoked),
+            "the right password does not bring a revoked key back"
+        );
+        assert_eq!(host.load_key(&alice), KeyLookup::NotYet);
+    }
+
+    #[test]
+    fn password_checks_run_side_by_side_without_holding_the_store() {
+        let host = Arc::new(host());
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let host = host.clone();
+                std::thread::spawn(move || {
+                    let key = PublicKey([i; 32]);
+                    host.check_login(&name("bob"), "builder", false, &key)
+                })
+            })
+            .collect();
+        // Meanwhile the store answers at once.
+        assert!(lock(&host.logins).user_exists("alice").unwrap());
+        for thread in threads {
+            assert_eq!(thread.join().unwrap(), Ok(()));
+        }
+        assert_eq!(lock(&host.logins).account_keys("bob").unwrap().len(), 4);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! directory, and may run while a server is using the same directory.
 
 mod announce;
+mod key_listing;
 mod serve;
 
 use std::io::{self, BufRead};
@@ -12,8 +13,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use breeze_core::secure::Fingerprint;
 use breeze_core::server::ServerConfig;
-use breeze_server::{Store, StoreError};
+use breeze_server::{RevokeError, Store, StoreError};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -90,6 +92,10 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// List and revoke the profile keys of an account (each client profile enrols its own
+    /// key with the password once, then logs in with the key alone).
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Print the server key's fingerprint (what clients pin and users can compare), making
     /// the key if the data directory has none yet.
     Key,
@@ -114,6 +120,32 @@ enum UserCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Print the account's profile keys, one a line: fingerprint, when it was added, when it
+    /// last logged in, and whether it is good or revoked.
+    Keys {
+        /// Account name.
+        name: String,
+    },
+    /// Revoke one of the account's keys: its next login is refused, even with the password.
+    /// A session already logged in with it is not ended: revocation takes effect at the
+    /// key's next login (restart the server to end it at once).
+    Revoke {
+        /// Account name.
+        name: String,
+        /// The key's fingerprint, as `account keys` lists it.
+        #[arg(value_parser = parse_fingerprint)]
+        fingerprint: Fingerprint,
+    },
+}
+
+fn parse_fingerprint(text: &str) -> Result<Fingerprint, String> {
+    Fingerprint::parse(text).ok_or_else(|| {
+        "a fingerprint is 32 hex digits, in groups of four (e.g. 98dd:d8b2:027d:…)".into()
+    })
+}
+
 /// See `Cargo.toml`: memory per idle connection stays flat as connections grow.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -123,6 +155,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => return serve(&cli),
         Some(Command::User(command)) => user(&cli.data, command),
+        Some(Command::Account(command)) => account(&cli.data, command),
         Some(Command::Key) => {
             breeze_smol::key_file::load_or_create(&breeze_server::key_path(&cli.data))
                 .map(|key| println!("{}", key.public().fingerprint()))
@@ -227,6 +260,60 @@ fn user(data: &Path, command: &UserCommand) -> Result<(), String> {
                 return Err(format!("no user named {name:?}"));
             }
             eprintln!("deleted user {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs an `account` subcommand; the error is the message for the user.
+fn account(data: &Path, command: &AccountCommand) -> Result<(), String> {
+    let mut store = Store::open(data).map_err(|e| match e {
+        StoreError::DataDir { .. } => e.to_string(),
+        e => format!("cannot open the store in {}: {e}", data.display()),
+    })?;
+    let exists = |store: &Store, name: &str| match store.user_exists(name) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("no user named {name:?}")),
+        Err(e) => Err(format!("cannot look up user {name}: {e}")),
+    };
+    match command {
+        AccountCommand::Keys { name } => {
+            exists(&store, name)?;
+            let keys = store
+                .account_keys(name)
+                .map_err(|e| format!("cannot list the keys of {name}: {e}"))?;
+            if keys.is_empty() {
+                eprintln!("{name} has no key yet: none of its profiles has logged in");
+            }
+            for key in &keys {
+                println!("{}", key_listing::line(key));
+            }
+        }
+        AccountCommand::Revoke { name, fingerprint } => {
+            exists(&store, name)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let revoked = store
+                .revoke_key(name, fingerprint, now)
+                .map_err(|e| format!("cannot revoke a key of {name}: {e}"))?;
+            match revoked {
+                Ok(_) => eprintln!(
+                    "revoked {fingerprint} for {name}: its next login is refused (a session \
+                     logged in with it now goes on until it ends)"
+                ),
+                Err(RevokeError::NoSuchKey) => {
+                    return Err(format!(
+                        "{name} has no key {fingerprint} (see `breeze-server account keys {name}`)"
+                    ))
+                }
+                Err(RevokeError::AlreadyRevoked(at)) => {
+                    return Err(format!(
+                        "{fingerprint} was revoked for {name} already, at {}",
+                        key_listing::utc(at)
+                    ))
+                }
+            }
         }
     }
     Ok(())

@@ -8,8 +8,11 @@
 //! Where things are:
 //! - `schema.rs`: the table definitions and the `user_version` migrations.
 //! - `accounts.rs`: add, remove, list and verify accounts ([`Verdict`]).
-//! - `password.rs`: argon2id hashing and the constant-work check for unknown users.
-//! - `keys.rs`: the profile keys bound to each account ([`AccountKey`]).
+//! - `password.rs`: argon2id hashing and the constant-work check for unknown users, usable
+//!   without the store's lock ([`PasswordHashing`]); `password_memory.rs`: the argon2 memory,
+//!   at most one block per core.
+//! - `keys.rs`: the profile keys bound to each account ([`AccountKey`]), key logins and
+//!   revocation.
 //! - `offline.rs`: messages kept for a recipient until it acknowledges them.
 //! - `groups.rs`: groups, their members, and group messages until every member has them.
 //! - `error.rs`: [`StoreError`].
@@ -20,6 +23,7 @@ mod groups;
 mod keys;
 mod offline;
 mod password;
+mod password_memory;
 mod schema;
 
 use std::path::Path;
@@ -29,10 +33,11 @@ use rusqlite::Connection;
 
 pub use accounts::Verdict;
 pub use error::StoreError;
-pub use keys::AccountKey;
+pub use keys::{AccountKey, Binding, KeyCheck, RevokeError};
+pub use password::PasswordHashing;
 pub use offline::{OfflineMessage, MAX_OFFLINE_PER_RECIPIENT};
 
-use password::PasswordHashing;
+use std::sync::Arc;
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "breeze.sqlite3";
@@ -86,7 +91,7 @@ impl StoreOptions {
 /// one task at a time) owns it.
 pub struct Store {
     conn: Connection,
-    passwords: PasswordHashing,
+    passwords: Arc<PasswordHashing>,
     offline_limit: usize,
 }
 
@@ -125,6 +130,12 @@ impl Store {
         Store::setup(Connection::open_in_memory()?, options)
     }
 
+    /// The password hashing this store uses, for checks made without holding the store
+    /// (read the hash with [`password_hash`](Store::password_hash), check it with this).
+    pub fn passwords(&self) -> Arc<PasswordHashing> {
+        self.passwords.clone()
+    }
+
     /// The schema version of the open database (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         schema::version(&self.conn)
@@ -136,7 +147,7 @@ impl Store {
         schema::migrate(&mut conn)?;
         Ok(Store {
             conn,
-            passwords: PasswordHashing::new(options.argon2_fast_for_tests)?,
+            passwords: Arc::new(PasswordHashing::new(options.argon2_fast_for_tests)?),
             offline_limit: options.offline_limit,
         })
     }

@@ -24,8 +24,13 @@ pub struct ClientConfig {
     pub peer_keys: Vec<(UserName, PublicKey)>,
     /// The account to log in as.
     pub user: UserName,
-    /// Sent to the server at every login, inside the encrypted channel, only there.
+    /// Sent to the server at a password login, inside the encrypted channel, only there.
+    /// Unused (and best left empty) with `key_login`. Forgotten once a login enrolled the key.
     pub password: String,
+    /// Log in with the profile key alone (`ClientFrame::KeyLogin`): the key is enrolled, so
+    /// no password is sent. Turned on by the core itself once a password login succeeds
+    /// (that login enrolled the key), so reconnects cost the server a lookup, not a hash.
+    pub key_login: bool,
     /// Create the account on first login (if the server allows it).
     pub register: bool,
     /// The port this client listens on for peers; advertised to the server at login.
@@ -105,6 +110,7 @@ impl ClientConfig {
             peer_keys: Vec::new(),
             user,
             password: password.into(),
+            key_login: false,
             register: false,
             p2p_port,
             direct_channels: true,

@@ -416,7 +416,17 @@ pub enum Event {
         /// Who is logged in.
         user: UserName,
     },
-    /// The login was refused for good (wrong password, name taken…): the client stops.
+    /// A password login succeeded, so the server bound this profile's key to the account:
+    /// from now on the client logs in with the key alone (its reconnects already do), and
+    /// the host can remember that the profile needs no password. Comes just before
+    /// `LoggedIn`.
+    Enrolled {
+        /// The account the key is enrolled for.
+        user: UserName,
+    },
+    /// The login was refused for good (wrong password, name taken, a key not enrolled or
+    /// revoked…): the client stops. After `KeyNotEnrolled` the host may get the password and
+    /// call [`Client::log_in_with_password`](super::Client::log_in_with_password).
     LoginFailed {
         /// Why, as the server said it.
         reason: LoginRefusal,

@@ -94,16 +94,22 @@ impl Client {
             },
             now,
         );
-        let login = ClientFrame::Login {
-            user: self.config.user.clone(),
-            password: self.config.password.clone(),
-            // 0 says "no direct channels": peers would only dial in vain.
-            p2p_port: if self.config.direct_channels {
-                self.config.p2p_port
-            } else {
-                0
-            },
-            register: self.config.register,
+        // 0 says "no direct channels": peers would only dial in vain.
+        let p2p_port = if self.config.direct_channels {
+            self.config.p2p_port
+        } else {
+            0
+        };
+        let user = self.config.user.clone();
+        let login = if self.config.key_login {
+            ClientFrame::KeyLogin { user, p2p_port }
+        } else {
+            ClientFrame::Login {
+                user,
+                password: self.config.password.clone(),
+                p2p_port,
+                register: self.config.register,
+            }
         };
         self.send_server(&login, now);
         // Right behind the login, so the online list that answers it covers these users.
@@ -223,6 +229,25 @@ impl Client {
     /// Does nothing once the client is stopped (logged out, kicked, refused).
     pub fn reconnect(&mut self, now: Instant) {
         if matches!(self.server, ServerLink::Waiting { .. } | ServerLink::Down) {
+            self.server = ServerLink::Connecting;
+            self.actions.push_back(Action::ConnectServer);
+        }
+        self.finish(now);
+    }
+
+    /// Logs in with `password` (creating the account first with `register`) instead of the
+    /// key: what a host does after the server refused a key login as `KeyNotEnrolled` (a
+    /// server whose data was reset), once it has the password from its user. A successful
+    /// login enrols the key again. Asks for [`Action::ConnectServer`] when the client is
+    /// stopped or waiting; a login under way is not interrupted.
+    pub fn log_in_with_password(&mut self, password: String, register: bool, now: Instant) {
+        self.config.password = password;
+        self.config.register = register;
+        self.config.key_login = false;
+        if matches!(
+            self.server,
+            ServerLink::Stopped | ServerLink::Waiting { .. } | ServerLink::Down
+        ) {
             self.server = ServerLink::Connecting;
             self.actions.push_back(Action::ConnectServer);
         }
@@ -503,6 +528,15 @@ impl Client {
         }
         // The account exists now; a reconnect must not try to create it again.
         self.config.register = false;
+        if !self.config.key_login {
+            // A password login binds the key: reconnects need no password from now on,
+            // and the client keeps none in memory.
+            self.config.key_login = true;
+            self.config.password = String::new();
+            self.events.push_back(Event::Enrolled {
+                user: self.config.user.clone(),
+            });
+        }
         self.events.push_back(Event::LoggedIn {
             user: self.config.user.clone(),
         });

@@ -21,6 +21,30 @@ struct Address {
     checking: u32,
 }
 
+impl Address {
+    fn count_failure(&mut self, now: Instant) {
+        match self.window_start {
+            Some(start) if now < start + FAILURE_WINDOW => self.failures += 1,
+            _ => {
+                self.window_start = Some(now);
+                self.failures = 1;
+            }
+        }
+    }
+
+    /// Failures in a window still running at `now`.
+    fn failures_now(&self, now: Instant) -> u32 {
+        let live = self
+            .window_start
+            .is_some_and(|start| now < start + FAILURE_WINDOW);
+        if live {
+            self.failures
+        } else {
+            0
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct AddressLimits {
     addresses: SeededMap<IpAddr, Address>,
@@ -50,32 +74,40 @@ impl AddressLimits {
         self.addresses.entry(ip).or_default().checking += 1;
     }
 
-    /// The host answered a check from `ip`; `failed` when the password was wrong.
+    /// The host answered a password check from `ip`; `failed` when the password was wrong.
     pub fn check_finished(&mut self, ip: IpAddr, failed: bool, now: Instant) {
         let address = self.addresses.entry(ip).or_default();
         address.checking = address.checking.saturating_sub(1);
-        if !failed {
-            return;
-        }
-        match address.window_start {
-            Some(start) if now < start + FAILURE_WINDOW => address.failures += 1,
-            _ => {
-                address.window_start = Some(now);
-                address.failures = 1;
-            }
+        if failed {
+            address.count_failure(now);
         }
     }
 
-    /// Whether `ip` used up its failed logins for the current window, counting the checks
-    /// still under way as failures.
+    /// The host answered a key login from `ip`; `failed` when the key was not enrolled or
+    /// revoked. Key checks are never counted while under way: they cost an indexed lookup,
+    /// not a hash, and a storm of honest returning clients behind one address (a NAT, a
+    /// restarted server's whole office) must all get through. Only the keys that turn out
+    /// wrong count.
+    pub fn key_check_finished(&mut self, ip: IpAddr, failed: bool, now: Instant) {
+        if failed {
+            self.addresses.entry(ip).or_default().count_failure(now);
+        }
+    }
+
+    /// Whether `ip` used up its failed logins for the current window, counting the password
+    /// checks still under way as failures (a burst of guesses must not all get through).
     pub fn too_many_failures(&self, ip: IpAddr, max: u32, now: Instant) -> bool {
-        self.addresses.get(&ip).is_some_and(|a| {
-            let live = a
-                .window_start
-                .is_some_and(|start| now < start + FAILURE_WINDOW);
-            let failures = if live { a.failures } else { 0 };
-            failures + a.checking >= max
-        })
+        self.addresses
+            .get(&ip)
+            .is_some_and(|a| a.failures_now(now) + a.checking >= max)
+    }
+
+    /// Whether `ip` used up its failed logins for the current window, counting only the
+    /// logins that did fail: what a key login is held to (see `key_check_finished`).
+    pub fn failed_too_often(&self, ip: IpAddr, max: u32, now: Instant) -> bool {
+        self.addresses
+            .get(&ip)
+            .is_some_and(|a| a.failures_now(now) >= max)
     }
 
     /// Forgets addresses with no connection, no check under way and no live failure window,

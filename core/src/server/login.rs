@@ -8,8 +8,24 @@ use super::{ConnId, Server};
 use crate::secure::PublicKey;
 use crate::wire::{KickReason, LoginRefusal, ServerFrame, UserName, PROTOCOL_VERSION};
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
+
+/// A credential check the host has not answered yet.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PendingCheck {
+    /// The address that asked, which the verdict is counted against.
+    ip: IpAddr,
+    kind: CheckKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum CheckKind {
+    /// `Action::CheckLogin`: a password hash, counted as a failure while under way.
+    Password,
+    /// `Action::CheckKeyLogin`: a lookup, counted only if it fails.
+    Key,
+}
 
 impl Server {
     /// The client's hello: always answered with ours, so a client speaking another version
@@ -64,7 +80,11 @@ impl Server {
             };
         }
         self.limits.check_started(ip);
-        self.pending_checks.insert(conn, ip);
+        let check = PendingCheck {
+            ip,
+            kind: CheckKind::Password,
+        };
+        self.pending_checks.insert(conn, check);
         self.actions.push_back(Action::CheckLogin {
             conn,
             user,
@@ -74,7 +94,44 @@ impl Server {
         });
     }
 
-    /// The host's verdict on a credential check.
+    /// The key login frame: the handshake proved the client holds `key`, so the host only
+    /// looks up whether it is enrolled for `user`. Only logins that failed are held against
+    /// the address, not those under way (see `AddressLimits::key_check_finished`).
+    pub(super) fn on_key_login(
+        &mut self,
+        conn: ConnId,
+        user: UserName,
+        p2p_port: u16,
+        now: Instant,
+    ) {
+        let Some(connection) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let ip = connection.remote.ip();
+        let Some(key) = connection.key else {
+            return self.fail(conn, ConnError::UnexpectedFrame, now);
+        };
+        if self
+            .limits
+            .failed_too_often(ip, self.config.max_login_failures_per_ip, now)
+        {
+            return self.refuse_login(conn, user, LoginRefusal::TooManyAttempts, now);
+        }
+        connection.phase = Phase::Checking {
+            user: user.clone(),
+            p2p_port,
+            key,
+        };
+        let check = PendingCheck {
+            ip,
+            kind: CheckKind::Key,
+        };
+        self.pending_checks.insert(conn, check);
+        self.actions
+            .push_back(Action::CheckKeyLogin { conn, user, key });
+    }
+
+    /// The host's verdict on a credential check, of either kind.
     pub(super) fn on_login_checked(
         &mut self,
         conn: ConnId,
@@ -83,14 +140,25 @@ impl Server {
     ) {
         // Count the verdict against the address even if the connection is gone by now: the
         // host did the hashing, and hanging up must not be a way around the limit.
-        let Some(ip) = self.pending_checks.remove(&conn) else {
+        let Some(check) = self.pending_checks.remove(&conn) else {
             return;
         };
-        let wrong_password = matches!(
-            verdict,
-            Err(LoginRefusal::BadCredentials | LoginRefusal::NameTaken)
-        );
-        self.limits.check_finished(ip, wrong_password, now);
+        match check.kind {
+            CheckKind::Password => {
+                let wrong_password = matches!(
+                    verdict,
+                    Err(LoginRefusal::BadCredentials | LoginRefusal::NameTaken)
+                );
+                self.limits.check_finished(check.ip, wrong_password, now);
+            }
+            CheckKind::Key => {
+                let wrong_key = matches!(
+                    verdict,
+                    Err(LoginRefusal::KeyNotEnrolled | LoginRefusal::KeyRevoked)
+                );
+                self.limits.key_check_finished(check.ip, wrong_key, now);
+            }
+        }
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };

@@ -37,7 +37,7 @@ use limits::AddressLimits;
 use presence::Presence;
 use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// A connection id chosen by the driver; unique among the connections it has open.
@@ -62,6 +62,7 @@ pub struct ConnId(pub u64);
 ///   hand over the read buffer), [`handle_written`](Server::handle_written),
 ///   [`handle_disconnected`](Server::handle_disconnected);
 /// - answers to actions: [`handle_login_checked`](Server::handle_login_checked),
+///   [`handle_key_login_checked`](Server::handle_key_login_checked),
 ///   [`handle_offline_loaded`](Server::handle_offline_loaded),
 ///   [`handle_offline_stored`](Server::handle_offline_stored);
 /// - the clock: [`handle_timeout`](Server::handle_timeout).
@@ -76,8 +77,9 @@ pub struct ConnId(pub u64);
 ///
 /// Drain and order them by the [ordering rules](crate::Client#ordering-rules), the same for
 /// both cores: transmits, then one action at a time (an answer given inline is a new input),
-/// then events, then the timer. Every [`Action::CheckLogin`], [`Action::LoadOffline`] and
-/// [`Action::StoreOffline`] wants its answer, in any order and at any later time.
+/// then events, then the timer. Every [`Action::CheckLogin`], [`Action::CheckKeyLogin`],
+/// [`Action::LoadOffline`] and [`Action::StoreOffline`] wants its answer, in any order and at
+/// any later time.
 ///
 /// The core never reads a clock, touches a socket or a file, or draws randomness other than
 /// from the seed given to [`Server::new`]; it encrypts every connection itself. A protocol
@@ -93,7 +95,7 @@ pub struct Server {
     presence: Presence,
     limits: AddressLimits,
     /// Credential checks the host has not answered yet, with the address that asked.
-    pending_checks: SeededMap<ConnId, IpAddr>,
+    pending_checks: SeededMap<ConnId, login::PendingCheck>,
     outbound: Outbound<ConnId>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -247,6 +249,17 @@ impl Server {
 
     /// The host's answer to [`Action::CheckLogin`].
     pub fn handle_login_checked(
+        &mut self,
+        conn: ConnId,
+        verdict: Result<(), LoginRefusal>,
+        now: Instant,
+    ) {
+        self.on_login_checked(conn, verdict, now);
+        self.reap(now);
+    }
+
+    /// The host's answer to [`Action::CheckKeyLogin`].
+    pub fn handle_key_login_checked(
         &mut self,
         conn: ConnId,
         verdict: Result<(), LoginRefusal>,
@@ -418,6 +431,9 @@ impl Server {
                     register,
                 },
             ) => self.on_login(conn, user, password, p2p_port, register, now),
+            (Phase::Login, ClientFrame::KeyLogin { user, p2p_port }) => {
+                self.on_key_login(conn, user, p2p_port, now)
+            }
             (Phase::Online(session), ClientFrame::Relay { to, chat }) => {
                 let from = session.user.clone();
                 self.on_relay(conn, from, to, chat, now);

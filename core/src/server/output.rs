@@ -22,7 +22,10 @@ pub enum Action {
     /// Check the credentials (or create the account when `register`), then call
     /// [`Server::handle_login_checked`](super::Server::handle_login_checked). `key` is the
     /// static key the client proved it holds in the handshake: once the password is right,
-    /// the host binds it to the account (it is what peers will be told this user is).
+    /// the host binds it to the account (it is what peers will be told this user is), which
+    /// enrols it for key logins; a key the owner revoked is refused (`KeyRevoked`) even
+    /// with the right password. This is the expensive check (a password hash): run it off
+    /// the core's thread, on a bounded pool.
     CheckLogin {
         /// The connection asking; name it in the answer.
         conn: ConnId,
@@ -33,6 +36,20 @@ pub enum Action {
         /// Create the account instead of checking it.
         register: bool,
         /// The key the client proved in the handshake, to bind to the account.
+        key: PublicKey,
+    },
+    /// A key login: is `key` bound to `user` and not revoked? Answer with
+    /// [`Server::handle_key_login_checked`](super::Server::handle_key_login_checked):
+    /// `Err(KeyNotEnrolled)` for a key not bound to that account (or no such account: the
+    /// two are not told apart), `Err(KeyRevoked)` for one the owner revoked. No password is
+    /// involved: this is an indexed lookup, so the host may answer it at once, without
+    /// queueing it behind password checks.
+    CheckKeyLogin {
+        /// The connection asking; name it in the answer.
+        conn: ConnId,
+        /// The account.
+        user: UserName,
+        /// The key the client proved in the handshake.
         key: PublicKey,
     },
     /// Persist a message for an offline recipient, then answer with

@@ -95,6 +95,17 @@ pub enum ClientFrame {
         /// The highest place in the group's order received.
         through: u64,
     },
+    /// A login with the profile key alone, instead of `Login`: the handshake already proved
+    /// the client holds its static key, so once that key is enrolled (bound to `user` by an
+    /// earlier password login) no password is sent or checked. The server refuses a key
+    /// that is not bound (`KeyNotEnrolled`) or was revoked (`KeyRevoked`). `p2p_port` as in
+    /// `Login`.
+    KeyLogin {
+        /// The account to log in as.
+        user: UserName,
+        /// Where the client listens for peers; 0 for none.
+        p2p_port: u16,
+    },
 }
 
 /// What the server knows of a user's key (the answer to a key request).

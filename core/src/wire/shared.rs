@@ -200,6 +200,13 @@ pub enum LoginRefusal {
     TooManyAttempts,
     /// The server cannot take the login now: retry later.
     ServerBusy,
+    /// A key login: this profile's key is not bound to the account (a new profile, another
+    /// account's key, or a server whose data was reset). Logging in with the password once
+    /// enrols it.
+    KeyNotEnrolled,
+    /// This profile's key was revoked by the server's owner. It is refused even with the
+    /// right password: only a new profile (a new key) can be enrolled.
+    KeyRevoked,
 }
 
 impl fmt::Display for LoginRefusal {
@@ -210,6 +217,8 @@ impl fmt::Display for LoginRefusal {
             LoginRefusal::RegistrationClosed => "this server does not allow registration",
             LoginRefusal::TooManyAttempts => "too many login attempts, try again later",
             LoginRefusal::ServerBusy => "server busy, try again later",
+            LoginRefusal::KeyNotEnrolled => "this profile's key is not enrolled on the server",
+            LoginRefusal::KeyRevoked => "the server's owner revoked this profile's key",
         })
     }
 }

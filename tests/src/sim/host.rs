@@ -1,7 +1,7 @@
 //! The simulated host's drive loop: fires due timers and drains every core, handing its
 //! transmits to the virtual network and performing its actions, until all are idle.
 
-use super::{Received, Sim, P2P_PORT};
+use super::{LoginCheck, Received, Sim, P2P_PORT};
 use crate::disk::span_bytes;
 use crate::network::Endpoint;
 use breeze_core::client::{self, Destination, LinkId};
@@ -110,7 +110,13 @@ impl Sim {
                     key,
                 } => {
                     let verdict = self.store.check(&user, &password, register, key);
+                    self.login_checks.push(LoginCheck::Password { user });
                     server.handle_login_checked(conn, verdict, now);
+                }
+                server::Action::CheckKeyLogin { conn, user, key } => {
+                    let verdict = self.store.check_key(&user, key);
+                    self.login_checks.push(LoginCheck::Key { user });
+                    server.handle_key_login_checked(conn, verdict, now);
                 }
                 server::Action::StoreOffline { to, message } => {
                     let outcome = match self.store.store(to.clone(), message.clone()) {

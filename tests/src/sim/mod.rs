@@ -66,6 +66,15 @@ pub struct Received {
     pub at: Instant,
 }
 
+/// A credential check the server core asked its host for: what kind of login frame came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginCheck {
+    /// `Action::CheckLogin`: a `Login` frame, with a password.
+    Password { user: UserName },
+    /// `Action::CheckKeyLogin`: a `KeyLogin` frame, the key alone.
+    Key { user: UserName },
+}
+
 struct ClientNode {
     name: UserName,
     password: String,
@@ -108,6 +117,8 @@ pub struct Sim {
     /// receive each place in each group's order.
     pub group_log: Vec<std::sync::Arc<breeze_core::server::StoredGroupMessage>>,
     server_events: Vec<(Instant, server::Event)>,
+    /// Every credential check the server core asked its host for, in order.
+    login_checks: Vec<LoginCheck>,
     clients: Vec<ClientNode>,
     raws: BTreeMap<RawId, RawConn>,
     next_raw: u64,
@@ -129,6 +140,7 @@ impl Sim {
             store: MemoryStore::default(),
             group_log: Vec::new(),
             server_events: Vec::new(),
+            login_checks: Vec::new(),
             clients: Vec::new(),
             raws: BTreeMap::new(),
             next_raw: 0,
@@ -181,8 +193,12 @@ impl Sim {
         let secret = self.seed_for(node.0 as u64 + 1, incarnation);
         let c = &mut self.clients[node.0];
         c.identity = IdentityKey::from_secret(secret);
-        c.events
-            .retain(|(_, e)| !matches!(e, Event::ServerKeyLearned { .. }));
+        c.events.retain(|(_, e)| {
+            !matches!(
+                e,
+                Event::ServerKeyLearned { .. } | Event::Enrolled { .. }
+            )
+        });
     }
 
     /// The public key of the client's current profile.
@@ -231,6 +247,8 @@ impl Sim {
         for (_, event) in &c.events {
             match event {
                 Event::ServerKeyLearned { key } => config.server_key = Some(*key),
+                // The profile remembers it is enrolled: it logs in with its key alone.
+                Event::Enrolled { .. } => config.key_login = true,
                 Event::PeerKeyLearned { user, key }
                 | Event::PeerKeyChanged { user, new: key, .. } => {
                     config.peer_keys.retain(|(known, _)| known != user);
@@ -523,6 +541,10 @@ impl Sim {
 
     pub fn events(&self, node: Node) -> &[(Instant, client::Event)] {
         &self.clients[node.0].events
+    }
+
+    pub fn login_checks(&self) -> &[LoginCheck] {
+        &self.login_checks
     }
 
     pub fn server_events(&self) -> &[(Instant, server::Event)] {

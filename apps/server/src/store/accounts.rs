@@ -16,6 +16,23 @@ pub enum Verdict {
     WrongPassword,
 }
 
+impl Verdict {
+    /// Checks `password` against `stored` (the account's hash, `None` without an account);
+    /// as long either way.
+    pub fn of(
+        passwords: &super::PasswordHashing,
+        stored: Option<&str>,
+        password: &str,
+    ) -> Result<Verdict, StoreError> {
+        let matched = passwords.matches(stored, password)?;
+        Ok(match (stored, matched) {
+            (None, _) => Verdict::UnknownUser,
+            (Some(_), true) => Verdict::Ok,
+            (Some(_), false) => Verdict::WrongPassword,
+        })
+    }
+}
+
 impl Store {
     /// Creates an account. Fails with `BadName`, `EmptyPassword` or `UserExists`.
     pub fn add_user(&mut self, name: &str, password: &str) -> Result<(), StoreError> {
@@ -26,6 +43,15 @@ impl Store {
         // Hashing is the slow part; it runs before the write so the database is never locked
         // for its duration (a server process may share the file).
         let hash = self.passwords.hash(password)?;
+        self.add_user_hashed(name.as_str(), &hash)
+    }
+
+    /// Creates an account whose password hash (from [`PasswordHashing::hash`]) was made
+    /// beforehand, without holding the store. Fails with `BadName` or `UserExists`.
+    ///
+    /// [`PasswordHashing::hash`]: super::PasswordHashing::hash
+    pub fn add_user_hashed(&mut self, name: &str, hash: &str) -> Result<(), StoreError> {
+        let name = valid_name(name)?;
         // One statement, so the existence check and the insert are atomic.
         let inserted = self.conn.execute(
             "INSERT INTO users (name, password_hash) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
@@ -35,6 +61,19 @@ impl Store {
             return Err(StoreError::UserExists(name.into()));
         }
         Ok(())
+    }
+
+    /// The stored password hash of `name`, `None` without such an account: the cheap half
+    /// of a check, for callers that hash without holding the store.
+    pub fn password_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT password_hash FROM users WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .optional()?)
     }
 
     /// Creates an account on a client's own request (open registration).
@@ -64,20 +103,8 @@ impl Store {
     /// Checks a login. Takes about as long for an unknown name as for a wrong password; see
     /// the `password` module.
     pub fn verify(&self, name: &str, password: &str) -> Result<Verdict, StoreError> {
-        let stored: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT password_hash FROM users WHERE name = ?1",
-                [name],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let matched = self.passwords.matches(stored.as_deref(), password)?;
-        Ok(match (stored, matched) {
-            (None, _) => Verdict::UnknownUser,
-            (Some(_), true) => Verdict::Ok,
-            (Some(_), false) => Verdict::WrongPassword,
-        })
+        let stored = self.password_hash(name)?;
+        Verdict::of(&self.passwords, stored.as_deref(), password)
     }
 
     /// Whether an account with this name exists.

@@ -9,27 +9,37 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::sync::{Mutex, MutexGuard};
 
+use super::password_memory::PasswordMemory;
 use super::StoreError;
 
 /// Hashes new passwords and checks given ones against stored PHC strings.
 ///
-/// Every hash and check runs in one reused block of argon2 memory (19 MiB with the default
-/// parameters). Allocating it per call, as `PasswordVerifier` does, leaves a freed 19 MiB in
-/// the allocator's arena of every thread that ever checked a password: a server whose checks
-/// ran on many blocking threads held gigabytes it was not using.
-pub(super) struct PasswordHashing {
+/// Shared (behind an `Arc`) by whoever checks passwords, and needing no store lock: a check
+/// reads the stored hash under the store's lock, then hashes here without it. Every run
+/// borrows its argon2 memory (19 MiB with the default parameters) from a pool that lends at
+/// most one block per core at once (see `password_memory.rs`), so checks on as many threads
+/// as cores run side by side and memory stays at cores × 19 MiB, whoever calls.
+pub struct PasswordHashing {
     params: Params,
     /// A hash of a random password, checked when the account does not exist.
     dummy_hash: String,
-    memory: Mutex<Vec<Block>>,
+    memory: PasswordMemory,
 }
 
 impl PasswordHashing {
     /// Argon2id with the crate's default (OWASP-recommended) parameters, or the cheapest
-    /// allowed parameters when `fast_for_tests`.
+    /// allowed parameters when `fast_for_tests`; at most one run per core at once.
     pub(super) fn new(fast_for_tests: bool) -> Result<PasswordHashing, StoreError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PasswordHashing::with_parallelism(fast_for_tests, cores)
+    }
+
+    /// As `new`, with at most `parallel` runs at once.
+    pub(super) fn with_parallelism(
+        fast_for_tests: bool,
+        parallel: usize,
+    ) -> Result<PasswordHashing, StoreError> {
         let params = if fast_for_tests {
             Params::new(
                 Params::MIN_M_COST,
@@ -44,7 +54,7 @@ impl PasswordHashing {
         let mut hashing = PasswordHashing {
             params,
             dummy_hash: String::new(),
-            memory: Mutex::new(Vec::new()),
+            memory: PasswordMemory::new(parallel),
         };
         let dummy_password = SaltString::generate(&mut OsRng);
         hashing.dummy_hash = hashing.hash(dummy_password.as_str())?;
@@ -52,7 +62,7 @@ impl PasswordHashing {
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) for `password`, with a fresh random salt.
-    pub(super) fn hash(&self, password: &str) -> Result<String, StoreError> {
+    pub fn hash(&self, password: &str) -> Result<String, StoreError> {
         let salt = SaltString::generate(&mut OsRng);
         let output_len = self
             .params
@@ -82,7 +92,7 @@ impl PasswordHashing {
     ///
     /// The parameters are read from the PHC string, so hashes made with older parameters still
     /// verify.
-    pub(super) fn matches(&self, stored: Option<&str>, password: &str) -> Result<bool, StoreError> {
+    pub fn matches(&self, stored: Option<&str>, password: &str) -> Result<bool, StoreError> {
         use argon2::password_hash::Error;
         let phc = PasswordHash::new(stored.unwrap_or(&self.dummy_hash))?;
         let algorithm = Algorithm::try_from(phc.algorithm)?;
@@ -114,7 +124,7 @@ impl PasswordHashing {
         let mut salt_bytes = [0u8; 64];
         let salt = salt.into().decode_b64(&mut salt_bytes)?;
         let argon2 = Argon2::new(algorithm, version, params.clone());
-        let mut memory = self.memory();
+        let mut memory = self.memory.lend();
         memory.resize(params.block_count(), Block::new());
         let output = Output::init_with(output_len, |out| {
             argon2
@@ -122,13 +132,6 @@ impl PasswordHashing {
                 .map_err(Into::into)
         })?;
         Ok(output)
-    }
-
-    fn memory(&self) -> MutexGuard<'_, Vec<Block>> {
-        // The blocks are scratch space, overwritten by every run: a poisoned lock is harmless.
-        self.memory
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -118,8 +118,18 @@ CREATE TABLE group_inbox (
 ) STRICT;
 ";
 
+/// Version 4: key logins and revocation.
+///
+/// A key bound to an account is enrolled: it logs in without the password. `revoked` is when
+/// the owner revoked it (Unix seconds), NULL while it is good; a revoked key is kept, not
+/// deleted, so that it stays refused (deleting it would let its password enrol it again) and
+/// the listing shows it. Keys bound before this version are enrolled and not revoked.
+const V4: &str = "
+ALTER TABLE account_keys ADD COLUMN revoked INTEGER;
+";
+
 /// The schema steps, oldest first; see the module docs.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes and understands.
 pub(super) fn supported_version() -> u32 {
@@ -159,6 +169,31 @@ mod tests {
     }
 
     #[test]
+    fn keys_bound_before_version_4_stay_enrolled_and_unrevoked() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (from, step) in (0..).zip(&MIGRATIONS[..3]) {
+            conn.execute_batch(step).unwrap();
+            conn.pragma_update(None, "user_version", from + 1).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO users (name, password_hash) VALUES ('alice', 'x');
+             INSERT INTO account_keys (account, key, added, last_login)
+             VALUES ('alice', zeroblob(32), 100, 200);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn).unwrap(), 4);
+        let (last_login, revoked): (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT last_login, revoked FROM account_keys WHERE account = 'alice'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((last_login, revoked), (200, None));
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
@@ -167,7 +202,7 @@ mod tests {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ));
     }
