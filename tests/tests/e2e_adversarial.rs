@@ -29,7 +29,8 @@ use breeze_core::wire::{
 };
 use breeze_core::Via;
 use breeze_sim::loopback::{
-    accounts, client_options, name, start_server, start_server_on_threads, start_server_with, within, TestServer, PASSWORD,
+    accounts, client_options, name, start_server, start_server_on_threads, within, TestServer,
+    PASSWORD,
 };
 use breeze_smol::{ConfigTweak, MemoryHost, ServerHost};
 use e2e_support::{

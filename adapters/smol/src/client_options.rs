@@ -19,7 +19,11 @@ pub struct ClientOptions {
     /// The Breeze server.
     pub server: SocketAddr,
     pub user: UserName,
+    /// For a password login (enrolment); leave empty with `key_login`.
     pub password: String,
+    /// Log in with the profile key alone: the profile is enrolled (an earlier password login
+    /// bound its key), so no password is needed or sent.
+    pub key_login: bool,
     /// Create the account on first login (if the server allows it).
     pub register: bool,
     /// Where to listen for peers. The default, `0.0.0.0:0`, listens on every interface on a
@@ -52,6 +56,7 @@ impl ClientOptions {
             server,
             user,
             password: password.into(),
+            key_login: false,
             register: false,
             p2p_listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             direct_channels: true,
@@ -70,6 +75,7 @@ impl ClientOptions {
     pub fn core_config(&self, p2p_port: u16) -> ClientConfig {
         let mut config = ClientConfig::new(self.user.clone(), self.password.clone(), p2p_port);
         config.register = self.register;
+        config.key_login = self.key_login;
         config.server_key = self.server_key;
         config.server_fingerprint = self.server_fingerprint;
         config.peer_keys = self.peer_keys.clone();
@@ -88,6 +94,7 @@ impl fmt::Debug for ClientOptions {
         f.debug_struct("ClientOptions")
             .field("server", &self.server)
             .field("user", &self.user)
+            .field("key_login", &self.key_login)
             .field("register", &self.register)
             .field("p2p_listen", &self.p2p_listen)
             .field("direct_channels", &self.direct_channels)

@@ -60,9 +60,9 @@ mod file_lanes;
 mod file_request;
 mod host;
 mod listener;
-mod login_lanes;
 #[cfg(feature = "logging")]
 mod logging;
+mod login_lanes;
 mod memory_host;
 mod read_pool;
 mod seed;

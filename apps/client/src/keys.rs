@@ -30,12 +30,18 @@ impl KeyBook {
     pub fn observe(&mut self, event: &Event) -> Result<(), String> {
         match event {
             Event::ServerKeyLearned { key } => self.profile.pin_server(key),
+            Event::Enrolled { user } => self.profile.mark_enrolled(user),
             Event::PeerKeyLearned { user, key } | Event::PeerKeyChanged { user, new: key, .. } => {
                 self.peers.insert(user.clone(), *key);
                 self.profile.remember_peer(user, key)
             }
             _ => Ok(()),
         }
+    }
+
+    /// This profile's own key.
+    pub fn mine(&self) -> &PublicKey {
+        &self.mine
     }
 
     /// The string `user` and this user both see for their pair, if `user`'s key is known.

@@ -1,13 +1,14 @@
 //! `breeze --json`: commands from stdin, one JSON event per line on stdout.
 
 use crate::command::{self, Command};
+use crate::enrolment;
 use crate::group_lines::GroupNames;
 use crate::history::{Conversation, Journal, Journaled};
 use crate::json::{HistoryEntry, LineEvent, WhoEntry};
 use crate::keys::KeyBook;
 use crate::transfers::{State, Transfer, Transfers};
 use breeze_core::client::{Direction, Event, FileEvent};
-use breeze_core::wire::{TransferId, UserName};
+use breeze_core::wire::{LoginRefusal, TransferId, UserName};
 use breeze_smol::{Client, DiskFiles, Landed};
 use futures_lite::future::race;
 use futures_lite::io::{AsyncBufReadExt, BufReader};
@@ -33,6 +34,8 @@ pub struct Session {
     pub files: Arc<DiskFiles>,
     /// Where `accept ID` without a directory puts the file.
     pub download_dir: PathBuf,
+    /// Create the account if a password login has to enrol the key again.
+    pub register: bool,
     transfers: Transfers,
     group_names: GroupNames,
     progress_shown: HashMap<(UserName, TransferId, Direction), Instant>,
@@ -52,6 +55,7 @@ impl Session {
             journal,
             files,
             download_dir,
+            register: false,
             transfers: Transfers::new(),
             group_names: GroupNames::default(),
             progress_shown: HashMap::new(),
@@ -89,6 +93,22 @@ pub async fn run(mut session: Session) -> ExitCode {
             }
             // The end of stdin is a quit: a script's last command has been given.
             Wake::Line(None) => break,
+            Wake::Event(Some(Event::LoginFailed {
+                reason: LoginRefusal::KeyNotEnrolled,
+            })) => {
+                let notice = LineEvent::error(enrolment::not_enrolled(client.user()));
+                if let LineEvent::Error { message, .. } = &notice {
+                    eprintln!("breeze: {message}");
+                }
+                let _ = emit(&mut out, &notice);
+                match enrolment::enrol_again(&client, session.register).await {
+                    Ok(()) => continue,
+                    Err(message) => return fatal(&mut out, LineEvent::fatal_error(message)),
+                }
+            }
+            Wake::Event(Some(Event::LoginFailed {
+                reason: LoginRefusal::KeyRevoked,
+            })) => LineEvent::fatal_error(enrolment::revoked(client.user(), session.keys.mine())),
             Wake::Event(Some(event)) => match session.observe(event) {
                 Some(event) => event,
                 None => continue,
@@ -138,6 +158,8 @@ impl Session {
             Event::PresenceComplete { .. } => return None,
             // Only a change is news to a script; the first key is just remembered.
             Event::PeerKeyLearned { .. } => return None,
+            // Kept in the profile (by `keys.observe` above); a script sees `logged_in`.
+            Event::Enrolled { .. } => return None,
             Event::Group(group) => return Some(self.group_names.line_event(group.clone())),
             Event::File(FileEvent::Progress {
                 peer,

@@ -11,11 +11,13 @@
 //! - `oneshot.rs`: `breeze … send USER TEXT…`;
 //! - `history/`: every message in the profile's SQLite, written before it is shown;
 //! - `settings.rs`: the settings file; `discovery.rs`: servers announced on the LAN
-//!   (`breeze discover`, and `breeze` without a server).
+//!   (`breeze discover`, and `breeze` without a server);
+//! - `enrolment.rs`: key logins once the profile is enrolled, the password otherwise.
 
 mod cli;
 mod command;
 mod discovery;
+mod enrolment;
 mod group_lines;
 mod history;
 mod json;
@@ -46,9 +48,6 @@ use std::time::{Duration, SystemTime};
 /// See `Cargo.toml`: file chunks are allocated on one thread and freed on another.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Where the password comes from when not asked on the terminal.
-const PASSWORD_ENV: &str = "BREEZE_PASSWORD";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -91,19 +90,23 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
+    let register = cli.register;
     smol::block_on(async {
         match cli.command {
             Some(OneShot::Send { to, text, timeout }) => {
                 let timeout = Duration::from_secs(timeout);
                 let text = text.join(" ");
-                oneshot::run(client, keys, &mut journal, &to, text, timeout, json).await
+                let how = oneshot::How { json, register };
+                oneshot::run(client, keys, &mut journal, &to, text, timeout, how).await
             }
             Some(OneShot::Discover { .. }) => ExitCode::SUCCESS,
             None if !json && std::io::stdin().is_terminal() => {
-                tui::terminal::run(client, keys, journal, files, download_dir).await
+                tui::terminal::run(client, keys, journal, files, download_dir, register).await
             }
             None => {
-                let session = line_mode::Session::new(client, keys, journal, files, download_dir);
+                let mut session =
+                    line_mode::Session::new(client, keys, journal, files, download_dir);
+                session.register = register;
                 line_mode::run(session).await
             }
         }
@@ -157,8 +160,15 @@ fn start(cli: &Cli, files: Arc<DiskFiles>) -> Result<Start, String> {
     // Past every id this profile sent before: a peer's history tells a message sent again
     // from a new one by its id.
     let first_message_id = journal.next_message_id();
-    let password = password(&user)?;
+    // An enrolled profile logs in with its key: no password is asked for, or sent.
+    let key_login = profile.is_enrolled(&user);
+    let password = if key_login {
+        String::new()
+    } else {
+        enrolment::password(&user)?
+    };
     let mut options = ClientOptions::new(server, user, password);
+    options.key_login = key_login;
     options.identity = Some(identity);
     options.peer_keys = peer_keys;
     // A fingerprint given on the command line overrides the pin: it is how a user trusts a
@@ -261,14 +271,4 @@ fn open_history(dir: &std::path::Path, user: &UserName, days: Option<u32>) -> Jo
         Ok(history)
     });
     Journal::new(history)
-}
-
-/// `BREEZE_PASSWORD`, or asked on the terminal without echo.
-fn password(user: &UserName) -> Result<String, String> {
-    if let Ok(password) = std::env::var(PASSWORD_ENV) {
-        return Ok(password);
-    }
-    rpassword::prompt_password(format!("Password for {user}: ")).map_err(|e| {
-        format!("cannot read the password from the terminal ({e}); set {PASSWORD_ENV}")
-    })
 }

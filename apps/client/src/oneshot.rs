@@ -1,15 +1,25 @@
 //! `breeze … send USER TEXT…`: log in, send one message, wait for `delivered` or `stored`.
 
+use crate::enrolment;
 use crate::history::{Conversation, Journal, Journaled};
 use crate::json::LineEvent;
 use crate::keys::KeyBook;
 use breeze_core::client::Event;
-use breeze_core::wire::UserName;
+use breeze_core::wire::{LoginRefusal, UserName};
 use breeze_smol::Client;
 use futures_lite::future::or;
 use std::io;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
+
+/// How the one-shot send runs.
+#[derive(Debug, Clone, Copy)]
+pub struct How {
+    /// Print every event as in line mode.
+    pub json: bool,
+    /// Create the account if a password login has to enrol the key again.
+    pub register: bool,
+}
 
 /// Exits 0 once the message is delivered or stored; 1 on a refused login, a kick or
 /// `timeout`. With `json`, every event is printed as in line mode; otherwise one line of text
@@ -21,8 +31,9 @@ pub async fn run(
     to: &str,
     text: String,
     timeout: Duration,
-    json: bool,
+    how: How,
 ) -> ExitCode {
+    let json = how.json;
     let outcome = match UserName::new(to) {
         Ok(to) => {
             let timed_out = async {
@@ -33,7 +44,7 @@ pub async fn run(
                 ))
             };
             or(
-                deliver(&client, &mut keys, journal, &to, text, json),
+                deliver(&client, &mut keys, journal, &to, text, how),
                 timed_out,
             )
             .await
@@ -65,8 +76,9 @@ async fn deliver(
     journal: &mut Journal,
     to: &UserName,
     text: String,
-    json: bool,
+    how: How,
 ) -> Result<String, String> {
+    let json = how.json;
     let mut text = Some(text);
     let mut sent = None;
     while let Some(event) = client.next_event().await {
@@ -77,6 +89,16 @@ async fn deliver(
             eprintln!("breeze: {warning}");
         }
         match &event {
+            Event::LoginFailed {
+                reason: LoginRefusal::KeyNotEnrolled,
+            } => {
+                eprintln!("breeze: {}", enrolment::not_enrolled(client.user()));
+                enrolment::enrol_again(client, how.register).await?;
+                continue;
+            }
+            Event::LoginFailed {
+                reason: LoginRefusal::KeyRevoked,
+            } => return Err(enrolment::revoked(client.user(), keys.mine())),
             Event::LoginFailed { reason } => return Err(format!("login refused: {reason}")),
             Event::Kicked { reason } => return Err(format!("kicked: {reason}")),
             Event::ServerKeyChanged {
@@ -88,7 +110,7 @@ async fn deliver(
         // The presence list being complete is no line-mode event (see line_mode.rs).
         let quiet = matches!(
             event,
-            Event::PresenceComplete { .. } | Event::PeerKeyLearned { .. }
+            Event::PresenceComplete { .. } | Event::PeerKeyLearned { .. } | Event::Enrolled { .. }
         );
         if json && !quiet {
             let _ = LineEvent::from(event.clone()).emit(&mut io::stdout());

@@ -6,6 +6,7 @@
 //! PROFILE/identity.key   32 secret bytes, 0600: the key this profile proves on every handshake
 //! PROFILE/server.pub     the pinned server key, 64 hex digits
 //! PROFILE/peers          one line per peer met: NAME HEX-KEY
+//! PROFILE/enrolled       the account this key is enrolled for: it logs in without password
 //! ```
 //!
 //! The default place is `$XDG_DATA_HOME/breeze/profiles/USER@SERVER` (`~/.local/share/…`
@@ -17,6 +18,9 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// The file saying the profile's key is enrolled: the account's name, one line.
+const ENROLLED: &str = "enrolled";
 
 /// An open profile directory.
 #[derive(Debug, Clone)]
@@ -126,6 +130,22 @@ impl Profile {
         self.write_private("peers", &text)
     }
 
+    /// Whether this profile's key is enrolled for `user`: a password login of `user` bound
+    /// it on the server, so it logs in with the key alone. Not a secret, just a memory: a
+    /// server that forgot the key says so, and the password enrols it again.
+    pub fn is_enrolled(&self, user: &UserName) -> bool {
+        fs::read_to_string(self.dir.join(ENROLLED))
+            .is_ok_and(|text| text.lines().any(|line| line.trim() == user.as_str()))
+    }
+
+    /// Remembers that the key is enrolled for `user` (see `is_enrolled`).
+    pub fn mark_enrolled(&self, user: &UserName) -> Result<(), String> {
+        if self.is_enrolled(user) {
+            return Ok(());
+        }
+        self.write_private(ENROLLED, &format!("{user}\n"))
+    }
+
     /// Replaces the file `name` with `text` at once (written aside, then renamed), 0600.
     fn write_private(&self, name: &str, text: &str) -> Result<(), String> {
         let path = self.dir.join(name);
@@ -182,6 +202,29 @@ mod tests {
             let mode = fs::metadata(dir.join(file)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_profile_remembers_which_account_its_key_is_enrolled_for() {
+        let dir = scratch("enrolled");
+        let profile = Profile::open(&dir).unwrap();
+        let (alice, bob) = (
+            UserName::new("alice").unwrap(),
+            UserName::new("bob").unwrap(),
+        );
+        assert!(!profile.is_enrolled(&alice));
+        profile.mark_enrolled(&alice).unwrap();
+        assert!(Profile::open(&dir).unwrap().is_enrolled(&alice));
+        assert!(
+            !profile.is_enrolled(&bob),
+            "another account is not enrolled"
+        );
+        let mode = fs::metadata(dir.join(ENROLLED))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -69,7 +69,10 @@ mod tests {
         };
         let good = line(&listed);
         assert!(good.starts_with(&key.fingerprint().to_string()), "{good}");
-        assert!(good.ends_with("last login 1970-01-01 00:01:00 UTC  good"), "{good}");
+        assert!(
+            good.ends_with("last login 1970-01-01 00:01:00 UTC  good"),
+            "{good}"
+        );
         listed.revoked = Some(3600);
         assert!(line(&listed).ends_with("revoked 1970-01-01 01:00:00 UTC"));
     }

@@ -14,6 +14,6 @@ pub fn key_path(data: &std::path::Path) -> std::path::PathBuf {
 }
 
 pub use store::{
-    AccountKey, Binding, KeyCheck, OfflineMessage, PasswordHashing, RevokeError, Store,
-    StoreError, StoreOptions, Verdict, MAX_OFFLINE_PER_RECIPIENT,
+    AccountKey, Binding, KeyCheck, OfflineMessage, PasswordHashing, RevokeError, Store, StoreError,
+    StoreOptions, Verdict, MAX_OFFLINE_PER_RECIPIENT,
 };

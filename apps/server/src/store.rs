@@ -34,8 +34,8 @@ use rusqlite::Connection;
 pub use accounts::Verdict;
 pub use error::StoreError;
 pub use keys::{AccountKey, Binding, KeyCheck, RevokeError};
-pub use password::PasswordHashing;
 pub use offline::{OfflineMessage, MAX_OFFLINE_PER_RECIPIENT};
+pub use password::PasswordHashing;
 
 use std::sync::Arc;
 

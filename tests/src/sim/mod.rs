@@ -193,12 +193,8 @@ impl Sim {
         let secret = self.seed_for(node.0 as u64 + 1, incarnation);
         let c = &mut self.clients[node.0];
         c.identity = IdentityKey::from_secret(secret);
-        c.events.retain(|(_, e)| {
-            !matches!(
-                e,
-                Event::ServerKeyLearned { .. } | Event::Enrolled { .. }
-            )
-        });
+        c.events
+            .retain(|(_, e)| !matches!(e, Event::ServerKeyLearned { .. } | Event::Enrolled { .. }));
     }
 
     /// The public key of the client's current profile.

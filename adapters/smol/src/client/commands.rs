@@ -33,6 +33,10 @@ pub(super) enum Command {
     },
     SetDirectChannels(bool),
     Watch(UserName),
+    LogInWithPassword {
+        password: String,
+        register: bool,
+    },
     /// The file host's part: handled in `files.rs`.
     File(FileCommand),
     /// Groups: handled in `groups.rs`.
@@ -91,6 +95,9 @@ impl Owner {
             Command::Group(command) => self.group_command(command, now),
             Command::SetDirectChannels(on) => self.core.set_direct_channels(on, now),
             Command::Watch(user) => self.core.watch(&user, now),
+            Command::LogInWithPassword { password, register } => {
+                self.core.log_in_with_password(password, register, now)
+            }
         }
         now
     }

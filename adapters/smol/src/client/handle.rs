@@ -186,6 +186,15 @@ impl Client {
         }
     }
 
+    /// Logs in with `password` (creating the account with `register`) instead of the key:
+    /// after the server refused a key login as not enrolled
+    /// ([`breeze_core::Client::log_in_with_password`]). The password goes to the core and,
+    /// inside the encrypted channel, to the server; nowhere else.
+    pub async fn log_in_with_password(&self, password: String, register: bool) {
+        let command = Command::LogInWithPassword { password, register };
+        let _ = self.commands.send(command).await;
+    }
+
     /// Every user the core knows of, with presence and route.
     pub async fn peers(&self) -> Vec<PeerStatus> {
         let (reply, answer) = async_channel::bounded(1);

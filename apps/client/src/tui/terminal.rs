@@ -3,10 +3,12 @@
 
 use super::chat::KEPT;
 use super::{Answer, Intent, Screen, SEARCH_RESULTS};
+use crate::enrolment;
 use crate::history::{unix_ms, Conversation, Journal, Journaled, Page};
 use crate::keys::KeyBook;
 use crate::transfers::State;
 use breeze_core::client::Event;
+use breeze_core::wire::LoginRefusal;
 use breeze_smol::{Client, DiskFiles};
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures_lite::future::race;
@@ -29,6 +31,7 @@ pub async fn run(
     journal: Journal,
     files: Arc<DiskFiles>,
     download_dir: PathBuf,
+    register: bool,
 ) -> ExitCode {
     let mut terminal = match ratatui::try_init() {
         Ok(terminal) => terminal,
@@ -37,7 +40,13 @@ pub async fn run(
             return ExitCode::FAILURE;
         }
     };
-    let outcome = event_loop(&mut terminal, &client, keys, journal, &files, download_dir).await;
+    let session = Session {
+        client: &client,
+        files: &files,
+        download_dir,
+        register,
+    };
+    let outcome = event_loop(&mut terminal, session, keys, journal).await;
     ratatui::restore();
     client.logout().await;
     match outcome {
@@ -60,15 +69,28 @@ enum Wake {
     Tick,
 }
 
+/// What the screen runs with.
+struct Session<'a> {
+    client: &'a Client,
+    files: &'a DiskFiles,
+    download_dir: PathBuf,
+    /// Create the account if a password login has to enrol the key again.
+    register: bool,
+}
+
 /// Returns the fatal error that ended the session, if one did.
 async fn event_loop(
     terminal: &mut DefaultTerminal,
-    client: &Client,
+    session: Session<'_>,
     mut book: KeyBook,
     mut journal: Journal,
-    files: &DiskFiles,
-    download_dir: PathBuf,
 ) -> io::Result<Option<String>> {
+    let Session {
+        client,
+        files,
+        download_dir,
+        register,
+    } = session;
     let mut keys = EventStream::new();
     let mut screen = Screen::new(client.user().clone(), download_dir, Instant::now());
     if let Some(problem) = journal.problem() {
@@ -165,6 +187,29 @@ async fn event_loop(
             Wake::Key(Some(Ok(_))) | Wake::Tick => {}
             Wake::Key(Some(Err(error))) => return Err(error),
             Wake::Key(None) | Wake::Client(None) => return Ok(screen.fatal),
+            Wake::Client(Some(Event::LoginFailed {
+                reason: LoginRefusal::KeyNotEnrolled,
+            })) => {
+                // The password is asked for on the terminal, below the screen for a moment.
+                ratatui::restore();
+                eprintln!("{}", enrolment::not_enrolled(client.user()));
+                let enrolled = enrolment::enrol_again(client, register).await;
+                *terminal = ratatui::try_init()?;
+                match enrolled {
+                    Ok(()) => screen.status = "logging in with the password".into(),
+                    Err(message) => {
+                        screen.status = format!("{message} (Esc to quit)");
+                        screen.fatal = Some(message);
+                    }
+                }
+            }
+            Wake::Client(Some(Event::LoginFailed {
+                reason: LoginRefusal::KeyRevoked,
+            })) => {
+                let message = enrolment::revoked(client.user(), book.mine());
+                screen.status = format!("{message} (Esc to quit)");
+                screen.fatal = Some(message);
+            }
             Wake::Client(Some(event)) => {
                 if let Err(warning) = book.observe(&event) {
                     screen.status = warning;

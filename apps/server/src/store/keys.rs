@@ -239,7 +239,9 @@ mod tests {
         let (laptop, phone) = (PublicKey([1; 32]), PublicKey([2; 32]));
         store.bind_key("alice", &laptop, 100).unwrap();
         store.bind_key("alice", &phone, 200).unwrap();
-        let revoked = store.revoke_key("alice", &phone.fingerprint(), 300).unwrap();
+        let revoked = store
+            .revoke_key("alice", &phone.fingerprint(), 300)
+            .unwrap();
         assert_eq!(revoked, Ok(phone));
         assert_eq!(store.current_key("alice").unwrap(), Some(laptop));
         assert_eq!(
@@ -256,7 +258,9 @@ mod tests {
         let phone_row = listed.iter().find(|k| k.key == phone).unwrap();
         assert_eq!((phone_row.last_login, phone_row.revoked), (200, Some(300)));
         assert_eq!(
-            store.revoke_key("alice", &phone.fingerprint(), 600).unwrap(),
+            store
+                .revoke_key("alice", &phone.fingerprint(), 600)
+                .unwrap(),
             Err(RevokeError::AlreadyRevoked(300))
         );
         let unknown = PublicKey([7; 32]).fingerprint();
