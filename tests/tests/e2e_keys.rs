@@ -12,6 +12,7 @@ use e2e_support::{accounts, binaries, logged_in, run_bounded, ClientProcess, Ser
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 /// `breeze-server --data DATA key`: the fingerprint of the server key kept in `data`.
 fn server_fingerprint(data: &Path) -> String {
@@ -282,4 +283,170 @@ fn another_server_on_the_same_address_is_refused_before_login_until_its_fingerpr
         "two logins of alice:\n{}",
         log.join("\n")
     );
+}
+
+/// `breeze-server --data DATA account ARGS…`: its stdout lines, or its stderr as the error.
+fn account(data: &Path, args: &[&str]) -> Result<Vec<String>, String> {
+    let mut command = Command::new(&binaries().server);
+    command.arg("--data").arg(data).arg("account").args(args);
+    let output = run_bounded(command, "");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    if output.status.success() {
+        Ok(text(&output.stdout).lines().map(str::to_owned).collect())
+    } else {
+        Err(text(&output.stderr))
+    }
+}
+
+/// Marks `profile` enrolled for `user`, as a profile whose password login bound its key
+/// remembers it, whether or not the server knows the key.
+fn claim_enrolled(profile: &tempfile::TempDir, user: &str) {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = profile.path().join("profile");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .expect("the profile directory");
+    std::fs::write(dir.join("enrolled"), format!("{user}\n")).expect("the enrolled file");
+}
+
+/// The sealed records `dialer` sent on one connection, after the three handshake messages.
+fn client_records(sent: &[u8]) -> Vec<Vec<u8>> {
+    let (records, _) = e2e_support::split_records(sent);
+    records.into_iter().skip(2).collect()
+}
+
+#[test]
+fn a_profile_enrols_with_its_password_then_logs_in_with_its_key_alone() {
+    let data = accounts(&["alice"]);
+    let server = ServerProcess::start(data.path(), "127.0.0.1:0");
+    let proxy = e2e_support::Proxy::start();
+    proxy.forward_to(server.addr);
+
+    let mut first = ClientProcess::start(proxy.addr, "alice");
+    logged_in(&mut first);
+    let profile = first.profile.clone();
+    assert!(first.quit().success());
+    let enrolled = profile.path().join("profile").join("enrolled");
+    let remembered = std::fs::read_to_string(&enrolled).expect("the profile remembers it");
+    assert_eq!(remembered.trim(), "alice");
+
+    // The same profile again, with no password anywhere: only its key can get it in.
+    let mut second = ClientProcess::start_without_password(proxy.addr, "alice", profile.clone());
+    logged_in(&mut second);
+    let seen = second.seen.clone();
+    assert!(second.quit().success());
+    assert!(seen.iter().all(|e| e["event"] != "error"), "{seen:?}");
+
+    // On the wire: the first record after each handshake holds hello and login. The second
+    // is shorter by exactly the password and the register flag: a KeyLogin, no Login.
+    let (enrolment, key_login) = (proxy.sent_by(0), proxy.sent_by(1));
+    let (enrolment, key_login) = (client_records(&enrolment), client_records(&key_login));
+    let user = breeze_core::wire::UserName::new("alice").unwrap();
+    let port = 40_000;
+    let login = e2e_support::client_frame(&breeze_core::wire::ClientFrame::Login {
+        user: user.clone(),
+        password: PASSWORD.into(),
+        p2p_port: port,
+        register: false,
+    });
+    let by_key = e2e_support::client_frame(&breeze_core::wire::ClientFrame::KeyLogin {
+        user,
+        p2p_port: port,
+    });
+    assert_eq!(
+        enrolment[0].len() - key_login[0].len(),
+        login.len() - by_key.len(),
+        "the second login's first record is a KeyLogin's size"
+    );
+    for record in &key_login {
+        assert!(!record
+            .windows(PASSWORD.len())
+            .any(|w| w == PASSWORD.as_bytes()));
+    }
+
+    // The server says which way each came in, and the key's last login moved.
+    let (_, log) = server.terminate();
+    let enrolments = log
+        .iter()
+        .filter(|l| l.contains("key enrolled by password"));
+    assert_eq!(enrolments.count(), 1, "{}", log.join("\n"));
+    let listed = account(data.path(), &["keys", "alice"]).expect("the key listing");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let fingerprint = profile_key(&profile).fingerprint().to_string();
+    assert!(listed[0].starts_with(&fingerprint), "{listed:?}");
+    assert!(listed[0].ends_with("good"), "{listed:?}");
+}
+
+#[test]
+fn a_revoked_key_is_refused_with_a_clear_error_even_with_the_password() {
+    let data = accounts(&["alice"]);
+    let server = ServerProcess::start(data.path(), "127.0.0.1:0");
+    let mut alice = ClientProcess::start(server.addr, "alice");
+    logged_in(&mut alice);
+    let profile = alice.profile.clone();
+    assert!(alice.quit().success());
+
+    // The owner revokes it while the server runs.
+    let fingerprint = profile_key(&profile).fingerprint().to_string();
+    account(data.path(), &["revoke", "alice", &fingerprint]).expect("the revocation");
+    let listed = account(data.path(), &["keys", "alice"]).expect("the key listing");
+    assert!(listed[0].starts_with(&fingerprint) && listed[0].contains("revoked"));
+    let again = account(data.path(), &["revoke", "alice", &fingerprint]);
+    assert!(again.is_err_and(|e| e.contains("already")));
+
+    let refusal = |client: &mut ClientProcess| {
+        let refused = client.expect("the refusal", |e| e["event"] == "error");
+        assert_eq!(refused["fatal"], true, "{refused}");
+        let message = refused["message"].as_str().expect("a message").to_owned();
+        for part in ["revoked", fingerprint.as_str(), "--profile"] {
+            assert!(message.contains(part), "{part:?} is not in {message:?}");
+        }
+        assert!(!client.exit_status().success());
+    };
+    let mut by_key = ClientProcess::start_without_password(server.addr, "alice", profile.clone());
+    refusal(&mut by_key);
+    // Forgetting it is enrolled and giving the right password does not help.
+    std::fs::remove_file(profile.path().join("profile").join("enrolled")).unwrap();
+    let mut by_password = ClientProcess::start_in(server.addr, "alice", PASSWORD, profile, &[]);
+    refusal(&mut by_password);
+    assert_eq!(events_named(&by_password.seen, "logged_in").len(), 0);
+}
+
+#[test]
+fn a_key_login_with_a_key_the_server_does_not_know_is_refused() {
+    let data = accounts(&["alice"]);
+    let server = ServerProcess::start(data.path(), "127.0.0.1:0");
+    let mut alice = ClientProcess::start(server.addr, "alice");
+    logged_in(&mut alice);
+    assert!(alice.quit().success());
+
+    // A fresh profile that claims to be alice's enrolled one: its key is not hers.
+    let forged = Arc::new(tempfile::tempdir().expect("a profile"));
+    claim_enrolled(&forged, "alice");
+    let mut forger = ClientProcess::start_in(server.addr, "alice", "not her password", forged, &[]);
+    let told = forger.expect("the key refusal", |e| e["event"] == "error");
+    assert_ne!(told["fatal"], true, "{told}");
+    assert!(told["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not know this profile's key"));
+    // It falls back to the password, which is wrong.
+    let refused = forger.expect("the password refusal", |e| e["event"] == "error");
+    assert_eq!(refused["fatal"], true, "{refused}");
+    assert!(refused["message"]
+        .as_str()
+        .unwrap()
+        .contains("wrong user name or password"));
+    assert!(!forger.exit_status().success());
+
+    let (_, log) = server.terminate();
+    let refusals: Vec<_> = log
+        .iter()
+        .filter(|l| l.contains("login refused") && l.contains("not enrolled"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{}", log.join("\n"));
+    // Alice's own key stays the only one.
+    let listed = account(data.path(), &["keys", "alice"]).expect("the key listing");
+    assert_eq!(listed.len(), 1, "{listed:?}");
 }

@@ -385,19 +385,46 @@ impl ClientProcess {
     /// `user` in line mode, in `profile`, with `extra` arguments. The settings file is looked
     /// for in the profile's directory, so the tester's own settings play no part.
     pub fn spawn(
-        mut command: Command,
+        command: Command,
         user: &str,
         password: &str,
         profile: Arc<tempfile::TempDir>,
         extra: &[&str],
     ) -> ClientProcess {
+        ClientProcess::spawn_with(command, user, Some(password), profile, extra)
+    }
+
+    /// Like [`start_in`](Self::start_in), with no password anywhere: no `BREEZE_PASSWORD`
+    /// (and no terminal to ask on). Only a key login can get such a client in.
+    pub fn start_without_password(
+        server: SocketAddr,
+        user: &str,
+        profile: Arc<tempfile::TempDir>,
+    ) -> ClientProcess {
+        let mut command = Command::new(&binaries().client);
+        command
+            .args(["--server", &server.to_string()])
+            .args(["--p2p-listen", "127.0.0.1:0"]);
+        ClientProcess::spawn_with(command, user, None, profile, &[])
+    }
+
+    fn spawn_with(
+        mut command: Command,
+        user: &str,
+        password: Option<&str>,
+        profile: Arc<tempfile::TempDir>,
+        extra: &[&str],
+    ) -> ClientProcess {
+        match password {
+            Some(password) => command.env("BREEZE_PASSWORD", password),
+            None => command.env_remove("BREEZE_PASSWORD"),
+        };
         let mut child = command
             .args(["--json", "--user", user])
             .arg("--profile")
             .arg(profile.path().join("profile"))
             .args(extra)
             .env("XDG_CONFIG_HOME", profile.path())
-            .env("BREEZE_PASSWORD", password)
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
