@@ -523,6 +523,7 @@ mod tests {
             server: server.addr,
             names: crate::core_client::names("load", clients),
             register: false,
+            key_login: false,
             server_key: Some(server.key),
             plan,
             correspondents: Correspondents::new(clients, 2, 9),

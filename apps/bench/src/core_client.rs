@@ -16,9 +16,8 @@
 use crate::load::{
     sent_at, stamped_text, ClientReport, Correspondents, Pick, Plan, Progress, TICK,
 };
-use crate::secure_link::fresh_seed;
 use breeze_core::client::{Action, ClientConfig, Destination, Event};
-use breeze_core::secure::{IdentityKey, PublicKey};
+use breeze_core::secure::PublicKey;
 use breeze_core::wire::UserName;
 use breeze_core::{Client, Transmit};
 use smol::future::{pending, race};
@@ -44,6 +43,8 @@ pub struct Fleet {
     pub names: Vec<UserName>,
     /// Create the account at first login (a `breeze-server` with `--open-registration`).
     pub register: bool,
+    /// Log in with the profile key alone (enrolled before), sending no password.
+    pub key_login: bool,
     /// The server's key, when the run knows it (an in-process server): pinned, as a profile
     /// does. `None` trusts the key met first, as a new profile does.
     pub server_key: Option<PublicKey>,
@@ -68,11 +69,12 @@ pub async fn run(fleet: Arc<Fleet>, index: usize) -> ClientReport {
     let mut config = ClientConfig::new(fleet.names[index].clone(), PASSWORD, 0);
     config.direct_channels = false;
     config.register = fleet.register;
+    config.key_login = fleet.key_login;
     config.server_key = fleet.server_key;
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&(index as u64 + 1).to_le_bytes());
-    // Every load client is a fresh profile with a key of its own, as a real client's.
-    let identity = IdentityKey::from_secret(fresh_seed());
+    // Every load client has a key of its own, as a real profile, the same in every run.
+    let identity = crate::profiles::key_of(&fleet.names[index]);
     let now = Instant::now();
     let mut core = Client::new(config, identity, seed, now);
     // On a large server only watched users' presence comes: watch the correspondents, which

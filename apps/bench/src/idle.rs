@@ -1,11 +1,21 @@
-//! `idle`: many logged-in clients doing nothing but their heartbeat, on a `breeze-server`
-//! process: none may be disconnected, and the server's memory per connection is measured as
-//! (RSS with every client logged in and idle − RSS with none) / clients.
+//! `idle`: a crowd of clients enrols, the server restarts, and the whole crowd comes back at
+//! once, logging in with its keys; then it idles on its heartbeat. None may be disconnected,
+//! and the server's memory per connection is measured as (RSS with every client logged in
+//! and idle − RSS with none) / clients.
 //!
-//! The first `--core-clients` are lean `breeze_core::Client` drivers (`core_client.rs`), the
-//! rest hello-login-ping clients (`wire_client.rs`, which explains why). Logins are paced: the
-//! server checks passwords one at a time (argon2, tens of milliseconds each), and a login
-//! must finish within 10 s of connecting.
+//! 1. **Enrolments.** Every client logs in once with its password (registering its account:
+//!    an argon2id hash each), which binds its profile key (`profiles.rs`: derived from its
+//!    name, so the same in every run). Paced by `--login-concurrency`: a login must finish
+//!    within 10 s of connecting, and the server hashes one password per core at a time.
+//!    Measured against a bare argon2id loop on as many threads, run next (`bare_argon2.rs`).
+//!    With `--data DIR`, a directory enrolled by an earlier run is reused and this is skipped.
+//! 2. **Returning logins.** The server restarts on the same data directory and every client
+//!    connects at once, as after an upgrade, with a key login: no password, no hash.
+//! 3. **Idle.** They hold for `--seconds` with heartbeats only.
+//!
+//! The first `--core-clients` of the returning crowd are lean `breeze_core::Client` drivers
+//! (`core_client.rs`), the rest hello-login-ping clients (`wire_client.rs`, which explains
+//! why).
 
 use crate::core_client::{self, Fleet, PASSWORD};
 use crate::load::Correspondents;
@@ -14,13 +24,19 @@ use crate::server_process::{self, ServerProcess};
 use crate::system::{self, Kib, Memory};
 use crate::wire_client::{self, Crowd};
 use breeze_core::liveness::Heartbeat;
+use breeze_core::wire::UserName;
 use smol::lock::Semaphore;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The target: server memory per idle connection.
-const TARGET_PER_CONNECTION: Kib = Kib(12);
+const TARGET_PER_CONNECTION: Kib = Kib(8);
+/// What a data directory enrolled by `idle` holds besides the server's files: how many
+/// clients it enrolled.
+const ENROLLED_MARK: &str = "bench-idle-enrolled";
+/// How long the bare argon2id loop runs.
+const BARE_ARGON2_FOR: Duration = Duration::from_secs(8);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,9 +50,10 @@ pub struct Args {
     /// record of every other user, about 520 bytes apiece.
     #[arg(long, default_value_t = 50)]
     core_clients: usize,
-    /// Logins in progress at once: the server checks passwords (argon2) one at a time and a
-    /// login must finish within 10 s of connecting, so many more would time out.
-    #[arg(long, default_value_t = 32)]
+    /// Enrolments in progress at once: the server hashes one password per core at a time and
+    /// a login must finish within 10 s of connecting, so many more would time out. (The
+    /// returning clients all come at once.)
+    #[arg(long, default_value_t = 64)]
     login_concurrency: usize,
     /// Give up if the clients are not all logged in after this many seconds.
     #[arg(long, default_value_t = 1800)]
@@ -44,9 +61,23 @@ pub struct Args {
     /// Threads running the load clients.
     #[arg(long, default_value_t = 1)]
     load_threads: usize,
+    /// The server's data directory, kept after the run. One enrolled by an earlier run with at
+    /// least `--clients` clients is reused: the enrolments are skipped. Default: a fresh one.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
     /// The `breeze-server` binary (default: next to this one).
     #[arg(long, value_name = "PATH")]
     server_bin: Option<PathBuf>,
+}
+
+/// What the enrolment phase measured.
+struct Enrolled {
+    took: Duration,
+    /// Right after the last enrolment, and a few seconds later: the argon2 memory of the
+    /// storm should be gone by then.
+    after_storm: Memory,
+    settled: Memory,
+    problems: u64,
 }
 
 /// What the watching thread measured.
@@ -88,18 +119,46 @@ pub fn run(args: Args) -> Result<(), String> {
         system::cpus()
     );
     println!("load average at start: {}", system::load_average());
-    let mut server = ServerProcess::start(&binary, clients + 64)?;
+    let scratch;
+    let data: &Path = match &args.data {
+        Some(dir) => dir,
+        None => {
+            scratch = tempfile::Builder::new()
+                .prefix("breeze-bench-")
+                .tempdir()
+                .map_err(|e| format!("cannot create a data directory: {e}"))?;
+            scratch.path()
+        }
+    };
+    let names = core_client::names("idle", clients);
+    let enrolled = if enrolled_before(data) >= clients {
+        println!("enrolments: reused from {}", data.display());
+        None
+    } else {
+        let enrolled = enrol(&args, &binary, data, &names, heartbeat)?;
+        std::fs::write(data.join(ENROLLED_MARK), format!("{clients}\n"))
+            .map_err(|e| format!("cannot mark {} enrolled: {e}", data.display()))?;
+        Some(enrolled)
+    };
+    let threads = system::cpus();
+    eprintln!(
+        "  bare argon2id loop on {threads} threads for {} s",
+        BARE_ARGON2_FOR.as_secs()
+    );
+    let bare = crate::bare_argon2::hashes_per_second(threads, BARE_ARGON2_FOR);
+
+    // The restart: the same data directory, every client back at once with its key.
+    let mut server = ServerProcess::start_on(&binary, clients + 64, data)?;
     std::thread::sleep(Duration::from_secs(1));
     let empty = server.memory()?;
-
     let progress = Arc::new(Progress::new(0));
-    let login_slots = Arc::new(Semaphore::new(args.login_concurrency.max(1)));
-    let names = core_client::names("idle", clients);
+    let login_slots = Arc::new(Semaphore::new(clients));
     let fleet = Arc::new(Fleet {
         server: server.addr,
         names: names.clone(),
-        register: true,
-        // The process made its key in its fresh data directory: trusted on first use.
+        register: false,
+        key_login: true,
+        // Trusted on first use, as each enrolment did.
         server_key: None,
         plan: Plan {
             clients,
@@ -115,7 +174,8 @@ pub fn run(args: Args) -> Result<(), String> {
         server: server.addr,
         password: PASSWORD,
         server_key: None,
-        register: true,
+        register: false,
+        key_login: true,
         heartbeat,
         progress: progress.clone(),
         login_slots,
@@ -142,12 +202,98 @@ pub fn run(args: Args) -> Result<(), String> {
     println!("load average at end:   {}", system::load_average());
     let (held, stopped) = held;
     let held = held?;
-    print_report(&args, &held, &report);
+    print_report(&args, &held, &report, enrolled.as_ref(), bare);
     stopped?;
-    if held.problems_logging_in + held.problems_holding > 0 || held.log_lines > 0 {
+    let enrol_problems = enrolled.as_ref().map_or(0, |e| e.problems);
+    if held.problems_logging_in + held.problems_holding + enrol_problems > 0 || held.log_lines > 0 {
         return Err("clients were disconnected or refused (see above)".into());
     }
     Ok(())
+}
+
+/// How many clients `data` was enrolled with by an earlier run (0: none).
+fn enrolled_before(data: &Path) -> usize {
+    std::fs::read_to_string(data.join(ENROLLED_MARK))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Phase 1: every client registers with its password, enrolling its key; then they leave
+/// and the server stops.
+fn enrol(
+    args: &Args,
+    binary: &Path,
+    data: &Path,
+    names: &[UserName],
+    heartbeat: Heartbeat,
+) -> Result<Enrolled, String> {
+    let clients = names.len();
+    let mut server = ServerProcess::start_on(binary, clients + 64, data)?;
+    let progress = Arc::new(Progress::new(0));
+    let crowd = Arc::new(Crowd {
+        server: server.addr,
+        password: PASSWORD,
+        server_key: None,
+        register: true,
+        key_login: false,
+        heartbeat,
+        progress: progress.clone(),
+        login_slots: Arc::new(Semaphore::new(args.login_concurrency.max(1))),
+    });
+    let (report, watched) = run_fleet(
+        args.load_threads,
+        clients,
+        |i| wire_client::run(crowd.clone(), names[i].clone()),
+        || {
+            let start = Instant::now();
+            let all_in = load::wait_reporting(
+                "enrolling",
+                Duration::from_secs(args.login_timeout),
+                || progress.get(&progress.logged_in) >= clients,
+                || {
+                    let logged_in = progress.get(&progress.logged_in);
+                    format!(
+                        "{} enrolled ({:.0}/s), {} problems, server RSS {}",
+                        thousands(logged_in as u64),
+                        logged_in as f64 / start.elapsed().as_secs_f64(),
+                        progress.problems(),
+                        server.memory().map(|m| m.rss).unwrap_or_default()
+                    )
+                },
+            );
+            let took = start.elapsed();
+            let after_storm = server.memory();
+            // Long enough for the allocator to hand freed argon2 memory back.
+            std::thread::sleep(Duration::from_secs(3));
+            let settled = server.memory();
+            let problems = progress.problems();
+            progress.finish();
+            let stopped = server.stop();
+            (all_in, took, after_storm, settled, problems, stopped)
+        },
+    );
+    let (all_in, took, after_storm, settled, problems, stopped) = watched;
+    if !all_in {
+        return Err(format!(
+            "only {} of {clients} clients enrolled within {} s ({})",
+            progress.get(&progress.logged_in),
+            args.login_timeout,
+            report.problems_line()
+        ));
+    }
+    stopped?;
+    eprintln!(
+        "  all {} enrolled after {:.1} s; restarting the server",
+        thousands(clients as u64),
+        took.as_secs_f64()
+    );
+    Ok(Enrolled {
+        took,
+        after_storm: after_storm?,
+        settled: settled?,
+        problems,
+    })
 }
 
 /// Waits for every login, then holds for `--seconds`, reading the server's memory.
@@ -233,18 +379,54 @@ fn hold(
     })
 }
 
-fn print_report(args: &Args, held: &Held, report: &ClientReport) {
+fn print_report(
+    args: &Args,
+    held: &Held,
+    report: &ClientReport,
+    enrolled: Option<&Enrolled>,
+    bare: f64,
+) {
     let log_lines = held.log_lines;
     let clients = args.clients as u64;
     let per_connection =
         |loaded: Memory| loaded.rss.0.saturating_sub(held.empty.rss.0) as f64 / clients as f64;
     let worst = per_connection(held.logged_in).max(per_connection(held.held));
+    let rate = |n: u64, took: Duration| n as f64 / took.as_secs_f64();
     println!();
     println!(
-        "logins: {} in {:.0} s ({:.1}/s), accounts registered by the server (argon2id)",
+        "returning logins: {} in {:.1} s ({}/s)",
         thousands(clients),
         held.login_time.as_secs_f64(),
-        clients as f64 / held.login_time.as_secs_f64()
+        thousands(rate(clients, held.login_time).round() as u64)
+    );
+    match enrolled {
+        Some(enrolled) => println!(
+            "enrolments: {} in {:.1} s ({}/s); bare argon2id on the same cores: {}/s",
+            thousands(clients),
+            enrolled.took.as_secs_f64(),
+            thousands(rate(clients, enrolled.took).round() as u64),
+            thousands(bare.round() as u64)
+        ),
+        None => println!(
+            "enrolments: reused from an earlier run; bare argon2id on the same cores: {}/s",
+            thousands(bare.round() as u64)
+        ),
+    }
+    println!("memory per idle connection: {worst:.1} KiB");
+    println!();
+    if let Some(enrolled) = enrolled {
+        println!(
+            "enrolments: {:.2}× the bare argon2id loop (target ≥ 0.8×); server RSS with every \
+             client enrolled and connected: {} right after the storm, {} 3 s later (peak {})",
+            rate(clients, enrolled.took) / bare,
+            enrolled.after_storm.rss,
+            enrolled.settled.rss,
+            enrolled.settled.peak
+        );
+    }
+    println!(
+        "returning logins after the restart, all at once: {:.1} s (target ≤ 20 s at 10,000)",
+        held.login_time.as_secs_f64()
     );
     let tuning: Vec<String> = std::env::vars()
         .filter(|(name, _)| name.starts_with("MALLOC_") || name.starts_with("GLIBC_TUNABLES"))
@@ -297,9 +479,8 @@ fn print_report(args: &Args, held: &Held, report: &ClientReport) {
         }
     );
     if let Some((n, early)) = held.early.filter(|(n, _)| (*n as u64) < clients) {
-        // Password checks leave their memory (argon2, ~19 MiB a check) in the allocator's
-        // per-thread arenas: a one-off cost of the first logins that the formula above spreads
-        // over the connections. The growth past the first tenth leaves it out.
+        // One-off costs of the first logins (buffers, tables) that the formula above spreads
+        // over the connections: the growth past the first tenth leaves them out.
         let marginal =
             held.held.rss.0.saturating_sub(early.rss.0) as f64 / (clients - n as u64) as f64;
         println!(

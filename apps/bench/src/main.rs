@@ -20,12 +20,14 @@
 //! latency) is in `load.rs`; `system.rs` reads memory and load from /proc and raises the
 //! open-files limit.
 
+mod bare_argon2;
 mod breeze_wire;
 mod core_client;
 mod direct;
 mod idle;
 mod in_process;
 mod load;
+mod profiles;
 mod raw;
 mod relay;
 mod secure_link;

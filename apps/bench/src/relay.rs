@@ -188,6 +188,7 @@ fn breeze_in_process(args: &Args, plan: Plan) -> Result<Outcome, String> {
         server: server.addr,
         names: core_client::names("load", plan.clients),
         register: false,
+        key_login: false,
         server_key: Some(server.key),
         plan,
         correspondents: correspondents(args),
@@ -256,6 +257,7 @@ fn breeze_process(args: &Args, plan: Plan, binary: &std::path::Path) -> Result<O
         server: server.addr,
         names: core_client::names("load", plan.clients),
         register: true,
+        key_login: false,
         // The process made its key in its fresh data directory: trusted on first use.
         server_key: None,
         plan,

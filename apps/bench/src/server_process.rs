@@ -18,7 +18,8 @@ pub struct ServerProcess {
     /// Lines the server logged (at warn level and above unless RUST_LOG says otherwise).
     log_lines: Arc<AtomicU64>,
     _stdout: BufReader<ChildStdout>,
-    _data: tempfile::TempDir,
+    /// The data directory, when the process owns a throw-away one.
+    _data: Option<tempfile::TempDir>,
 }
 
 /// `--server-bin`, or `breeze-server` next to this binary (both are in `target/release`).
@@ -47,10 +48,22 @@ impl ServerProcess {
             .prefix("breeze-bench-")
             .tempdir()
             .map_err(|e| format!("cannot create a data directory: {e}"))?;
+        let mut server = ServerProcess::start_on(binary, max_connections_per_ip, data.path())?;
+        server._data = Some(data);
+        Ok(server)
+    }
+
+    /// Like [`start`](Self::start), on the data directory `data`, which outlives the process
+    /// (a restart, or a later run, finds the accounts and keys in it).
+    pub fn start_on(
+        binary: &Path,
+        max_connections_per_ip: usize,
+        data: &Path,
+    ) -> Result<ServerProcess, String> {
         let mut command = Command::new(binary);
         command
             .arg("--data")
-            .arg(data.path())
+            .arg(data)
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -105,7 +118,7 @@ impl ServerProcess {
             addr,
             log_lines,
             _stdout: stdout,
-            _data: data,
+            _data: None,
         })
     }
 

@@ -7,8 +7,8 @@
 //! hello, login and pings, and sends the same frames, which this client decodes and drops.
 //! A few real cores (`core_client.rs`) log in first to check the heartbeat end to end.
 //!
-//! The link is encrypted like a real client's: the Noise XX handshake first (its own key, made
-//! up for the run), then records. Hello and login are encoded once and sealed together behind
+//! The link is encrypted like a real client's: the Noise XX handshake first (the profile key
+//! derived from its name, `profiles.rs`), then records. Hello and login are encoded once and sealed together behind
 //! the handshake's last message, in one write; each ping is one sealed record.
 //!
 //! The heartbeat follows the core's rule (`breeze_core::liveness`): having sent nothing else,
@@ -19,7 +19,7 @@ use crate::load::{ClientReport, Progress};
 use crate::secure_link::{fresh_seed, SecureLink};
 use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 use breeze_core::liveness::Heartbeat;
-use breeze_core::secure::{IdentityKey, PublicKey};
+use breeze_core::secure::PublicKey;
 use breeze_core::wire::{ClientFrame, ServerFrame, UserName, PROTOCOL_VERSION};
 use smol::future::race;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +41,8 @@ pub struct Crowd {
     pub server_key: Option<PublicKey>,
     /// Create the account at login (a `breeze-server` with `--open-registration`).
     pub register: bool,
+    /// Log in with the profile key alone (enrolled before), sending no password.
+    pub key_login: bool,
     pub heartbeat: Heartbeat,
     pub progress: Arc<Progress>,
     pub login_slots: Arc<Semaphore>,
@@ -72,7 +74,8 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
     };
     let _ = stream.set_nodelay(true);
     progress.connected.fetch_add(1, Ordering::Relaxed);
-    let identity = IdentityKey::from_secret(fresh_seed());
+    // The same key in every run: what a password login enrols, a key login proves.
+    let identity = crate::profiles::key_of(&user);
     let mut link = match SecureLink::initiator(&identity, crowd.server_key, fresh_seed()) {
         Ok(link) => link,
         Err(error) => {
@@ -85,11 +88,14 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
         ClientFrame::Hello {
             version: PROTOCOL_VERSION,
         },
-        ClientFrame::Login {
-            user,
-            password: crowd.password.into(),
-            p2p_port: 0,
-            register: crowd.register,
+        match crowd.key_login {
+            true => ClientFrame::KeyLogin { user, p2p_port: 0 },
+            false => ClientFrame::Login {
+                user,
+                password: crowd.password.into(),
+                p2p_port: 0,
+                register: crowd.register,
+            },
         },
     ];
     for frame in &frames {
@@ -230,6 +236,7 @@ mod tests {
                 server_key,
                 // The in-process server welcomes anyone, and registers nobody.
                 register: false,
+                key_login: false,
                 heartbeat: Heartbeat {
                     interval: Duration::from_millis(100),
                     dead_after: Duration::from_secs(5),
