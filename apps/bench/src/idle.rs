@@ -131,6 +131,10 @@ pub fn run(args: Args) -> Result<(), String> {
         }
     };
     let names = core_client::names("idle", clients);
+    // The yardstick runs before and after the enrolments, and counts as their mean: the
+    // machine's other load moves both alike.
+    let threads = system::cpus();
+    let bare_before = bare_argon2(threads);
     let enrolled = if enrolled_before(data) >= clients {
         println!("enrolments: reused from {}", data.display());
         None
@@ -140,16 +144,16 @@ pub fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot mark {} enrolled: {e}", data.display()))?;
         Some(enrolled)
     };
-    let threads = system::cpus();
-    eprintln!(
-        "  bare argon2id loop on {threads} threads for {} s",
-        BARE_ARGON2_FOR.as_secs()
+    let bare_after = bare_argon2(threads);
+    let bare = (bare_before + bare_after) / 2.0;
+    println!(
+        "bare argon2id on {threads} threads: {bare_before:.1}/s before the enrolments, \
+         {bare_after:.1}/s after"
     );
-    let bare = crate::bare_argon2::hashes_per_second(threads, BARE_ARGON2_FOR);
 
     // The restart: the same data directory, every client back at once with its key.
     let mut server = ServerProcess::start_on(&binary, clients + 64, data)?;
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(3));
     let empty = server.memory()?;
     let progress = Arc::new(Progress::new(0));
     let login_slots = Arc::new(Semaphore::new(clients));
@@ -209,6 +213,15 @@ pub fn run(args: Args) -> Result<(), String> {
         return Err("clients were disconnected or refused (see above)".into());
     }
     Ok(())
+}
+
+/// Argon2id hashes per second on `threads` threads, with the server's parameters.
+fn bare_argon2(threads: usize) -> f64 {
+    eprintln!(
+        "  bare argon2id loop on {threads} threads for {} s",
+        BARE_ARGON2_FOR.as_secs()
+    );
+    crate::bare_argon2::hashes_per_second(threads, BARE_ARGON2_FOR)
 }
 
 /// How many clients `data` was enrolled with by an earlier run (0: none).

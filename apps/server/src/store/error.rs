@@ -34,6 +34,8 @@ pub enum StoreError {
     BadName { name: String, reason: UserNameError },
     /// Accounts must have a non-empty password.
     EmptyPassword,
+    /// No memory could be mapped for a password hash.
+    Memory(std::io::Error),
 }
 
 impl fmt::Display for StoreError {
@@ -59,6 +61,7 @@ impl fmt::Display for StoreError {
             }
             StoreError::BadName { name, reason } => write!(f, "bad user name {name:?}: {reason}"),
             StoreError::EmptyPassword => f.write_str("the password is empty"),
+            StoreError::Memory(e) => write!(f, "no memory for password hashing: {e}"),
         }
     }
 }
@@ -70,6 +73,7 @@ impl std::error::Error for StoreError {
             StoreError::Sqlite(e) => Some(e),
             StoreError::Hash(e) => Some(e),
             StoreError::BadName { reason, .. } => Some(reason),
+            StoreError::Memory(e) => Some(e),
             StoreError::SchemaTooNew { .. }
             | StoreError::UserExists(_)
             | StoreError::UnknownUser(_)

@@ -8,7 +8,7 @@
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::{Algorithm, Argon2, Params, Version};
 
 use super::password_memory::PasswordMemory;
 use super::StoreError;
@@ -125,10 +125,10 @@ impl PasswordHashing {
         let salt = salt.into().decode_b64(&mut salt_bytes)?;
         let argon2 = Argon2::new(algorithm, version, params.clone());
         let mut memory = self.memory.lend();
-        memory.resize(params.block_count(), Block::new());
+        let blocks = memory.blocks(params.block_count())?;
         let output = Output::init_with(output_len, |out| {
             argon2
-                .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..])
+                .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut *blocks)
                 .map_err(Into::into)
         })?;
         Ok(output)
