@@ -164,6 +164,8 @@ fn drive(u: &mut Unstructured) -> Result<()> {
     let direct_channels = !u.ratio(1, 16)?;
     let register = u.ratio(1, 8)?;
     let mut config = config(direct_channels, register);
+    // An enrolled profile logs in with its key, a new one with the password.
+    config.key_login = u.ratio(1, 4)?;
     // The pin: none mostly (trust on first use), else the usual server key or another.
     config.server_key = match u.int_in_range(0..=7u8)? {
         0 => Some(keys().servers[0].public()),
@@ -427,6 +429,10 @@ impl Harness {
                 if u.ratio(1, 4)? {
                     trace!("logout");
                     self.client.logout(now);
+                } else if u.ratio(1, 4)? {
+                    // As a host does after `KeyNotEnrolled`, once its user gave the password.
+                    trace!("log in with the password");
+                    self.client.log_in_with_password("pw".into(), false, now);
                 }
             }
             22 => self.damaged_records(u)?,

@@ -179,6 +179,8 @@ pub fn refusal(u: &mut Unstructured) -> Result<LoginRefusal> {
         RegistrationClosed,
         TooManyAttempts,
         ServerBusy,
+        KeyNotEnrolled,
+        KeyRevoked,
     ])?)
 }
 

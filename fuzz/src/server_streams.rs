@@ -22,8 +22,8 @@
 //!   once a connection's handshake is through, every record opens and the plaintext decodes as
 //!   whole `ServerFrame`s (before that, as long as the server got only our own messages, its
 //!   handshake message reads as the next of the pattern);
-//! - `CheckLogin` carries the key the connection proved, and introductions carry only keys a
-//!   session of the introduced user proved;
+//! - `CheckLogin` and `CheckKeyLogin` carry the key the connection proved, and introductions
+//!   carry only keys a session of the introduced user proved;
 //! - a damaged record (a flipped bit, one cut short, swapped, dropped, repeated or replayed)
 //!   closes its connection, with a record error, and no other connection but slow consumers;
 //! - nothing is transmitted to, or closed on, a connection that is already closed;
@@ -256,11 +256,19 @@ impl Harness {
                     ClientFrame::Hello {
                         version: breeze_core::wire::PROTOCOL_VERSION,
                     },
-                    ClientFrame::Login {
-                        user: name,
-                        password: "pw".into(),
-                        p2p_port: 7000,
-                        register,
+                    // A returning profile logs in with its key alone, a new one enrols.
+                    if u.ratio(1, 3)? {
+                        ClientFrame::KeyLogin {
+                            user: name,
+                            p2p_port: 7000,
+                        }
+                    } else {
+                        ClientFrame::Login {
+                            user: name,
+                            password: "pw".into(),
+                            p2p_port: 7000,
+                            register,
+                        }
                     },
                 ];
                 let records = socket.far.seal(&gen::encode_all(&frames), &[]);
@@ -442,12 +450,16 @@ impl Harness {
         let n = u.int_in_range(1..=6u8)?;
         let mut frames = Vec::new();
         for _ in 0..n {
-            frames.push(match u.int_in_range(0..=13u8)? {
+            frames.push(match u.int_in_range(0..=14u8)? {
                 13 => {
                     let watched = u.int_in_range(0..=4u8)?;
                     let users = (0..watched).map(|_| gen::name(u)).collect::<Result<_>>()?;
                     ClientFrame::Watch { users }
                 }
+                14 => ClientFrame::KeyLogin {
+                    user: gen::name(u)?,
+                    p2p_port: u.arbitrary()?,
+                },
                 10 => ClientFrame::Group {
                     request_id: u.arbitrary()?,
                     request: gen::group_request(u)?,
@@ -514,6 +526,18 @@ impl Harness {
                     self.proved.entry(user.clone()).or_default().insert(key);
                 }
                 self.server.handle_login_checked(conn, verdict, now);
+            }
+            Action::CheckKeyLogin { conn, user, key } => {
+                let verdict = if u.ratio(3, 4)? {
+                    Ok(())
+                } else {
+                    Err(gen::refusal(u)?)
+                };
+                trace!("key login checked {conn:?} {user} {verdict:?}");
+                if verdict.is_ok() {
+                    self.proved.entry(user.clone()).or_default().insert(key);
+                }
+                self.server.handle_key_login_checked(conn, verdict, now);
             }
             Action::LoadOffline { user } => {
                 let n = if u.ratio(1, 2)? {
@@ -676,12 +700,14 @@ impl Harness {
                 return Ok(());
             };
             trace!("  action {action:?}");
-            if let Action::CheckLogin { conn, key, .. } = &action {
+            if let Action::CheckLogin { conn, key, .. } | Action::CheckKeyLogin { conn, key, .. } =
+                &action
+            {
                 if let Some(socket) = self.sockets.get(&conn.0) {
                     assert_eq!(
                         socket.far.local(),
                         Some(*key),
-                        "CheckLogin for {conn:?} with a key other than the one it proved"
+                        "a login check for {conn:?} with a key other than the one it proved"
                     );
                 }
             }

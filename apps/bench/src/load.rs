@@ -47,6 +47,9 @@ pub struct Progress {
     pub delivered: AtomicU64,
     /// Disconnects, refusals and other things that must not happen, over all clients.
     pub problems: AtomicU64,
+    /// Logins tried again after failing (a refusal for now, a timeout in a storm), as a real
+    /// client reconnects.
+    pub retried: AtomicU64,
     /// Set when the measurement is over: what happens after (shutdown) is not a problem.
     pub stopping: AtomicBool,
     /// Set when the load tasks should end.
@@ -66,6 +69,7 @@ impl Progress {
             received: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             problems: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             done: AtomicBool::new(false),
             go: smol::channel::bounded(1),

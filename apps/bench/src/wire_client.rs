@@ -29,7 +29,7 @@ use smol::Timer;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Bytes per socket read: presence lists are the biggest thing an idle client gets.
 const READ_BUFFER: usize = 16 * 1024;
@@ -43,6 +43,10 @@ pub struct Crowd {
     pub register: bool,
     /// Log in with the profile key alone (enrolled before), sending no password.
     pub key_login: bool,
+    /// Leave as soon as the login is through: an enrolment, which only has to bind the key.
+    pub leave_after_login: bool,
+    /// Try a failed login again after a backoff (what the core client does by itself).
+    pub retry_logins: bool,
     pub heartbeat: Heartbeat,
     pub progress: Arc<Progress>,
     pub login_slots: Arc<Semaphore>,
@@ -54,22 +58,42 @@ enum Wake {
 }
 
 /// Logs in as `user` (registering the account if the crowd says so) and stays idle until the
-/// crowd is done.
+/// crowd is done. A login that fails (refused for now, timed out in a storm) is tried again
+/// after a backoff, as a real client does, when the crowd says so; any other failure is a
+/// problem.
 pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
     let mut report = ClientReport::default();
-    let progress = &crowd.progress;
-    let problem = |report: &mut ClientReport, what: String| {
-        if !progress.is_stopping() {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let (logged_in, failure) = attempt(&crowd, user.clone()).await;
+        let Some(what) = failure else { break };
+        let progress = &crowd.progress;
+        if progress.is_stopping() {
+            break;
+        }
+        if logged_in || !crowd.retry_logins || progress.is_done() {
             progress.problems.fetch_add(1, Ordering::Relaxed);
             report.problem(what);
+            break;
         }
-    };
+        progress.retried.fetch_add(1, Ordering::Relaxed);
+        // The core's reconnect rule: doubling up to 15 s, drawn in the upper half.
+        let jitter = 0.5 + fresh_seed()[0] as f64 / 512.0;
+        Timer::after(backoff.mul_f64(jitter)).await;
+        backoff = (backoff * 2).min(Duration::from_secs(15));
+    }
+    report
+}
+
+/// One connection: whether it logged in, and what ended it if not the crowd being done.
+async fn attempt(crowd: &Crowd, user: UserName) -> (bool, Option<String>) {
+    let progress = &crowd.progress;
+    let mut logged_in = false;
     let slot = crowd.login_slots.acquire_arc().await;
     let mut stream = match TcpStream::connect(crowd.server).await {
         Ok(stream) => stream,
         Err(error) => {
-            problem(&mut report, format!("cannot connect: {error}"));
-            return report;
+            return (logged_in, Some(format!("cannot connect: {error}")));
         }
     };
     let _ = stream.set_nodelay(true);
@@ -79,8 +103,10 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
     let mut link = match SecureLink::initiator(&identity, crowd.server_key, fresh_seed()) {
         Ok(link) => link,
         Err(error) => {
-            problem(&mut report, format!("cannot start the handshake: {error}"));
-            return report;
+            return (
+                logged_in,
+                Some(format!("cannot start the handshake: {error}")),
+            );
         }
     };
     let mut hello = Vec::new();
@@ -105,6 +131,7 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
     encode_frame(&ClientFrame::Ping, DEFAULT_MAX_FRAME, &mut ping).expect("a small frame");
 
     let mut slot = Some(slot);
+    let mut failure = None;
     let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME);
     let mut buffer = vec![0u8; READ_BUFFER];
     let mut tick = Timer::interval(crowd.heartbeat.interval);
@@ -117,7 +144,7 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
     'connection: loop {
         if !outgoing.is_empty() {
             if let Err(error) = stream.write_all(&outgoing).await {
-                problem(&mut report, format!("write failed: {error}"));
+                failure = Some(format!("write failed: {error}"));
                 break;
             }
             outgoing.clear();
@@ -136,7 +163,7 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
                 last_rx = now;
                 plain.clear();
                 if let Err(error) = link.read(&buffer[..n], &mut plain) {
-                    problem(&mut report, format!("encrypted link failed: {error}"));
+                    failure = Some(format!("encrypted link failed: {error}"));
                     break 'connection;
                 }
                 link.take_outgoing(&mut outgoing);
@@ -144,7 +171,7 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
                     if let Some(hello) = hello.take() {
                         // Right behind the handshake's last message, in the same write.
                         if let Err(error) = link.seal(&hello, &mut outgoing) {
-                            problem(&mut report, format!("cannot seal: {error}"));
+                            failure = Some(format!("cannot seal: {error}"));
                             break 'connection;
                         }
                     }
@@ -154,33 +181,37 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
                     match decoder.decode::<ServerFrame>(&mut input) {
                         Ok(Some(ServerFrame::LoginOk { .. })) => {
                             slot = None;
+                            logged_in = true;
                             progress.logged_in.fetch_add(1, Ordering::Relaxed);
+                            if crowd.leave_after_login {
+                                break 'connection;
+                            }
                         }
                         Ok(Some(ServerFrame::Hello { version })) if version != PROTOCOL_VERSION => {
-                            problem(&mut report, format!("server speaks protocol {version}"));
+                            failure = Some(format!("server speaks protocol {version}"));
                             break 'connection;
                         }
                         Ok(Some(ServerFrame::LoginRefused { reason })) => {
-                            problem(&mut report, format!("login refused: {reason}"));
+                            failure = Some(format!("login refused: {reason}"));
                             break 'connection;
                         }
                         Ok(Some(ServerFrame::Kicked { reason })) => {
-                            problem(&mut report, format!("kicked: {reason:?}"));
+                            failure = Some(format!("kicked: {reason:?}"));
                             break 'connection;
                         }
                         Ok(Some(ServerFrame::ShuttingDown)) => {
-                            problem(&mut report, "server shutting down".into());
+                            failure = Some("server shutting down".into());
                             break 'connection;
                         }
                         Ok(Some(ServerFrame::Error { code })) => {
-                            problem(&mut report, format!("server reported: {code:?}"));
+                            failure = Some(format!("server reported: {code:?}"));
                             break 'connection;
                         }
                         // Presence, introductions, pings: an idle client has no use for them.
                         Ok(Some(_)) => {}
                         Ok(None) => break,
                         Err(error) => {
-                            problem(&mut report, format!("bad data from the server: {error}"));
+                            failure = Some(format!("bad data from the server: {error}"));
                             break 'connection;
                         }
                     }
@@ -188,11 +219,11 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
                 now
             }
             Wake::Read(Ok(_)) => {
-                problem(&mut report, "server closed the connection".into());
+                failure = Some("server closed the connection".into());
                 break;
             }
             Wake::Read(Err(error)) => {
-                problem(&mut report, format!("read failed: {error}"));
+                failure = Some(format!("read failed: {error}"));
                 break;
             }
             Wake::Tick => {
@@ -200,7 +231,7 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
                 // channel is up: the server's handshake deadline covers the time before).
                 if link.is_open() {
                     if let Err(error) = link.seal(&ping, &mut outgoing) {
-                        problem(&mut report, format!("cannot seal: {error}"));
+                        failure = Some(format!("cannot seal: {error}"));
                         break;
                     }
                 }
@@ -208,12 +239,12 @@ pub async fn run(crowd: Arc<Crowd>, user: UserName) -> ClientReport {
             }
         };
         if now.saturating_duration_since(last_rx) >= crowd.heartbeat.dead_after {
-            problem(&mut report, "server silent".into());
+            failure = Some("server silent".into());
             break;
         }
     }
     drop(slot);
-    report
+    (logged_in, failure)
 }
 
 #[cfg(test)]
@@ -237,6 +268,8 @@ mod tests {
                 // The in-process server welcomes anyone, and registers nobody.
                 register: false,
                 key_login: false,
+                leave_after_login: false,
+                retry_logins: false,
                 heartbeat: Heartbeat {
                     interval: Duration::from_millis(100),
                     dead_after: Duration::from_secs(5),
