@@ -533,3 +533,51 @@ fn password_guessing_is_cut_off_after_ten_failures_a_minute_and_honest_users_sti
         }
     ));
 }
+
+/// Each profile enrols with its password once; after that, neither a restart of the client
+/// nor one of the server costs another password check: everyone comes back with a key login.
+#[test]
+fn after_enrolling_once_every_login_is_a_key_login_across_client_and_server_restarts() {
+    use breeze_sim::LoginCheck;
+    let (mut sim, nodes) = world(&["alice", "bob"]);
+    sim.run_until(5 * SECOND, |s| nodes.iter().all(|n| s.is_logged_in(*n)))
+        .expect("both logged in");
+    let passwords = |sim: &Sim| {
+        sim.login_checks()
+            .iter()
+            .filter(|c| matches!(c, LoginCheck::Password { .. }))
+            .count()
+    };
+    assert_eq!(passwords(&sim), 2, "one enrolment each");
+    // The server goes down and comes back: both reconnect by themselves.
+    sim.crash_server();
+    sim.advance(SECOND);
+    sim.restart_server();
+    sim.run_until(30 * SECOND, |s| nodes.iter().all(|n| s.is_logged_in(*n)))
+        .expect("both back");
+    // alice's client restarts, from the profile that remembers it is enrolled.
+    sim.crash_client(nodes[0]);
+    sim.start_client(nodes[0]);
+    sim.run_until(30 * SECOND, |s| s.is_logged_in(nodes[0]))
+        .expect("alice back");
+    assert_eq!(passwords(&sim), 2, "no password checked again");
+    let keys = sim
+        .login_checks()
+        .iter()
+        .filter(|c| matches!(c, LoginCheck::Key { .. }))
+        .count();
+    assert_eq!(keys, 3, "{:?}", sim.login_checks());
+    // The owner revokes alice's key: her next login is refused for good.
+    let key = sim.client_key(nodes[0]);
+    sim.store.revoke(&UserName::new("alice").unwrap(), key);
+    sim.crash_client(nodes[0]);
+    sim.start_client(nodes[0]);
+    sim.advance(SECOND);
+    assert!(!sim.is_logged_in(nodes[0]));
+    assert!(sim.events(nodes[0]).iter().any(|(_, e)| matches!(
+        e,
+        Event::LoginFailed {
+            reason: breeze_core::wire::LoginRefusal::KeyRevoked
+        }
+    )));
+}
