@@ -549,7 +549,7 @@ mod tests {
         let mut out = vec![9];
         let big = ClientFrame::Login {
             user: crate::wire::UserName::new("a").unwrap(),
-            password: "x".repeat(100),
+            password: "x".repeat(100).into(),
             p2p_port: 1,
             register: false,
         };

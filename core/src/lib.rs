@@ -119,6 +119,7 @@ pub mod codec;
 pub mod delivery;
 pub mod liveness;
 mod outbound;
+pub mod password;
 pub mod rng;
 pub mod secure;
 mod seeded_hash;

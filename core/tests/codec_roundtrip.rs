@@ -352,7 +352,7 @@ impl Arbitrary for Arb<ClientFrame> {
             },
             1 => ClientFrame::Login {
                 user: arb(g),
-                password: text(g),
+                password: text(g).into(),
                 p2p_port: u16::arbitrary(g),
                 register: bool::arbitrary(g),
             },

@@ -99,7 +99,7 @@ impl Lan {
         config.direct_channels = false;
         config.key_login = key_login;
         if key_login {
-            config.password = String::new();
+            config.password = Default::default();
         }
         config.auto_reconnect = false;
         let i = self.clients.len();
@@ -189,7 +189,7 @@ impl Lan {
                         key,
                         ..
                     } => {
-                        let verdict = self.accounts.password(&user, &password, key);
+                        let verdict = self.accounts.password(&user, password.expose(), key);
                         self.server.handle_login_checked(conn, verdict, now);
                     }
                     ServerAction::CheckKeyLogin { conn, user, key } => {

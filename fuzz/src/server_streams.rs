@@ -486,7 +486,7 @@ impl Harness {
                     password: if u.ratio(3, 4)? {
                         "pw".into()
                     } else {
-                        u.arbitrary()?
+                        u.arbitrary::<String>()?.into()
                     },
                     p2p_port: u.arbitrary()?,
                     register: u.arbitrary()?,

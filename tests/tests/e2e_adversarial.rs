@@ -211,7 +211,7 @@ fn guess(i: usize) -> Vec<u8> {
     });
     bytes.extend(client_frame(&ClientFrame::Login {
         user: name("alice"),
-        password: format!("guess {i}"),
+        password: format!("guess {i}").into(),
         p2p_port: 1,
         register: false,
     }));

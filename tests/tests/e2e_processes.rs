@@ -316,7 +316,7 @@ fn with_open_registration_a_password_guesser_is_still_refused_after_ten_failures
             });
             guess.extend(client_frame(&ClientFrame::Login {
                 user: name("alice"),
-                password: format!("guess {i}"),
+                password: format!("guess {i}").into(),
                 p2p_port: 1,
                 register: true,
             }));

@@ -309,7 +309,7 @@ impl<H: ServerHost> Owner<H> {
             } => {
                 let answer = self.inbound_tx.clone();
                 self.lanes.passwords.run(move || {
-                    let verdict = host.check_login(&user, &password, register, &key);
+                    let verdict = host.check_login(&user, password.expose(), register, &key);
                     let _ = answer.send_blocking(Input::LoginChecked(conn, verdict));
                 });
             }

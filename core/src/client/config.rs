@@ -3,6 +3,7 @@
 use crate::backoff::BackoffPolicy;
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::liveness::Heartbeat;
+use crate::password::Password;
 use crate::secure::{Fingerprint, PublicKey};
 use crate::wire::UserName;
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub struct ClientConfig {
     pub user: UserName,
     /// Sent to the server at a password login, inside the encrypted channel, only there.
     /// Unused (and best left empty) with `key_login`. Forgotten once a login enrolled the key.
-    pub password: String,
+    pub password: Password,
     /// Log in with the profile key alone (`ClientFrame::KeyLogin`): the key is enrolled, so
     /// no password is sent. Turned on by the core itself once a password login succeeds
     /// (that login enrolled the key), so reconnects cost the server a lookup, not a hash.
@@ -109,7 +110,7 @@ impl ClientConfig {
             server_fingerprint: None,
             peer_keys: Vec::new(),
             user,
-            password: password.into(),
+            password: Password::new(password),
             key_login: false,
             register: false,
             p2p_port,

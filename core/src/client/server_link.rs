@@ -7,6 +7,7 @@ use super::Client;
 use crate::codec::{FrameDecoder, Input};
 use crate::delivery::Via;
 use crate::liveness::Liveness;
+use crate::password::Password;
 use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, RecordError};
 use crate::wire::{
     Bytes, ClientFrame, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION,
@@ -241,7 +242,7 @@ impl Client {
     /// login enrols the key again. Asks for [`Action::ConnectServer`] when the client is
     /// stopped or waiting; a login under way is not interrupted.
     pub fn log_in_with_password(&mut self, password: String, register: bool, now: Instant) {
-        self.config.password = password;
+        self.config.password = Password::new(password);
         self.config.register = register;
         self.config.key_login = false;
         if matches!(
@@ -532,7 +533,7 @@ impl Client {
             // A password login binds the key: reconnects need no password from now on,
             // and the client keeps none in memory.
             self.config.key_login = true;
-            self.config.password = String::new();
+            self.config.password = Password::default();
             self.events.push_back(Event::Enrolled {
                 user: self.config.user.clone(),
             });

@@ -5,6 +5,7 @@ use super::connection::{Phase, Session};
 use super::file_relay::FileBudget;
 use super::output::{Action, ConnError, Event, LogoutReason};
 use super::{ConnId, Server};
+use crate::password::Password;
 use crate::secure::PublicKey;
 use crate::wire::{KickReason, LoginRefusal, ServerFrame, UserName, PROTOCOL_VERSION};
 use std::collections::HashSet;
@@ -51,7 +52,7 @@ impl Server {
         &mut self,
         conn: ConnId,
         user: UserName,
-        password: String,
+        password: Password,
         p2p_port: u16,
         register: bool,
         now: Instant,

@@ -2,6 +2,7 @@
 
 use super::groups::StoredGroupMessage;
 use super::ConnId;
+use crate::password::Password;
 use crate::secure::{HandshakeError, PublicKey, RecordError};
 use crate::wire::{
     ErrorCode, GroupId, GroupInfo, KickReason, LoginRefusal, SealedChat, Undeliverable, UserName,
@@ -32,7 +33,7 @@ pub enum Action {
         /// The account.
         user: UserName,
         /// The password to check (or to set, with `register`). Never log it.
-        password: String,
+        password: Password,
         /// Create the account instead of checking it.
         register: bool,
         /// The key the client proved in the handshake, to bind to the account.

@@ -7,6 +7,7 @@ use super::group::{
 use super::sealed::{SealedAck, SealedChat, SealedFile};
 use super::shared::{ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
 use crate::codec::{Frame, SharedTail};
+use crate::password::Password;
 use crate::secure::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ pub enum ClientFrame {
         /// The account to log in as.
         user: UserName,
         /// Checked by the server's host; never stored or logged by the core.
-        password: String,
+        password: Password,
         /// See above.
         p2p_port: u16,
         /// Create the account first (only if the server allows registration).

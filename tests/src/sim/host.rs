@@ -109,7 +109,7 @@ impl Sim {
                     register,
                     key,
                 } => {
-                    let verdict = self.store.check(&user, &password, register, key);
+                    let verdict = self.store.check(&user, password.expose(), register, key);
                     self.login_checks.push(LoginCheck::Password { user });
                     server.handle_login_checked(conn, verdict, now);
                 }
