@@ -15,13 +15,14 @@
 use crate::read_pool::{ReadPool, Received};
 use crate::span_write::{cork, write_span};
 use async_channel::{Receiver, Sender, TrySendError};
+use async_io::Async;
 use breeze_core::transmit::Payload;
 use breeze_core::wire::Bytes;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use smol::net::TcpStream;
 use smol::Task;
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Read};
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -38,8 +39,7 @@ const READ_BUFFER_MIN: usize = 1024;
 const READ_BUFFER_MAX: usize = 128 * 1024;
 /// A read at least this big hands its buffer itself to the owner (no copy), who gives it back
 /// through [`Socket::recycle`] to the driver's [`ReadPool`] for a later read: file transfers
-/// and bursts move every byte once less. Smaller reads are copied out, so an idle socket keeps
-/// only its small buffer.
+/// and bursts move every byte once less. Smaller buffers are the read's own and go with it.
 const HAND_OVER_MIN: usize = 16 * 1024;
 /// After a graceful close, how long the far side gets to close its end before the socket is
 /// torn down regardless.
@@ -218,48 +218,67 @@ fn lock(outgoing: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn read_loop<K, E>(key: K, mut stream: TcpStream, events: Sender<E>, pool: ReadPool)
+/// Reads until the socket closes, reporting what each read brought.
+///
+/// It waits for readiness holding no buffer, and takes one only to read: an idle socket (most
+/// of them) costs no read buffer at all, and a small read hands its buffer to the owner as it
+/// is, without a copy. A read that fills its buffer says more is probably waiting: the next
+/// read goes at once, twice as big (up to [`READ_BUFFER_MAX`]), into a pooled buffer once it
+/// is big enough to be handed over whole.
+async fn read_loop<K, E>(key: K, stream: TcpStream, events: Sender<E>, pool: ReadPool)
 where
     K: Clone + std::fmt::Debug,
     E: From<SocketEvent<K>>,
 {
-    let mut buffer = vec![0u8; READ_BUFFER_MIN];
+    let source: Arc<Async<std::net::TcpStream>> = stream.into();
+    let mut next_len = READ_BUFFER_MIN;
+    let mut more_waiting = false;
     loop {
-        match stream.read(&mut buffer).await {
+        if !more_waiting {
+            if let Err(error) = source.readable().await {
+                tracing::debug!(?key, %error, "read failed");
+                break;
+            }
+        }
+        let mut buffer = if next_len >= HAND_OVER_MIN {
+            // A given-back buffer has its full length already: at most its tail needs zeroing.
+            let mut buffer = pool.take();
+            buffer.resize(next_len, 0);
+            buffer
+        } else {
+            vec![0u8; next_len]
+        };
+        let mut socket: &std::net::TcpStream = source.get_ref();
+        match socket.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => {
-                let next_len = if n == buffer.len() && n < READ_BUFFER_MAX {
-                    // More was probably waiting: read bigger next time.
+                more_waiting = n == buffer.len();
+                next_len = if more_waiting && n < READ_BUFFER_MAX {
                     2 * n
                 } else if n < READ_BUFFER_MIN {
-                    // The burst is over (or never began): give the memory back.
+                    // The burst is over (or never began).
                     READ_BUFFER_MIN
                 } else {
                     buffer.len()
                 };
-                let received = if n >= HAND_OVER_MIN {
-                    // A given-back buffer has its full length already: at most its tail needs
-                    // zeroing, when the next read is to be bigger.
-                    let mut next = pool.take();
-                    next.resize(next_len, 0);
-                    let buffer = std::mem::replace(&mut buffer, next);
-                    Received { buffer, len: n }
-                } else {
-                    let copied = Received {
-                        buffer: buffer[..n].to_vec(),
-                        len: n,
-                    };
-                    if next_len != buffer.len() {
-                        buffer = vec![0u8; next_len];
-                    }
-                    copied
-                };
+                let received = Received { buffer, len: n };
                 if events
                     .send(SocketEvent::Bytes(key.clone(), received).into())
                     .await
                     .is_err()
                 {
                     return;
+                }
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                more_waiting = false;
+                if buffer.len() >= HAND_OVER_MIN {
+                    pool.give(buffer);
                 }
             }
             Err(error) => {
@@ -374,6 +393,7 @@ async fn write_all_bytes(stream: &mut TcpStream, payloads: &[Payload]) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_lite::AsyncReadExt;
     use smol::net::TcpListener;
 
     /// A socket on one end of a fresh loopback connection: the other end, the socket, and
