@@ -39,7 +39,7 @@ const READ_BUFFER_MIN: usize = 1024;
 const READ_BUFFER_MAX: usize = 128 * 1024;
 /// A read at least this big hands its buffer itself to the owner (no copy), who gives it back
 /// through [`Socket::recycle`] to the driver's [`ReadPool`] for a later read: file transfers
-/// and bursts move every byte once less. Smaller buffers are the read's own and go with it.
+/// and bursts move every byte once less. Smaller reads are copied out at their size.
 const HAND_OVER_MIN: usize = 16 * 1024;
 /// After a graceful close, how long the far side gets to close its end before the socket is
 /// torn down regardless.
@@ -220,11 +220,13 @@ fn lock(outgoing: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
 
 /// Reads until the socket closes, reporting what each read brought.
 ///
-/// It waits for readiness holding no buffer, and takes one only to read: an idle socket (most
-/// of them) costs no read buffer at all, and a small read hands its buffer to the owner as it
-/// is, without a copy. A read that fills its buffer says more is probably waiting: the next
-/// read goes at once, twice as big (up to [`READ_BUFFER_MAX`]), into a pooled buffer once it
-/// is big enough to be handed over whole.
+/// Each read is tried at once and readiness awaited only when there was nothing to read (as
+/// `AsyncRead` does): at load, bytes are usually waiting, and waiting for readiness first
+/// would cost the poller a re-arm per read. A small read goes into a buffer on the stack and
+/// is copied out at its size, so waiting holds no buffer: an idle socket (most of them) costs
+/// no read buffer at all. A read that fills its buffer says more is probably waiting: the next
+/// one is twice as big (up to [`READ_BUFFER_MAX`]), into a pooled buffer once it is big enough
+/// to be handed over whole.
 async fn read_loop<K, E>(key: K, stream: TcpStream, events: Sender<E>, pool: ReadPool)
 where
     K: Clone + std::fmt::Debug,
@@ -232,36 +234,45 @@ where
 {
     let source: Arc<Async<std::net::TcpStream>> = stream.into();
     let mut next_len = READ_BUFFER_MIN;
-    let mut more_waiting = false;
     loop {
-        if !more_waiting {
-            if let Err(error) = source.readable().await {
-                tracing::debug!(?key, %error, "read failed");
-                break;
-            }
-        }
-        let mut buffer = if next_len >= HAND_OVER_MIN {
-            // A given-back buffer has its full length already: at most its tail needs zeroing.
-            let mut buffer = pool.take();
-            buffer.resize(next_len, 0);
-            buffer
-        } else {
-            vec![0u8; next_len]
-        };
         let mut socket: &std::net::TcpStream = source.get_ref();
-        match socket.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => {
-                more_waiting = n == buffer.len();
-                next_len = if more_waiting && n < READ_BUFFER_MAX {
+        let read = if next_len <= READ_BUFFER_MIN {
+            let mut small = [0u8; READ_BUFFER_MIN];
+            socket.read(&mut small).map(|n| Received {
+                buffer: small.get(..n).unwrap_or_default().to_vec(),
+                len: n,
+            })
+        } else {
+            // A given-back buffer has its full length already: at most its tail needs zeroing.
+            let mut buffer = if next_len >= HAND_OVER_MIN {
+                pool.take()
+            } else {
+                Vec::new()
+            };
+            buffer.resize(next_len, 0);
+            match socket.read(&mut buffer) {
+                Ok(len) => Ok(Received { buffer, len }),
+                Err(error) => {
+                    if buffer.len() >= HAND_OVER_MIN {
+                        pool.give(buffer);
+                    }
+                    Err(error)
+                }
+            }
+        };
+        match read {
+            Ok(Received { len: 0, .. }) => break,
+            Ok(received) => {
+                let (n, size) = (received.len, next_len);
+                next_len = if n == size && n < READ_BUFFER_MAX {
+                    // More was probably waiting: read bigger next time.
                     2 * n
                 } else if n < READ_BUFFER_MIN {
                     // The burst is over (or never began).
                     READ_BUFFER_MIN
                 } else {
-                    buffer.len()
+                    size
                 };
-                let received = Received { buffer, len: n };
                 if events
                     .send(SocketEvent::Bytes(key.clone(), received).into())
                     .await
@@ -270,17 +281,13 @@ where
                     return;
                 }
             }
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                more_waiting = false;
-                if buffer.len() >= HAND_OVER_MIN {
-                    pool.give(buffer);
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                if let Err(error) = source.readable().await {
+                    tracing::debug!(?key, %error, "read failed");
+                    break;
                 }
             }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => {
                 tracing::debug!(?key, %error, "read failed");
                 break;
