@@ -56,3 +56,13 @@ fn regression_a_new_run_is_not_held_behind_a_rekey_asked_of_the_old_one() {
     ];
     run(4006202288076897407, &ops).unwrap();
 }
+
+/// Found by the model: bob was offline when alice's message was taken for him; alice then
+/// removed carol and bob and left, which ended the group, and ending deleted what was still
+/// stored for bob, who never got it.
+#[test]
+fn regression_a_message_owed_when_the_group_ends_is_still_delivered() {
+    use Op::*;
+    let ops = [CrashClient(1), Send(0, 1), Remove(2), Remove(1), Leave(0)];
+    run(0, &ops).unwrap();
+}

@@ -97,6 +97,44 @@ fn a_removed_member_gets_nothing_sent_after_the_removal_and_cannot_read_it() {
 }
 
 #[test]
+fn a_message_owed_when_the_group_ends_reaches_its_member_after_a_restart() {
+    let (mut sim, n) = world(&["alice", "bob", "carol"]);
+    let (alice, bob, carol) = (n[0], n[1], n[2]);
+    let team = sim.create_group(alice, "team", &[bob, carol]).unwrap();
+    sim.crash_client(bob);
+    sim.send_group(alice, team, "while you were out").unwrap();
+    for user in [carol, bob] {
+        let remove = GroupRequest::Remove {
+            group: team,
+            users: vec![sim.name(user).clone()],
+        };
+        sim.group_request(alice, remove).unwrap();
+    }
+    sim.group_request(alice, GroupRequest::Leave { group: team })
+        .unwrap();
+    sim.advance(SECOND);
+    assert!(sim
+        .group_events(alice)
+        .any(|e| matches!(e, GroupEvent::Gone { group, .. } if *group == team)));
+    assert_eq!(sim.store.groups.counts(), (1, 1), "bob's copy is kept");
+
+    // A restart while bob is away: the ended group's id is not given to a new one.
+    sim.crash_server();
+    sim.restart_server();
+    sim.advance(20 * SECOND);
+    let crew = sim.create_group(alice, "team", &[carol]).unwrap();
+    assert_ne!(crew, team, "a new group never takes an ended one's id");
+
+    sim.start_client(bob);
+    sim.advance(5 * SECOND);
+    assert_eq!(texts(&sim, bob, team), vec!["alice: while you were out"]);
+    assert_eq!(sim.group_id(bob, "team"), None, "bob is in no group");
+    // Bob acknowledged it: nothing of the ended group is left in the store.
+    assert_eq!(sim.store.groups.counts(), (0, 0));
+    assert_eq!(sim.store.groups.records().len(), 1, "only the new group");
+}
+
+#[test]
 fn a_server_restart_mid_conversation_loses_and_repeats_nothing() {
     let (mut sim, n) = world(&["alice", "bob", "carol"]);
     let (alice, bob, carol) = (n[0], n[1], n[2]);

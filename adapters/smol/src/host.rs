@@ -66,15 +66,18 @@ pub trait ServerHost: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// Saves `info` after a change (no members: deletes the group and what is stored for
-    /// it). Refuses with `GroupError::NoSuchUser` if one of `joined` has no account.
+    /// Saves `info` after a change. No members ends the group: it takes no more messages, but
+    /// what is stored for it stays for the recipients who have not acknowledged it, and the
+    /// group's record (given back by `load_groups` with no members, so its id is not reused)
+    /// goes with the last of it. Refuses with `GroupError::NoSuchUser` if one of `joined` has
+    /// no account.
     fn save_group(&self, info: &GroupInfo, joined: &[UserName]) -> Result<(), GroupError> {
         let _ = (info, joined);
         Err(GroupError::StorageFailed)
     }
 
     /// Stores a group message for each recipient, with `next_order` and the sender's last
-    /// (epoch, seq), in one transaction; false if it could not.
+    /// (epoch, seq), in one transaction; false if it could not, or the group ended.
     fn store_group_message(&self, message: &StoredGroupMessage, next_order: u64) -> bool {
         let _ = (message, next_order);
         false

@@ -208,11 +208,17 @@ impl ServerHost for StoreHost {
     }
 
     fn store_group_message(&self, message: &StoredGroupMessage, next_order: u64) -> bool {
-        let stored = lock(&self.offline).store_group_message(message, next_order);
-        if let Err(error) = &stored {
-            tracing::error!(group = %message.group, %error, "cannot store a group message");
+        match lock(&self.offline).store_group_message(message, next_order) {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::debug!(group = %message.group, "a message for a group that ended");
+                false
+            }
+            Err(error) => {
+                tracing::error!(group = %message.group, %error, "cannot store a group message");
+                false
+            }
         }
-        stored.is_ok()
     }
 
     fn delete_group_message(&self, group: GroupId, order: u64) {

@@ -357,9 +357,16 @@ impl Server {
         }
     }
 
-    /// The groups the host saved, given once at start before any connection.
+    /// The groups the host saved, given once at start before any connection. A record with no
+    /// members is a group that ended with messages still owed: the server keeps nothing of it
+    /// (its backlog is served from the store like any other), only its id from being given to
+    /// a new group, whose places would be mistaken for the old one's.
     pub fn restore_groups(&mut self, records: Vec<GroupRecord>) {
         for record in records {
+            if record.info.members.is_empty() {
+                self.groups.reserve_id(record.info.id);
+                continue;
+            }
             self.groups
                 .insert(record.info, record.next_order, &record.last_taken);
         }

@@ -75,10 +75,13 @@ pub enum Action {
         /// Who just logged in.
         user: UserName,
     },
-    /// Save a group as it is after a change (create it, or replace what was saved; with no
-    /// members, delete it and everything stored for it), then answer with
-    /// [`Server::handle_group_saved`](super::Server::handle_group_saved). Refuse with
-    /// `GroupError::NoSuchUser` if one of `joined` has no account.
+    /// Save a group as it is after a change (create it, or replace what was saved), then answer
+    /// with [`Server::handle_group_saved`](super::Server::handle_group_saved). Refuse with
+    /// `GroupError::NoSuchUser` if one of `joined` has no account. With no members the group
+    /// ends: store no more messages for it, but keep those stored for recipients who have not
+    /// acknowledged them (they are served as any backlog), and keep the group's record, with
+    /// no members, until the last of them is acknowledged: it is handed back at start so that
+    /// its id is not given to a new group.
     SaveGroup {
         /// The group after the change.
         info: GroupInfo,
@@ -87,7 +90,8 @@ pub enum Action {
     },
     /// Store a group message for each of its recipients (with each one's envelope), and the
     /// group's `next_order` and the sender's last (epoch, seq) with it, in one transaction;
-    /// then answer with [`Server::handle_group_stored`](super::Server::handle_group_stored).
+    /// then answer with [`Server::handle_group_stored`](super::Server::handle_group_stored),
+    /// `stored` false if it could not or the group has ended.
     StoreGroupMessage {
         /// The message.
         message: Arc<StoredGroupMessage>,

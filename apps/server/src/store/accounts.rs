@@ -84,11 +84,25 @@ impl Store {
         self.add_user(name, password)
     }
 
-    /// Deletes an account and every offline message waiting for it. `false` if there was none.
+    /// Deletes an account and every offline and group message waiting for it (a group message
+    /// nobody else is owed goes, and an ended group nobody is owed anything of). `false` if
+    /// there was none.
     pub fn remove_user(&mut self, name: &str) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM offline WHERE recipient = ?1", [name])?;
+        tx.execute("DELETE FROM group_inbox WHERE member = ?1", [name])?;
         let removed = tx.execute("DELETE FROM users WHERE name = ?1", [name])?;
+        tx.execute(
+            "DELETE FROM group_messages WHERE NOT EXISTS (SELECT 1 FROM group_inbox i
+             WHERE i.group_id = group_messages.group_id AND i.ord = group_messages.ord)",
+            [],
+        )?;
+        tx.execute(
+            "DELETE FROM groups
+             WHERE NOT EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = groups.id)
+             AND NOT EXISTS (SELECT 1 FROM group_inbox i WHERE i.group_id = groups.id)",
+            [],
+        )?;
         tx.commit()?;
         Ok(removed > 0)
     }

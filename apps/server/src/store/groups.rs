@@ -4,6 +4,14 @@
 //! u64 protocol values go through SQLite's signed integers with a bit-preserving cast, as in
 //! `offline.rs`; orders and sequence numbers stay far below 2^63 in practice, and the order
 //! comparisons are on values the server itself counts up from 1.
+//!
+//! A group that ends (its last member left) keeps the rows still owed to its former members,
+//! as a removed member keeps its own: its `groups` row stays, with no members and a name no
+//! group can have (so the name is free again), as a tombstone. It takes no more messages,
+//! comes back from [`Store::load_groups`] with no members so that its id is not given to a
+//! new group, and is deleted with its last row (acknowledged, or its account removed). So
+//! tombstones are never more than the rows still owed, and no schema change was needed: the
+//! messages' rows hang off the `groups` row as before.
 
 use super::{Store, StoreError};
 use breeze_core::secure::PublicKey;
@@ -81,7 +89,7 @@ impl Store {
         Ok(records)
     }
 
-    /// Saves a group after a change; no members deletes it with everything stored for it.
+    /// Saves a group after a change; no members ends it (see the module docs).
     /// `UnknownUser` if one of `joined` has no account.
     pub fn save_group(&mut self, info: &GroupInfo, joined: &[UserName]) -> Result<(), StoreError> {
         let tx = self
@@ -101,7 +109,12 @@ impl Store {
         }
         let id = to_sql(info.id.0);
         if info.members.is_empty() {
-            tx.execute("DELETE FROM groups WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM group_members WHERE group_id = ?1", [id])?;
+            tx.execute(
+                "UPDATE groups SET name = ?2 WHERE id = ?1",
+                params![id, ended_name(info.id)],
+            )?;
+            forget_if_ended(&tx, id)?;
             tx.commit()?;
             return Ok(());
         }
@@ -137,14 +150,25 @@ impl Store {
     }
 
     /// Stores a group message once, a row with its envelope for each recipient, the group's
-    /// next place and the sender's last (epoch, seq), in one transaction.
+    /// next place and the sender's last (epoch, seq), in one transaction. `false` (nothing
+    /// stored) if the group has no members: it is gone, or ended.
     pub fn store_group_message(
         &mut self,
         message: &StoredGroupMessage,
         next_order: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
         let (group, order) = (to_sql(message.group.0), to_sql(message.order));
+        let live: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM group_members WHERE group_id = ?1 LIMIT 1",
+                [group],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if live.is_none() {
+            return Ok(false);
+        }
         let m = &message.message;
         tx.execute(
             "INSERT OR IGNORE INTO group_messages
@@ -183,15 +207,19 @@ impl Store {
             params![group, message.from.as_str(), to_sql(m.epoch), to_sql(m.seq)],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes a group message for every recipient.
     pub fn delete_group_message(&mut self, group: GroupId, order: u64) -> Result<(), StoreError> {
-        self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let group = to_sql(group.0);
+        tx.execute(
             "DELETE FROM group_messages WHERE group_id = ?1 AND ord = ?2",
-            params![to_sql(group.0), to_sql(order)],
+            params![group, to_sql(order)],
         )?;
+        forget_if_ended(&tx, group)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -273,6 +301,7 @@ impl Store {
              (SELECT 1 FROM group_inbox i WHERE i.group_id = ?1 AND i.ord = group_messages.ord)",
             params![group, through],
         )?;
+        forget_if_ended(&tx, group)?;
         tx.commit()?;
         Ok(())
     }
@@ -287,6 +316,24 @@ impl Store {
             .query_row("SELECT count(*) FROM group_inbox", [], |r| r.get(0))?;
         Ok((messages as u64, rows as u64))
     }
+}
+
+/// The name an ended group's tombstone takes: no group can be named so (it has spaces), and
+/// the id keeps it unique, so the group's own name is free for a new group.
+fn ended_name(id: GroupId) -> String {
+    format!("ended group {id}")
+}
+
+/// Deletes the group `id` if it has ended (no members) and no row is owed any more: its
+/// tombstone, and with it (by cascade) any message no row needs.
+fn forget_if_ended(tx: &rusqlite::Transaction<'_>, id: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM groups WHERE id = ?1
+         AND NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = ?1)
+         AND NOT EXISTS (SELECT 1 FROM group_inbox WHERE group_id = ?1)",
+        [id],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -354,8 +401,8 @@ mod tests {
         store
             .save_group(&team(), &[name("alice"), name("bob")])
             .unwrap();
-        store.store_group_message(&message(1, 1), 2).unwrap();
-        store.store_group_message(&message(2, 2), 3).unwrap();
+        assert!(store.store_group_message(&message(1, 1), 2).unwrap());
+        assert!(store.store_group_message(&message(2, 2), 3).unwrap());
         let records = store.load_groups().unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].info, team());
@@ -384,6 +431,84 @@ mod tests {
             ..team()
         };
         store.save_group(&ended, &[]).unwrap();
+        assert!(store.load_groups().unwrap().is_empty());
+    }
+
+    fn ended() -> GroupInfo {
+        GroupInfo {
+            members: vec![],
+            ..team()
+        }
+    }
+
+    #[test]
+    fn a_group_that_ends_keeps_what_is_owed_until_it_is_acknowledged() {
+        let mut store = store_with(&["alice", "bob"]);
+        store
+            .save_group(&team(), &[name("alice"), name("bob")])
+            .unwrap();
+        assert!(store.store_group_message(&message(1, 1), 2).unwrap());
+        assert!(store.store_group_message(&message(2, 2), 3).unwrap());
+        store.ack_group(&name("alice"), GroupId(1), 2).unwrap();
+        // Bob was away; alice removes him and leaves: the group ends.
+        let alone = GroupInfo {
+            members: vec![name("alice")],
+            version: 2,
+            ..team()
+        };
+        store.save_group(&alone, &[]).unwrap();
+        store.save_group(&ended(), &[]).unwrap();
+        assert!(
+            !store.store_group_message(&message(3, 3), 4).unwrap(),
+            "an ended group takes nothing"
+        );
+        assert_eq!(store.group_counts().unwrap(), (2, 2));
+        let records = store.load_groups().unwrap();
+        assert_eq!(records.len(), 1, "its tombstone keeps the id");
+        assert_eq!(records[0].info.id, GroupId(1));
+        assert!(records[0].info.members.is_empty());
+
+        // Its name is free for a new group meanwhile.
+        let crew = GroupInfo {
+            id: GroupId(2),
+            ..team()
+        };
+        store
+            .save_group(&crew, &[name("alice"), name("bob")])
+            .unwrap();
+
+        let (page, more) = store.load_group_backlog(&name("bob"), &[], 10).unwrap();
+        assert!(!more);
+        let orders: Vec<u64> = page.iter().map(|m| m.order).collect();
+        assert_eq!(orders, [1, 2]);
+        assert_eq!(
+            page[0].message.keys[0].sealed,
+            vec![7; 72],
+            "with his envelope"
+        );
+
+        store.ack_group(&name("bob"), GroupId(1), 1).unwrap();
+        assert_eq!(store.group_counts().unwrap(), (1, 1));
+        assert_eq!(store.load_groups().unwrap().len(), 2);
+        store.ack_group(&name("bob"), GroupId(1), 2).unwrap();
+        assert_eq!(store.group_counts().unwrap(), (0, 0));
+        let records = store.load_groups().unwrap();
+        assert_eq!(records.len(), 1, "the last ack takes the tombstone");
+        assert_eq!(records[0].info, crew);
+    }
+
+    #[test]
+    fn an_ended_group_owed_only_to_a_removed_account_goes_with_it() {
+        let mut store = store_with(&["alice", "bob"]);
+        store
+            .save_group(&team(), &[name("alice"), name("bob")])
+            .unwrap();
+        assert!(store.store_group_message(&message(1, 1), 2).unwrap());
+        store.ack_group(&name("alice"), GroupId(1), 1).unwrap();
+        store.save_group(&ended(), &[]).unwrap();
+        assert_eq!(store.load_groups().unwrap().len(), 1);
+        assert!(store.remove_user("bob").unwrap());
+        assert_eq!(store.group_counts().unwrap(), (0, 0));
         assert!(store.load_groups().unwrap().is_empty());
     }
 }

@@ -3,6 +3,12 @@
 //! that recipient acknowledges. It is also the reference for what a host's group store must do
 //! (the server app's SQLite tables do the same). Messages are sealed by their senders: no text
 //! is ever here.
+//!
+//! A group that ends (its last member left) keeps the rows still owed, like a member removed
+//! keeps its own: what was taken while they were members is theirs. Its record stays, with no
+//! members, as the group's tombstone: it takes no more messages, keeps its id from being given
+//! to a new group after a restart, and goes with the last row. So tombstones are never more
+//! than the rows still owed.
 
 use super::{GroupRecord, StoredGroupMessage};
 use crate::secure::PublicKey;
@@ -22,8 +28,8 @@ pub struct MemoryGroupStore {
 }
 
 impl MemoryGroupStore {
-    /// Saves a group after a change (no members: deletes it and its messages). `exists`
-    /// says whether an account exists.
+    /// Saves a group after a change. No members ends it: it is deleted, but for the rows still
+    /// owed (see the module docs). `exists` says whether an account exists.
     pub fn save(
         &mut self,
         info: GroupInfo,
@@ -35,9 +41,11 @@ impl MemoryGroupStore {
         }
         let id = info.id;
         if info.members.is_empty() {
-            self.groups.remove(&id);
-            self.messages.retain(|(g, _), _| *g != id);
-            self.rows.retain(|(_, g, _), _| *g != id);
+            if let Some(record) = self.groups.get_mut(&id) {
+                record.info.members.clear();
+                record.last_taken.clear();
+            }
+            self.forget_if_ended(id);
             return Ok(());
         }
         let record = self.groups.entry(id).or_insert_with(|| GroupRecord {
@@ -53,9 +61,13 @@ impl MemoryGroupStore {
     }
 
     /// Stores a message for each recipient, with the group's next place and the sender's
-    /// last (epoch, seq); false if the group is gone.
+    /// last (epoch, seq); false if the group is gone or ended.
     pub fn store(&mut self, message: &StoredGroupMessage, next_order: u64) -> bool {
-        let Some(record) = self.groups.get_mut(&message.group) else {
+        let Some(record) = self
+            .groups
+            .get_mut(&message.group)
+            .filter(|r| !r.info.members.is_empty())
+        else {
             return false;
         };
         record.next_order = record.next_order.max(next_order);
@@ -79,6 +91,7 @@ impl MemoryGroupStore {
         self.messages.remove(&(group, order));
         self.rows
             .retain(|(_, g, o), _| !(*g == group && *o == order));
+        self.forget_if_ended(group);
     }
 
     /// What is stored for `user` after the places given, in order per group, at most `limit`.
@@ -126,9 +139,23 @@ impl MemoryGroupStore {
         let messages = &mut self.messages;
         let rows = &self.rows;
         messages.retain(|(g, o), _| rows.keys().any(|(_, rg, ro)| rg == g && ro == o));
+        self.forget_if_ended(group);
     }
 
-    /// Every group, as the host hands them to a server that starts.
+    /// An ended group with no row left owed goes, tombstone and all.
+    fn forget_if_ended(&mut self, id: GroupId) {
+        let ended = self
+            .groups
+            .get(&id)
+            .is_none_or(|r| r.info.members.is_empty());
+        if ended && !self.rows.keys().any(|(_, g, _)| *g == id) {
+            self.groups.remove(&id);
+            self.messages.retain(|(g, _), _| *g != id);
+        }
+    }
+
+    /// Every group, as the host hands them to a server that starts (an ended one still owed
+    /// to someone comes with no members).
     pub fn records(&self) -> Vec<GroupRecord> {
         self.groups.values().cloned().collect()
     }
@@ -145,5 +172,100 @@ impl MemoryGroupStore {
             bytes.extend_from_slice(&message.sealed);
         }
         bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Envelopes;
+    use crate::wire::MessageId;
+    use std::sync::Arc;
+
+    fn name(n: &str) -> UserName {
+        UserName::new(n).unwrap()
+    }
+
+    fn team(members: &[&str]) -> GroupInfo {
+        GroupInfo {
+            id: GroupId(1),
+            name: "team".into(),
+            owner: name("alice"),
+            members: members.iter().map(|m| name(m)).collect(),
+            version: 1,
+        }
+    }
+
+    fn message(order: u64) -> StoredGroupMessage {
+        let sealed = HashMap::from([(name("alice"), vec![6; 72]), (name("bob"), vec![7; 72])]);
+        StoredGroupMessage {
+            group: GroupId(1),
+            order,
+            from: name("alice"),
+            key: PublicKey([9; 32]),
+            message: GroupMessage {
+                id: MessageId(order),
+                epoch: 5,
+                seq: order,
+                generation: 3,
+                version: 1,
+                keys: vec![],
+                sealed: vec![1, 2, 3],
+            },
+            recipients: vec![name("alice"), name("bob")].into(),
+            envelopes: Arc::new(Envelopes {
+                generation: 3,
+                version: 1,
+                sealed,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_group_that_ends_keeps_what_is_owed_until_it_is_acknowledged() {
+        let mut store = MemoryGroupStore::default();
+        store.save(team(&["alice", "bob"]), &[], |_| true).unwrap();
+        assert!(store.store(&message(1), 2));
+        assert!(store.store(&message(2), 3));
+        store.ack(&name("alice"), GroupId(1), 2);
+        // Bob was away; alice removes him and leaves: the group ends.
+        store.save(team(&["alice"]), &[], |_| true).unwrap();
+        store.save(team(&[]), &[], |_| true).unwrap();
+        assert!(!store.store(&message(3), 4), "an ended group takes nothing");
+        let records = store.records();
+        assert_eq!(records.len(), 1, "its tombstone keeps the id");
+        assert!(records[0].info.members.is_empty());
+
+        let (page, more) = store.backlog(&name("bob"), &[], 10);
+        assert!(!more);
+        let orders: Vec<u64> = page.iter().map(|m| m.order).collect();
+        assert_eq!(orders, [1, 2]);
+        assert_eq!(
+            page[0].message.keys[0].sealed,
+            vec![7; 72],
+            "with his envelope"
+        );
+
+        store.ack(&name("bob"), GroupId(1), 1);
+        assert_eq!(store.counts(), (1, 1));
+        assert_eq!(store.records().len(), 1);
+        store.ack(&name("bob"), GroupId(1), 2);
+        assert_eq!(store.counts(), (0, 0));
+        assert!(
+            store.records().is_empty(),
+            "the last ack takes the tombstone"
+        );
+    }
+
+    #[test]
+    fn a_group_that_ends_owing_nothing_goes_at_once() {
+        let mut store = MemoryGroupStore::default();
+        store.save(team(&["alice", "bob"]), &[], |_| true).unwrap();
+        assert!(store.store(&message(1), 2));
+        store.ack(&name("alice"), GroupId(1), 1);
+        store.ack(&name("bob"), GroupId(1), 1);
+        store.save(team(&[]), &[], |_| true).unwrap();
+        assert!(store.records().is_empty());
+        assert_eq!(store.counts(), (0, 0));
     }
 }

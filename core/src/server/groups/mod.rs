@@ -135,7 +135,7 @@ impl Groups {
         last_taken: &[(UserName, u64, u64)],
     ) {
         let id = info.id;
-        self.next_id = self.next_id.max(id.0 + 1);
+        self.reserve_id(id);
         if let Some(old) = self.by_id.remove(&id) {
             self.unindex(&old.info);
         }
@@ -199,7 +199,14 @@ impl Groups {
         self.by_id.insert(id, group);
     }
 
-    /// The group ended: its last member left.
+    /// A group that ended is never given a new one's id (see `Server::restore_groups`).
+    pub fn reserve_id(&mut self, id: GroupId) {
+        self.next_id = self.next_id.max(id.0.saturating_add(1));
+    }
+
+    /// The group ended: its last member left. Nothing of it is kept here: what the host still
+    /// stores for its recipients is served as any backlog (`delivery.rs`), which needs no
+    /// group, and messages taken after the end was asked for are refused by the store.
     pub fn remove(&mut self, id: GroupId) -> Option<Group> {
         let group = self.by_id.remove(&id)?;
         self.unindex(&group.info);
