@@ -2,33 +2,13 @@
 //! limits) restored as a host hands them over at start, counted by a counting allocator.
 //! Run with `cargo bench -p breeze-core --bench group_memory`; prints bytes per member.
 
+mod counting;
 use breeze_core::secure::IdentityKey;
 use breeze_core::server::{GroupRecord, Server, ServerConfig};
 use breeze_core::wire::{GroupId, GroupInfo, UserName};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's layout, passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's pointer and layout, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 const GROUPS: u64 = if cfg!(debug_assertions) { 4 } else { 100 };
 const MEMBERS: u64 = if cfg!(debug_assertions) { 20 } else { 500 };
@@ -39,11 +19,11 @@ fn main() {
         IdentityKey::from_secret([1; 32]),
         [1; 32],
     );
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = counting::live();
     let records = records();
     server.restore_groups(records);
     // Everything the records held is the server's now, or freed.
-    let kept = LIVE.load(Ordering::Relaxed).saturating_sub(base);
+    let kept = counting::live().saturating_sub(base);
     let memberships = (GROUPS * MEMBERS) as usize;
     assert_eq!(server.stats().group_members, memberships);
     println!(

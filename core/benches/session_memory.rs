@@ -6,33 +6,13 @@
 //! The host's own costs (socket, tasks, buffers) come on top: `breeze-bench idle` measures the
 //! whole process.
 
+mod counting;
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's layout, passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's pointer and layout, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 const SESSIONS: u64 = if cfg!(debug_assertions) { 300 } else { 5_000 };
 
@@ -41,11 +21,11 @@ fn main() {
     // The first logins make the tables' first allocations: measure the growth past them.
     let (early, _) = support::server_with_online(SESSIONS / 10, now);
     drop(early);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let (server, sealers) = support::server_with_online(SESSIONS, now);
     // The clients' sealers are the load's, not the server's.
     let sealers_bytes = sealers.capacity() * std::mem::size_of_val(&sealers[0]);
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = counting::live();
     let kept = after.saturating_sub(before).saturating_sub(sealers_bytes);
     assert_eq!(server.stats().online, SESSIONS as usize);
     println!(
@@ -61,13 +41,13 @@ fn parts(mut server: breeze_core::server::Server, now: Instant) {
     const EXTRA: u64 = 100;
     let (mut connected, mut shaken, mut logged_in) = (0, 0, 0);
     for i in SESSIONS..SESSIONS + EXTRA {
-        let start = LIVE.load(Ordering::Relaxed);
+        let start = counting::live();
         let conn = support::connect(&mut server, i, now);
-        let after_connect = LIVE.load(Ordering::Relaxed);
+        let after_connect = counting::live();
         let mut sealer = support::handshake(&mut server, conn, i, now);
-        let after_handshake = LIVE.load(Ordering::Relaxed);
+        let after_handshake = counting::live();
         support::log_in(&mut server, conn, &mut sealer, i, now);
-        let after_login = LIVE.load(Ordering::Relaxed);
+        let after_login = counting::live();
         connected += after_connect as i64 - start as i64;
         shaken += after_handshake as i64 - after_connect as i64;
         logged_in += after_login as i64 - after_handshake as i64;

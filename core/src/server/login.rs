@@ -20,7 +20,7 @@ pub(super) struct PendingCheck {
     kind: CheckKind,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CheckKind {
     /// `Action::CheckLogin`: a password hash, counted as a failure while under way.
     Password,
@@ -60,32 +60,9 @@ impl Server {
         if register && !self.config.open_registration {
             return self.refuse_login(conn, user, LoginRefusal::RegistrationClosed, now);
         }
-        let Some(connection) = self.conns.get_mut(&conn) else {
+        let Some(key) = self.begin_check(conn, &user, p2p_port, CheckKind::Password, now) else {
             return;
         };
-        let ip = connection.remote.ip();
-        let Some(key) = connection.key else {
-            return self.fail(conn, ConnError::UnexpectedFrame, now);
-        };
-        if self
-            .limits
-            .too_many_failures(ip, self.config.max_login_failures_per_ip, now)
-        {
-            return self.refuse_login(conn, user, LoginRefusal::TooManyAttempts, now);
-        }
-        if let Some(connection) = self.conns.get_mut(&conn) {
-            connection.phase = Phase::Checking {
-                user: user.clone(),
-                p2p_port,
-                key,
-            };
-        }
-        self.limits.check_started(ip);
-        let check = PendingCheck {
-            ip,
-            kind: CheckKind::Password,
-        };
-        self.pending_checks.insert(conn, check);
         self.actions.push_back(Action::CheckLogin {
             conn,
             user,
@@ -105,31 +82,49 @@ impl Server {
         p2p_port: u16,
         now: Instant,
     ) {
-        let Some(connection) = self.conns.get_mut(&conn) else {
+        let Some(key) = self.begin_check(conn, &user, p2p_port, CheckKind::Key, now) else {
             return;
         };
+        self.actions
+            .push_back(Action::CheckKeyLogin { conn, user, key });
+    }
+
+    /// What both logins do before the host checks them: refuse an address that failed too
+    /// often (for a password, the checks under way count too: each costs a hash), else note
+    /// the check as pending and return the key the handshake proved.
+    fn begin_check(
+        &mut self,
+        conn: ConnId,
+        user: &UserName,
+        p2p_port: u16,
+        kind: CheckKind,
+        now: Instant,
+    ) -> Option<PublicKey> {
+        let connection = self.conns.get_mut(&conn)?;
         let ip = connection.remote.ip();
         let Some(key) = connection.key else {
-            return self.fail(conn, ConnError::UnexpectedFrame, now);
+            self.fail(conn, ConnError::UnexpectedFrame, now);
+            return None;
         };
-        if self
-            .limits
-            .failed_too_often(ip, self.config.max_login_failures_per_ip, now)
-        {
-            return self.refuse_login(conn, user, LoginRefusal::TooManyAttempts, now);
+        let max = self.config.max_login_failures_per_ip;
+        let refused = match kind {
+            CheckKind::Password => self.limits.too_many_failures(ip, max, now),
+            CheckKind::Key => self.limits.failed_too_often(ip, max, now),
+        };
+        if refused {
+            self.refuse_login(conn, user.clone(), LoginRefusal::TooManyAttempts, now);
+            return None;
         }
         connection.phase = Phase::Checking {
             user: user.clone(),
             p2p_port,
             key,
         };
-        let check = PendingCheck {
-            ip,
-            kind: CheckKind::Key,
-        };
-        self.pending_checks.insert(conn, check);
-        self.actions
-            .push_back(Action::CheckKeyLogin { conn, user, key });
+        if kind == CheckKind::Password {
+            self.limits.check_started(ip);
+        }
+        self.pending_checks.insert(conn, PendingCheck { ip, kind });
+        Some(key)
     }
 
     /// The host's verdict on a credential check, of either kind.
