@@ -4,7 +4,7 @@
 
 mod counting;
 use breeze_core::secure::IdentityKey;
-use breeze_core::server::{GroupRecord, Server, ServerConfig};
+use breeze_core::server::{GroupRecord, SavedGroups, Server, ServerConfig};
 use breeze_core::wire::{GroupId, GroupInfo, UserName};
 
 #[global_allocator]
@@ -21,7 +21,10 @@ fn main() {
     );
     let base = counting::live();
     let records = records();
-    server.restore_groups(records);
+    server.restore_groups(SavedGroups {
+        records,
+        highest_id: None,
+    });
     // Everything the records held is the server's now, or freed.
     let kept = counting::live().saturating_sub(base);
     let memberships = (GROUPS * MEMBERS) as usize;

@@ -134,6 +134,44 @@ fn a_message_owed_when_the_group_ends_reaches_its_member_after_a_restart() {
     assert_eq!(sim.store.groups.records().len(), 1, "only the new group");
 }
 
+/// Found by review: with no tombstone left, a restart used to hand the ended group's id to the
+/// next group, and a member that stayed running, which had seen the old group up to place 3,
+/// dropped the new group's first three messages as already shown.
+#[test]
+fn a_group_ended_owing_nothing_leaves_its_id_unused_after_a_restart() {
+    let (mut sim, n) = world(&["alice", "bob"]);
+    let (alice, bob) = (n[0], n[1]);
+    let team = sim.create_group(alice, "team", &[bob]).unwrap();
+    for text in ["one", "two", "three"] {
+        sim.send_group(alice, team, text).unwrap();
+    }
+    sim.advance(SECOND);
+    for user in [bob, alice] {
+        sim.group_request(user, GroupRequest::Leave { group: team })
+            .unwrap();
+    }
+    sim.advance(SECOND);
+    assert_eq!(sim.store.groups.counts(), (0, 0), "nothing is owed");
+    assert!(
+        sim.store.groups.records().is_empty(),
+        "no tombstone is left"
+    );
+
+    // Only the server restarts: bob's client still remembers the old group's places.
+    sim.crash_server();
+    sim.restart_server();
+    sim.advance(20 * SECOND);
+    let crew = sim.create_group(alice, "crew", &[bob]).unwrap();
+    assert_ne!(crew, team, "a new group never takes an ended one's id");
+    for text in ["a", "b", "c", "d"] {
+        sim.send_group(alice, crew, text).unwrap();
+    }
+    sim.advance(SECOND);
+    let expected = vec!["alice: a", "alice: b", "alice: c", "alice: d"];
+    assert_eq!(texts(&sim, bob, crew), expected, "from place 1");
+    assert_eq!(texts(&sim, alice, crew), expected);
+}
+
 #[test]
 fn a_server_restart_mid_conversation_loses_and_repeats_nothing() {
     let (mut sim, n) = world(&["alice", "bob", "carol"]);

@@ -1,7 +1,7 @@
 //! What the server driver asks of the application embedding it: accounts and offline storage.
 
 use breeze_core::secure::PublicKey;
-use breeze_core::server::{GroupRecord, OfflineChat, StoreOutcome, StoredGroupMessage};
+use breeze_core::server::{OfflineChat, SavedGroups, StoreOutcome, StoredGroupMessage};
 use breeze_core::wire::{
     GroupError, GroupId, GroupInfo, KeyLookup, LoginRefusal, OrderedGroupMessage, UserName,
 };
@@ -61,16 +61,17 @@ pub trait ServerHost: Send + Sync + 'static {
     // order, like the offline ones. A host without group storage keeps the defaults, which
     // refuse every group (`StorageFailed`): groups are never announced if they cannot be kept.
 
-    /// Every saved group, given to the core once at start.
-    fn load_groups(&self) -> Vec<GroupRecord> {
-        Vec::new()
+    /// Every saved group, and the highest group id ever saved, given to the core once at start.
+    fn load_groups(&self) -> SavedGroups {
+        SavedGroups::default()
     }
 
-    /// Saves `info` after a change. No members ends the group: it takes no more messages, but
-    /// what is stored for it stays for the recipients who have not acknowledged it, and the
-    /// group's record (given back by `load_groups` with no members, so its id is not reused)
-    /// goes with the last of it. Refuses with `GroupError::NoSuchUser` if one of `joined` has
-    /// no account.
+    /// Saves `info` after a change, and raises the highest group id saved to its id in the
+    /// same transaction: the id is then never given to another group, even after the group is
+    /// gone for good. No members ends the group: it takes no more messages, but what is stored
+    /// for it stays for the recipients who have not acknowledged it, and the group's record
+    /// (given back by `load_groups` with no members) goes with the last of it. Refuses with
+    /// `GroupError::NoSuchUser` if one of `joined` has no account.
     fn save_group(&self, info: &GroupInfo, joined: &[UserName]) -> Result<(), GroupError> {
         let _ = (info, joined);
         Err(GroupError::StorageFailed)

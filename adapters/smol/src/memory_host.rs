@@ -3,7 +3,7 @@
 use crate::ServerHost;
 use breeze_core::secure::PublicKey;
 use breeze_core::server::{
-    GroupRecord, MemoryGroupStore, OfflineChat, StoreOutcome, StoredGroupMessage,
+    MemoryGroupStore, OfflineChat, SavedGroups, StoreOutcome, StoredGroupMessage,
 };
 use breeze_core::wire::{
     GroupError, GroupId, GroupInfo, KeyLookup, LoginRefusal, OrderedGroupMessage, Undeliverable,
@@ -165,8 +165,8 @@ impl ServerHost for MemoryHost {
         });
     }
 
-    fn load_groups(&self) -> Vec<GroupRecord> {
-        self.lock().groups.records()
+    fn load_groups(&self) -> SavedGroups {
+        self.lock().groups.saved()
     }
 
     fn save_group(&self, info: &GroupInfo, joined: &[UserName]) -> Result<(), GroupError> {

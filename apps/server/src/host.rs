@@ -4,7 +4,7 @@ use crate::{
     Binding, KeyCheck, OfflineMessage, PasswordHashing, Store, StoreError, StoreOptions, Verdict,
 };
 use breeze_core::secure::PublicKey;
-use breeze_core::server::{GroupRecord, OfflineChat, StoreOutcome, StoredGroupMessage};
+use breeze_core::server::{OfflineChat, SavedGroups, StoreOutcome, StoredGroupMessage};
 use breeze_core::wire::{
     GroupError, GroupId, GroupInfo, KeyLookup, LoginRefusal, MessageId, OrderedGroupMessage,
     SealedChat, Undeliverable, UserName,
@@ -186,11 +186,16 @@ impl ServerHost for StoreHost {
         }
     }
 
-    fn load_groups(&self) -> Vec<GroupRecord> {
-        lock(&self.offline).load_groups().unwrap_or_else(|error| {
+    fn load_groups(&self) -> SavedGroups {
+        let records = lock(&self.offline).load_groups().unwrap_or_else(|error| {
             tracing::error!(%error, "cannot load the groups");
             Vec::new()
-        })
+        });
+        // The SQLite tables keep no high-water mark yet: only the records count.
+        SavedGroups {
+            records,
+            highest_id: None,
+        }
     }
 
     fn save_group(&self, info: &GroupInfo, joined: &[UserName]) -> Result<(), GroupError> {

@@ -18,7 +18,7 @@ mod sweep;
 
 pub use config::ServerConfig;
 pub use file_relay::FileRelayLimit;
-pub use groups::{Envelopes, GroupRecord, MemoryGroupStore, StoredGroupMessage};
+pub use groups::{Envelopes, GroupRecord, MemoryGroupStore, SavedGroups, StoredGroupMessage};
 pub use output::{Action, ConnError, Event, LogoutReason, OfflineChat, Stats, StoreOutcome};
 
 use crate::codec::Input;
@@ -357,11 +357,19 @@ impl Server {
         }
     }
 
-    /// The groups the host saved, given once at start before any connection. A record with no
-    /// members is a group that ended with messages still owed: the server keeps nothing of it
-    /// (its backlog is served from the store like any other), only its id from being given to
-    /// a new group, whose places would be mistaken for the old one's.
-    pub fn restore_groups(&mut self, records: Vec<GroupRecord>) {
+    /// The groups the host saved, given once at start before any connection. New groups get
+    /// ids above `highest_id` and above every record's: an id is never given to two groups, as
+    /// a member still running would take the new one's places for the old one's. A record with
+    /// no members is a group that ended with messages still owed: the server keeps nothing of
+    /// it (its backlog is served from the store like any other) but its id.
+    pub fn restore_groups(&mut self, saved: SavedGroups) {
+        let SavedGroups {
+            records,
+            highest_id,
+        } = saved;
+        if let Some(highest) = highest_id {
+            self.groups.reserve_id(highest);
+        }
         for record in records {
             if record.info.members.is_empty() {
                 self.groups.reserve_id(record.info.id);

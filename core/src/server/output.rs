@@ -75,13 +75,14 @@ pub enum Action {
         /// Who just logged in.
         user: UserName,
     },
-    /// Save a group as it is after a change (create it, or replace what was saved), then answer
-    /// with [`Server::handle_group_saved`](super::Server::handle_group_saved). Refuse with
-    /// `GroupError::NoSuchUser` if one of `joined` has no account. With no members the group
-    /// ends: store no more messages for it, but keep those stored for recipients who have not
-    /// acknowledged them (they are served as any backlog), and keep the group's record, with
-    /// no members, until the last of them is acknowledged: it is handed back at start so that
-    /// its id is not given to a new group.
+    /// Save a group as it is after a change (create it, or replace what was saved), and raise
+    /// the highest group id saved to its id in the same transaction (handed back at start in
+    /// [`SavedGroups`](super::SavedGroups), so that the id is never given to another group);
+    /// then answer with [`Server::handle_group_saved`](super::Server::handle_group_saved).
+    /// Refuse with `GroupError::NoSuchUser` if one of `joined` has no account. With no members
+    /// the group ends: store no more messages for it, but keep those stored for recipients who
+    /// have not acknowledged them (they are served as any backlog), and keep the group's
+    /// record, with no members, until the last of them is acknowledged.
     SaveGroup {
         /// The group after the change.
         info: GroupInfo,

@@ -296,7 +296,7 @@ impl Sim {
         self.server_incarnation += 1;
         let identity = self.server_identity();
         let mut server = Server::new(self.config.server.clone(), identity, seed);
-        server.restore_groups(self.store.groups.records());
+        server.restore_groups(self.store.groups.saved());
         self.server = Some(server);
         self.drive();
     }

@@ -6,11 +6,12 @@
 //!
 //! A group that ends (its last member left) keeps the rows still owed, like a member removed
 //! keeps its own: what was taken while they were members is theirs. Its record stays, with no
-//! members, as the group's tombstone: it takes no more messages, keeps its id from being given
-//! to a new group after a restart, and goes with the last row. So tombstones are never more
-//! than the rows still owed.
+//! members, as the group's tombstone: it takes no more messages and goes with the last row. So
+//! tombstones are never more than the rows still owed. The highest id ever saved is kept
+//! apart, moved by the save that made the group: it outlives every record, so no id is given
+//! to a second group after a restart.
 
-use super::{GroupRecord, StoredGroupMessage};
+use super::{GroupRecord, SavedGroups, StoredGroupMessage};
 use crate::secure::PublicKey;
 use crate::wire::{
     GroupError, GroupId, GroupInfo, GroupMessage, KeyEnvelope, OrderedGroupMessage, UserName,
@@ -25,6 +26,8 @@ pub struct MemoryGroupStore {
     messages: BTreeMap<(GroupId, u64), (UserName, PublicKey, GroupMessage)>,
     /// (user, group, order) → that recipient's envelope.
     rows: BTreeMap<(UserName, GroupId, u64), Option<Vec<u8>>>,
+    /// The highest group id ever saved.
+    highest_id: Option<GroupId>,
 }
 
 impl MemoryGroupStore {
@@ -40,6 +43,7 @@ impl MemoryGroupStore {
             return Err(GroupError::NoSuchUser(missing.clone()));
         }
         let id = info.id;
+        self.highest_id = self.highest_id.max(Some(id));
         if info.members.is_empty() {
             if let Some(record) = self.groups.get_mut(&id) {
                 record.info.members.clear();
@@ -154,10 +158,17 @@ impl MemoryGroupStore {
         }
     }
 
-    /// Every group, as the host hands them to a server that starts (an ended one still owed
-    /// to someone comes with no members).
+    /// Every group (an ended one still owed to someone comes with no members).
     pub fn records(&self) -> Vec<GroupRecord> {
         self.groups.values().cloned().collect()
+    }
+
+    /// What the host hands a server that starts: every group, and the highest id ever saved.
+    pub fn saved(&self) -> SavedGroups {
+        SavedGroups {
+            records: self.records(),
+            highest_id: self.highest_id,
+        }
     }
 
     /// Group messages stored now, and rows (copies owed to recipients).
@@ -267,5 +278,34 @@ mod tests {
         store.save(team(&[]), &[], |_| true).unwrap();
         assert!(store.records().is_empty());
         assert_eq!(store.counts(), (0, 0));
+        assert_eq!(
+            store.saved().highest_id,
+            Some(GroupId(1)),
+            "its id stays counted"
+        );
+    }
+
+    #[test]
+    fn the_highest_id_saved_moves_only_up_and_only_with_a_save() {
+        let mut store = MemoryGroupStore::default();
+        assert_eq!(store.saved(), SavedGroups::default());
+        let ghost = name("ghost");
+        let refused = store.save(team(&["alice", "ghost"]), &[ghost], |u| {
+            u.as_str() != "ghost"
+        });
+        assert!(refused.is_err());
+        assert_eq!(
+            store.saved().highest_id,
+            None,
+            "a refused save hands out nothing"
+        );
+        let crew = GroupInfo {
+            id: GroupId(5),
+            ..team(&["alice"])
+        };
+        store.save(crew, &[], |_| true).unwrap();
+        store.save(team(&["alice"]), &[], |_| true).unwrap();
+        assert_eq!(store.saved().highest_id, Some(GroupId(5)));
+        assert_eq!(store.saved().records.len(), 2);
     }
 }

@@ -33,6 +33,20 @@ pub struct GroupRecord {
     pub last_taken: Vec<(UserName, u64, u64)>,
 }
 
+/// What the host hands a server at start: the groups it keeps, and the highest id it ever saved.
+///
+/// The mark is kept apart from the records because a group can go for good (ended, nothing
+/// owed): its record is deleted, but its id must still never be given to a new group, whose
+/// places a member still running would take for the old one's and drop as already shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedGroups {
+    /// Every group kept (an ended one still owed to someone comes with no members).
+    pub records: Vec<GroupRecord>,
+    /// The highest id of any group ever saved, raised in the transaction of every save (so
+    /// before anyone hears of a new group); `None` if no group was ever saved.
+    pub highest_id: Option<GroupId>,
+}
+
 /// One member's envelopes for its current key: one sealed copy of the key per member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelopes {
@@ -199,7 +213,8 @@ impl Groups {
         self.by_id.insert(id, group);
     }
 
-    /// A group that ended is never given a new one's id (see `Server::restore_groups`).
+    /// `id` was given out once: no new group gets it or any below it (see
+    /// `Server::restore_groups`).
     pub fn reserve_id(&mut self, id: GroupId) {
         self.next_id = self.next_id.max(id.0.saturating_add(1));
     }
