@@ -187,15 +187,10 @@ impl ServerHost for StoreHost {
     }
 
     fn load_groups(&self) -> SavedGroups {
-        let records = lock(&self.offline).load_groups().unwrap_or_else(|error| {
+        lock(&self.offline).load_groups().unwrap_or_else(|error| {
             tracing::error!(%error, "cannot load the groups");
-            Vec::new()
-        });
-        // The SQLite tables keep no high-water mark yet: only the records count.
-        SavedGroups {
-            records,
-            highest_id: None,
-        }
+            SavedGroups::default()
+        })
     }
 
     fn save_group(&self, info: &GroupInfo, joined: &[UserName]) -> Result<(), GroupError> {

@@ -1,5 +1,5 @@
-//! Groups and their messages (see schema version 3): what the server core's group actions
-//! need kept across restarts. Messages are sealed by their senders; nothing here is text.
+//! Groups and their messages (see schema versions 3 and 5): what the server core's group
+//! actions need kept across restarts. Messages are sealed by their senders; nothing here is text.
 //!
 //! u64 protocol values go through SQLite's signed integers with a bit-preserving cast, as in
 //! `offline.rs`; orders and sequence numbers stay far below 2^63 in practice, and the order
@@ -8,14 +8,17 @@
 //! A group that ends (its last member left) keeps the rows still owed to its former members,
 //! as a removed member keeps its own: its `groups` row stays, with no members and a name no
 //! group can have (so the name is free again), as a tombstone. It takes no more messages,
-//! comes back from [`Store::load_groups`] with no members so that its id is not given to a
-//! new group, and is deleted with its last row (acknowledged, or its account removed). So
-//! tombstones are never more than the rows still owed, and no schema change was needed: the
-//! messages' rows hang off the `groups` row as before.
+//! comes back from [`Store::load_groups`] with no members, and is deleted with its last row
+//! (acknowledged, or its account removed). So tombstones are never more than the rows still
+//! owed, and the messages' rows hang off the `groups` row as before.
+//!
+//! That a deleted group's id is never given to a new one is kept by `group_id_mark` (version
+//! 5), the highest id ever saved, raised in the transaction of every save: it outlives the
+//! groups it counts.
 
 use super::{Store, StoreError};
 use breeze_core::secure::PublicKey;
-use breeze_core::server::{GroupRecord, StoredGroupMessage};
+use breeze_core::server::{GroupRecord, SavedGroups, StoredGroupMessage};
 use breeze_core::wire::{
     GroupId, GroupInfo, GroupMessage, KeyEnvelope, MessageId, OrderedGroupMessage, UserName,
 };
@@ -31,8 +34,9 @@ fn from_sql(n: i64) -> u64 {
 }
 
 impl Store {
-    /// Every group, with its members and what the core needs to go on where it stopped.
-    pub fn load_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+    /// Every group, with its members and what the core needs to go on where it stopped, and
+    /// the highest group id ever saved.
+    pub fn load_groups(&self) -> Result<SavedGroups, StoreError> {
         let mut groups = self
             .conn
             .prepare("SELECT id, name, owner, version, next_order FROM groups ORDER BY id")?;
@@ -86,7 +90,17 @@ impl Store {
                 last_taken,
             });
         }
-        Ok(records)
+        let highest_id = self
+            .conn
+            .query_row("SELECT highest FROM group_id_mark", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .optional()?
+            .map(|id| GroupId(from_sql(id)));
+        Ok(SavedGroups {
+            records,
+            highest_id,
+        })
     }
 
     /// Saves a group after a change; no members ends it (see the module docs).
@@ -108,6 +122,11 @@ impl Store {
             }
         }
         let id = to_sql(info.id.0);
+        tx.execute(
+            "INSERT INTO group_id_mark (one, highest) VALUES (1, ?1)
+             ON CONFLICT (one) DO UPDATE SET highest = max(highest, ?1)",
+            [id],
+        )?;
         if info.members.is_empty() {
             tx.execute("DELETE FROM group_members WHERE group_id = ?1", [id])?;
             tx.execute(
@@ -403,7 +422,7 @@ mod tests {
             .unwrap();
         assert!(store.store_group_message(&message(1, 1), 2).unwrap());
         assert!(store.store_group_message(&message(2, 2), 3).unwrap());
-        let records = store.load_groups().unwrap();
+        let records = store.load_groups().unwrap().records;
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].info, team());
         assert_eq!(records[0].next_order, 3);
@@ -431,7 +450,7 @@ mod tests {
             ..team()
         };
         store.save_group(&ended, &[]).unwrap();
-        assert!(store.load_groups().unwrap().is_empty());
+        assert!(store.load_groups().unwrap().records.is_empty());
     }
 
     fn ended() -> GroupInfo {
@@ -463,7 +482,7 @@ mod tests {
             "an ended group takes nothing"
         );
         assert_eq!(store.group_counts().unwrap(), (2, 2));
-        let records = store.load_groups().unwrap();
+        let records = store.load_groups().unwrap().records;
         assert_eq!(records.len(), 1, "its tombstone keeps the id");
         assert_eq!(records[0].info.id, GroupId(1));
         assert!(records[0].info.members.is_empty());
@@ -489,12 +508,47 @@ mod tests {
 
         store.ack_group(&name("bob"), GroupId(1), 1).unwrap();
         assert_eq!(store.group_counts().unwrap(), (1, 1));
-        assert_eq!(store.load_groups().unwrap().len(), 2);
+        assert_eq!(store.load_groups().unwrap().records.len(), 2);
         store.ack_group(&name("bob"), GroupId(1), 2).unwrap();
         assert_eq!(store.group_counts().unwrap(), (0, 0));
-        let records = store.load_groups().unwrap();
+        let records = store.load_groups().unwrap().records;
         assert_eq!(records.len(), 1, "the last ack takes the tombstone");
         assert_eq!(records[0].info, crew);
+    }
+
+    #[test]
+    fn a_group_gone_for_good_leaves_its_id_counted() {
+        let mut store = store_with(&["alice", "bob"]);
+        assert_eq!(store.load_groups().unwrap(), SavedGroups::default());
+        let crew = GroupInfo {
+            id: GroupId(4),
+            name: "crew".into(),
+            ..team()
+        };
+        assert!(store.save_group(&crew, &[name("carol")]).is_err());
+        assert_eq!(
+            store.load_groups().unwrap().highest_id,
+            None,
+            "a refused save leaves the mark"
+        );
+        store
+            .save_group(&crew, &[name("alice"), name("bob")])
+            .unwrap();
+        store
+            .save_group(&team(), &[name("alice"), name("bob")])
+            .unwrap();
+        assert_eq!(store.load_groups().unwrap().highest_id, Some(GroupId(4)));
+        // Both end owing nothing: no record is left, the mark stays.
+        for info in [&crew, &team()] {
+            let ended = GroupInfo {
+                members: vec![],
+                ..info.clone()
+            };
+            store.save_group(&ended, &[]).unwrap();
+        }
+        let saved = store.load_groups().unwrap();
+        assert!(saved.records.is_empty());
+        assert_eq!(saved.highest_id, Some(GroupId(4)));
     }
 
     #[test]
@@ -506,9 +560,9 @@ mod tests {
         assert!(store.store_group_message(&message(1, 1), 2).unwrap());
         store.ack_group(&name("alice"), GroupId(1), 1).unwrap();
         store.save_group(&ended(), &[]).unwrap();
-        assert_eq!(store.load_groups().unwrap().len(), 1);
+        assert_eq!(store.load_groups().unwrap().records.len(), 1);
         assert!(store.remove_user("bob").unwrap());
         assert_eq!(store.group_counts().unwrap(), (0, 0));
-        assert!(store.load_groups().unwrap().is_empty());
+        assert!(store.load_groups().unwrap().records.is_empty());
     }
 }

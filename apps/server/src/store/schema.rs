@@ -128,8 +128,25 @@ const V4: &str = "
 ALTER TABLE account_keys ADD COLUMN revoked INTEGER;
 ";
 
+/// Version 5: the highest group id ever saved.
+///
+/// The core gives new groups ids above the highest it is handed at start. A group that ended
+/// owing nothing leaves no `groups` row, so the highest id is kept here, in one row (none
+/// before the first group), raised in the transaction that saves a group: no id is given to a
+/// second group, whose places a member still running would take for the old one's. An
+/// existing database starts from the groups it holds; ids of groups already gone before this
+/// version cannot be recovered.
+const V5: &str = "
+CREATE TABLE group_id_mark (
+    one     INTEGER PRIMARY KEY CHECK (one = 1),
+    highest INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO group_id_mark (one, highest) SELECT 1, id FROM groups ORDER BY id DESC LIMIT 1;
+";
+
 /// The schema steps, oldest first; see the module docs.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes and understands.
 pub(super) fn supported_version() -> u32 {
@@ -159,6 +176,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::OptionalExtension;
 
     #[test]
     fn migrating_twice_is_a_no_op() {
@@ -182,7 +200,7 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        assert_eq!(version(&conn).unwrap(), 4);
+        assert_eq!(version(&conn).unwrap(), supported_version());
         let (last_login, revoked): (i64, Option<i64>) = conn
             .query_row(
                 "SELECT last_login, revoked FROM account_keys WHERE account = 'alice'",
@@ -191,6 +209,39 @@ mod tests {
             )
             .unwrap();
         assert_eq!((last_login, revoked), (200, None));
+    }
+
+    /// The database at version 4, every step before it run.
+    fn at_version_4() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for (from, step) in (0..).zip(&MIGRATIONS[..4]) {
+            conn.execute_batch(step).unwrap();
+            conn.pragma_update(None, "user_version", from + 1).unwrap();
+        }
+        conn
+    }
+
+    fn group_id_mark(conn: &Connection) -> Option<i64> {
+        conn.query_row("SELECT highest FROM group_id_mark", [], |row| row.get(0))
+            .optional()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_group_id_mark_starts_from_the_groups_saved_before_version_5() {
+        let mut conn = at_version_4();
+        conn.execute_batch(
+            "INSERT INTO groups (id, name, owner, version, next_order)
+             VALUES (3, 'team', 'alice', 1, 1), (7, 'ended group 7', 'alice', 2, 4);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn).unwrap(), 5);
+        assert_eq!(group_id_mark(&conn), Some(7), "the tombstone's id counts");
+
+        let mut empty = at_version_4();
+        migrate(&mut empty).unwrap();
+        assert_eq!(group_id_mark(&empty), None, "no group was ever saved");
     }
 
     #[test]
@@ -202,7 +253,7 @@ mod tests {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 4
+                supported: 5
             }
         ));
     }
