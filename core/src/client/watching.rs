@@ -17,7 +17,7 @@ pub const MAX_WATCHED: usize = 2_000;
 impl Client {
     /// Asks to hear when `user` comes and goes, and to be introduced to it while it is online
     /// (so a direct channel can open): what a chat screen calls when a conversation is
-    /// opened or a contact shown. Watching is idempotent; past [`MAX_WATCHED`] users it is
+    /// opened or a contact shown. Watching is idempotent; past 2,000 users it is
     /// ignored.
     pub fn watch(&mut self, user: &UserName, now: Instant) {
         self.note_interest(user);
