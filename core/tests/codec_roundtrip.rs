@@ -11,10 +11,10 @@ use breeze_core::codec::{encode_frame, DecodeError, FrameDecoder, DEFAULT_MAX_FR
 use breeze_core::secure::PublicKey;
 use breeze_core::transmit::Payload;
 use breeze_core::wire::{
-    Ack, Chat, ClientFrame, ErrorCode, FileHint, FileMessage, FileName, GroupError, GroupId,
-    GroupInfo, GroupMessage, GroupRequest, KeyEnvelope, KeyLookup, KickReason, LoginRefusal,
-    MessageId, OrderedGroupMessage, PeerFrame, PeerIntro, SealedAck, SealedChat, SealedFile,
-    ServerFrame, TransferId, Undeliverable, UserName, PROTOCOL_VERSION,
+    Ack, Chat, ClientFrame, ClosingReason, ErrorCode, FileHint, FileMessage, FileName, GroupError,
+    GroupId, GroupInfo, GroupMessage, GroupRequest, KeyEnvelope, KeyLookup, KickReason,
+    LoginRefusal, MessageId, OrderedGroupMessage, PeerFrame, PeerIntro, SealedAck, SealedChat,
+    SealedFile, ServerFrame, TransferId, Undeliverable, UserName, PROTOCOL_VERSION,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
 use serde::{de::DeserializeOwned, Serialize};
@@ -510,13 +510,18 @@ impl Arbitrary for Arb<ServerFrame> {
 impl Arbitrary for Arb<PeerFrame> {
     fn arbitrary(g: &mut Gen) -> Self {
         // A new variant of PeerFrame must be added here.
-        Arb(match pick(g, 6) {
+        Arb(match pick(g, 7) {
             0 => PeerFrame::Chat(arb(g)),
             1 => PeerFrame::Ack(arb(g)),
             2 => PeerFrame::Ping,
             3 => PeerFrame::Bye,
             4 => PeerFrame::Error { code: arb(g) },
             5 => PeerFrame::File(arb(g)),
+            6 => PeerFrame::Closing(if bool::arbitrary(g) {
+                ClosingReason::Idle
+            } else {
+                ClosingReason::Evicted
+            }),
             _ => unreachable!(),
         })
     }
@@ -1080,7 +1085,7 @@ fn generators_cover_every_wire_variant() {
     assert_generator_covers::<ClientFrame>("ClientFrame", 13);
     assert_generator_covers::<ServerFrame>("ServerFrame", 26);
     assert_generator_covers::<GroupError>("GroupError", 12);
-    assert_generator_covers::<PeerFrame>("PeerFrame", 6);
+    assert_generator_covers::<PeerFrame>("PeerFrame", 7);
     assert_generator_covers::<FileMessage>("FileMessage", 7);
     assert_generator_covers::<ErrorCode>("ErrorCode", 12);
     assert_generator_covers::<LoginRefusal>("LoginRefusal", 7);

@@ -74,6 +74,16 @@ pub struct ClientConfig {
     pub max_held: usize,
     /// Peer links open at once (including ones still in setup).
     pub max_links: usize,
+    /// Direct channels held at once: links in any state, dialled or accepted, plus dials the
+    /// host is still connecting. While the online peers fit under it, every one is dialled
+    /// (the smaller name of a pair dials); beyond it channels open on demand, close after
+    /// `channel_idle`, and the least recently used idle one makes room for a new one. So a
+    /// client on a big LAN holds a few sockets and heartbeats, not one per online user.
+    pub max_direct_channels: usize,
+    /// With more online peers than `max_direct_channels`, a channel that carried nothing but
+    /// heartbeats for this long is closed in order (the peer is told it is idle, not lost),
+    /// and a peer talked to within this long still wants its channel (redialled if lost).
+    pub channel_idle: Duration,
     /// Bytes a receiver lets a sender have in flight per transfer (and so buffers at most).
     /// Enough to keep a direct transfer streaming while the receiver's disk answers.
     pub file_window: u64,
@@ -136,6 +146,8 @@ impl ClientConfig {
             max_outbox: 1000,
             max_held: 256,
             max_links: 1024,
+            max_direct_channels: 64,
+            channel_idle: Duration::from_secs(180),
             first_message_id: 1,
             file_window: 4 * 1024 * 1024,
             file_relayed_in_flight: 1024 * 1024,

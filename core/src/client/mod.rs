@@ -2,6 +2,7 @@
 //!
 //! How to drive it, and the ordering rules every host follows, are on [`Client`].
 
+mod channels;
 mod config;
 mod files;
 mod groups;
@@ -18,8 +19,8 @@ pub use crate::transfer::Direction;
 pub use config::ClientConfig;
 pub use groups::GroupEvent;
 pub use output::{
-    Action, Destination, Event, FileError, FileEvent, FileFailure, LinkError, Route, RouteReason,
-    SendError, ServerLinkError,
+    Action, Destination, Event, FileError, FileEvent, FileFailure, LinkError, Opening, Route,
+    RouteReason, SendError, ServerLinkError,
 };
 
 use crate::backoff::Backoff;
@@ -35,7 +36,7 @@ use groups::ClientGroups;
 use peer_link::PeerLink;
 use peers::{Dial, Peer};
 use server_link::ServerLink;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// A peer link id chosen by the driver; unique among the links it has open.
@@ -56,6 +57,7 @@ pub struct LinkId(pub u64);
 /// [`is_logged_in`](Client::is_logged_in), [`is_stopped`](Client::is_stopped),
 /// [`peers`](Client::peers), [`route_to`](Client::route_to),
 /// [`unacknowledged`](Client::unacknowledged), [`link_count`](Client::link_count),
+/// [`heartbeats_sent`](Client::heartbeats_sent),
 /// [`public_key`](Client::public_key), [`peer_key`](Client::peer_key).
 ///
 /// **`handle_*` inputs**, what the host saw happen:
@@ -79,6 +81,7 @@ pub struct LinkId(pub u64);
 ///   [`handle_file_verified`](Client::handle_file_verified).
 ///
 /// **Mutators**, what the user or the host decides: [`send`](Client::send),
+/// [`open_conversation`](Client::open_conversation),
 /// [`logout`](Client::logout), [`reconnect`](Client::reconnect),
 /// [`set_direct_channels`](Client::set_direct_channels), [`offer_file`](Client::offer_file),
 /// [`accept_file`](Client::accept_file), [`decline_file`](Client::decline_file),
@@ -161,6 +164,17 @@ pub struct Client {
     interest: HashSet<UserName>,
     /// Interest not yet sent to the server.
     watch_queue: Vec<UserName>,
+    /// Peers the server lists online: more than `max_direct_channels` means channels open
+    /// on demand only (`channels.rs`).
+    online_peers: usize,
+    /// Peers in `Dial::InFlight`: the host holds a connecting socket for each.
+    dials_in_flight: usize,
+    /// Peers talked to lately, the only ones dialled once channels open on demand: walking
+    /// these instead of every known peer after each input keeps a client on a LAN of
+    /// thousands as cheap as on a small one.
+    wanted: BTreeSet<UserName>,
+    /// Heartbeats sent on peer links, for figures (`heartbeats_sent`).
+    heartbeats_sent: u64,
 }
 
 impl Client {
@@ -197,6 +211,10 @@ impl Client {
             groups: ClientGroups::default(),
             interest: HashSet::new(),
             watch_queue: Vec::new(),
+            online_peers: 0,
+            dials_in_flight: 0,
+            wanted: BTreeSet::new(),
+            heartbeats_sent: 0,
         };
         for (user, _) in &client.config.peer_keys.clone() {
             client.note_interest(user);
@@ -250,9 +268,15 @@ impl Client {
         self.peers.get(peer).map_or(0, |p| p.outbox.len())
     }
 
-    /// Peer links open, in any state.
+    /// Peer links open, in any state: never more than
+    /// [`ClientConfig::max_direct_channels`].
     pub fn link_count(&self) -> usize {
         self.links.len()
+    }
+
+    /// Heartbeats sent on peer links so far (not counting the server link's).
+    pub fn heartbeats_sent(&self) -> u64 {
+        self.heartbeats_sent
     }
 
     // ---- inputs: peer links (server link inputs live in server_link.rs) ---------------------
@@ -272,6 +296,7 @@ impl Client {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.server_timeout(now);
         self.links_timeout(now);
+        self.close_idle_channels(now);
         self.peers_timeout(now);
         self.files_timeout(now);
         self.finish(now);
@@ -300,6 +325,7 @@ impl Client {
         let id = MessageId(self.next_message_id);
         self.next_message_id += 1;
         self.peer_mut(to, now).outbox.push(id, text);
+        self.mark_used(to, now);
         self.flush(to, now);
         self.finish(now);
         Ok(id)
@@ -390,7 +416,9 @@ impl Client {
             intro: None,
             direct: None,
             dial: Dial::Idle { next_at: now },
+            opening: Opening::WithinCap,
             redial: Backoff::new(redial),
+            last_used: None,
             outbox: Outbox::new(epoch),
             inbox: Inbox::new(max_held),
             reported: crate::client::Route::Relay,

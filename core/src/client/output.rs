@@ -5,7 +5,8 @@ use crate::delivery::Via;
 use crate::secure::{Fingerprint, HandshakeError, PublicKey, RecordError};
 use crate::transfer::Direction;
 use crate::wire::{
-    ErrorCode, FileName, KickReason, LoginRefusal, MessageId, TransferId, Undeliverable, UserName,
+    ClosingReason, ErrorCode, FileName, KickReason, LoginRefusal, MessageId, TransferId,
+    Undeliverable, UserName,
 };
 use bytes::Bytes;
 use std::fmt;
@@ -120,25 +121,60 @@ impl fmt::Display for Via {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RouteReason {
-    /// A dial to the peer started: the route is `Connecting`, messages still go by relay.
-    Dialing,
-    /// A direct channel was authenticated: the route is `Direct`.
-    ChannelUp,
+    /// A dial to the peer started, for the reason given: the route is `Connecting`, messages
+    /// still go by relay.
+    Dialing(Opening),
+    /// A direct channel was authenticated, opened for the reason given: the route is `Direct`.
+    ChannelUp(Opening),
     /// The dial or the channel's setup failed: back to `Relay`, and a redial after a backoff.
     DialFailed,
     /// The direct channel ended; what it carried unacknowledged goes again by relay.
     ChannelLost(LinkError),
+    /// The direct channel carried nothing but heartbeats for `channel_idle` and was closed in
+    /// order (by either side); it opens again when there is something to send.
+    Idle,
+    /// The direct channel was closed in order to make room for a channel to another peer
+    /// (by either side: each holds at most `max_direct_channels`).
+    Evicted,
     /// The server says the peer is offline.
     PeerOffline,
+}
+
+/// Why a direct channel was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Opening {
+    /// The online peers fit under `max_direct_channels`, so every one gets a channel (as at
+    /// login on a small LAN): of a pair, the smaller name dials.
+    WithinCap,
+    /// This side has something for the peer: a message or file to send, something received
+    /// from it through the relay, or the user opened the conversation.
+    OnDemand,
+    /// The peer dialled this side.
+    ByPeer,
+}
+
+impl fmt::Display for Opening {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Opening::WithinCap => "within the channel cap",
+            Opening::OnDemand => "on demand",
+            Opening::ByPeer => "the peer dialled",
+        })
+    }
 }
 
 impl fmt::Display for RouteReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RouteReason::Dialing => f.write_str("dialling the peer"),
-            RouteReason::ChannelUp => f.write_str("direct channel authenticated"),
+            RouteReason::Dialing(why) => write!(f, "dialling the peer ({why})"),
+            RouteReason::ChannelUp(why) => write!(f, "direct channel authenticated ({why})"),
             RouteReason::DialFailed => f.write_str("could not reach the peer directly"),
             RouteReason::ChannelLost(error) => write!(f, "direct channel lost: {error}"),
+            RouteReason::Idle => f.write_str("direct channel closed: idle"),
+            RouteReason::Evicted => {
+                f.write_str("direct channel closed to make room for another peer")
+            }
             RouteReason::PeerOffline => f.write_str("peer went offline"),
         }
     }
@@ -189,6 +225,11 @@ pub enum LinkError {
     ///
     /// [`Client::set_direct_channels`]: super::Client::set_direct_channels
     TurnedOff,
+    /// Closed in order by either side, for the reason given: not a failure.
+    Orderly(ClosingReason),
+    /// Refused at once: this client holds `max_direct_channels` already and every one of
+    /// them is busy (carrying unacknowledged messages or a file).
+    AtCapacity,
 }
 
 impl LinkError {
@@ -209,7 +250,9 @@ impl LinkError {
             LinkError::Handshake(_) | LinkError::WrongKey | LinkError::Record(_) => return None,
             LinkError::Closed | LinkError::Remote(_) | LinkError::Replaced => return None,
             // Like a firewall closing the port: the peer only sees the connection end.
-            LinkError::TurnedOff => return None,
+            LinkError::TurnedOff | LinkError::AtCapacity => return None,
+            // The `Closing` frame already said why.
+            LinkError::Orderly(_) => return None,
         })
     }
 }
@@ -236,6 +279,9 @@ impl fmt::Display for LinkError {
             }
             LinkError::Record(error) => error.fmt(f),
             LinkError::TurnedOff => f.write_str("direct channels turned off"),
+            LinkError::Orderly(ClosingReason::Idle) => f.write_str("closed: idle"),
+            LinkError::Orderly(_) => f.write_str("closed to make room for another peer"),
+            LinkError::AtCapacity => f.write_str("every direct channel is busy"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Direct channels: the authenticated setup handshake, heartbeats, and losing a channel.
 
-use super::output::{Action, Destination, Event, LinkError, RouteReason};
+use super::output::{Action, Destination, Event, LinkError, Opening, RouteReason};
 use super::peers::Dial;
 use super::{Client, LinkId};
 use crate::codec::{FrameDecoder, Input};
@@ -8,7 +8,7 @@ use crate::delivery::Via;
 use crate::liveness::Liveness;
 use crate::outbound::QueueError;
 use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, PublicKey};
-use crate::wire::{Bytes, PeerFrame, UserName};
+use crate::wire::{Bytes, ClosingReason, PeerFrame, UserName};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -74,7 +74,7 @@ impl PeerLink {
     }
 
     /// The user this link is (or claims to be) with.
-    fn peer(&self) -> Option<&UserName> {
+    pub(super) fn peer(&self) -> Option<&UserName> {
         match self.setup.as_ref()? {
             Setup::Dialing { peer, .. }
             | Setup::AcceptorAwaitingIntro { peer, .. }
@@ -132,7 +132,7 @@ impl Client {
         self.outbound.open(Destination::Peer(link));
         let _ = self.outbound.send_handshake(Destination::Peer(link), first);
         if let Some(p) = self.peers.get_mut(peer) {
-            p.dial = Dial::Handshaking(link);
+            p.set_dial(Dial::Handshaking(link), &mut self.dials_in_flight);
         }
         self.finish(now);
     }
@@ -155,6 +155,11 @@ impl Client {
         if self.links.contains_key(&link) || self.is_stopped() || !self.config.direct_channels {
             self.actions.push_back(Action::CloseLink { link });
             return;
+        }
+        if self.channels_held() >= self.config.max_direct_channels && !self.make_room(now) {
+            // Every channel is busy: the dialler falls back to the relay and tries later.
+            self.actions.push_back(Action::CloseLink { link });
+            return self.finish(now);
         }
         let Ok(handshake) = Handshake::responder(LinkKind::Peer, &self.identity, &mut self.rng)
         else {
@@ -353,16 +358,14 @@ impl Client {
 
     pub(super) fn links_deadline(&self) -> Option<Instant> {
         let heartbeat = &self.config.heartbeat;
-        self.links
-            .values()
-            .map(|link| {
-                if link.is_up() {
-                    link.liveness.next_deadline(heartbeat)
-                } else {
-                    link.opened + self.config.setup_timeout
-                }
-            })
-            .min()
+        let links = self.links.values().map(|link| {
+            if link.is_up() {
+                link.liveness.next_deadline(heartbeat)
+            } else {
+                link.opened + self.config.setup_timeout
+            }
+        });
+        links.chain(self.idle_deadline()).min()
     }
 
     pub(super) fn links_timeout(&mut self, now: Instant) {
@@ -385,6 +388,7 @@ impl Client {
             }
         }
         for link in ping {
+            self.heartbeats_sent += 1;
             self.send_link(link, &PeerFrame::Ping, now);
         }
         for (link, error) in failed {
@@ -470,13 +474,20 @@ impl Client {
                 if chat.text.len() > self.config.max_text_len {
                     self.reject_link(link, LinkError::TextTooLong, now);
                 } else {
+                    self.mark_used(&peer, now);
                     self.on_chat(&peer, chat, Via::Direct, now);
                 }
             }
             PeerFrame::Ack(ack) => self.on_ack(&peer, ack),
             PeerFrame::Ping => {}
-            PeerFrame::File(message) => self.on_file_message(&peer, message, Via::Direct, now),
+            PeerFrame::File(message) => {
+                self.mark_used(&peer, now);
+                self.on_file_message(&peer, message, Via::Direct, now)
+            }
             PeerFrame::Bye => self.drop_link(link, LinkError::Closed, true, now),
+            PeerFrame::Closing(reason) => {
+                self.drop_link(link, LinkError::Orderly(reason), true, now)
+            }
             PeerFrame::Error { code } => self.drop_link(link, LinkError::Remote(code), true, now),
         }
     }
@@ -513,10 +524,15 @@ impl Client {
         };
         p.direct = Some(link);
         if p.dial == Dial::Handshaking(link) || p.dial == Dial::InFlight {
-            p.dial = Dial::Idle { next_at: now };
+            p.set_dial(Dial::Idle { next_at: now }, &mut self.dials_in_flight);
         }
         p.redial.reset();
-        self.update_route(&peer, RouteReason::ChannelUp);
+        let opening = if dialer == self.config.user {
+            p.opening
+        } else {
+            Opening::ByPeer
+        };
+        self.update_route(&peer, RouteReason::ChannelUp(opening));
         self.flush(&peer, now);
     }
 
@@ -573,18 +589,23 @@ impl Client {
         if !lost_channel && !failed_setup {
             return;
         }
-        let delay = peer.redial.next_delay(&mut self.rng);
-        peer.dial = Dial::Idle {
-            next_at: now + delay,
-        };
+        let mut next_at = now + peer.redial.next_delay(&mut self.rng);
+        if let LinkError::Orderly(_) = error {
+            // Not a failure: no backoff, and no dial before there is something to say.
+            peer.redial.reset();
+            peer.last_used = None;
+            next_at = now + self.config.channel_idle;
+        }
+        peer.set_dial(Dial::Idle { next_at }, &mut self.dials_in_flight);
         if error == LinkError::Replaced {
             // A newer channel takes over; `link_up` reports and flushes.
             return;
         }
-        let reason = if lost_channel {
-            RouteReason::ChannelLost(error)
-        } else {
-            RouteReason::DialFailed
+        let reason = match error {
+            LinkError::Orderly(ClosingReason::Idle) => RouteReason::Idle,
+            LinkError::Orderly(_) => RouteReason::Evicted,
+            _ if lost_channel => RouteReason::ChannelLost(error),
+            _ => RouteReason::DialFailed,
         };
         self.update_route(&name, reason);
         self.flush(&name, now);
@@ -594,17 +615,16 @@ impl Client {
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
-        let delay = peer.redial.next_delay(&mut self.rng);
-        peer.dial = Dial::Idle {
-            next_at: now + delay,
-        };
+        let next_at = now + peer.redial.next_delay(&mut self.rng);
+        peer.set_dial(Dial::Idle { next_at }, &mut self.dials_in_flight);
         self.update_route(name, RouteReason::DialFailed);
     }
 
-    /// The dialling rule: of a pair, the user with the smaller name dials. One rule, applied
-    /// identically on both sides, means a pair normally sets up exactly one channel.
-    pub(super) fn dial_due(&self, name: &UserName) -> Option<Instant> {
-        if !self.config.direct_channels || self.is_stopped() || &self.config.user >= name {
+    /// The dialling rule, and when: within the cap, of a pair the user with the smaller name
+    /// dials (one rule, applied identically on both sides, means a pair normally sets up
+    /// exactly one channel); beyond it, whoever wants a channel dials (`channels.rs`).
+    fn dial_due(&self, name: &UserName, now: Instant) -> Option<(Instant, Opening)> {
+        if !self.config.direct_channels || self.is_stopped() || &self.config.user == name {
             return None;
         }
         let peer = self.peers.get(name)?;
@@ -617,10 +637,35 @@ impl Client {
         if !peer.online && self.is_logged_in() {
             return None;
         }
-        match (peer.direct, peer.dial) {
-            (None, Dial::Idle { next_at }) => Some(next_at),
-            _ => None,
+        let (None, Dial::Idle { next_at }) = (peer.direct, peer.dial) else {
+            return None;
+        };
+        if self.bounded() {
+            self.wants_channel(peer, now)
+                .then_some((next_at, Opening::OnDemand))
+        } else if &self.config.user < name {
+            Some((next_at, Opening::WithinCap))
+        } else {
+            None
         }
+    }
+
+    /// The dials due among `names`, and when the next one not yet due is.
+    fn due_dials<'a>(
+        &self,
+        names: impl Iterator<Item = &'a UserName>,
+        now: Instant,
+    ) -> (Vec<(UserName, Opening)>, Option<Instant>) {
+        let mut due = Vec::new();
+        let mut wake: Option<Instant> = None;
+        for name in names {
+            match self.dial_due(name, now) {
+                Some((at, opening)) if at <= now => due.push((name.clone(), opening)),
+                Some((at, _)) => wake = Some(wake.map_or(at, |w| w.min(at))),
+                None => {}
+            }
+        }
+        (due, wake)
     }
 
     pub(super) fn start_due_dials(&mut self, now: Instant) {
@@ -630,27 +675,32 @@ impl Client {
         if !self.config.direct_channels || self.is_stopped() {
             return;
         }
-        let mut due = Vec::new();
-        for name in self.peers.keys() {
-            match self.dial_due(name) {
-                Some(at) if at <= now => due.push(name.clone()),
-                Some(at) => self.dials_wake = Some(self.dials_wake.map_or(at, |w| w.min(at))),
-                None => {}
+        // Beyond the cap only the peers talked to lately can be due: walk those alone.
+        let (due, wake) = if self.bounded() {
+            self.prune_wanted(now);
+            self.due_dials(self.wanted.iter(), now)
+        } else {
+            self.due_dials(self.peers.keys(), now)
+        };
+        self.dials_wake = wake;
+        for (name, opening) in due {
+            if self.channels_held() >= self.config.max_direct_channels && !self.make_room(now) {
+                // Every channel is busy: these wait (on the relay) for the next input.
+                break;
             }
-        }
-        for name in due {
             let Some(peer) = self.peers.get_mut(&name) else {
                 continue;
             };
             let Some(addr) = peer.intro.as_ref().map(|i| i.endpoint) else {
                 continue;
             };
-            peer.dial = Dial::InFlight;
+            peer.set_dial(Dial::InFlight, &mut self.dials_in_flight);
+            peer.opening = opening;
             self.actions.push_back(Action::Dial {
                 peer: name.clone(),
                 addr,
             });
-            self.update_route(&name, RouteReason::Dialing);
+            self.update_route(&name, RouteReason::Dialing(opening));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What the client knows about each other user: presence, introduction, route, messages.
 
-use super::output::Route;
+use super::output::{Opening, Route};
 use super::LinkId;
 use crate::backoff::Backoff;
 use crate::delivery::{Inbox, Outbox};
@@ -8,7 +8,7 @@ use crate::secure::{PairKey, PublicKey};
 use crate::wire::PeerIntro;
 use std::time::Instant;
 
-/// The direct-channel attempt towards one peer (only the dialling side of a pair uses it).
+/// The direct-channel attempt towards one peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dial {
     /// Not dialling; dial at the instant given, if the peer should be dialled at all.
@@ -36,8 +36,16 @@ pub(super) struct Peer {
     pub intro: Option<PeerIntro>,
     /// The authenticated direct channel, if any.
     pub direct: Option<LinkId>,
+    /// Change only through [`Peer::set_dial`], which keeps the count of dials in flight.
     pub dial: Dial,
+    /// Why the latest dial started, for the route event once its channel is up.
+    pub opening: Opening,
     pub redial: Backoff,
+    /// The last time this peer was talked to: a frame other than a heartbeat either way, a
+    /// message queued, something received through the relay, the conversation opened.
+    /// Orders channels for eviction (least recently used first), closes idle ones, and says
+    /// whether a channel is still wanted; `None` once a channel was closed in order.
+    pub last_used: Option<Instant>,
     pub outbox: Outbox,
     pub inbox: Inbox,
     /// The route last reported to the user.
@@ -45,6 +53,19 @@ pub(super) struct Peer {
 }
 
 impl Peer {
+    /// Moves the dial on, counting dials in flight (the host holds a socket for each, so they
+    /// count against the channel cap).
+    pub fn set_dial(&mut self, dial: Dial, in_flight: &mut usize) {
+        let was = self.dial == Dial::InFlight;
+        let is = dial == Dial::InFlight;
+        self.dial = dial;
+        match (was, is) {
+            (false, true) => *in_flight += 1,
+            (true, false) => *in_flight = in_flight.saturating_sub(1),
+            _ => {}
+        }
+    }
+
     pub fn route(&self) -> Route {
         match (self.direct, self.dial) {
             (Some(_), _) => Route::Direct,

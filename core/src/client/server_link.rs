@@ -604,6 +604,7 @@ impl Client {
             peer.redial.reset();
         }
         if !was_online {
+            self.online_peers += 1;
             self.events.push_back(Event::Presence {
                 user: name.clone(),
                 online: true,
@@ -622,6 +623,7 @@ impl Client {
             return;
         }
         peer.online = false;
+        self.online_peers = self.online_peers.saturating_sub(1);
         self.events.push_back(Event::Presence {
             user: name.clone(),
             online: false,

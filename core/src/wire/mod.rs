@@ -19,7 +19,7 @@ pub use group::{
     valid_group_name, GroupError, GroupId, GroupInfo, GroupMessage, GroupRequest, KeyEnvelope,
     OrderedGroupMessage, MAX_GROUP_NAME,
 };
-pub use peer::PeerFrame;
+pub use peer::{ClosingReason, PeerFrame};
 pub use sealed::{FileHint, SealedAck, SealedChat, SealedFile};
 pub use shared::{
     Ack, Chat, ErrorCode, KickReason, LoginRefusal, MessageId, Undeliverable, UserName,

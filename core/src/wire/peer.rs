@@ -34,6 +34,21 @@ pub enum PeerFrame {
     },
     /// A file transfer message.
     File(FileMessage),
+    /// Orderly close of a channel nobody needs now: the receiver drops it without counting
+    /// it as a failure (nothing to redial, nothing lost: what it carried unacknowledged goes
+    /// by relay) and opens it again only when it has something for the sender.
+    Closing(ClosingReason),
+}
+
+/// Why a direct channel is closed in order (see [`PeerFrame::Closing`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ClosingReason {
+    /// It carried nothing but heartbeats for the idle period.
+    Idle,
+    /// The sender is at its cap of direct channels and needs the room for another peer;
+    /// this was its least recently used idle one.
+    Evicted,
 }
 
 /// A chunk is the frame's end: its data goes out from where the host read it.

@@ -112,6 +112,8 @@ impl Client {
         message: FileMessage,
         now: Instant,
     ) -> Option<Via> {
+        // A transfer wants a direct channel: its chunks are what the relay is worst at.
+        self.mark_used(peer, now);
         let (destination, path) = self.file_route(peer)?;
         let sent = match destination {
             Destination::Peer(link) => self.send_file_direct(link, message, now),
