@@ -50,6 +50,17 @@ pub struct Cli {
     #[arg(long)]
     pub no_direct: bool,
 
+    /// Hold at most N direct channels. With more peers online, channels open only to the
+    /// peers talked to (a message, a file, the conversation opened) and close when idle.
+    /// Default: `max_direct_channels` in the settings file, else 64.
+    #[arg(long, value_name = "N")]
+    pub max_direct_channels: Option<usize>,
+
+    /// With more peers online than the cap, close a direct channel that carried nothing for
+    /// this many seconds. Default: `channel_idle_secs` in the settings file, else 180.
+    #[arg(long, value_name = "SECONDS")]
+    pub channel_idle: Option<u64>,
+
     /// Where accepted files go when no directory is given (`accept ID` in line mode, the
     /// accept key in the chat screen). Created when needed. Default: `download_dir` in the
     /// settings file, else the current directory.
@@ -62,7 +73,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub profile: Option<PathBuf>,
 
-    /// The settings file (server, user, download_dir, history_days; flags win over it).
+    /// The settings file (server, user, download_dir, history_days, max_direct_channels,
+    /// channel_idle_secs; flags win over it).
     /// Default: $XDG_CONFIG_HOME/breeze/config.toml (~/.config/… without XDG), if present.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -172,9 +184,15 @@ mod tests {
             "--register",
             "--p2p-listen",
             "127.0.0.1:0",
+            "--max-direct-channels",
+            "8",
+            "--channel-idle",
+            "30",
         ])
         .unwrap();
         assert!(cli.json && cli.no_direct && cli.register);
+        assert_eq!(cli.max_direct_channels, Some(8));
+        assert_eq!(cli.channel_idle, Some(30));
         assert!(cli.command.is_none());
         assert_eq!(
             resolve(cli.server.as_deref().unwrap()).unwrap(),

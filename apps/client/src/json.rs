@@ -454,7 +454,7 @@ impl From<Event> for LineEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use breeze_core::client::{Route, RouteReason};
+    use breeze_core::client::{Opening, Route, RouteReason};
     use breeze_core::wire::LoginRefusal;
     use breeze_core::Via;
 
@@ -487,11 +487,20 @@ mod tests {
         let route = Event::Route {
             peer: name("bob"),
             route: Route::Connecting,
-            reason: RouteReason::Dialing,
+            reason: RouteReason::Dialing(Opening::OnDemand),
         };
         assert_eq!(
             json(route.into()),
-            "{\"event\":\"route\",\"peer\":\"bob\",\"route\":\"connecting\",\"reason\":\"dialling the peer\"}\n"
+            "{\"event\":\"route\",\"peer\":\"bob\",\"route\":\"connecting\",\"reason\":\"dialling the peer (on demand)\"}\n"
+        );
+        let idle = Event::Route {
+            peer: name("bob"),
+            route: Route::Relay,
+            reason: RouteReason::Idle,
+        };
+        assert_eq!(
+            json(idle.into()),
+            "{\"event\":\"route\",\"peer\":\"bob\",\"route\":\"relay\",\"reason\":\"direct channel closed: idle\"}\n"
         );
         let delivered = Event::Delivered {
             to: name("bob"),

@@ -187,8 +187,19 @@ fn start(cli: &Cli, files: Arc<DiskFiles>) -> Result<Start, String> {
     options.p2p_listen = cli.p2p_listen;
     options.direct_channels = !cli.no_direct;
     options.files = files;
+    let max_direct_channels = cli.max_direct_channels.or(settings.max_direct_channels);
+    let channel_idle = cli
+        .channel_idle
+        .or(settings.channel_idle_secs)
+        .map(Duration::from_secs);
     options.tweak = Some(Arc::new(move |config: &mut ClientConfig| {
         config.first_message_id = first_message_id;
+        if let Some(cap) = max_direct_channels {
+            config.max_direct_channels = cap;
+        }
+        if let Some(idle) = channel_idle {
+            config.channel_idle = idle;
+        }
     }));
     let download_dir = cli
         .download_dir

@@ -7,6 +7,8 @@
 //! user = "alice"
 //! download_dir = "/home/alice/Downloads"
 //! history_days = 365        # forget messages older than this; keep all when absent
+//! max_direct_channels = 64  # direct channels held at most (default 64)
+//! channel_idle_secs = 180   # beyond the cap, close a channel idle this long (default 180)
 //! ```
 //!
 //! A flag on the command line always wins over the file. A file that is missing is no
@@ -22,6 +24,8 @@ pub struct Settings {
     pub user: Option<String>,
     pub download_dir: Option<PathBuf>,
     pub history_days: Option<u32>,
+    pub max_direct_channels: Option<usize>,
+    pub channel_idle_secs: Option<u64>,
 }
 
 impl Settings {
@@ -60,13 +64,15 @@ mod tests {
     fn every_setting_is_read_and_unknown_ones_are_refused() {
         let settings = Settings::parse(
             "server = \"10.0.0.1:7300\"\nuser = \"alice\"\ndownload_dir = \"/tmp/in\"\n\
-             history_days = 30\n",
+             history_days = 30\nmax_direct_channels = 8\nchannel_idle_secs = 20\n",
         )
         .unwrap();
         assert_eq!(settings.server.as_deref(), Some("10.0.0.1:7300"));
         assert_eq!(settings.user.as_deref(), Some("alice"));
         assert_eq!(settings.download_dir, Some(PathBuf::from("/tmp/in")));
         assert_eq!(settings.history_days, Some(30));
+        assert_eq!(settings.max_direct_channels, Some(8));
+        assert_eq!(settings.channel_idle_secs, Some(20));
         assert!(Settings::parse("sever = \"x\"")
             .unwrap_err()
             .contains("sever"));

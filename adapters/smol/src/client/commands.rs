@@ -37,6 +37,8 @@ pub(super) enum Command {
         password: String,
         register: bool,
     },
+    /// The user opened the conversation with this peer.
+    OpenConversation(UserName),
     /// The file host's part: handled in `files.rs`.
     File(FileCommand),
     /// Groups: handled in `groups.rs`.
@@ -98,6 +100,7 @@ impl Owner {
             Command::LogInWithPassword { password, register } => {
                 self.core.log_in_with_password(password, register, now)
             }
+            Command::OpenConversation(peer) => self.core.open_conversation(&peer, now),
         }
         now
     }

@@ -218,6 +218,16 @@ impl Client {
         let _ = self.commands.send(Command::Watch(user.clone())).await;
     }
 
+    /// The user opened the conversation with `peer` (on screen): the core opens a direct
+    /// channel to it if it has none and is at its cap of channels only on demand
+    /// ([`breeze_core::Client::open_conversation`]), so what the user writes next goes direct.
+    pub async fn open_conversation(&self, peer: &UserName) {
+        let _ = self
+            .commands
+            .send(Command::OpenConversation(peer.clone()))
+            .await;
+    }
+
     /// The core's events, in order. Clones of the stream share one queue: each event goes to
     /// one reader, so have a single consumer.
     pub fn events(&self) -> impl Stream<Item = Event> + Send + 'static {

@@ -189,6 +189,9 @@ struct Screen {
     group_chats: HashMap<GroupId, Chat>,
     /// The group whose conversation is on screen, instead of the selected user's.
     on_group: Option<GroupId>,
+    /// A conversation just put on screen, for the loop to tell the core
+    /// ([`Screen::take_opened`]): on a big LAN that is what opens its direct channel.
+    newly_opened: Option<UserName>,
 }
 
 impl Screen {
@@ -198,6 +201,7 @@ impl Screen {
             status: "connecting…".into(),
             users: Vec::new(),
             selected: None,
+            newly_opened: None,
             chats: HashMap::new(),
             contacts: Vec::new(),
             search: None,
@@ -258,6 +262,12 @@ impl Screen {
             Some(chat) if chat.loaded => None,
             _ => Some(selected.clone()),
         }
+    }
+
+    /// The conversation put on screen since last asked, for the loop to pass to
+    /// [`breeze_smol::Client::open_conversation`]: the screen does no IO itself.
+    fn take_opened(&mut self) -> Option<UserName> {
+        self.newly_opened.take()
     }
 
     /// `peer`'s history (oldest first), read for [`Screen::wants_history`].
@@ -721,6 +731,7 @@ impl Screen {
         if let Some(user) = &user {
             self.chats.entry(user.clone()).or_default().opened();
         }
+        self.newly_opened.clone_from(&user);
         self.selected = user;
     }
 

@@ -108,6 +108,9 @@ async fn event_loop(
     loop {
         screen.tick(Instant::now());
         screen.set_wall_clock(unix_ms(SystemTime::now()));
+        if let Some(peer) = screen.take_opened() {
+            client.open_conversation(&peer).await;
+        }
         if let Some(peer) = screen.wants_history() {
             // The first time a conversation is opened: its user's presence is wanted.
             client.watch(&peer).await;

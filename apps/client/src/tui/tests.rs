@@ -3,7 +3,7 @@
 //! draws into ratatui's `TestBackend`, row by row.
 
 use super::*;
-use breeze_core::client::{Route, RouteReason};
+use breeze_core::client::{Opening, Route, RouteReason};
 use breeze_core::wire::FileName;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -178,7 +178,7 @@ fn the_users_list_shows_each_peer_with_its_route_and_follows_route_events() {
     let channel_up = Event::Route {
         peer: name("carol"),
         route: Route::Direct,
-        reason: RouteReason::ChannelUp,
+        reason: RouteReason::ChannelUp(Opening::WithinCap),
     };
     event(&mut screen, t0, channel_up);
     let rows = draw(&screen, 100, 20);
@@ -1132,4 +1132,33 @@ fn open_starts_a_conversation_with_someone_not_listed() {
     type_text(&mut screen, "/open alice");
     assert_eq!(key(&mut screen, KeyCode::Enter), Intent::Nothing);
     assert_eq!(screen.selected, Some(name("dave")));
+}
+
+#[test]
+fn opening_a_conversation_is_told_once_and_an_idle_close_leaves_its_reason() {
+    let t0 = Instant::now();
+    let mut screen = alice_with(
+        vec![peer("bob", Route::Relay), peer("carol", Route::Relay)],
+        t0,
+    );
+    // The first user is put on screen by itself; the loop passes that on once.
+    assert_eq!(screen.take_opened(), Some(name("bob")));
+    assert_eq!(screen.take_opened(), None);
+    key(&mut screen, KeyCode::Down);
+    assert_eq!(screen.take_opened(), Some(name("carol")));
+    assert_eq!(screen.take_opened(), None);
+
+    let idle = Event::Route {
+        peer: name("carol"),
+        route: Route::Relay,
+        reason: RouteReason::Idle,
+    };
+    event(&mut screen, t0, idle);
+    let rows = draw(&screen, 120, 20);
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("route: relay (direct channel closed: idle)")),
+        "{}",
+        rows.join("\n")
+    );
 }
