@@ -194,11 +194,11 @@ impl Sim {
             } => (node, incarnation),
             _ => return None,
         };
-        let c = self.clients.get_mut(node)?;
-        if c.incarnation != incarnation {
+        if self.clients.get(node)?.incarnation != incarnation {
             return None;
         }
-        c.core.as_mut()
+        self.mark_dirty(node);
+        self.clients.get_mut(node)?.core.as_mut()
     }
 
     pub(super) fn address_of(&self, end: Endpoint) -> SocketAddr {

@@ -4,18 +4,45 @@
 use super::{LoginCheck, Received, Sim, P2P_PORT};
 use crate::disk::span_bytes;
 use crate::network::Endpoint;
-use breeze_core::client::{self, Destination, LinkId};
+use breeze_core::client::{self, Client, Destination, LinkId};
 use breeze_core::server::{self, ConnId, Server};
 use std::time::Instant;
 
 impl Sim {
+    /// Handles everything due now, until every core is idle, after an input from outside
+    /// (a user's action, a fault) that may have touched any core.
+    pub(super) fn drive(&mut self) {
+        for i in 0..self.clients.len() {
+            self.mark_dirty(i);
+        }
+        self.run_due();
+    }
+
+    /// A core was handed an input: drain it, and re-read its timer, before the next step.
+    pub(super) fn mark_dirty(&mut self, i: usize) {
+        if let Some(flag) = self.is_dirty.get_mut(i) {
+            if !*flag {
+                *flag = true;
+                self.dirty.push(i);
+            }
+        }
+    }
+
     /// Handles everything due now, until every core is idle. Bounded: a core that never goes
     /// idle (a timer that does not advance) fails the test instead of hanging it.
-    pub(super) fn drive(&mut self) {
+    pub(super) fn run_due(&mut self) {
         for _ in 0..1_000_000 {
             let mut busy = self.drain_server();
-            for i in 0..self.clients.len() {
+            while let Some(i) = self.dirty.pop() {
+                self.is_dirty[i] = false;
                 busy |= self.drain_client(i);
+                let deadline = self.clients[i].core.as_ref().and_then(Client::poll_timeout);
+                if let Some(old) = std::mem::replace(&mut self.deadline[i], deadline) {
+                    self.timers.remove(&(old, i));
+                }
+                if let Some(at) = deadline {
+                    self.timers.insert((at, i));
+                }
             }
             if let Some(due) = self.net.pop_due(self.now) {
                 self.apply(due);
@@ -32,16 +59,15 @@ impl Sim {
         );
     }
 
+    /// The next instant anything is due. Client timers come from the index kept by
+    /// `run_due`, which is exact: a client's deadline changes only with an input, and every
+    /// input marks it for a drain.
     pub(super) fn next_wakeup(&self) -> Option<Instant> {
         let server = self.server.as_ref().and_then(Server::poll_timeout);
-        let clients = self
-            .clients
-            .iter()
-            .filter_map(|c| c.core.as_ref()?.poll_timeout());
-        [self.net.next_at(), server]
+        let clients = self.timers.first().map(|(at, _)| *at);
+        [self.net.next_at(), server, clients]
             .into_iter()
             .flatten()
-            .chain(clients)
             .min()
     }
 
@@ -54,13 +80,17 @@ impl Sim {
                 fired = true;
             }
         }
-        for c in &mut self.clients {
-            if let Some(core) = c.core.as_mut() {
-                if core.poll_timeout().is_some_and(|t| t <= now) {
-                    core.handle_timeout(now);
-                    fired = true;
-                }
+        while let Some(&(at, i)) = self.timers.first() {
+            if at > now {
+                break;
             }
+            self.timers.remove(&(at, i));
+            self.deadline[i] = None;
+            if let Some(core) = self.clients[i].core.as_mut() {
+                core.handle_timeout(now);
+                fired = true;
+            }
+            self.mark_dirty(i);
         }
         fired
     }
@@ -312,8 +342,9 @@ impl Sim {
                     incarnation,
                     link,
                 };
-                let target = self.clients.iter().position(|t| {
-                    t.ip == addr.ip() && addr.port() == P2P_PORT && t.core.is_some() && t.listening
+                let target = self.by_ip.get(&addr.ip()).copied().filter(|&j| {
+                    let t = &self.clients[j];
+                    addr.port() == P2P_PORT && t.core.is_some() && t.listening
                 });
                 match target {
                     Some(j) if self.net.is_cut(i, j) || self.net.is_cut(j, i) => {

@@ -13,7 +13,7 @@ use breeze_core::secure::{IdentityKey, PublicKey};
 use breeze_core::server::{self, ConnId, Server, ServerConfig};
 use breeze_core::wire::{FileName, MessageId, TransferId, UserName};
 use breeze_core::Via;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -122,6 +122,16 @@ pub struct Sim {
     clients: Vec<ClientNode>,
     raws: BTreeMap<RawId, RawConn>,
     next_raw: u64,
+    /// Clients handed an input since they were last drained: only these are drained while
+    /// the network delivers, so a step costs what it touches, not the number of clients.
+    dirty: Vec<usize>,
+    is_dirty: Vec<bool>,
+    /// Every running client's `poll_timeout`, as of its last drain, and the reverse index:
+    /// the next timer is the first entry, not a walk over every client.
+    timers: BTreeSet<(Instant, usize)>,
+    deadline: Vec<Option<Instant>>,
+    /// Which client listens at an address (a dial's target).
+    by_ip: HashMap<IpAddr, usize>,
 }
 
 impl Sim {
@@ -144,6 +154,11 @@ impl Sim {
             clients: Vec::new(),
             raws: BTreeMap::new(),
             next_raw: 0,
+            dirty: Vec::new(),
+            is_dirty: Vec::new(),
+            timers: BTreeSet::new(),
+            deadline: Vec::new(),
+            by_ip: HashMap::new(),
             config,
         };
         sim.restart_server();
@@ -165,11 +180,16 @@ impl Sim {
         let password = format!("{name}-password");
         let index = self.clients.len();
         let identity = IdentityKey::from_secret(self.seed_for(index as u64 + 1, 0));
+        // 127.0.1.1 on: one address per client, however many there are.
+        let ip = IpAddr::V4(Ipv4Addr::from(0x7f00_0100 + index as u32 + 1));
+        self.by_ip.insert(ip, index);
+        self.is_dirty.push(false);
+        self.deadline.push(None);
         self.clients.push(ClientNode {
             name: user,
             password,
             identity,
-            ip: IpAddr::V4(Ipv4Addr::new(127, 0, 1, index as u8 + 1)),
+            ip,
             core: None,
             incarnation: 0,
             listening: true,
@@ -465,12 +485,13 @@ impl Sim {
     /// Runs the world for `duration` of virtual time.
     pub fn advance(&mut self, duration: Duration) {
         let target = self.now + duration;
+        self.drive();
         loop {
-            self.drive();
             match self.next_wakeup() {
                 Some(at) if at <= target => self.now = self.now.max(at),
                 _ => break,
             }
+            self.run_due();
         }
         self.now = target;
         self.drive();
