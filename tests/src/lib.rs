@@ -13,6 +13,7 @@
 //! With the `loopback` feature it also holds [`loopback`], the kit of the tests that run the
 //! smol drivers over real sockets instead.
 
+pub mod crowd;
 mod disk;
 pub mod group_model;
 #[cfg(feature = "loopback")]

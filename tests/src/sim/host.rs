@@ -36,7 +36,10 @@ impl Sim {
             while let Some(i) = self.dirty.pop() {
                 self.is_dirty[i] = false;
                 busy |= self.drain_client(i);
-                let deadline = self.clients[i].core.as_ref().and_then(Client::poll_timeout);
+                let core = self.clients[i].core.as_ref();
+                let links = core.map_or(0, Client::link_count);
+                self.most_links[i] = self.most_links[i].max(links);
+                let deadline = core.and_then(Client::poll_timeout);
                 if let Some(old) = std::mem::replace(&mut self.deadline[i], deadline) {
                     self.timers.remove(&(old, i));
                 }

@@ -41,6 +41,10 @@ pub struct SimConfig {
     pub server: ServerConfig,
     /// Applied to every client's configuration before it starts.
     pub tweak_client: fn(&mut ClientConfig),
+    /// Every client's `max_direct_channels`, when set (applied before `tweak_client`).
+    pub max_direct_channels: Option<usize>,
+    /// Every client's `channel_idle`, when set (applied before `tweak_client`).
+    pub channel_idle: Option<Duration>,
 }
 
 impl SimConfig {
@@ -50,6 +54,8 @@ impl SimConfig {
             net: NetConfig::default(),
             server: ServerConfig::default(),
             tweak_client: |_| {},
+            max_direct_channels: None,
+            channel_idle: None,
         }
     }
 }
@@ -130,6 +136,7 @@ pub struct Sim {
     /// the next timer is the first entry, not a walk over every client.
     timers: BTreeSet<(Instant, usize)>,
     deadline: Vec<Option<Instant>>,
+    most_links: Vec<usize>,
     /// Which client listens at an address (a dial's target).
     by_ip: HashMap<IpAddr, usize>,
 }
@@ -158,6 +165,7 @@ impl Sim {
             is_dirty: Vec::new(),
             timers: BTreeSet::new(),
             deadline: Vec::new(),
+            most_links: Vec::new(),
             by_ip: HashMap::new(),
             config,
         };
@@ -185,6 +193,7 @@ impl Sim {
         self.by_ip.insert(ip, index);
         self.is_dirty.push(false);
         self.deadline.push(None);
+        self.most_links.push(0);
         self.clients.push(ClientNode {
             name: user,
             password,
@@ -272,6 +281,12 @@ impl Sim {
                 }
                 _ => {}
             }
+        }
+        if let Some(cap) = self.config.max_direct_channels {
+            config.max_direct_channels = cap;
+        }
+        if let Some(idle) = self.config.channel_idle {
+            config.channel_idle = idle;
         }
         tweak(&mut config);
         c.core = Some(Client::new(config, c.identity.clone(), seed, now));
@@ -549,6 +564,12 @@ impl Sim {
             .iter()
             .filter(|r| &r.from == from)
             .collect()
+    }
+
+    /// The most peer links `node`'s core held after any drain of it, across its runs: what a
+    /// cap on direct channels must bound at every step, not only where a test looks.
+    pub fn most_links(&self, node: Node) -> usize {
+        self.most_links[node.0]
     }
 
     /// Every peer `node` dialled so far, in order.
