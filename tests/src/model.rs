@@ -40,16 +40,41 @@ pub const USERS: [&str; 3] = ["alice", "bob", "carol"];
 
 #[derive(Debug, Clone)]
 pub enum Op {
-    Send { from: usize, to: usize },
-    Cut { a: usize, b: usize },
-    CutOneWay { from: usize, to: usize },
-    Heal { a: usize, b: usize },
+    Send {
+        from: usize,
+        to: usize,
+    },
+    Cut {
+        a: usize,
+        b: usize,
+    },
+    CutOneWay {
+        from: usize,
+        to: usize,
+    },
+    Heal {
+        a: usize,
+        b: usize,
+    },
     CrashServer,
     RestartServer,
     Logout(usize),
     Login(usize),
     CrashClient(usize),
     Advance(u64),
+    /// The user at `at` puts the conversation with `with` on screen.
+    Open {
+        at: usize,
+        with: usize,
+    },
+}
+
+/// Direct channels capped for every client: `cap` of them, closed after `idle` (see
+/// `core/src/client/channels.rs`). With three users a cap of 1 puts everyone beyond it.
+#[derive(Debug, Clone, Copy)]
+pub struct Channels {
+    pub cap: usize,
+    pub idle: Duration,
 }
 
 /// One message as the model knows it.
@@ -145,6 +170,7 @@ fn apply(sim: &mut Sim, model: &mut Model, nodes: &[Node], op: &Op) {
             sim.start_client(nodes[n]);
         }
         Op::Advance(ms) => sim.advance(Duration::from_millis(ms)),
+        Op::Open { at, with } => sim.open_conversation(nodes[at], nodes[with]),
     }
 }
 
@@ -233,9 +259,120 @@ fn check_fallback(sim: &Sim, model: &Model, nodes: &[Node]) -> Result<(), String
     Ok(())
 }
 
+/// No client ever held more links than its cap, after any drain.
+fn check_cap(sim: &Sim, nodes: &[Node], channels: Option<Channels>) -> Result<(), String> {
+    let Some(channels) = channels else {
+        return Ok(());
+    };
+    for (i, node) in nodes.iter().enumerate() {
+        ensure!(
+            sim.most_links(*node) <= channels.cap,
+            "{} held {} links, over the cap of {}",
+            USERS[i],
+            sim.most_links(*node),
+            channels.cap
+        );
+    }
+    Ok(())
+}
+
+/// Without a cap: every pair is direct, over exactly one channel.
+fn check_all_direct(sim: &Sim, nodes: &[Node]) -> Result<(), String> {
+    for (i, node) in nodes.iter().enumerate() {
+        for (j, other) in nodes.iter().enumerate() {
+            if i != j {
+                ensure_eq!(
+                    sim.route(*node, *other),
+                    Some(Route::Direct),
+                    "{}→{} direct",
+                    USERS[i],
+                    USERS[j]
+                );
+            }
+        }
+        let client = sim.client(*node).expect("running");
+        ensure_eq!(
+            client.link_count(),
+            USERS.len() - 1,
+            "{} has one channel per peer",
+            USERS[i]
+        );
+    }
+    let n = USERS.len();
+    ensure_eq!(sim.server().map(|s| s.stats().connections), Some(n));
+    ensure_eq!(
+        sim.open_streams(),
+        n + n * (n - 1) / 2,
+        "no stray connections"
+    );
+    Ok(())
+}
+
+/// With a cap, long after the last word: every channel closed as idle. Then each pair in
+/// turn talks, and its messages go direct at once: the channel opens on demand, making room
+/// by closing the one the sender used before.
+fn check_direct_on_demand(
+    sim: &mut Sim,
+    model: &mut Model,
+    nodes: &[Node],
+    channels: Channels,
+) -> Result<(), String> {
+    let n = USERS.len();
+    sim.advance(channels.idle + Duration::from_secs(1));
+    for (i, node) in nodes.iter().enumerate() {
+        let links = sim.client(*node).map_or(0, |c| c.link_count());
+        ensure_eq!(links, 0, "{}'s idle channels closed", USERS[i]);
+    }
+    ensure_eq!(sim.open_streams(), n, "only the server links are left");
+    for from in 0..n {
+        for to in 0..n {
+            if from == to {
+                continue;
+            }
+            apply(sim, model, nodes, &Op::Send { from, to });
+            sim.advance(Duration::from_millis(500));
+            ensure_eq!(
+                sim.route(nodes[from], nodes[to]),
+                Some(Route::Direct),
+                "{}→{} direct once it talks",
+                USERS[from],
+                USERS[to]
+            );
+            apply(sim, model, nodes, &Op::Send { from, to });
+            sim.advance(Duration::from_millis(500));
+            let last = sim
+                .received_from(nodes[to], nodes[from])
+                .last()
+                .map(|r| r.route);
+            ensure_eq!(
+                last,
+                Some(breeze_core::Via::Direct),
+                "{}→{} went direct",
+                USERS[from],
+                USERS[to]
+            );
+        }
+    }
+    let links: usize = nodes
+        .iter()
+        .filter_map(|node| sim.client(*node))
+        .map(|c| c.link_count())
+        .sum();
+    ensure_eq!(sim.open_streams(), n + links / 2, "no stray connections");
+    sim.advance(Duration::from_secs(5));
+    note_settled(sim, model, nodes);
+    check_delivery(sim, model, nodes)?;
+    check_cap(sim, nodes, Some(channels))
+}
+
 /// Heals everything, brings everyone up, lets the system settle, then checks convergence,
 /// liveness of delivery, route recovery and that nothing is left behind.
-fn settle_and_check(sim: &mut Sim, model: &mut Model, nodes: &[Node]) -> Result<(), String> {
+fn settle_and_check(
+    sim: &mut Sim,
+    model: &mut Model,
+    nodes: &[Node],
+    channels: Option<Channels>,
+) -> Result<(), String> {
     for a in 0..USERS.len() {
         for b in 0..USERS.len() {
             if a != b {
@@ -255,7 +392,8 @@ fn settle_and_check(sim: &mut Sim, model: &mut Model, nodes: &[Node]) -> Result<
     note_settled(sim, model, nodes);
     check_delivery(sim, model, nodes)?;
 
-    // Presence converged and every pair is direct over exactly one channel.
+    // Presence converged and every pair is direct over exactly one channel; with channels
+    // capped, every pair gets one as soon as it talks.
     for (i, node) in nodes.iter().enumerate() {
         ensure!(sim.is_logged_in(*node), "{} logged in", USERS[i]);
         let client = sim.client(*node).expect("running");
@@ -266,28 +404,18 @@ fn settle_and_check(sim: &mut Sim, model: &mut Model, nodes: &[Node]) -> Result<
             let name = sim.name(*other);
             let online = client.peers().any(|(n, online, _)| n == name && online);
             ensure!(online, "{} sees {} online", USERS[i], USERS[j]);
-            ensure_eq!(
-                sim.route(*node, *other),
-                Some(Route::Direct),
-                "{}→{} direct",
-                USERS[i],
-                USERS[j]
-            );
         }
-        ensure_eq!(
-            client.link_count(),
-            USERS.len() - 1,
-            "{} has one channel per peer",
-            USERS[i]
-        );
     }
-    let n = USERS.len();
-    ensure_eq!(sim.server().map(|s| s.stats().connections), Some(n));
-    ensure_eq!(
-        sim.open_streams(),
-        n + n * (n - 1) / 2,
-        "no stray connections"
-    );
+    match channels {
+        // Beyond the cap: channels open on demand.
+        Some(channels) if channels.cap < USERS.len() - 1 => {
+            check_direct_on_demand(sim, model, nodes, channels)?
+        }
+        _ => {
+            check_all_direct(sim, nodes)?;
+            check_cap(sim, nodes, channels)?;
+        }
+    }
 
     // Every message whose sender saw it delivered or stored has arrived. A message whose
     // sender went away before that may be lost, never duplicated.
@@ -325,7 +453,17 @@ fn settle_and_check(sim: &mut Sim, model: &mut Model, nodes: &[Node]) -> Result<
 }
 
 pub fn run(seed: u64, ops: &[Op]) -> Result<(), String> {
-    let mut sim = Sim::new(SimConfig::new(seed));
+    run_with(seed, ops, None)
+}
+
+/// [`run`] with every client's direct channels capped.
+pub fn run_with(seed: u64, ops: &[Op], channels: Option<Channels>) -> Result<(), String> {
+    let mut config = SimConfig::new(seed);
+    if let Some(channels) = channels {
+        config.max_direct_channels = Some(channels.cap);
+        config.channel_idle = Some(channels.idle);
+    }
+    let mut sim = Sim::new(config);
     let nodes: Vec<Node> = USERS.iter().map(|u| sim.add_client(u)).collect();
     let mut model = Model {
         sent: BTreeMap::new(),
@@ -342,6 +480,7 @@ pub fn run(seed: u64, ops: &[Op]) -> Result<(), String> {
         note_settled(&sim, &mut model, &nodes);
         check_delivery(&sim, &model, &nodes)?;
         check_fallback(&sim, &model, &nodes)?;
+        check_cap(&sim, &nodes, channels)?;
     }
-    settle_and_check(&mut sim, &mut model, &nodes)
+    settle_and_check(&mut sim, &mut model, &nodes, channels)
 }

@@ -399,6 +399,15 @@ impl Sim {
         self.drive();
     }
 
+    /// The user at `at` puts the conversation with `with` on screen.
+    pub fn open_conversation(&mut self, at: Node, with: Node) {
+        let (now, with) = (self.now, self.clients[with.0].name.clone());
+        if let Some(core) = self.clients[at.0].core.as_mut() {
+            core.open_conversation(&with, now);
+        }
+        self.drive();
+    }
+
     // ---- files ------------------------------------------------------------------------------
 
     /// Offers `content` to `to` as transfer `id`.
