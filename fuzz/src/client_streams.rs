@@ -57,8 +57,8 @@ use breeze_core::secure::{LinkKind, PublicKey};
 use breeze_core::transfer::Direction;
 use breeze_core::transmit::{FileSpan, Payload};
 use breeze_core::wire::{
-    Bytes, ClientFrame, MessageId, PeerFrame, PeerIntro, ServerFrame, TransferId, UserName,
-    PROTOCOL_VERSION,
+    Bytes, ClientFrame, ClosingReason, MessageId, PeerFrame, PeerIntro, ServerFrame, TransferId,
+    UserName, PROTOCOL_VERSION,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -773,7 +773,11 @@ impl Harness {
             let frame = match u.int_in_range(0..=26u8)? {
                 21 => ServerFrame::Group {
                     info: gen::group_info(u, &self.me)?,
-                    by: if u.arbitrary()? { Some(gen::name(u)?) } else { None },
+                    by: if u.arbitrary()? {
+                        Some(gen::name(u)?)
+                    } else {
+                        None
+                    },
                 },
                 22 => {
                     if u.arbitrary()? {
@@ -948,8 +952,13 @@ impl Harness {
         let n = u.int_in_range(1..=5u8)?;
         let mut frames = Vec::new();
         for _ in 0..n {
-            let frame = match u.int_in_range(0..=9u8)? {
+            let frame = match u.int_in_range(0..=10u8)? {
                 8 | 9 => PeerFrame::File(gen::file_message(u, 40 * 1024)?),
+                10 => PeerFrame::Closing(if u.arbitrary()? {
+                    ClosingReason::Idle
+                } else {
+                    ClosingReason::Evicted
+                }),
                 0..=2 => PeerFrame::Chat(gen::chat(u, None, self.max_text)?),
                 3 | 4 => PeerFrame::Ack(gen::ack(u, self.epoch)?),
                 5 => PeerFrame::Bye,

@@ -11,8 +11,8 @@ use breeze_core::wire::{
     TransferId, Undeliverable, UserName,
 };
 use breeze_core::wire::{
-    GroupError, GroupId, GroupInfo, GroupMessage, GroupRequest, KeyEnvelope, SealedAck,
-    SealedChat, SealedFile,
+    GroupError, GroupId, GroupInfo, GroupMessage, GroupRequest, KeyEnvelope, SealedAck, SealedChat,
+    SealedFile,
 };
 use serde::Serialize;
 use std::net::SocketAddr;

@@ -44,8 +44,8 @@ fn pair(u: &mut Unstructured) -> Result<(usize, usize)> {
 
 fn op(u: &mut Unstructured) -> Result<Op> {
     // Weights as in tests/tests/model.rs: 6 send, 2 cut, 1 one-way cut, 2 heal, 1 server
-    // crash, 2 server restart, 1 logout, 2 login, 1 client crash, 6 advance.
-    Ok(match u.int_in_range(0..=23u8)? {
+    // crash, 2 server restart, 1 logout, 2 login, 1 client crash, 1 open, 6 advance.
+    Ok(match u.int_in_range(0..=24u8)? {
         0..=5 => {
             let (from, to) = pair(u)?;
             Op::Send { from, to }
@@ -67,6 +67,10 @@ fn op(u: &mut Unstructured) -> Result<Op> {
         14 => Op::Logout(user(u)?),
         15 | 16 => Op::Login(user(u)?),
         17 => Op::CrashClient(user(u)?),
+        18 => {
+            let (at, with) = pair(u)?;
+            Op::Open { at, with }
+        }
         _ => Op::Advance(u.int_in_range(0..=20_000u64)?),
     })
 }

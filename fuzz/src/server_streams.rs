@@ -584,7 +584,11 @@ impl Harness {
             }
             Action::StoreGroupMessage { message, .. } => {
                 let stored = u.ratio(7, 8)?;
-                trace!("group message stored {}:{} {stored}", message.group, message.order);
+                trace!(
+                    "group message stored {}:{} {stored}",
+                    message.group,
+                    message.order
+                );
                 self.server
                     .handle_group_stored(message.group, message.order, stored, now);
             }
@@ -602,7 +606,10 @@ impl Harness {
                     });
                 }
                 let more = u.ratio(1, 4)?;
-                trace!("group backlog for {user}: {} (more: {more})", messages.len());
+                trace!(
+                    "group backlog for {user}: {} (more: {more})",
+                    messages.len()
+                );
                 self.server
                     .handle_group_backlog_loaded(&user, messages, more, now);
             }
