@@ -35,6 +35,11 @@ struct World {
 impl World {
     /// Logs in `users`, each holding at most `cap` channels, with channels idle after `IDLE`.
     fn new(users: &[&str], cap: usize) -> World {
+        World::with_caps(users, &vec![cap; users.len()])
+    }
+
+    /// [`World::new`] with a cap of its own for each user.
+    fn with_caps(users: &[&str], caps: &[usize]) -> World {
         let now = Instant::now();
         let server = Server::new(
             ServerConfig::default(),
@@ -53,7 +58,7 @@ impl World {
         };
         for (i, user) in users.iter().enumerate() {
             let mut config = ClientConfig::new(name(user), "pw", 7000 + i as u16);
-            config.max_direct_channels = cap;
+            config.max_direct_channels = caps[i];
             config.channel_idle = IDLE;
             let seed = [i as u8 + 1; 32];
             let identity = IdentityKey::from_secret([i as u8 + 1; 32]);
@@ -410,4 +415,29 @@ fn both_sides_wanting_a_channel_at_once_end_with_one() {
     assert_eq!(w.route("dave", "bob"), Some(Route::Direct));
     w.send("dave", "bob", "one channel");
     assert_eq!(w.messages("bob"), ["one channel"]);
+}
+
+#[test]
+fn within_its_cap_the_larger_name_dials_a_peer_that_is_beyond_its_own() {
+    // alice knows of four others, over her cap: she dials only on demand. erin's cap holds
+    // everyone: she would leave dialling to the smaller name, but alice will not.
+    let mut w = World::with_caps(&FIVE, &[1, 8, 8, 8, 8]);
+    w.advance(IDLE + Duration::from_secs(1));
+    let alice = w.index("alice");
+    assert_eq!(w.clients[alice].route_to(&name("erin")), Some(Route::Relay));
+    w.clear_events();
+    w.send("erin", "alice", "first by relay");
+    assert_eq!(w.messages("alice"), ["first by relay"]);
+    assert_eq!(w.route("erin", "alice"), Some(Route::Relay));
+    // A moment later, with no dial from alice, erin dials.
+    w.advance(Duration::from_secs(2));
+    assert_eq!(w.route("erin", "alice"), Some(Route::Direct));
+    assert_eq!(
+        w.route_reasons("erin", "alice"),
+        [
+            RouteReason::Dialing(Opening::OnDemand),
+            RouteReason::ChannelUp(Opening::OnDemand)
+        ]
+    );
+    assert!(w.most_links[alice] <= 1);
 }

@@ -5,8 +5,9 @@
 //! has a channel and the smaller name of a pair dials, as on a small LAN. Beyond the cap a
 //! channel is wanted only for a peer talked to within `channel_idle` ([`Peer::last_used`]): a
 //! message or file queued for it, something received from it directly, the conversation
-//! opened. Whoever wants a channel dials, whichever name is smaller; when both do at once the
-//! tie-break in `link_up` keeps the same one of the two on both sides. A wanted channel that
+//! opened. Whoever wants a channel dials, whichever name is smaller (within the cap the larger
+//! name a moment later: its peer may be beyond its own cap and not dial); when both do at
+//! once the tie-break in `link_up` keeps the same one of the two on both sides. A wanted channel that
 //! carried nothing but heartbeats for `channel_idle` closes in order ([`PeerFrame::Closing`]),
 //! so the peer neither counts it as lost nor dials it again before it has something to say.
 //!
@@ -28,7 +29,7 @@ use super::peers::{Dial, Peer};
 use super::{Client, LinkId};
 use crate::delivery::Via;
 use crate::wire::{ClosingReason, PeerFrame, UserName};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl Client {
     /// The user opened the conversation with `peer`: a direct channel is wanted, so what they
@@ -55,9 +56,15 @@ impl Client {
     }
 
     /// `name` was talked to now. A peer newly wanted may be dialled at once, even if an
-    /// orderly close or an old backoff held its dial back.
+    /// orderly close or an old backoff held its dial back; within the cap the larger name
+    /// waits a first redial interval for the smaller one's dial (see `dial_due`).
     pub(super) fn mark_used(&mut self, name: &UserName, now: Instant) {
         let idle = self.config.channel_idle;
+        let wait = if !self.bounded() && &self.config.user > name {
+            self.config.redial.first
+        } else {
+            Duration::ZERO
+        };
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
@@ -65,7 +72,8 @@ impl Client {
         peer.last_used = Some(peer.last_used.map_or(now, |at| at.max(now)));
         if !wanted {
             if let Dial::Idle { .. } = peer.dial {
-                peer.set_dial(Dial::Idle { next_at: now }, &mut self.dials_in_flight);
+                let next_at = now + wait;
+                peer.set_dial(Dial::Idle { next_at }, &mut self.dials_in_flight);
             }
             self.wanted.insert(name.clone());
         }

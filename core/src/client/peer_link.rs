@@ -622,7 +622,9 @@ impl Client {
 
     /// The dialling rule, and when: within the cap, of a pair the user with the smaller name
     /// dials (one rule, applied identically on both sides, means a pair normally sets up
-    /// exactly one channel); beyond it, whoever wants a channel dials (`channels.rs`).
+    /// exactly one channel); and whoever wants a channel dials (`channels.rs`), the larger
+    /// name within the cap only a moment later, so that on a small LAN the smaller name's
+    /// dial normally comes first and the pair makes one channel, not two.
     fn dial_due(&self, name: &UserName, now: Instant) -> Option<(Instant, Opening)> {
         if !self.config.direct_channels || self.is_stopped() || &self.config.user == name {
             return None;
@@ -640,13 +642,14 @@ impl Client {
         let (None, Dial::Idle { next_at }) = (peer.direct, peer.dial) else {
             return None;
         };
-        if self.bounded() {
-            self.wants_channel(peer, now)
-                .then_some((next_at, Opening::OnDemand))
-        } else if &self.config.user < name {
+        if !self.bounded() && &self.config.user < name {
             Some((next_at, Opening::WithinCap))
         } else {
-            None
+            // Beyond the cap; or within it on the larger side, whose peer may know of more
+            // users online than fit under its cap and not dial (the server tells each
+            // client of a different set of users).
+            self.wants_channel(peer, now)
+                .then_some((next_at, Opening::OnDemand))
         }
     }
 
