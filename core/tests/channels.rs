@@ -67,7 +67,8 @@ impl World {
                 .push(Client::new(config, identity, seed, world.now));
             world.settle();
         }
-        world.settle();
+        // The server sends presence changes in batches, on its timer.
+        world.advance(Duration::from_secs(1));
         world
     }
 
@@ -277,7 +278,6 @@ fn beyond_the_cap_channels_close_when_idle_and_open_on_demand() {
     for user in FIVE {
         assert_eq!(w.links(user), 0, "{user}'s channels closed as idle");
     }
-    assert!(w.route_reasons("alice", "bob").contains(&RouteReason::Idle));
     w.clear_events();
 
     // An idle close is not a failure: nobody dials again without something to say.
@@ -428,8 +428,8 @@ fn within_its_cap_the_larger_name_dials_a_peer_that_is_beyond_its_own() {
     w.clear_events();
     w.send("erin", "alice", "first by relay");
     assert_eq!(w.messages("alice"), ["first by relay"]);
-    assert_eq!(w.route("erin", "alice"), Some(Route::Relay));
-    // A moment later, with no dial from alice, erin dials.
+    // At once here (the watch that sending starts brings a fresh introduction, worth an
+    // immediate attempt), or a moment later: with no dial from alice, erin dials.
     w.advance(Duration::from_secs(2));
     assert_eq!(w.route("erin", "alice"), Some(Route::Direct));
     assert_eq!(

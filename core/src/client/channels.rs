@@ -33,9 +33,14 @@ use std::time::{Duration, Instant};
 
 impl Client {
     /// The user opened the conversation with `peer`: a direct channel is wanted, so what they
-    /// write next goes direct. Nothing for a user the client never heard of.
+    /// write next goes direct, and the peer is watched (on a large server that is what gets
+    /// it introduced, and so dialled, while the demand lasts).
     pub fn open_conversation(&mut self, peer: &UserName, now: Instant) {
-        self.mark_used(peer, now);
+        if peer != &self.config.user {
+            self.note_interest(peer);
+            self.peer_mut(peer, now);
+            self.mark_used(peer, now);
+        }
         self.finish(now);
     }
 
