@@ -21,7 +21,11 @@ pub struct Crowd {
     /// Conversations started per second across the crowd: a random pair, a message each way
     /// (the reply a little later).
     pub conversations_per_second: usize,
-    /// How long the crowd talks.
+    /// How long the crowd talks before anything is measured: longer than the idle period,
+    /// so that the channels of the logins (everyone dials everyone while few are online)
+    /// are gone and what is measured is the steady state.
+    pub warm_up: Duration,
+    /// How long the crowd talks while measured.
     pub talk: Duration,
 }
 
@@ -77,11 +81,17 @@ pub fn run(crowd: &Crowd) -> Result<Figures, String> {
             Err(e) => Err(format!("{} could not send: {e}", sim.name(from))),
         }
     };
-    let heartbeats_before = heartbeats(&sim, &nodes);
+    let mut heartbeats_before = heartbeats(&sim, &nodes);
     let mut link_samples = 0usize;
+    let warm_up = crowd.warm_up.as_secs();
     let seconds = crowd.talk.as_secs().max(1);
     let tenth = Duration::from_millis(100);
-    for _ in 0..seconds {
+    let wall = std::time::Instant::now();
+    for second in 0..warm_up + seconds {
+        if second == warm_up {
+            heartbeats_before = heartbeats(&sim, &nodes);
+            link_samples = 0;
+        }
         // Conversations start throughout the second, and each reply comes a tenth later,
         // so channels open and close while messages are on their way.
         for step in 0..10 {
@@ -109,6 +119,11 @@ pub fn run(crowd: &Crowd) -> Result<Figures, String> {
         send(&mut sim, from, to, &mut serial)?;
     }
     let heartbeats_talk = heartbeats(&sim, &nodes) - heartbeats_before;
+    eprintln!(
+        "crowd of {}: logins and talk took {:.1?} of wall time",
+        crowd.clients,
+        wall.elapsed()
+    );
 
     // Quiet for longer than the idle period (and the acknowledgement timeouts): whatever
     // was still on its way arrives, and idle channels close.
