@@ -27,6 +27,9 @@ pub struct Crowd {
     pub warm_up: Duration,
     /// How long the crowd talks while measured.
     pub talk: Duration,
+    /// How long the crowd is quiet at the end, before the checks: longer than the idle
+    /// period to see every channel close, or just long enough for what is on its way.
+    pub quiet: Duration,
 }
 
 /// What the crowd measured.
@@ -125,9 +128,9 @@ pub fn run(crowd: &Crowd) -> Result<Figures, String> {
         wall.elapsed()
     );
 
-    // Quiet for longer than the idle period (and the acknowledgement timeouts): whatever
-    // was still on its way arrives, and idle channels close.
-    sim.advance(crowd.idle + Duration::from_secs(30));
+    // Quiet: whatever was still on its way arrives (and, after the idle period, idle
+    // channels close).
+    sim.advance(crowd.quiet);
 
     let n = crowd.clients as f64;
     let mut figures = Figures {
