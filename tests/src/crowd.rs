@@ -41,8 +41,12 @@ pub struct Figures {
     pub mean_links: f64,
     /// Heartbeats each client sent per second on its peer links during the talk.
     pub heartbeats_per_second: f64,
-    /// Links per client once the crowd has been quiet for longer than the idle period.
+    /// Links per client after the quiet spell at the end.
     pub links_after_quiet: f64,
+    /// Links held after the quiet spell by the clients that know of more peers online than
+    /// their cap (the server tells later sessions on a big server only about whom they
+    /// watch, so others may be within theirs, and keep a channel to each peer they know).
+    pub beyond_cap_links_after_quiet: usize,
     /// Route events across the crowd: channels closed as idle, and to make room.
     pub idle_closes: usize,
     pub evictions: usize,
@@ -143,6 +147,12 @@ pub fn run(crowd: &Crowd) -> Result<Figures, String> {
             .sum::<usize>() as f64
             / n,
         messages: sent.values().map(Vec::len).sum(),
+        beyond_cap_links_after_quiet: nodes
+            .iter()
+            .filter_map(|n| sim.client(*n))
+            .filter(|c| c.peers().filter(|(_, online, _)| *online).count() > crowd.cap)
+            .map(|c| c.link_count())
+            .sum(),
         ..Figures::default()
     };
     for node in &nodes {

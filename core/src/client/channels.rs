@@ -75,6 +75,7 @@ impl Client {
         };
         let wanted = peer.last_used.is_some_and(|at| now < at + idle);
         peer.last_used = Some(peer.last_used.map_or(now, |at| at.max(now)));
+        peer.closed_in_order = false;
         if !wanted {
             if let Dial::Idle { .. } = peer.dial {
                 let next_at = now + wait;

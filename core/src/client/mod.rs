@@ -419,6 +419,7 @@ impl Client {
             opening: Opening::WithinCap,
             redial: Backoff::new(redial),
             last_used: None,
+            closed_in_order: false,
             outbox: Outbox::new(epoch),
             inbox: Inbox::new(max_held),
             reported: crate::client::Route::Relay,

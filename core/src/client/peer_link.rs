@@ -594,7 +594,8 @@ impl Client {
             // Not a failure: no backoff, and no dial before there is something to say.
             peer.redial.reset();
             peer.last_used = None;
-            next_at = now + self.config.channel_idle;
+            peer.closed_in_order = true;
+            next_at = now;
         }
         peer.set_dial(Dial::Idle { next_at }, &mut self.dials_in_flight);
         if error == LinkError::Replaced {
@@ -642,7 +643,7 @@ impl Client {
         let (None, Dial::Idle { next_at }) = (peer.direct, peer.dial) else {
             return None;
         };
-        if !self.bounded() && &self.config.user < name {
+        if !self.bounded() && &self.config.user < name && !peer.closed_in_order {
             Some((next_at, Opening::WithinCap))
         } else {
             // Beyond the cap; or within it on the larger side, whose peer may know of more

@@ -46,6 +46,11 @@ pub(super) struct Peer {
     /// Orders channels for eviction (least recently used first), closes idle ones, and says
     /// whether a channel is still wanted; `None` once a channel was closed in order.
     pub last_used: Option<Instant>,
+    /// The last channel was closed in order (idle, or to make room) by either side: not
+    /// dialled again, even within the cap, until the peer is talked to or comes back online.
+    /// Else a client within its cap would redial, every idle period, a peer beyond its own
+    /// that keeps closing the channel.
+    pub closed_in_order: bool,
     pub outbox: Outbox,
     pub inbox: Inbox,
     /// The route last reported to the user.

@@ -604,6 +604,8 @@ impl Client {
             peer.redial.reset();
         }
         if !was_online {
+            // A new session of the peer: whatever closed the last channel is past.
+            peer.closed_in_order = false;
             self.online_peers += 1;
             self.events.push_back(Event::Presence {
                 user: name.clone(),
