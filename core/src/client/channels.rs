@@ -7,9 +7,10 @@
 //! message or file queued for it, something received from it directly, the conversation
 //! opened. Whoever wants a channel dials, whichever name is smaller (within the cap the larger
 //! name a moment later: its peer may be beyond its own cap and not dial); when both do at
-//! once the tie-break in `link_up` keeps the same one of the two on both sides. A wanted channel that
-//! carried nothing but heartbeats for `channel_idle` closes in order ([`PeerFrame::Closing`]),
-//! so the peer neither counts it as lost nor dials it again before it has something to say.
+//! once the tie-break in `link_up` keeps the same one of the two on both sides. A wanted
+//! channel that carried nothing but heartbeats for `channel_idle` closes in order
+//! ([`PeerFrame::Closing`]), so the peer neither counts it as lost nor dials it again before
+//! it has something to say, even within its own cap ([`Peer::closed_in_order`]).
 //!
 //! Every socket counts against the cap: links in any state, dialled or accepted, and dials the
 //! host is still connecting. A new channel over the cap takes the room of the least recently
