@@ -457,7 +457,7 @@ impl Screen {
                 if user == self.me {
                     return Err("that is you".into());
                 }
-                // Listed like a contact from now on; the loop watches it as it opens.
+                // Listed like a contact from now on; the loop opens its conversation, which watches it.
                 if !self.contacts.contains(&user) {
                     self.contacts.push(user.clone());
                     let users = std::mem::take(&mut self.users);

@@ -109,11 +109,10 @@ async fn event_loop(
         screen.tick(Instant::now());
         screen.set_wall_clock(unix_ms(SystemTime::now()));
         if let Some(peer) = screen.take_opened() {
+            // Also watches the peer: on a large server that is what shows its presence.
             client.open_conversation(&peer).await;
         }
         if let Some(peer) = screen.wants_history() {
-            // The first time a conversation is opened: its user's presence is wanted.
-            client.watch(&peer).await;
             let conversation = Conversation::Peer(peer.clone());
             let history = journal.page(&conversation, Page::UpTo(boundary), KEPT);
             screen.load_history(&peer, history);

@@ -1114,13 +1114,14 @@ fn open_starts_a_conversation_with_someone_not_listed() {
     type_text(&mut screen, "/open dave");
     assert_eq!(key(&mut screen, KeyCode::Enter), Intent::Nothing);
     // Listed (offline until the server says otherwise), on screen, and its history wanted:
-    // the loop watches the user as it reads that history.
+    // the loop opens the conversation (and so watches the user).
     assert_eq!(screen.selected, Some(name("dave")));
     assert!(screen
         .users
         .iter()
         .any(|u| u.user == name("dave") && !u.online));
     assert_eq!(screen.wants_history(), Some(name("dave")));
+    assert_eq!(screen.take_opened(), Some(name("dave")));
     // Still listed when the client's table (which does not know dave yet) comes in.
     screen.handle_peers(vec![peer("bob", Route::Direct)]);
     assert!(screen.users.iter().any(|u| u.user == name("dave")));
