@@ -171,9 +171,9 @@ fn describe(event: &Event) -> String {
             online,
             everyone: false,
         } => format!("{online} of the users watched online"),
-        Event::Enrolled { user } => format!(
-            "profile key enrolled for {user}: later logins need no password"
-        ),
+        Event::Enrolled { user } => {
+            format!("profile key enrolled for {user}: later logins need no password")
+        }
         other => format!("{other:?}"),
     }
 }
