@@ -318,7 +318,10 @@ async fn write_loop<K, E>(
             if batch.is_empty() {
                 break closing || owner_gone;
             }
-            if let Err(error) = write_all(&mut stream, batch.make_contiguous()).await {
+            // Boxed: the writing future is several times the size of the waiting one, and
+            // every idle socket's task would otherwise carry it while it waits.
+            let written = Box::pin(write_all(&mut stream, batch.make_contiguous())).await;
+            if let Err(error) = written {
                 tracing::debug!(?key, %error, "write failed");
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
@@ -507,6 +510,38 @@ mod tests {
             assert!(
                 futures_lite::future::or(closed, deadline).await,
                 "the socket was still open after the close deadline"
+            );
+        });
+    }
+}
+
+#[cfg(test)]
+mod task_size {
+    use super::*;
+
+    /// Every socket's two tasks live as long as the socket, mostly waiting: what they carry
+    /// while waiting is memory per idle connection. The writing itself is boxed for that.
+    #[test]
+    fn an_idle_sockets_tasks_stay_small() {
+        smol::block_on(async {
+            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let stream = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (events, _reports) = async_channel::unbounded::<SocketEvent<u8>>();
+            let (_doorbell, rung) = async_channel::bounded::<()>(1);
+            let outgoing = Arc::new(Mutex::new(Outgoing::default()));
+            let read = read_loop(1u8, stream.clone(), events.clone(), ReadPool::default());
+            let write = write_loop(1u8, stream, outgoing, rung, events);
+            assert!(
+                std::mem::size_of_val(&read) <= 384,
+                "{}",
+                std::mem::size_of_val(&read)
+            );
+            assert!(
+                std::mem::size_of_val(&write) <= 512,
+                "{}",
+                std::mem::size_of_val(&write)
             );
         });
     }
