@@ -198,7 +198,7 @@ impl Lan {
                             self.accounts.held.push((conn, user, key));
                         } else {
                             let verdict = self.accounts.key(&user, key);
-                            self.server.handle_key_login_checked(conn, verdict, now);
+                            self.server.handle_login_checked(conn, verdict, now);
                         }
                     }
                     ServerAction::LoadOffline { user } => {
@@ -231,7 +231,7 @@ impl Lan {
         for (conn, user, key) in std::mem::take(&mut self.accounts.held) {
             let verdict = self.accounts.key(&user, key);
             self.server
-                .handle_key_login_checked(conn, verdict, self.now);
+                .handle_login_checked(conn, verdict, self.now);
         }
         self.settle();
     }

@@ -537,7 +537,7 @@ impl Harness {
                 if verdict.is_ok() {
                     self.proved.entry(user.clone()).or_default().insert(key);
                 }
-                self.server.handle_key_login_checked(conn, verdict, now);
+                self.server.handle_login_checked(conn, verdict, now);
             }
             Action::LoadOffline { user } => {
                 let n = if u.ratio(1, 2)? {

@@ -266,7 +266,7 @@ impl<H: ServerHost> Owner<H> {
                 self.core.handle_login_checked(conn, verdict, now)
             }
             Input::KeyLoginChecked(conn, verdict) => {
-                self.core.handle_key_login_checked(conn, verdict, now)
+                self.core.handle_login_checked(conn, verdict, now)
             }
         }
     }

@@ -62,7 +62,6 @@ pub struct ConnId(pub u64);
 ///   hand over the read buffer), [`handle_written`](Server::handle_written),
 ///   [`handle_disconnected`](Server::handle_disconnected);
 /// - answers to actions: [`handle_login_checked`](Server::handle_login_checked),
-///   [`handle_key_login_checked`](Server::handle_key_login_checked),
 ///   [`handle_offline_loaded`](Server::handle_offline_loaded),
 ///   [`handle_offline_stored`](Server::handle_offline_stored);
 /// - the clock: [`handle_timeout`](Server::handle_timeout).
@@ -247,19 +246,9 @@ impl Server {
         self.reap(now);
     }
 
-    /// The host's answer to [`Action::CheckLogin`].
+    /// The host's answer to [`Action::CheckLogin`] or [`Action::CheckKeyLogin`]: the server
+    /// remembers which it asked for.
     pub fn handle_login_checked(
-        &mut self,
-        conn: ConnId,
-        verdict: Result<(), LoginRefusal>,
-        now: Instant,
-    ) {
-        self.on_login_checked(conn, verdict, now);
-        self.reap(now);
-    }
-
-    /// The host's answer to [`Action::CheckKeyLogin`].
-    pub fn handle_key_login_checked(
         &mut self,
         conn: ConnId,
         verdict: Result<(), LoginRefusal>,

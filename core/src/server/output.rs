@@ -40,7 +40,7 @@ pub enum Action {
         key: PublicKey,
     },
     /// A key login: is `key` bound to `user` and not revoked? Answer with
-    /// [`Server::handle_key_login_checked`](super::Server::handle_key_login_checked):
+    /// [`Server::handle_login_checked`](super::Server::handle_login_checked):
     /// `Err(KeyNotEnrolled)` for a key not bound to that account (or no such account: the
     /// two are not told apart), `Err(KeyRevoked)` for one the owner revoked. No password is
     /// involved: this is an indexed lookup, so the host may answer it at once, without

@@ -149,7 +149,7 @@ impl Sim {
                 server::Action::CheckKeyLogin { conn, user, key } => {
                     let verdict = self.store.check_key(&user, key);
                     self.login_checks.push(LoginCheck::Key { user });
-                    server.handle_key_login_checked(conn, verdict, now);
+                    server.handle_login_checked(conn, verdict, now);
                 }
                 server::Action::StoreOffline { to, message } => {
                     let outcome = match self.store.store(to.clone(), message.clone()) {
