@@ -272,16 +272,7 @@ fn enrol(
                 "enrolling",
                 Duration::from_secs(args.login_timeout),
                 || progress.get(&progress.logged_in) >= clients,
-                || {
-                    let logged_in = progress.get(&progress.logged_in);
-                    format!(
-                        "{} enrolled ({:.0}/s), {} problems, server RSS {}",
-                        thousands(logged_in as u64),
-                        logged_in as f64 / start.elapsed().as_secs_f64(),
-                        progress.problems(),
-                        server.memory().map(|m| m.rss).unwrap_or_default()
-                    )
-                },
+                || storm_line("enrolled", &progress, start, &server),
             );
             let took = start.elapsed();
             let after_storm = server.memory();
@@ -338,16 +329,7 @@ fn hold(
             }
             logged_in >= args.clients
         },
-        || {
-            let logged_in = progress.get(&progress.logged_in);
-            format!(
-                "{} logged in ({:.0}/s), {} problems, server RSS {}",
-                thousands(logged_in as u64),
-                logged_in as f64 / start.elapsed().as_secs_f64(),
-                progress.problems(),
-                server.memory().map(|m| m.rss).unwrap_or_default()
-            )
-        },
+        || storm_line("logged in", progress, start, server),
     );
     if !all_in {
         return Err(format!(
@@ -535,4 +517,17 @@ fn print_report(
         "server CPU while holding:    {}",
         system::cpu_line(&held.cpu_holding)
     );
+}
+
+/// The progress line of a storm of logins: how many `done` so far, their rate, the problems
+/// and the server's memory.
+fn storm_line(done: &str, progress: &Progress, start: Instant, server: &ServerProcess) -> String {
+    let logged_in = progress.get(&progress.logged_in);
+    format!(
+        "{} {done} ({:.0}/s), {} problems, server RSS {}",
+        thousands(logged_in as u64),
+        logged_in as f64 / start.elapsed().as_secs_f64(),
+        progress.problems(),
+        server.memory().map(|m| m.rss).unwrap_or_default()
+    )
 }
