@@ -230,8 +230,7 @@ impl Lan {
         self.accounts.hold_key_checks = false;
         for (conn, user, key) in std::mem::take(&mut self.accounts.held) {
             let verdict = self.accounts.key(&user, key);
-            self.server
-                .handle_login_checked(conn, verdict, self.now);
+            self.server.handle_login_checked(conn, verdict, self.now);
         }
         self.settle();
     }

@@ -32,9 +32,9 @@ pub(super) struct Presence {
     everyone: HashSet<ConnId, SeededState>,
     /// Who watches each user, online or not: the sessions to tell when it comes or goes.
     watchers: SeededMap<UserName, Vec<ConnId>>,
-    /// Users whose presence changed since the last batch went out, each once, in order.
-    changed: Vec<UserName>,
-    changed_set: HashSet<UserName, SeededState>,
+    /// Users whose presence changed since the last batch went out, each once (walked in the
+    /// seeded hash's order, so a replay sends the same batches).
+    changed: HashSet<UserName, SeededState>,
     /// When the gathered changes go out.
     flush_at: Option<Instant>,
 }
@@ -45,8 +45,7 @@ impl Presence {
             online: SeededMap::with_hasher(hash),
             everyone: HashSet::with_hasher(hash),
             watchers: SeededMap::with_hasher(hash),
-            changed: Vec::new(),
-            changed_set: HashSet::with_hasher(hash),
+            changed: HashSet::with_hasher(hash),
             flush_at: None,
         }
     }
@@ -89,9 +88,7 @@ impl Presence {
     }
 
     fn note_change(&mut self, user: &UserName, due: Instant) {
-        if self.changed_set.insert(user.clone()) {
-            self.changed.push(user.clone());
-        }
+        self.changed.insert(user.clone());
         self.flush_at.get_or_insert(due);
     }
 
@@ -260,8 +257,8 @@ impl Server {
             _ => return,
         }
         self.presence.flush_at = None;
-        self.presence.changed_set.clear();
-        let changed = std::mem::take(&mut self.presence.changed);
+        let hash = *self.presence.changed.hasher();
+        let changed = std::mem::replace(&mut self.presence.changed, HashSet::with_hasher(hash));
         let mut all = Batch::default();
         let mut per_watcher: SeededMap<ConnId, Batch> =
             SeededMap::with_hasher(*self.presence.online.hasher());
