@@ -109,37 +109,6 @@ pub fn decode_each_in<T: Frame, S>(
     Ok(())
 }
 
-/// Bytes a transport hands a core: a slice it keeps, or the buffer it read into, shared (see
-/// [`decode_each_in`]).
-#[derive(Clone, Copy)]
-pub(crate) enum Input<'a> {
-    Slice(&'a [u8]),
-    Shared(&'a Bytes),
-}
-
-impl Input<'_> {
-    /// The bytes themselves.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        match self {
-            Input::Slice(bytes) => bytes,
-            Input::Shared(source) => source,
-        }
-    }
-
-    /// [`decode_each`] or [`decode_each_in`], as the bytes came.
-    pub(crate) fn decode_each<T: Frame, S>(
-        self,
-        decoder: &mut FrameDecoder,
-        state: &mut S,
-        on_frame: impl FnMut(&mut S, T) -> bool,
-    ) -> Result<(), DecodeError> {
-        match self {
-            Input::Slice(bytes) => decode_each(decoder, bytes, state, on_frame),
-            Input::Shared(source) => decode_each_in(decoder, source, state, on_frame),
-        }
-    }
-}
-
 /// Decodes every whole frame in `bytes` and hands each to `on_frame` with the state machine,
 /// until the bytes run out or `on_frame` returns `false` (its connection is gone).
 ///

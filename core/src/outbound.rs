@@ -13,7 +13,7 @@
 //! sealed into records just before it is handed out, so one burst of frames costs one seal.
 
 use crate::codec::{encode_frame_sharing, SharedTail};
-use crate::secure::Sealer;
+use crate::secure::{sealed_len, Sealer, RECORD_OVERHEAD};
 use crate::transmit::{Payload, Transmit};
 use bytes::Bytes;
 use serde::Serialize;
@@ -26,6 +26,11 @@ const RETAINED_CAPACITY: usize = 1024;
 /// A buffer holding this much (a file chunk, or a big burst) is cut off before the next frame,
 /// which starts a new one; below it, frames are appended and go out in one write.
 const CUT_AT: usize = 16 * 1024;
+
+/// Plaintext one transmit seals at most (unless one part alone is bigger): a connection
+/// with a file in flight hands out a few records at a time, so a busy server turns to its
+/// other connections in between.
+const TRANSMIT_MAX: usize = 256 * 1024;
 
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +77,45 @@ impl Buffer {
     /// The bytes so far, leaving an empty buffer that allocates with its next frame.
     fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.bytes)
+    }
+
+    /// Seals what is queued, oldest first, as one stream of full records: whole parts up to
+    /// [`TRANSMIT_MAX`] bytes (at least one), and the bytes after them if everything fits.
+    /// Returns the records (`None` if there was nothing to seal, or the record counter ran
+    /// out: the far side then sees a gap and hangs up) and whether the buffer is drained.
+    fn seal_some(&mut self) -> (Option<Bytes>, bool) {
+        let Some(sealer) = self.sealer.as_mut() else {
+            return (None, true);
+        };
+        let mut take = 0;
+        let mut plain = 0;
+        for part in &self.parts {
+            if take > 0 && plain + part.len() > TRANSMIT_MAX {
+                break;
+            }
+            plain += part.len();
+            take += 1;
+        }
+        let with_bytes =
+            take == self.parts.len() && (take == 0 || plain + self.bytes.len() <= TRANSMIT_MAX);
+        if with_bytes {
+            plain += self.bytes.len();
+        }
+        // A record may end with each part besides the full ones: one allocation whatever.
+        let mut out = Vec::with_capacity(sealed_len(plain) + (take + 1) * RECORD_OVERHEAD);
+        // A file span is refused when queued on an encrypted link, so every part is bytes.
+        let parts = (self.parts.range(..take)).filter_map(|part| part.as_bytes().map(|b| &b[..]));
+        let bytes = with_bytes.then_some(&self.bytes[..]);
+        let sealed = sealer.seal_all(parts.chain(bytes), &mut out);
+        for part in self.parts.drain(..take) {
+            self.parts_len -= part.len();
+        }
+        if with_bytes {
+            self.bytes.clear();
+            self.bytes.shrink_to(RETAINED_CAPACITY);
+        }
+        let sealed = (sealed.is_ok() && !out.is_empty()).then(|| Bytes::from(out));
+        (sealed, with_bytes)
     }
 
     /// Puts the bytes so far in line to go out as they are; later frames start a new buffer.
@@ -181,15 +225,17 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
             self.last_words.push_back(Transmit { to: id, payload });
         }
         // Frames queued before the handshake finished never go out.
-        let Some(sealer) = buffer.sealer.as_mut() else {
+        if buffer.sealer.is_none() {
             return;
-        };
-        let rest = Payload::Bytes(Bytes::from(std::mem::take(&mut buffer.bytes)));
-        let all = std::mem::take(&mut buffer.parts).into_iter().chain([rest]);
-        for payload in all.filter(|payload| !payload.is_empty()) {
-            if let Some(bytes) = seal(sealer, &payload) {
+        }
+        loop {
+            let (sealed, drained) = buffer.seal_some();
+            if let Some(bytes) = sealed {
                 let payload = Payload::Bytes(bytes);
                 self.last_words.push_back(Transmit { to: id, payload });
+            }
+            if drained {
+                break;
             }
         }
     }
@@ -215,41 +261,25 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
                     payload: Payload::Bytes(message),
                 });
             }
-            let Some(sealer) = buffer.sealer.as_mut() else {
+            if buffer.sealer.is_none() {
                 // Still handshaking: the frames wait for the channel.
                 self.dirty.pop_front();
                 buffer.queued = false;
                 continue;
-            };
-            if let Some(payload) = buffer.parts.pop_front() {
-                // The connection stays first in line until its last buffer is out.
-                buffer.parts_len -= payload.len();
-                let Some(bytes) = seal(sealer, &payload) else {
-                    continue;
-                };
-                buffer.in_flight += bytes.len();
-                return Some(Transmit {
-                    to: id,
-                    payload: Payload::Bytes(bytes),
-                });
             }
-            self.dirty.pop_front();
-            buffer.queued = false;
-            if buffer.bytes.is_empty() {
-                continue;
+            let (sealed, drained) = buffer.seal_some();
+            if drained {
+                self.dirty.pop_front();
+                buffer.queued = false;
             }
-            // Sealing copies anyway: seal straight from the buffer and keep its capacity,
-            // giving back what a burst grew beyond the retained size.
-            let sealed = sealer.seal_to_vec(&buffer.bytes);
-            buffer.bytes.clear();
-            buffer.bytes.shrink_to(RETAINED_CAPACITY);
-            let Ok(bytes) = sealed else {
+            // Otherwise the connection stays first in line until its last buffer is out.
+            let Some(bytes) = sealed else {
                 continue;
             };
             buffer.in_flight += bytes.len();
             return Some(Transmit {
                 to: id,
-                payload: Payload::Bytes(Bytes::from(bytes)),
+                payload: Payload::Bytes(bytes),
             });
         }
         None
@@ -258,13 +288,6 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
     pub fn len(&self) -> usize {
         self.buffers.len()
     }
-}
-
-/// `payload` as records; `None` for what cannot be sealed (a file span, refused when queued,
-/// or a channel whose record counter ran out: the far side then sees a gap and hangs up).
-fn seal(sealer: &mut Sealer, payload: &Payload) -> Option<Bytes> {
-    let bytes = payload.as_bytes()?;
-    sealer.seal_to_vec(bytes).ok().map(Bytes::from)
 }
 
 #[cfg(test)]

@@ -57,8 +57,8 @@ use breeze_core::secure::{LinkKind, PublicKey};
 use breeze_core::transfer::Direction;
 use breeze_core::transmit::{FileSpan, Payload};
 use breeze_core::wire::{
-    Bytes, ClientFrame, ClosingReason, MessageId, PeerFrame, PeerIntro, ServerFrame, TransferId,
-    UserName, PROTOCOL_VERSION,
+    ClientFrame, ClosingReason, MessageId, PeerFrame, PeerIntro, ServerFrame, TransferId, UserName,
+    PROTOCOL_VERSION,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -500,8 +500,8 @@ impl Harness {
                 break;
             }
             if shared {
-                self.client
-                    .handle_server_buffer(&Bytes::from(chunk), self.now);
+                let (buffer, len) = crate::server_streams::handed_over(chunk);
+                self.client.handle_server_buffer(buffer, len, self.now);
             } else {
                 self.client.handle_server_bytes(&chunk, self.now);
             }
@@ -523,9 +523,9 @@ impl Harness {
                 break;
             }
             if shared {
-                let chunk = Bytes::from(chunk);
+                let (buffer, len) = crate::server_streams::handed_over(chunk);
                 self.client
-                    .handle_link_buffer(LinkId(link), &chunk, self.now);
+                    .handle_link_buffer(LinkId(link), buffer, len, self.now);
             } else {
                 self.client
                     .handle_link_bytes(LinkId(link), &chunk, self.now);

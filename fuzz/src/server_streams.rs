@@ -39,7 +39,7 @@ use breeze_core::secure::{LinkKind, PublicKey};
 use breeze_core::server::{
     Action, ConnError, ConnId, Event, OfflineChat, Server, ServerConfig, StoreOutcome,
 };
-use breeze_core::wire::{Bytes, ClientFrame, KeyLookup, PeerIntro, ServerFrame, UserName};
+use breeze_core::wire::{ClientFrame, KeyLookup, PeerIntro, ServerFrame, UserName};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -404,8 +404,8 @@ impl Harness {
                 break;
             }
             if shared {
-                let chunk = Bytes::from(chunk);
-                self.server.handle_buffer(ConnId(conn), &chunk, now);
+                let (buffer, len) = handed_over(chunk);
+                self.server.handle_buffer(ConnId(conn), buffer, len, now);
             } else {
                 self.server.handle_bytes(ConnId(conn), &chunk, now);
             }
@@ -765,4 +765,12 @@ impl Harness {
         );
         assert!(self.server.stats().online <= self.sockets.len());
     }
+}
+
+/// `chunk` as a transport's read buffer handed over whole: bigger than what was read, with
+/// bytes past the read that the core must ignore.
+pub(crate) fn handed_over(mut chunk: Vec<u8>) -> (Vec<u8>, usize) {
+    let len = chunk.len();
+    chunk.extend_from_slice(&[0xa5; 7]);
+    (chunk, len)
 }

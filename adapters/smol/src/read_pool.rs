@@ -1,20 +1,21 @@
 //! Read buffers: what one read brought, and the pool big read buffers return to.
 //!
-//! A big read (a file chunk, a burst) hands its buffer itself to the owner instead of a copy;
-//! the owner gives it back once the core has seen the bytes, and the next big read of any
-//! socket of the same driver reads into it. The pool is per driver and bounded, so buffers are
+//! A big read (a file chunk, a burst) hands its buffer itself to the core, which opens the
+//! records where they lie; the buffer goes back once the core is done with it, and the next
+//! big read of any socket of the same driver reads into it. The pool is per driver and bounded, so buffers are
 //! never held by idle sockets. A buffer whose file chunks the core kept (they go to the disk,
 //! or are relayed, from where they were read) goes back when the last of them is dropped, and
 //! the core copies small chunks rather than let them pin a big buffer.
 
-use breeze_core::wire::Bytes;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Buffers a driver keeps for reuse, whatever its number of sockets: at most 2 MiB of the
-/// biggest (128 KiB) read buffers.
-const POOLED_BUFFERS: usize = 16;
+/// Buffers a driver keeps for reuse, whatever its number of sockets: at most 6 MiB of the
+/// biggest (128 KiB) read buffers. A file received at full speed keeps its window (4 MiB) of
+/// chunks in read buffers until they are written, so fewer would send every read of a
+/// transfer to fresh, zeroed memory.
+const POOLED_BUFFERS: usize = 48;
 
-/// Reads this big are handed to the cores as shared buffers (see [`Received::feed`]).
+/// Reads this big are handed to the cores whole (see [`Received::feed`]).
 const SHARE_MIN: usize = 16 * 1024;
 
 /// Bytes one read brought: the first `len` of `buffer`. A buffer handed over whole keeps its
@@ -40,19 +41,19 @@ impl Received {
             handle(Fed::Slice(self.bytes()));
             return Some(self);
         }
-        let len = self.len;
         let pooled = Pooled {
             buffer: self.buffer,
             pool: pool.clone(),
         };
-        handle(Fed::Shared(&Bytes::from_owner(pooled).slice(..len)));
+        handle(Fed::Owned(pooled, self.len));
         None
     }
 }
 
-/// A read buffer shared as [`Bytes`]: given back to its pool when the last part is dropped,
-/// so the next big read reuses it instead of zeroing fresh memory.
-struct Pooled {
+/// A read buffer handed to a core whole (it opens the records in it where they lie): given
+/// back to its pool when the last part the core kept is dropped, so the next big read reuses
+/// it instead of zeroing fresh memory.
+pub(crate) struct Pooled {
     buffer: Vec<u8>,
     pool: ReadPool,
 }
@@ -60,6 +61,12 @@ struct Pooled {
 impl AsRef<[u8]> for Pooled {
     fn as_ref(&self) -> &[u8] {
         &self.buffer
+    }
+}
+
+impl AsMut<[u8]> for Pooled {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer
     }
 }
 
@@ -71,7 +78,8 @@ impl Drop for Pooled {
 
 /// How [`Received::feed`] hands bytes over.
 pub(crate) enum Fed<'a> {
-    Shared(&'a Bytes),
+    /// The buffer itself, and how many of its bytes were read.
+    Owned(Pooled, usize),
     Slice(&'a [u8]),
 }
 
@@ -102,9 +110,10 @@ impl ReadPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use breeze_core::wire::Bytes;
 
     #[test]
-    fn a_shared_read_goes_back_to_the_pool_when_its_last_part_is_dropped() {
+    fn a_big_read_goes_back_to_the_pool_when_its_last_part_is_dropped() {
         let pool = ReadPool::default();
         let received = Received {
             buffer: vec![7u8; 64 * 1024],
@@ -112,8 +121,11 @@ mod tests {
         };
         let mut kept = None;
         let left = received.feed(&pool, |fed| match fed {
-            Fed::Shared(bytes) => kept = Some(bytes.slice(1000..2000)),
-            Fed::Slice(_) => panic!("a big read is shared"),
+            Fed::Owned(buffer, len) => {
+                assert_eq!(len, 40 * 1024);
+                kept = Some(Bytes::from_owner(buffer).slice(1000..2000));
+            }
+            Fed::Slice(_) => panic!("a big read is handed over"),
         });
         assert!(left.is_none(), "a shared buffer is not handed back by hand");
         assert_eq!(pool.lock().len(), 0, "still held by a part");
@@ -136,7 +148,7 @@ mod tests {
         };
         let left = received.feed(&pool, |fed| match fed {
             Fed::Slice(bytes) => assert_eq!(bytes, b"ping"),
-            Fed::Shared(_) => panic!("a small read is not shared"),
+            Fed::Owned(..) => panic!("a small read is not handed over"),
         });
         assert!(left.is_some());
     }

@@ -246,7 +246,7 @@ impl<H: ServerHost> Owner<H> {
                 let received = if open {
                     let core = &mut self.core;
                     received.feed(&self.read_pool, |fed| match fed {
-                        Fed::Shared(buffer) => core.handle_buffer(conn, buffer, now),
+                        Fed::Owned(buffer, len) => core.handle_buffer(conn, buffer, len, now),
                         Fed::Slice(bytes) => core.handle_bytes(conn, bytes, now),
                     })
                 } else {

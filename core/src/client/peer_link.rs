@@ -3,12 +3,14 @@
 use super::output::{Action, Destination, Event, LinkError, Opening, RouteReason};
 use super::peers::Dial;
 use super::{Client, LinkId};
-use crate::codec::{FrameDecoder, Input};
+use crate::codec::FrameDecoder;
 use crate::delivery::Via;
 use crate::liveness::Liveness;
 use crate::outbound::QueueError;
-use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, PublicKey};
-use crate::wire::{Bytes, ClosingReason, PeerFrame, UserName};
+use crate::secure::{
+    Handshake, HandshakeError, Inbound, LinkKind, Opener, PublicKey, Read, ReadOwner,
+};
+use crate::wire::{ClosingReason, PeerFrame, UserName};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -178,44 +180,49 @@ impl Client {
 
     /// Bytes read from `link`, in any chunking: frames may be split or batched at will.
     pub fn handle_link_bytes(&mut self, link: LinkId, bytes: &[u8], now: Instant) {
-        self.on_link_input(link, Input::Slice(bytes), now);
+        self.on_link_input(link, Read::Slice(bytes), now);
     }
 
     /// [`handle_link_bytes`](Client::handle_link_bytes) for a transport that hands over the
-    /// buffer it read into: file chunks keep their data in it instead of being copied out.
-    pub fn handle_link_buffer(&mut self, link: LinkId, bytes: &Bytes, now: Instant) {
-        self.on_link_input(link, Input::Shared(bytes), now);
+    /// buffer it read into, `len` bytes of it read: records are opened where they lie and
+    /// file chunks keep their data in it (see [`ReadOwner`]).
+    pub fn handle_link_buffer(
+        &mut self,
+        link: LinkId,
+        buffer: impl ReadOwner,
+        len: usize,
+        now: Instant,
+    ) {
+        let buffer = Box::new(buffer);
+        self.on_link_input(link, Read::Owned { buffer, len }, now);
     }
 
-    fn on_link_input(&mut self, link: LinkId, input: Input<'_>, now: Instant) {
+    fn on_link_input(&mut self, link: LinkId, input: Read<'_>, now: Instant) {
         let Some(state) = self.links.get_mut(&link) else {
             return;
         };
         state.liveness.received(now);
         let mut inbound = std::mem::take(&mut state.inbound);
-        let mut plain = Vec::new();
-        let opened = inbound.read(input.bytes(), &mut plain, |message| {
+        let opened = inbound.read_plain(input, |message| {
             self.link_handshake_step(link, message, now)
         });
         let Some(state) = self.links.get_mut(&link) else {
             return self.finish(now);
         };
         state.inbound = inbound;
-        if let Err(error) = opened {
-            self.reject_link(link, error, now);
-            return self.finish(now);
-        }
+        let plain = match opened {
+            Ok(plain) => plain,
+            Err(error) => {
+                self.reject_link(link, error, now);
+                return self.finish(now);
+            }
+        };
         if !plain.is_empty() {
-            let plain = Bytes::from(plain);
             let mut decoder = std::mem::replace(&mut state.decoder, FrameDecoder::new(0));
-            let decoded = Input::Shared(&plain).decode_each(
-                &mut decoder,
-                self,
-                |client, frame: PeerFrame| {
-                    client.on_link_frame(link, frame, now);
-                    client.links.contains_key(&link)
-                },
-            );
+            let decoded = plain.decode_each(&mut decoder, self, |client, frame: PeerFrame| {
+                client.on_link_frame(link, frame, now);
+                client.links.contains_key(&link)
+            });
             if let Err(err) = decoded {
                 self.reject_link(link, LinkError::Decode(err.code()), now);
             }

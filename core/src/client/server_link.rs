@@ -4,14 +4,14 @@ use super::groups::GroupEvent;
 use super::output::{Action, Destination, Event, RouteReason, ServerLinkError};
 use super::peers::Dial;
 use super::Client;
-use crate::codec::{FrameDecoder, Input};
+use crate::codec::FrameDecoder;
 use crate::delivery::Via;
 use crate::liveness::Liveness;
 use crate::password::Password;
-use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, RecordError};
-use crate::wire::{
-    Bytes, ClientFrame, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION,
+use crate::secure::{
+    Handshake, HandshakeError, Inbound, LinkKind, Opener, Read, ReadOwner, RecordError,
 };
+use crate::wire::{ClientFrame, LoginRefusal, PeerIntro, ServerFrame, UserName, PROTOCOL_VERSION};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -130,44 +130,41 @@ impl Client {
 
     /// Bytes read from the server, in any chunking: frames may be split or batched at will.
     pub fn handle_server_bytes(&mut self, bytes: &[u8], now: Instant) {
-        self.on_server_input(Input::Slice(bytes), now);
+        self.on_server_input(Read::Slice(bytes), now);
     }
 
     /// [`handle_server_bytes`](Client::handle_server_bytes) for a transport that hands over the
-    /// buffer it read into: relayed file chunks keep their data in it instead of being copied.
-    pub fn handle_server_buffer(&mut self, bytes: &Bytes, now: Instant) {
-        self.on_server_input(Input::Shared(bytes), now);
+    /// buffer it read into, `len` bytes of it read: records are opened where they lie and
+    /// relayed file chunks keep their data in it (see [`ReadOwner`]).
+    pub fn handle_server_buffer(&mut self, buffer: impl ReadOwner, len: usize, now: Instant) {
+        let buffer = Box::new(buffer);
+        self.on_server_input(Read::Owned { buffer, len }, now);
     }
 
-    fn on_server_input(&mut self, input: Input<'_>, now: Instant) {
+    fn on_server_input(&mut self, input: Read<'_>, now: Instant) {
         let Some(wire) = self.server.wire_mut() else {
             return;
         };
         wire.liveness.received(now);
         let mut inbound = std::mem::take(&mut wire.inbound);
-        let mut plain = Vec::new();
-        let opened = inbound.read(input.bytes(), &mut plain, |message| {
-            self.server_handshake_step(message, now)
-        });
+        let opened = inbound.read_plain(input, |message| self.server_handshake_step(message, now));
         let Some(wire) = self.server.wire_mut() else {
             return self.finish(now);
         };
         wire.inbound = inbound;
-        if let Err(error) = opened {
-            self.server_lost(error, true, now);
-            return self.finish(now);
-        }
+        let plain = match opened {
+            Ok(plain) => plain,
+            Err(error) => {
+                self.server_lost(error, true, now);
+                return self.finish(now);
+            }
+        };
         if !plain.is_empty() {
-            let plain = Bytes::from(plain);
             let mut decoder = std::mem::replace(&mut wire.decoder, FrameDecoder::new(0));
-            let decoded = Input::Shared(&plain).decode_each(
-                &mut decoder,
-                self,
-                |client, frame: ServerFrame| {
-                    client.on_server_frame(frame, now);
-                    client.server.wire_mut().is_some()
-                },
-            );
+            let decoded = plain.decode_each(&mut decoder, self, |client, frame: ServerFrame| {
+                client.on_server_frame(frame, now);
+                client.server.wire_mut().is_some()
+            });
             if let Err(err) = decoded {
                 self.server_lost(ServerLinkError::Decode(err.code()), true, now);
             }

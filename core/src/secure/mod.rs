@@ -35,9 +35,13 @@ mod resolver;
 pub use e2e::{PairKey, SealError, SEAL_OVERHEAD};
 pub use group_key::{GroupKey, GroupSealHeader};
 pub use handshake::{Handshake, HandshakeError, LinkKind, Progress};
-pub use inbound::Inbound;
+pub(crate) use inbound::Read;
+pub use inbound::{Inbound, ReadOwner};
 pub use keys::{pair_fingerprint, Fingerprint, IdentityKey, PublicKey};
-pub use record::{Opener, RecordError, Sealer, MAX_RECORD, MAX_RECORD_PAYLOAD};
+pub use record::{
+    sealed_len, Opener, RecordError, Sealer, MAX_RECORD, MAX_RECORD_PAYLOAD, RECORD_AT_PART_END,
+    RECORD_OVERHEAD,
+};
 
 #[cfg(test)]
 pub(crate) use e2e::test_pair;

@@ -83,6 +83,19 @@ impl fmt::Debug for Opener {
     }
 }
 
+/// Bytes one record adds to its plaintext on the wire: the length prefix and the tag.
+pub const RECORD_OVERHEAD: usize = HEADER + TAG;
+
+/// A record holding this much plaintext at the end of a part is closed there (see
+/// [`Sealer::seal_all`]).
+pub const RECORD_AT_PART_END: usize = 16 * 1024;
+
+/// Bytes on the wire for `plain` bytes sealed as one buffer ([`Sealer::seal`]): a length
+/// prefix and a tag per record. [`Sealer::seal_all`] may end a record at each part besides.
+pub fn sealed_len(plain: usize) -> usize {
+    plain + plain.div_ceil(MAX_RECORD_PAYLOAD) * RECORD_OVERHEAD
+}
+
 /// Both halves of a channel whose handshake just finished, from the handshake's two keys
 /// (the initiator sends with the first).
 pub(crate) fn split(send: [u8; 32], receive: [u8; 32]) -> (Sealer, Opener) {
@@ -101,27 +114,67 @@ pub(crate) fn split(send: [u8; 32], receive: [u8; 32]) -> (Sealer, Opener) {
 impl Sealer {
     /// Appends `plain` to `out` as records, each as big as it may be.
     pub fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
-        let records = plain.len().div_ceil(MAX_RECORD_PAYLOAD).max(1);
-        out.reserve(plain.len() + records * (HEADER + TAG));
-        for part in plain.chunks(MAX_RECORD_PAYLOAD) {
-            if self.nonce == u64::MAX {
-                // Noise reserves the last nonce: the channel must start over.
-                return Err(RecordError::Exhausted);
+        out.reserve(sealed_len(plain.len()));
+        self.seal_all([plain], out)
+    }
+
+    /// Appends `parts`, one stream of plaintext, to `out` as records: each byte is copied once
+    /// (into `out`, where it is encrypted in place), small parts share a record, and a record
+    /// that holds [`RECORD_AT_PART_END`] bytes ends with its part. Parts end at frames (a
+    /// chunk's data ends its frame), so a chunk frame's header and data share a record that
+    /// ends with the frame, and the receiver decodes the chunk where the record was opened.
+    pub fn seal_all<'p>(
+        &mut self,
+        parts: impl IntoIterator<Item = &'p [u8]>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RecordError> {
+        // Where the record being filled starts (its length prefix), if one is open.
+        let mut open: Option<usize> = None;
+        for mut part in parts {
+            while !part.is_empty() {
+                let start = *open.get_or_insert_with(|| {
+                    out.reserve(HEADER + part.len().min(MAX_RECORD_PAYLOAD) + TAG);
+                    out.extend_from_slice(&[0; HEADER]);
+                    out.len() - HEADER
+                });
+                let room = MAX_RECORD_PAYLOAD - (out.len() - start - HEADER);
+                let (now, rest) = part.split_at(room.min(part.len()));
+                out.extend_from_slice(now);
+                part = rest;
+                if out.len() - start - HEADER == MAX_RECORD_PAYLOAD {
+                    self.close_record(start, out)?;
+                    open = None;
+                }
             }
-            let start = out.len();
-            out.extend_from_slice(&((part.len() + TAG) as u16).to_be_bytes());
-            out.extend_from_slice(part);
-            let tag = self
-                .cipher
-                .seal_in_place_separate_tag(
-                    nonce(self.nonce),
-                    Aad::empty(),
-                    &mut out[start + HEADER..],
-                )
-                .map_err(|_| RecordError::Exhausted)?;
-            out.extend_from_slice(tag.as_ref());
-            self.nonce += 1;
+            if let Some(start) = open {
+                if out.len() - start - HEADER >= RECORD_AT_PART_END {
+                    self.close_record(start, out)?;
+                    open = None;
+                }
+            }
         }
+        match open {
+            Some(start) => self.close_record(start, out),
+            None => Ok(()),
+        }
+    }
+
+    /// Seals the record whose length prefix is at `start` and whose plaintext runs to the end
+    /// of `out`: the prefix is filled in and the tag appended.
+    fn close_record(&mut self, start: usize, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        if self.nonce == u64::MAX {
+            // Noise reserves the last nonce: the channel must start over.
+            out.truncate(start);
+            return Err(RecordError::Exhausted);
+        }
+        let len = out.len() - start - HEADER + TAG;
+        out[start..start + HEADER].copy_from_slice(&(len as u16).to_be_bytes());
+        let tag = self
+            .cipher
+            .seal_in_place_separate_tag(nonce(self.nonce), Aad::empty(), &mut out[start + HEADER..])
+            .map_err(|_| RecordError::Exhausted)?;
+        out.extend_from_slice(tag.as_ref());
+        self.nonce += 1;
         Ok(())
     }
 
@@ -136,29 +189,36 @@ impl Sealer {
 impl Opener {
     /// Appends the plaintext of one record to `out`.
     pub fn open(&mut self, record: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
+        let start = out.len();
+        out.extend_from_slice(record);
+        match self.open_in_place(&mut out[start..]) {
+            Ok(len) => {
+                out.truncate(start + len);
+                Ok(())
+            }
+            Err(error) => {
+                out.truncate(start);
+                Err(error)
+            }
+        }
+    }
+
+    /// Opens one record where it lies: its plaintext is then the first bytes of `record`,
+    /// as many as returned.
+    pub fn open_in_place(&mut self, record: &mut [u8]) -> Result<usize, RecordError> {
         if record.len() < TAG {
             return Err(RecordError::Truncated);
         }
         if self.nonce == u64::MAX {
             return Err(RecordError::Exhausted);
         }
-        let start = out.len();
-        out.extend_from_slice(record);
         let opened = self
             .cipher
-            .open_in_place(nonce(self.nonce), Aad::empty(), &mut out[start..])
-            .map(|plain| plain.len());
-        match opened {
-            Ok(len) => {
-                out.truncate(start + len);
-                self.nonce += 1;
-                Ok(())
-            }
-            Err(_) => {
-                out.truncate(start);
-                Err(RecordError::Forged)
-            }
-        }
+            .open_in_place(nonce(self.nonce), Aad::empty(), record)
+            .map(|plain| plain.len())
+            .map_err(|_| RecordError::Forged)?;
+        self.nonce += 1;
+        Ok(opened)
     }
 }
 
@@ -173,6 +233,28 @@ pub struct RecordReader {
 }
 
 impl RecordReader {
+    /// A record is partly gathered: the next bytes continue it.
+    pub fn in_progress(&self) -> bool {
+        !self.handed_out && !self.partial.is_empty()
+    }
+
+    /// [`next`](RecordReader::next) for a record begun by an earlier read: the record whole,
+    /// as memory of its own to be opened in place, and where its body starts in it (after the
+    /// length prefix).
+    pub fn next_owned(&mut self, input: &mut &[u8]) -> Option<(Vec<u8>, usize)> {
+        self.next(input)?;
+        self.handed_out = false;
+        Some((std::mem::take(&mut self.partial), HEADER))
+    }
+
+    /// The whole record whose length prefix starts at `at` in `bytes`, if all of it is there:
+    /// the range of its body, and where it ends.
+    pub fn whole_at(bytes: &[u8], at: usize) -> Option<(std::ops::Range<usize>, usize)> {
+        let len = record_len(bytes.get(at..)?)?;
+        let end = at + HEADER + len;
+        (end <= bytes.len()).then_some((at + HEADER..end, end))
+    }
+
     /// The next whole record, taken from `input` (advanced past what was used), or `None` once
     /// `input` is used up without completing one.
     pub fn next<'s, 'i: 's>(&'s mut self, input: &mut &'i [u8]) -> Option<&'s [u8]> {
@@ -247,5 +329,64 @@ mod tests {
         for chunk in [1, 2, 3, 7, 100, 1 << 20] {
             assert_eq!(records(&stream, chunk), bodies, "chunks of {chunk}");
         }
+    }
+
+    #[test]
+    fn parts_are_sealed_as_one_stream_in_records_that_end_with_big_parts() {
+        let (mut sealer, _) = split([7; 32], [9; 32]);
+        let (_, mut opener) = split([9; 32], [7; 32]);
+        // Small frames, then a chunk's header and data, twice; then one part over a record.
+        let parts: Vec<Vec<u8>> = vec![
+            vec![1; 40],
+            vec![2; 32 * 1024],
+            vec![],
+            vec![3; 30],
+            vec![4; 32 * 1024],
+            vec![5; 100_000],
+        ];
+        let plain: Vec<u8> = parts.concat();
+        let mut wire = Vec::new();
+        sealer
+            .seal_all(parts.iter().map(|p| &p[..]), &mut wire)
+            .unwrap();
+        let mut reader = RecordReader::default();
+        let (mut input, mut opened, mut sizes) = (&wire[..], Vec::new(), Vec::new());
+        while let Some(record) = reader.next(&mut input) {
+            sizes.push(record.len() - TAG);
+            opener.open(record, &mut opened).unwrap();
+        }
+        assert_eq!(opened, plain);
+        assert_eq!(wire.len(), plain.len() + sizes.len() * RECORD_OVERHEAD);
+        // Each chunk shares a record with the small frames before it and ends it; the big
+        // part fills a record and ends one of its own.
+        let chunk = 40 + 32 * 1024;
+        assert_eq!(
+            sizes,
+            vec![
+                chunk,
+                30 + 32 * 1024,
+                MAX_RECORD_PAYLOAD,
+                100_000 - MAX_RECORD_PAYLOAD
+            ]
+        );
+    }
+
+    #[test]
+    fn records_opened_in_place_match_records_opened_by_copy() {
+        let (mut sealer, _) = split([7; 32], [9; 32]);
+        let (_, mut opener) = split([9; 32], [7; 32]);
+        let mut wire = Vec::new();
+        sealer.seal(&[6; 50_000], &mut wire).unwrap();
+        let mut reader = RecordReader::default();
+        let mut input = &wire[..];
+        let record = reader.next(&mut input).unwrap();
+        let mut copy = record.to_vec();
+        let plain = opener.open_in_place(&mut copy).unwrap();
+        assert_eq!(&copy[..plain], &[6; 50_000][..]);
+        // The counter moved on: the same record again is a replay.
+        assert_eq!(
+            opener.open_in_place(&mut record.to_vec()),
+            Err(RecordError::Forged)
+        );
     }
 }

@@ -5,11 +5,13 @@ use super::file_relay::FileBudget;
 use super::groups::SessionGroups;
 use super::output::{Action, ConnError, Event, LogoutReason};
 use super::{ConnId, Server};
-use crate::codec::{FrameDecoder, Input};
+use crate::codec::FrameDecoder;
 use crate::liveness::Liveness;
 use crate::outbound::QueueError;
-use crate::secure::{Handshake, HandshakeError, Inbound, LinkKind, Opener, PublicKey, RecordError};
-use crate::wire::{Bytes, ClientFrame, ServerFrame, UserName};
+use crate::secure::{
+    Handshake, HandshakeError, Inbound, LinkKind, Opener, PublicKey, Read, RecordError,
+};
+use crate::wire::{ClientFrame, ServerFrame, UserName};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -122,33 +124,29 @@ impl Server {
     /// Opens what arrived (moving the handshake on first), decodes it and handles each whole
     /// frame; stops at the first frame that closes the connection, and closes it on bytes
     /// that do not authenticate or decode.
-    pub(super) fn on_input(&mut self, conn: ConnId, input: Input<'_>, now: Instant) {
+    pub(super) fn on_input(&mut self, conn: ConnId, input: Read<'_>, now: Instant) {
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };
         connection.liveness.received(now);
         let mut inbound = std::mem::take(&mut connection.inbound);
-        let mut plain = Vec::new();
-        let opened = inbound.read(input.bytes(), &mut plain, |message| {
-            self.handshake_step(conn, message)
-        });
+        let opened = inbound.read_plain(input, |message| self.handshake_step(conn, message));
         let Some(connection) = self.conns.get_mut(&conn) else {
             return;
         };
         connection.inbound = inbound;
-        if let Err(error) = opened {
-            return self.fail(conn, error, now);
-        }
+        let plain = match opened {
+            Ok(plain) => plain,
+            Err(error) => return self.fail(conn, error, now),
+        };
         if plain.is_empty() {
             return;
         }
-        let plain = Bytes::from(plain);
         let mut decoder = std::mem::replace(&mut connection.decoder, FrameDecoder::new(0));
-        let decoded =
-            Input::Shared(&plain).decode_each(&mut decoder, self, |server, frame: ClientFrame| {
-                server.on_frame(conn, frame, now);
-                server.conns.contains_key(&conn)
-            });
+        let decoded = plain.decode_each(&mut decoder, self, |server, frame: ClientFrame| {
+            server.on_frame(conn, frame, now);
+            server.conns.contains_key(&conn)
+        });
         if let Err(err) = decoded {
             self.fail(conn, ConnError::Decode(err.code()), now);
         }

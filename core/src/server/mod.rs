@@ -21,15 +21,14 @@ pub use file_relay::FileRelayLimit;
 pub use groups::{Envelopes, GroupRecord, MemoryGroupStore, SavedGroups, StoredGroupMessage};
 pub use output::{Action, ConnError, Event, LogoutReason, OfflineChat, Stats, StoreOutcome};
 
-use crate::codec::Input;
 use crate::outbound::Outbound;
 use crate::rng::SeededRng;
-use crate::secure::{IdentityKey, PublicKey};
+use crate::secure::{IdentityKey, PublicKey, Read, ReadOwner};
 use crate::seeded_hash::{SeededMap, SeededState};
 use crate::transmit::Transmit;
 use crate::wire::{
-    Bytes, ClientFrame, GroupError, GroupId, KeyLookup, KickReason, LoginRefusal,
-    OrderedGroupMessage, ServerFrame, UserName,
+    ClientFrame, GroupError, GroupId, KeyLookup, KickReason, LoginRefusal, OrderedGroupMessage,
+    ServerFrame, UserName,
 };
 use connection::{Connection, Phase};
 use groups::Groups;
@@ -221,15 +220,23 @@ impl Server {
 
     /// Bytes read from `conn`, in any chunking: frames may be split or batched at will.
     pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
-        self.on_input(conn, Input::Slice(bytes), now);
+        self.on_input(conn, Read::Slice(bytes), now);
         self.reap(now);
     }
 
     /// [`handle_bytes`](Server::handle_bytes) for a driver that hands over the buffer it read
-    /// into: file chunks to relay keep their data in it until they are queued for the
-    /// recipient, instead of being copied out first.
-    pub fn handle_buffer(&mut self, conn: ConnId, bytes: &Bytes, now: Instant) {
-        self.on_input(conn, Input::Shared(bytes), now);
+    /// into, `len` bytes of it read: records are opened where they lie, and file chunks to
+    /// relay keep their data in it until they are written to the recipient (see
+    /// [`ReadOwner`]).
+    pub fn handle_buffer(
+        &mut self,
+        conn: ConnId,
+        buffer: impl ReadOwner,
+        len: usize,
+        now: Instant,
+    ) {
+        let buffer = Box::new(buffer);
+        self.on_input(conn, Read::Owned { buffer, len }, now);
         self.reap(now);
     }
 

@@ -64,13 +64,15 @@ impl Owner {
                 let received = match key {
                     SocketKey::Server(_) if open && current(&key, self.server) => {
                         received.feed(&self.read_pool, |fed| match fed {
-                            Fed::Shared(buffer) => core.handle_server_buffer(buffer, now),
+                            Fed::Owned(buffer, len) => core.handle_server_buffer(buffer, len, now),
                             Fed::Slice(bytes) => core.handle_server_bytes(bytes, now),
                         })
                     }
                     SocketKey::Peer(link) if open => {
                         received.feed(&self.read_pool, |fed| match fed {
-                            Fed::Shared(buffer) => core.handle_link_buffer(link, buffer, now),
+                            Fed::Owned(buffer, len) => {
+                                core.handle_link_buffer(link, buffer, len, now)
+                            }
                             Fed::Slice(bytes) => core.handle_link_bytes(link, bytes, now),
                         })
                     }
