@@ -22,6 +22,7 @@
 //!   `shared_file.rs` hashes a file to offer ([`SharedFile`]); `file_request.rs`:
 //!   [`FileRequestError`].
 //! - `socket.rs`: the reader and writer tasks of one socket; `listener.rs`: the accept loop;
+//!   `admission.rs`: how many accepted connections may be logging in at once;
 //!   `dial.rs`: connects with a timeout; `timer.rs`: the one timer; `seed.rs`: OS randomness.
 //! - `logging.rs` (feature `logging`): the log setup the programs share, [`init_logging`].
 //!
@@ -50,6 +51,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod client;
 mod client_options;
 mod dial;
@@ -73,6 +75,7 @@ mod span_write;
 mod timer;
 mod write_behind;
 
+pub use admission::DEFAULT_MAX_PENDING_LOGINS;
 pub use client::{Client, PeerStatus};
 pub use client_options::{ClientOptions, ConfigTweak};
 pub use disk_files::{DiskFiles, Landed};
