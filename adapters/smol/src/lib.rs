@@ -23,7 +23,8 @@
 //!   [`FileRequestError`].
 //! - `socket.rs`: the reader and writer tasks of one socket; `listener.rs`: the accept loop;
 //!   `admission.rs`: how many accepted connections may be logging in at once;
-//!   `dial.rs`: connects with a timeout; `timer.rs`: the one timer; `seed.rs`: OS randomness.
+//!   `doorbell.rs`: how the owner wakes a socket's writer; `dial.rs`: connects with a
+//!   timeout; `timer.rs`: the one timer; `seed.rs`: OS randomness.
 //! - `logging.rs` (feature `logging`): the log setup the programs share, [`init_logging`].
 //!
 //! ```no_run
@@ -57,6 +58,7 @@ mod client_options;
 mod dial;
 mod disk_files;
 mod disk_names;
+mod doorbell;
 mod file_host;
 mod file_lanes;
 mod file_request;
