@@ -18,6 +18,7 @@
 //! Generic over the stream so the rules are tested on virtual time (`admission_tests.rs`).
 
 use breeze_core::server::ConnId;
+use smol::net::TcpStream;
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -77,8 +78,9 @@ impl<S> Admission<S> {
 
     /// The next connection to hand to the core, if a slot is free; the caller then calls
     /// [`admitted`](Self::admitted) with the id it gave it. Connections that waited too long
-    /// are dropped (closed) on the way, slot or not.
-    pub fn next(&mut self, now: Instant) -> Option<(S, SocketAddr)> {
+    /// are dropped (closed) on the way, slot or not, and so are those whose client `gave_up`
+    /// (closed its end while waiting): admitting one would spend a handshake on nobody.
+    pub fn next(&mut self, now: Instant, gave_up: impl Fn(&S) -> bool) -> Option<(S, SocketAddr)> {
         while let Some(first) = self.waiting.front() {
             if now.saturating_duration_since(first.since) < self.max_wait {
                 break;
@@ -88,7 +90,12 @@ impl<S> Admission<S> {
         if self.pending.len() >= self.max_pending {
             return None;
         }
-        let first = self.waiting.pop_front()?;
+        let first = loop {
+            let first = self.waiting.pop_front()?;
+            if !gave_up(&first.stream) {
+                break first;
+            }
+        };
         if self.waiting.is_empty() && self.waiting.capacity() > 0 {
             // The storm is over: its queue's memory goes back rather than staying reserved.
             self.waiting = VecDeque::new();
@@ -114,6 +121,38 @@ impl<S> Admission<S> {
     #[cfg(test)]
     pub fn counts(&self) -> (usize, usize) {
         (self.pending.len(), self.waiting.len())
+    }
+}
+
+/// Whether the client of a waiting connection has closed its end (it gave up waiting and
+/// will try again on a new one): the socket is in `CLOSE_WAIT`. Linux only; elsewhere every
+/// waiting connection is admitted and finds out by reading.
+pub(crate) fn peer_gave_up(stream: &TcpStream) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        /// `TCP_CLOSE_WAIT` in the kernel's `tcp_states.h`: the peer sent its FIN.
+        const TCP_CLOSE_WAIT: u8 = 8;
+        // The first byte of `struct tcp_info` is the state; the kernel copies no more than
+        // the length given.
+        let mut info = [0u8; 8];
+        let mut len = info.len() as libc::socklen_t;
+        // SAFETY: `info` and `len` outlive the call, which writes at most `len` bytes.
+        let result = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        result == 0 && len >= 1 && info[0] == TCP_CLOSE_WAIT
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = stream;
+        false
     }
 }
 

@@ -1,6 +1,6 @@
 //! The admission rules on virtual time, with numbers for streams.
 
-use super::Admission;
+use super::{peer_gave_up, Admission};
 use breeze_core::server::ConnId;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ fn remote() -> SocketAddr {
 /// Admits what `next` gives, numbering conns after the streams; returns the streams admitted.
 fn admit_all(admission: &mut Admission<u32>, now: Instant) -> Vec<u32> {
     let mut admitted = Vec::new();
-    while let Some((stream, _)) = admission.next(now) {
+    while let Some((stream, _)) = admission.next(now, |_| false) {
         admission.admitted(ConnId(stream.into()));
         admitted.push(stream);
     }
@@ -62,6 +62,19 @@ fn a_connection_that_waited_past_max_wait_is_dropped_not_admitted() {
 }
 
 #[test]
+fn a_connection_whose_client_gave_up_is_dropped_not_admitted() {
+    let now = Instant::now();
+    let mut admission = Admission::new(2, 100, WAIT);
+    for stream in 0..4 {
+        admission.arrived(stream, remote(), now).unwrap();
+    }
+    let gave_up = |stream: &u32| *stream == 1;
+    assert_eq!(admission.next(now, gave_up).map(|(s, _)| s), Some(0));
+    assert_eq!(admission.next(now, gave_up).map(|(s, _)| s), Some(2));
+    assert_eq!(admission.counts(), (0, 1));
+}
+
+#[test]
 fn a_full_waiting_room_hands_the_connection_back_to_be_closed() {
     let now = Instant::now();
     let mut admission = Admission::new(1, 2, WAIT);
@@ -73,4 +86,30 @@ fn a_full_waiting_room_hands_the_connection_back_to_be_closed() {
     assert_eq!(admission.arrived(3, remote(), now), Ok(()));
     admission.close_waiting();
     assert_eq!(admission.counts(), (1, 0));
+}
+
+/// A client that closes its end while its connection waits is seen as gone; one that is
+/// still there is not (loopback, Linux: elsewhere nobody is seen as gone).
+#[test]
+fn a_closed_client_is_seen_as_gone_before_admission() {
+    smol::block_on(async {
+        let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let staying = smol::net::TcpStream::connect(addr).await.unwrap();
+        let (waiting_for_staying, _) = listener.accept().await.unwrap();
+        let leaving = smol::net::TcpStream::connect(addr).await.unwrap();
+        let (waiting_for_leaving, _) = listener.accept().await.unwrap();
+        assert!(!peer_gave_up(&waiting_for_leaving));
+        drop(leaving);
+        if cfg!(target_os = "linux") {
+            // The FIN crosses loopback at once, but not synchronously with the close.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !peer_gave_up(&waiting_for_leaving) {
+                assert!(Instant::now() < deadline, "the close was never seen");
+                async_io::Timer::after(Duration::from_millis(1)).await;
+            }
+        }
+        assert!(!peer_gave_up(&waiting_for_staying));
+        drop(staying);
+    });
 }

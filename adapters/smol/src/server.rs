@@ -1,7 +1,7 @@
 //! The server driver: one owner task holds the [`breeze_core::Server`] and wires it to the
 //! listener, the sockets, the host and the timer.
 
-use crate::admission::{Admission, DEFAULT_MAX_PENDING_LOGINS};
+use crate::admission::{peer_gave_up, Admission, DEFAULT_MAX_PENDING_LOGINS};
 use crate::listener::accept_loop;
 use crate::login_lanes::LoginLanes;
 use crate::read_pool::{Fed, ReadPool};
@@ -295,7 +295,7 @@ impl<H: ServerHost> Owner<H> {
     /// Hands waiting connections to the core while slots are free; returns how many.
     fn admit(&mut self, now: Instant) -> usize {
         let mut admitted = 0;
-        while let Some((stream, remote)) = self.admission.next(now) {
+        while let Some((stream, remote)) = self.admission.next(now, peer_gave_up) {
             let conn = ConnId(self.next_conn);
             self.next_conn += 1;
             let socket = Socket::spawn(conn, stream, self.inbound_tx.clone(), &self.read_pool);
