@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 /// transient memory is small.
 pub const DEFAULT_MAX_PENDING_LOGINS: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 
+/// The most a connection dropped unadmitted has read out of it (see [`peer_gave_up`]): a
+/// client's hello and handshake are a few hundred bytes.
+const DISCARD_MAX: usize = 64 * 1024;
+
 /// The waiting room and the slots of connections between accept and login.
 #[derive(Debug)]
 pub(crate) struct Admission<S> {
@@ -127,6 +131,10 @@ impl<S> Admission<S> {
 /// Whether the client of a waiting connection has closed its end (it gave up waiting and
 /// will try again on a new one): the socket is in `CLOSE_WAIT`. Linux only; elsewhere every
 /// waiting connection is admitted and finds out by reading.
+///
+/// If so, what the client sent before it closed is read and dropped here (up to
+/// [`DISCARD_MAX`]), so that closing the socket sends a FIN, not the reset a close with unread
+/// input sends: a client that only half-closed still sees a clean end.
 pub(crate) fn peer_gave_up(stream: &TcpStream) -> bool {
     #[cfg(target_os = "linux")]
     {
@@ -147,7 +155,27 @@ pub(crate) fn peer_gave_up(stream: &TcpStream) -> bool {
                 &mut len,
             )
         };
-        result == 0 && len >= 1 && info[0] == TCP_CLOSE_WAIT
+        let gave_up = result == 0 && len >= 1 && info[0] == TCP_CLOSE_WAIT;
+        if gave_up {
+            let mut scratch = [0u8; 4096];
+            let mut discarded = 0;
+            while discarded < DISCARD_MAX {
+                // SAFETY: `scratch` outlives the call, which writes at most its length.
+                let n = unsafe {
+                    libc::recv(
+                        stream.as_raw_fd(),
+                        scratch.as_mut_ptr().cast(),
+                        scratch.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if n <= 0 {
+                    break;
+                }
+                discarded += n as usize;
+            }
+        }
+        gave_up
     }
     #[cfg(not(target_os = "linux"))]
     {
