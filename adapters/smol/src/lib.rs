@@ -22,7 +22,9 @@
 //!   `shared_file.rs` hashes a file to offer ([`SharedFile`]); `file_request.rs`:
 //!   [`FileRequestError`].
 //! - `socket.rs`: the reader and writer tasks of one socket; `listener.rs`: the accept loop;
-//!   `dial.rs`: connects with a timeout; `timer.rs`: the one timer; `seed.rs`: OS randomness.
+//!   `admission.rs`: how many accepted connections may be logging in at once;
+//!   `doorbell.rs`: how the owner wakes a socket's writer; `dial.rs`: connects with a
+//!   timeout; `timer.rs`: the one timer; `seed.rs`: OS randomness.
 //! - `logging.rs` (feature `logging`): the log setup the programs share, [`init_logging`].
 //!
 //! ```no_run
@@ -50,11 +52,13 @@
 //! # }
 //! ```
 
+mod admission;
 mod client;
 mod client_options;
 mod dial;
 mod disk_files;
 mod disk_names;
+mod doorbell;
 mod file_host;
 mod file_lanes;
 mod file_request;
@@ -73,6 +77,7 @@ mod span_write;
 mod timer;
 mod write_behind;
 
+pub use admission::DEFAULT_MAX_PENDING_LOGINS;
 pub use client::{Client, PeerStatus};
 pub use client_options::{ClientOptions, ConfigTweak};
 pub use disk_files::{DiskFiles, Landed};

@@ -1,6 +1,7 @@
 //! The server driver: one owner task holds the [`breeze_core::Server`] and wires it to the
 //! listener, the sockets, the host and the timer.
 
+use crate::admission::{peer_gave_up, Admission, DEFAULT_MAX_PENDING_LOGINS};
 use crate::listener::accept_loop;
 use crate::login_lanes::LoginLanes;
 use crate::read_pool::{Fed, ReadPool};
@@ -60,6 +61,7 @@ pub struct ServerDriver<H> {
     host: Arc<H>,
     stats: ServerStats,
     password_threads: Option<NonZeroUsize>,
+    max_pending_logins: usize,
 }
 
 impl<H: ServerHost> ServerDriver<H> {
@@ -71,7 +73,17 @@ impl<H: ServerHost> ServerDriver<H> {
             host: Arc::new(host),
             stats: ServerStats::default(),
             password_threads: None,
+            max_pending_logins: DEFAULT_MAX_PENDING_LOGINS.get(),
         }
+    }
+
+    /// How many accepted connections may be in their handshake and login at once (default
+    /// 256); later ones wait, accepted, for a slot, and are closed if they wait longer than
+    /// the login timeout. A storm of logins then holds a few hundred connections' transient
+    /// state, not all of theirs (`admission.rs`).
+    pub fn with_max_pending_logins(mut self, max: NonZeroUsize) -> Self {
+        self.max_pending_logins = max.get();
+        self
     }
 
     /// How many password checks may run at once (default: one per core this process may
@@ -108,6 +120,11 @@ impl<H: ServerHost> ServerDriver<H> {
             inbound_tx.clone(),
             Input::Accepted,
         ));
+        let admission = Admission::new(
+            self.max_pending_logins,
+            self.config.max_connections,
+            self.config.login_timeout,
+        );
         let mut core = Server::new(
             self.config,
             match self.identity {
@@ -128,6 +145,7 @@ impl<H: ServerHost> ServerDriver<H> {
             alarm: Alarm::new(),
             read_pool: ReadPool::default(),
             lanes: LoginLanes::new(self.password_threads),
+            admission,
         };
         let mut shutdown = pin!(shutdown);
         loop {
@@ -149,6 +167,7 @@ impl<H: ServerHost> ServerDriver<H> {
             owner.drain().await;
         }
         drop(accept);
+        owner.admission.close_waiting();
         tracing::info!("shutting down");
         owner.core.shutdown(Instant::now());
         owner.drain().await;
@@ -211,6 +230,8 @@ struct Owner<H> {
     read_pool: ReadPool,
     /// The threads password checks and key logins run on.
     lanes: LoginLanes,
+    /// Accepted connections waiting for a slot, and the slots taken before login.
+    admission: Admission<TcpStream>,
 }
 
 impl<H: ServerHost> Owner<H> {
@@ -235,11 +256,10 @@ impl<H: ServerHost> Owner<H> {
     fn handle(&mut self, input: Input, now: Instant) {
         match input {
             Input::Accepted(stream, remote) => {
-                let conn = ConnId(self.next_conn);
-                self.next_conn += 1;
-                let socket = Socket::spawn(conn, stream, self.inbound_tx.clone(), &self.read_pool);
-                self.sockets.insert(conn, socket);
-                self.core.handle_connected(conn, remote, now);
+                if self.admission.arrived(stream, remote, now).is_err() {
+                    // Dropped, so closed: as many wait as the server may hold connections.
+                    tracing::debug!(%remote, "too many connections waiting; closed one");
+                }
             }
             Input::Socket(SocketEvent::Bytes(conn, received)) => {
                 let open = self.sockets.get(&conn).is_some_and(|s| !s.closing);
@@ -258,6 +278,7 @@ impl<H: ServerHost> Owner<H> {
             }
             Input::Socket(SocketEvent::Written(conn, n)) => self.core.handle_written(conn, n),
             Input::Socket(SocketEvent::Closed(conn)) => {
+                self.admission.finished(conn);
                 if self.sockets.remove(&conn).is_some_and(|s| !s.closing) {
                     self.core.handle_disconnected(conn, now);
                 }
@@ -271,9 +292,36 @@ impl<H: ServerHost> Owner<H> {
         }
     }
 
-    /// Drains the core after an input: transmits before each action, then events, then the
-    /// timer.
+    /// Hands waiting connections to the core while slots are free; returns how many.
+    fn admit(&mut self, now: Instant) -> usize {
+        let mut admitted = 0;
+        while let Some((stream, remote)) = self.admission.next(now, peer_gave_up) {
+            let conn = ConnId(self.next_conn);
+            self.next_conn += 1;
+            let socket = Socket::spawn(conn, stream, self.inbound_tx.clone(), &self.read_pool);
+            self.sockets.insert(conn, socket);
+            self.admission.admitted(conn);
+            self.core.handle_connected(conn, remote, now);
+            admitted += 1;
+        }
+        admitted
+    }
+
+    /// Drains the core after an input (transmits before each action, then events), admits
+    /// the connections whose slots that freed and drains again, then arms the timer.
     async fn drain(&mut self) {
+        loop {
+            self.drain_core().await;
+            if self.admit(Instant::now()) == 0 {
+                break;
+            }
+        }
+        self.stats.set(self.core.stats());
+        self.alarm.arm(self.core.poll_timeout());
+    }
+
+    /// Transmits before each action, then events.
+    async fn drain_core(&mut self) {
         loop {
             while let Some(transmit) = self.core.poll_transmit() {
                 if let Some(socket) = self.sockets.get_mut(&transmit.to) {
@@ -286,16 +334,18 @@ impl<H: ServerHost> Owner<H> {
             self.perform(action).await;
         }
         while let Some(event) = self.core.poll_event() {
+            if let Event::LoggedIn { conn, .. } = &event {
+                self.admission.finished(*conn);
+            }
             log_event(event);
         }
-        self.stats.set(self.core.stats());
-        self.alarm.arm(self.core.poll_timeout());
     }
 
     async fn perform(&mut self, action: Action) {
         let host = self.host.clone();
         match action {
             Action::Close { conn } => {
+                self.admission.finished(conn);
                 if let Some(socket) = self.sockets.get_mut(&conn) {
                     socket.close();
                 }

@@ -12,9 +12,10 @@
 //! unwritten bytes pass their per-connection bound. So the buffer never holds more than that
 //! bound, and an idle socket holds no buffer at all.
 
+use crate::doorbell::{doorbell, Bell, Rung};
 use crate::read_pool::{ReadPool, Received};
 use crate::span_write::{cork, write_span};
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::Sender;
 use async_io::Async;
 use breeze_core::transmit::Payload;
 use breeze_core::wire::Bytes;
@@ -98,7 +99,7 @@ pub(crate) struct Socket {
     stream: TcpStream,
     outgoing: Arc<Mutex<Outgoing>>,
     /// Rung after every change to `outgoing`; one pending ring is enough to wake the writer.
-    doorbell: Sender<()>,
+    doorbell: Bell,
     /// Where read buffers handed over with [`SocketEvent::Bytes`] go back for reuse.
     pool: ReadPool,
     /// The owner asked for the close; what the socket still reports is not news to the core.
@@ -120,7 +121,7 @@ impl Socket {
             tracing::debug!(?key, %error, "cannot set TCP_NODELAY");
         }
         let outgoing = Arc::new(Mutex::new(Outgoing::default()));
-        let (doorbell, rung) = async_channel::bounded(1);
+        let (doorbell, rung) = doorbell();
         let reader = smol::spawn(read_loop(
             key.clone(),
             stream.clone(),
@@ -204,7 +205,7 @@ impl Socket {
     }
 
     fn ring(&self) {
-        if let Err(TrySendError::Closed(())) = self.doorbell.try_send(()) {
+        if !self.doorbell.ring() {
             // The writer is gone (a write failed): the reader reports the close.
             self.abort();
         }
@@ -301,7 +302,7 @@ async fn write_loop<K, E>(
     key: K,
     mut stream: TcpStream,
     outgoing: Arc<Mutex<Outgoing>>,
-    rung: Receiver<()>,
+    rung: Rung,
     events: Sender<E>,
 ) where
     K: Clone + std::fmt::Debug,
@@ -309,7 +310,7 @@ async fn write_loop<K, E>(
 {
     loop {
         // The owner dropping its handle is a close too.
-        let owner_gone = rung.recv().await.is_err();
+        let owner_gone = !rung.wait().await;
         let closing = loop {
             let (mut batch, closing) = {
                 let mut outgoing = lock(&outgoing);
@@ -403,6 +404,7 @@ async fn write_all_bytes(stream: &mut TcpStream, payloads: &[Payload]) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_channel::Receiver;
     use futures_lite::AsyncReadExt;
     use smol::net::TcpListener;
 
@@ -529,7 +531,7 @@ mod task_size {
                 .await
                 .unwrap();
             let (events, _reports) = async_channel::unbounded::<SocketEvent<u8>>();
-            let (_doorbell, rung) = async_channel::bounded::<()>(1);
+            let (_doorbell, rung) = doorbell();
             let outgoing = Arc::new(Mutex::new(Outgoing::default()));
             let read = read_loop(1u8, stream.clone(), events.clone(), ReadPool::default());
             let write = write_loop(1u8, stream, outgoing, rung, events);

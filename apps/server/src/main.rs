@@ -10,6 +10,7 @@ mod serve;
 
 use std::io::{self, BufRead};
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -57,6 +58,12 @@ struct Cli {
     /// mode). Raise it when many clients share one address.
     #[arg(long, value_name = "N", default_value_t = ServerConfig::default().max_login_failures_per_ip)]
     max_login_failures_per_ip: u32,
+
+    /// Connections in their handshake and login at once (serve mode); later ones wait,
+    /// accepted, for a slot. Bounds what a storm of logins (every client back after a
+    /// restart) holds at once; the login timeout still applies to each.
+    #[arg(long, value_name = "N", default_value_t = breeze_smol::DEFAULT_MAX_PENDING_LOGINS)]
+    max_pending_logins: NonZeroUsize,
 
     /// File data one user may have relayed through the server, per second, as bytes with an
     /// optional K, M or G suffix (powers of 1024), e.g. 512K or 16M (serve mode). Direct
@@ -178,6 +185,7 @@ fn serve(cli: &Cli) -> ExitCode {
         open_registration: cli.open_registration,
         max_connections_per_ip: cli.max_connections_per_ip,
         max_login_failures_per_ip: cli.max_login_failures_per_ip,
+        max_pending_logins: cli.max_pending_logins,
         file_relay_rate: cli.file_relay_rate,
         max_group_members: cli.max_group_members,
         max_groups_per_user: cli.max_groups_per_user,

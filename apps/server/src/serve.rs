@@ -6,6 +6,7 @@ use breeze_server::StoreOptions;
 use breeze_smol::ServerDriver;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,6 +19,8 @@ pub struct ServeOptions<'a> {
     pub max_connections_per_ip: usize,
     /// Failed logins (checks in progress included) one address may make per minute.
     pub max_login_failures_per_ip: u32,
+    /// Connections in their handshake and login at once (the adapter's accept backpressure).
+    pub max_pending_logins: NonZeroUsize,
     /// Bytes per second of file data one user may have relayed.
     pub file_relay_rate: u64,
     /// Members per group, and groups per user.
@@ -56,7 +59,9 @@ pub fn serve(options: ServeOptions<'_>) -> Result<(), String> {
         let listener = smol::net::TcpListener::bind(options.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-        let server = ServerDriver::new(listener, config, host).with_identity(identity);
+        let server = ServerDriver::new(listener, config, host)
+            .with_identity(identity)
+            .with_max_pending_logins(options.max_pending_logins);
         let addr = server
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;

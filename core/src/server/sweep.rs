@@ -18,6 +18,7 @@ impl Server {
             return;
         }
         self.limits.sweep(now);
+        self.outbound.release_idle();
         self.next_sweep = if self.conns.is_empty() {
             None
         } else {
