@@ -162,3 +162,66 @@ fn past_the_bound_a_session_hears_only_whom_it_watches_and_conversations_still_c
         .any(|(_, e)| matches!(e, Event::Presence { user, .. } if user.as_str() == "frank")));
     sim.server().unwrap().check_invariants().unwrap();
 }
+
+#[test]
+fn when_the_server_fills_up_everyone_sessions_hear_only_whom_they_watch() {
+    let mut config = SimConfig::new(5);
+    config.server.presence_everyone_below = 3;
+    config.server.presence_everyone_until = 6;
+    // What a client knows comes from the server alone here: no channels to learn through.
+    config.tweak_client = |c| c.direct_channels = false;
+    let mut sim = Sim::new(config);
+    let login = |sim: &mut Sim, name: &str| {
+        let node = sim.add_client(name);
+        sim.run_until(5 * SECOND, |s| s.is_logged_in(node))
+            .expect("logged in");
+        sim.advance(SECOND);
+        node
+    };
+    let alice = login(&mut sim, "alice");
+    let bob = login(&mut sim, "bob");
+    let _carol = login(&mut sim, "carol");
+    let dave = login(&mut sim, "dave");
+    sim.watch(alice, dave);
+    let _erin = login(&mut sim, "erin");
+    let online_seen = |sim: &Sim, at: Node, name: &str| {
+        sim.client(at)
+            .and_then(|c| c.peers().find(|(n, _, _)| n.as_str() == name).map(|p| p.1))
+            .unwrap_or(false)
+    };
+    // Five online: alice still hears of everyone.
+    assert!(online_seen(&sim, alice, "erin"));
+    let ended = |sim: &Sim, at: Node| {
+        sim.events(at).iter().any(|(_, e)| {
+            matches!(
+                e,
+                Event::PresenceComplete {
+                    everyone: false,
+                    ..
+                }
+            )
+        })
+    };
+    assert!(!ended(&sim, alice));
+
+    // The sixth login fills the server: alice gets a fresh list of whom she watches (dave),
+    // and erin, whom she does not watch, is no longer shown online.
+    let _frank = login(&mut sim, "frank");
+    assert!(ended(&sim, alice), "alice is told her view changed");
+    assert!(ended(&sim, bob), "so is bob");
+    assert!(online_seen(&sim, alice, "dave"));
+    assert!(!online_seen(&sim, alice, "erin"));
+    assert!(!online_seen(&sim, alice, "frank"));
+    // From now on alice hears of dave, and of nobody else.
+    let _gina = login(&mut sim, "gina");
+    assert!(!online_seen(&sim, alice, "gina"));
+    assert!(!sim
+        .events(alice)
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Presence { user, .. } if user.as_str() == "gina")));
+    sim.logout(dave);
+    sim.run_until(SECOND, |s| !online_seen(s, alice, "dave"))
+        .expect("dave shown offline");
+    assert!(!online_seen(&sim, bob, "gina"), "bob watches nobody");
+    sim.server().unwrap().check_invariants().unwrap();
+}

@@ -473,6 +473,9 @@ fn log_event(event: Event) {
         } => {
             tracing::info!(%user, listed, everyone, "introduced to the peers it may dial")
         }
+        Event::EveryoneEnded { user, listed } => {
+            tracing::info!(%user, listed, "server filled up: now hears only of whom it watches")
+        }
         Event::LoggedOut { user, reason } => tracing::info!(%user, ?reason, "logged out"),
         Event::ConnectionFailed { conn, error } => {
             tracing::warn!(conn = conn.0, %error, "closed a connection")

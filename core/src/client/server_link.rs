@@ -553,6 +553,11 @@ impl Client {
         everyone: bool,
         now: Instant,
     ) {
+        // A list after the login's (the server filled up and this session now hears only of
+        // whom it watches) is a new view, taken the same way.
+        if let ServerLink::Online { snapshot, .. } = &mut self.server {
+            snapshot.get_or_insert_with(HashSet::new);
+        }
         for intro in intros {
             if let ServerLink::Online {
                 snapshot: Some(listed),

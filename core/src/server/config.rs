@@ -29,6 +29,12 @@ pub struct ServerConfig {
     /// users they watch. It bounds the sessions told about every change, so a login costs the
     /// same whether a thousand or ten thousand are online.
     pub presence_everyone_below: usize,
+    /// Once this many are online, the everyone sessions become watching sessions: each gets
+    /// a fresh list of the users it watches and hears only of them from then on. So a client
+    /// that logged in to a quiet server does not go on to hold a record of every user of a
+    /// busy one. Above `presence_everyone_below`, so a server around that size does not
+    /// switch back and forth.
+    pub presence_everyone_until: usize,
     /// Presence changes are gathered for this long and sent together, one frame per observer.
     pub presence_batch: Duration,
     /// Users one session may watch; more are ignored.
@@ -61,6 +67,7 @@ impl Default for ServerConfig {
             max_text_len: 16 * 1024,
             presence_page: 256,
             presence_everyone_below: 200,
+            presence_everyone_until: 400,
             presence_batch: Duration::from_millis(50),
             max_watched: 2_000,
             max_connections: 100_000,

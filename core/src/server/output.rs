@@ -197,6 +197,14 @@ pub enum Event {
         /// It hears about every login and logout (see `presence_everyone_below`).
         everyone: bool,
     },
+    /// The server filled up (`presence_everyone_until`): a session that heard about everyone
+    /// now hears only of whom it watches, and was given that list afresh.
+    EveryoneEnded {
+        /// Whose session.
+        user: UserName,
+        /// How many online users its new list holds.
+        listed: usize,
+    },
     /// A group was created or changed (saved and in force), or ended (no members).
     GroupSaved {
         /// The group.

@@ -9,6 +9,10 @@
 //! online together (each saw fewer than that many online when it logged in), so a login is
 //! told to at most that many plus its watchers, whatever the number online.
 //!
+//! A server that fills up (`presence_everyone_until` online) turns its everyone sessions into
+//! watching ones, each told so with a fresh list of whom it watches: no client goes on
+//! hearing of, and holding a record for, every user of a busy server.
+//!
 //! Changes are not sent as they happen but gathered and sent every `presence_batch`, one
 //! frame per observer per batch, each user once in its latest state: a storm of logins after
 //! a restart costs each observer a few frames, not one per login.
@@ -200,6 +204,23 @@ impl Server {
             listed: listed.len(),
             everyone,
         });
+        self.send_presence_list(conn, listed, everyone, now);
+        let due = now + self.config.presence_batch;
+        self.presence.note_change(user, due);
+        if self.presence.len() >= self.config.presence_everyone_until {
+            self.end_everyone_sessions(now);
+        }
+    }
+
+    /// `listed` to `conn` in pages of `presence_page`, the last marked (also when empty, so
+    /// the client learns the list is complete).
+    fn send_presence_list(
+        &mut self,
+        conn: ConnId,
+        listed: Vec<PeerIntro>,
+        everyone: bool,
+        now: Instant,
+    ) {
         let page_size = self.config.presence_page.max(1);
         let pages = listed.len().div_ceil(page_size).max(1);
         let mut listed = listed.into_iter();
@@ -218,8 +239,39 @@ impl Server {
                 now,
             );
         }
-        let due = now + self.config.presence_batch;
-        self.presence.note_change(user, due);
+    }
+
+    /// The server filled up: every everyone session becomes a watching one, and gets the list
+    /// of the users it watches who are online (the client takes it as its new view, as after
+    /// a login). It is already its watched users' watcher, so it hears of them from the next
+    /// batch on.
+    fn end_everyone_sessions(&mut self, now: Instant) {
+        let hash = *self.presence.everyone.hasher();
+        let ended = std::mem::replace(&mut self.presence.everyone, HashSet::with_hasher(hash));
+        let mut ended: Vec<ConnId> = ended.into_iter().collect();
+        // In connection order, so a replay sends the same frames.
+        ended.sort_unstable();
+        for conn in ended {
+            let Some(connection) = self.conns.get(&conn) else {
+                continue;
+            };
+            let Some(user) = connection.session().map(|s| s.user.clone()) else {
+                continue;
+            };
+            let listed: Vec<PeerIntro> = connection
+                .watching
+                .iter()
+                .filter_map(|watched| self.presence.conn_of(watched))
+                .filter(|other| *other != conn)
+                .filter_map(|c| self.intro_of(c))
+                .collect();
+            let listed_count = listed.len();
+            self.events.push_back(Event::EveryoneEnded {
+                user,
+                listed: listed_count,
+            });
+            self.send_presence_list(conn, listed, false, now);
+        }
     }
 
     /// `user`'s session on `conn` ended: its observers hear it with the next batch (unless the
