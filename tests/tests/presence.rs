@@ -212,6 +212,28 @@ fn when_the_server_fills_up_everyone_sessions_hear_only_whom_they_watch() {
     assert!(online_seen(&sim, alice, "dave"));
     assert!(!online_seen(&sim, alice, "erin"));
     assert!(!online_seen(&sim, alice, "frank"));
+    // Erin did not leave: alice is told her presence is unknown now, not that she went.
+    let about_erin: Vec<&Event> = sim
+        .events(alice)
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| match e {
+            Event::Presence { user, .. } | Event::PresenceUnknown { user } => {
+                user.as_str() == "erin"
+            }
+            _ => false,
+        })
+        .collect();
+    assert!(
+        matches!(
+            about_erin[..],
+            [
+                Event::Presence { online: true, .. },
+                Event::PresenceUnknown { .. }
+            ]
+        ),
+        "{about_erin:?}"
+    );
     // From now on alice hears of dave, and of nobody else.
     let _gina = login(&mut sim, "gina");
     assert!(!online_seen(&sim, alice, "gina"));

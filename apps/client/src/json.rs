@@ -17,6 +17,11 @@ pub enum LineEvent {
         user: UserName,
         online: bool,
     },
+    /// The server stopped telling whether `user` is online (it filled up; see the core's
+    /// `Event::PresenceUnknown`).
+    PresenceUnknown {
+        user: UserName,
+    },
     /// `route` is `"direct"`, `"relay"` or `"connecting"`.
     Route {
         peer: UserName,
@@ -327,6 +332,7 @@ impl From<Event> for LineEvent {
                 reason: reason.to_string(),
             },
             Event::Presence { user, online } => LineEvent::Presence { user, online },
+            Event::PresenceUnknown { user } => LineEvent::PresenceUnknown { user },
             Event::Route {
                 peer,
                 route,

@@ -500,6 +500,14 @@ pub enum Event {
         /// Online now.
         online: bool,
     },
+    /// The server no longer tells this client whether `user` is online: it filled up, and
+    /// this client does not watch `user` (it never wrote to, heard from or opened them). A
+    /// host stops showing `user` as online; it is not a logout. Watching `user` again
+    /// ([`Client::watch`](crate::Client::watch)) brings their presence back.
+    PresenceUnknown {
+        /// Who.
+        user: UserName,
+    },
     /// The server's whole online list has arrived after a login: every `Presence` event it
     /// brings came before this one, so a host can now show the list as complete (or start
     /// what waits for a peer to be online). Again after every re-login.

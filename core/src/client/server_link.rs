@@ -27,10 +27,20 @@ pub(super) enum ServerLink {
     LoggingIn { since: Instant, wire: Wire },
     Online {
         wire: Wire,
-        snapshot: Option<HashSet<UserName>>,
+        /// An online list being received.
+        snapshot: Option<Snapshot>,
     },
     /// Logged out, kicked or refused: no more reconnects.
     Stopped,
+}
+
+/// The users an online list has named so far.
+#[derive(Debug, Default)]
+pub(super) struct Snapshot {
+    listed: HashSet<UserName>,
+    /// A list after the login's: the server filled up and now tells only of whom this
+    /// session watches, so whoever it omits is not known any more, rather than gone.
+    narrowing: bool,
 }
 
 #[derive(Debug)]
@@ -517,7 +527,7 @@ impl Client {
         };
         self.server = ServerLink::Online {
             wire,
-            snapshot: Some(HashSet::new()),
+            snapshot: Some(Snapshot::default()),
         };
         self.reconnect.reset();
         // Key requests sent on a lost connection were lost with it: ask again when needed.
@@ -553,30 +563,33 @@ impl Client {
         everyone: bool,
         now: Instant,
     ) {
-        // A list after the login's (the server filled up and this session now hears only of
-        // whom it watches) is a new view, taken the same way.
         if let ServerLink::Online { snapshot, .. } = &mut self.server {
-            snapshot.get_or_insert_with(HashSet::new);
+            // A list after the login's is a new view, taken the same way.
+            snapshot.get_or_insert_with(|| Snapshot {
+                listed: HashSet::new(),
+                narrowing: true,
+            });
         }
         for intro in intros {
             if let ServerLink::Online {
-                snapshot: Some(listed),
+                snapshot: Some(snapshot),
                 ..
             } = &mut self.server
             {
-                listed.insert(intro.user.clone());
+                snapshot.listed.insert(intro.user.clone());
             }
             self.peer_online(intro, now);
         }
         if !last {
             return;
         }
-        let listed = match &mut self.server {
+        let Snapshot { listed, narrowing } = match &mut self.server {
             ServerLink::Online { snapshot, .. } => snapshot.take().unwrap_or_default(),
             _ => return,
         };
         let online = listed.len();
-        // Whoever we believed online but the new list omits left while we were away.
+        // Whoever we believed online but the new list omits left while we were away (or, in
+        // a narrowing list, is no longer told of).
         let gone: Vec<UserName> = self
             .peers
             .iter()
@@ -584,7 +597,11 @@ impl Client {
             .map(|(name, _)| name.clone())
             .collect();
         for name in gone {
-            self.peer_offline(&name, now);
+            if narrowing {
+                self.peer_unknown(&name);
+            } else {
+                self.peer_offline(&name, now);
+            }
         }
         self.events
             .push_back(Event::PresenceComplete { online, everyone });
@@ -617,6 +634,21 @@ impl Client {
         self.introduction_arrived(&name, now);
         // Group messages may have waited for this member's key.
         self.flush_groups(now);
+    }
+
+    /// The server stopped telling us about `name` (see [`Event::PresenceUnknown`]): not
+    /// online as far as we know, but not gone either, so routes are left as they are.
+    fn peer_unknown(&mut self, name: &UserName) {
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
+        if !peer.online {
+            return;
+        }
+        peer.online = false;
+        self.online_peers = self.online_peers.saturating_sub(1);
+        self.events
+            .push_back(Event::PresenceUnknown { user: name.clone() });
     }
 
     fn peer_offline(&mut self, name: &UserName, now: Instant) {

@@ -526,6 +526,13 @@ impl Screen {
                 let word = if online { "online" } else { "offline" };
                 self.push(&user, Entry::Notice(format!("{user} is {word}")));
             }
+            Event::PresenceUnknown { user } => {
+                // The server filled up and no longer tells of users this one does not talk
+                // to: not shown online any more, and no "offline" notice, since nobody left.
+                if let Some(row) = self.row_mut(&user) {
+                    row.online = false;
+                }
+            }
             Event::Route {
                 peer,
                 route,
