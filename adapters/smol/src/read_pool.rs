@@ -10,9 +10,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Buffers a driver keeps for reuse, whatever its number of sockets: at most 6 MiB of the
-/// biggest (128 KiB) read buffers. A file received at full speed keeps its window (4 MiB) of
-/// chunks in read buffers until they are written, so fewer would send every read of a
-/// transfer to fresh, zeroed memory.
+/// biggest (128 KiB) read buffers. A file being received keeps its chunks in read buffers until
+/// they are written; while the disk keeps up that is a few MiB, which 16 buffers did not cover
+/// (every read of a transfer then went to fresh memory). A window's worth (16 MiB) waits only
+/// while the disk lags, and is not worth holding on to when idle.
 const POOLED_BUFFERS: usize = 48;
 
 /// Reads this big are handed to the cores whole (see [`Received::feed`]).
