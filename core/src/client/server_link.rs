@@ -639,27 +639,16 @@ impl Client {
     /// The server stopped telling us about `name` (see [`Event::PresenceUnknown`]): not
     /// online as far as we know, but not gone either, so routes are left as they are.
     fn peer_unknown(&mut self, name: &UserName) {
-        let Some(peer) = self.peers.get_mut(name) else {
-            return;
-        };
-        if !peer.online {
-            return;
+        if self.mark_not_online(name) {
+            self.events
+                .push_back(Event::PresenceUnknown { user: name.clone() });
         }
-        peer.online = false;
-        self.online_peers = self.online_peers.saturating_sub(1);
-        self.events
-            .push_back(Event::PresenceUnknown { user: name.clone() });
     }
 
     fn peer_offline(&mut self, name: &UserName, now: Instant) {
-        let Some(peer) = self.peers.get_mut(name) else {
-            return;
-        };
-        if !peer.online {
+        if !self.mark_not_online(name) {
             return;
         }
-        peer.online = false;
-        self.online_peers = self.online_peers.saturating_sub(1);
         self.events.push_back(Event::Presence {
             user: name.clone(),
             online: false,
@@ -668,6 +657,18 @@ impl Client {
         // decide whether the channel itself is still good.
         self.update_route(name, RouteReason::PeerOffline);
         let _ = now;
+    }
+
+    /// `name` is no longer counted online; whether it was.
+    fn mark_not_online(&mut self, name: &UserName) -> bool {
+        match self.peers.get_mut(name) {
+            Some(peer) if peer.online => {
+                peer.online = false;
+                self.online_peers = self.online_peers.saturating_sub(1);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
