@@ -337,3 +337,68 @@ fn a_throttled_relayed_transfer_resumes_on_time_and_never_waits_for_the_retry() 
     // word would leave the sender waiting for its 10-second retry.
     assert!(took < 3 * SECOND, "4 MiB at 3 MiB/s took {took:?}");
 }
+
+#[test]
+fn transfers_received_at_once_share_one_bound_on_buffered_data() {
+    let mut config = SimConfig::new(6);
+    config.net = NetConfig {
+        // Slow enough that every transfer is still receiving when the last is accepted.
+        bandwidth: Some(2_000_000),
+        ..NetConfig::default()
+    };
+    config.tweak_client = |c| {
+        c.file_window = 2 * MIB as u64;
+        c.max_file_buffered = 3 * MIB as u64;
+    };
+    let mut sim = Sim::new(config);
+    let names = ["bob", "alice", "carol", "dave"];
+    let nodes: Vec<Node> = names.iter().map(|n| sim.add_client(n)).collect();
+    sim.run_until(5 * SECOND, |s| {
+        nodes[1..]
+            .iter()
+            .all(|n| s.route(*n, nodes[0]) == Some(Route::Direct))
+    })
+    .expect("every sender direct to bob");
+    let bob = nodes[0];
+    let files: Vec<Vec<u8>> = (0..3).map(|i| content(3 * MIB, 10 + i as u8)).collect();
+    for (i, sender) in nodes[1..].iter().enumerate() {
+        sim.offer_file(*sender, bob, 20 + i as u64, files[i].clone())
+            .unwrap();
+    }
+    sim.run_until(SECOND, |s| {
+        s.events(bob)
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::File(FileEvent::Offered { .. })))
+            .count()
+            == 3
+    })
+    .expect("three offers arrive");
+    for (i, sender) in nodes[1..].iter().enumerate() {
+        sim.accept_file(bob, *sender, 20 + i as u64).unwrap();
+    }
+    let windows: Vec<Option<u64>> = names[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let from = breeze_core::wire::UserName::new(*name).unwrap();
+            let id = breeze_core::wire::TransferId(20 + i as u64);
+            sim.client(bob).unwrap().receiving_window(&from, id)
+        })
+        .collect();
+    // The first gets the configured window, the second what is left of the bound, the third
+    // the smallest window: never a full window each.
+    let mib = MIB as u64;
+    assert_eq!(windows, vec![Some(2 * mib), Some(mib), Some(mib)]);
+    sim.run_until(60 * SECOND, |s| {
+        nodes[1..]
+            .iter()
+            .all(|n| done(s, *n, Direction::Sending).is_some())
+    })
+    .expect("all three done");
+    for (i, sender) in nodes[1..].iter().enumerate() {
+        assert_eq!(
+            sim.received_file(bob, *sender, 20 + i as u64),
+            Some(&files[i][..])
+        );
+    }
+}

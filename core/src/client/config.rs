@@ -90,6 +90,10 @@ pub struct ClientConfig {
     /// stretch to reach the disk while it writes the next. At 4 MiB a 512 MiB direct transfer
     /// stalled on each wait (772–797 MB/s against 830–969 MB/s at 16 MiB, side by side).
     pub file_window: u64,
+    /// File data all incoming transfers together may have in flight: a transfer accepted
+    /// while others are receiving gets what is left of this as its window (never less than
+    /// [`MIN_FILE_WINDOW`]), so many transfers at once do not each buffer a full window.
+    pub max_file_buffered: u64,
     /// Unacknowledged bytes a sender lets go through the server per transfer, whatever the
     /// receiver's credit: the relay holds a recipient's file chunks back once 1 MiB of its
     /// output is waiting (`FileRelayLimit::recipient_high_water`), so sending more only gets
@@ -113,6 +117,10 @@ pub struct ClientConfig {
     /// (after the recipient crashed before acknowledging it) from a new one.
     pub first_message_id: u64,
 }
+
+/// The smallest window a transfer is accepted with, however many others are receiving: a
+/// few chunk reads' worth, enough to keep it moving.
+pub const MIN_FILE_WINDOW: u64 = 1024 * 1024;
 
 impl ClientConfig {
     /// The defaults for `user`, listening for peers on `p2p_port`, trusting the server's key
@@ -153,6 +161,7 @@ impl ClientConfig {
             channel_idle: Duration::from_secs(180),
             first_message_id: 1,
             file_window: 16 * 1024 * 1024,
+            max_file_buffered: 64 * 1024 * 1024,
             file_relayed_in_flight: 1024 * 1024,
             file_retry: Duration::from_secs(10),
             file_stall: Duration::from_secs(60),

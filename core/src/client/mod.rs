@@ -16,7 +16,7 @@ mod watching;
 
 pub use crate::delivery::Via;
 pub use crate::transfer::Direction;
-pub use config::ClientConfig;
+pub use config::{ClientConfig, MIN_FILE_WINDOW};
 pub use groups::GroupEvent;
 pub use output::{
     Action, Destination, Event, FileError, FileEvent, FileFailure, LinkError, Opening, Route,

@@ -123,6 +123,16 @@ impl Incoming {
         self.credit_sent
     }
 
+    /// The window this transfer was accepted with, while it is receiving (what it may have
+    /// in flight), else 0.
+    pub fn window_in_use(&self) -> u64 {
+        if self.phase == InPhase::Receiving {
+            self.window
+        } else {
+            0
+        }
+    }
+
     /// The credit granted so far: the sender may send up to here.
     pub fn credit_end(&self) -> u64 {
         self.written.saturating_add(self.window)

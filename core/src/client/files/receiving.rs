@@ -2,6 +2,7 @@
 //! written in order by the host, credit handed back, and the final hash check.
 
 use super::FINISHED_KEPT;
+use crate::client::config::MIN_FILE_WINDOW;
 use crate::client::output::{Action, Event, FileError, FileEvent, FileFailure};
 use crate::client::Client;
 use crate::delivery::Via;
@@ -19,7 +20,7 @@ impl Client {
         offset: u64,
         now: Instant,
     ) -> Result<(), FileError> {
-        let window = self.config.file_window;
+        let window = self.window_for_new_transfer();
         let transfer = self
             .incoming_mut(from, id)
             .ok_or(FileError::UnknownTransfer)?;
@@ -38,6 +39,22 @@ impl Client {
         }
         self.finish(now);
         Ok(())
+    }
+
+    /// Bytes the transfer `id` from `from` may have in flight while it is receiving (its
+    /// window), else `None`: what the receiver may have to buffer for it.
+    pub fn receiving_window(&self, from: &UserName, id: TransferId) -> Option<u64> {
+        let window = self.incoming.get(&(from.clone(), id))?.window_in_use();
+        (window > 0).then_some(window)
+    }
+
+    /// The window a transfer accepted now gets: the configured one, or what is left of
+    /// `max_file_buffered` beside the transfers receiving already (at least
+    /// [`MIN_FILE_WINDOW`]).
+    fn window_for_new_transfer(&self) -> u64 {
+        let in_use: u64 = self.incoming.values().map(Incoming::window_in_use).sum();
+        let left = self.config.max_file_buffered.saturating_sub(in_use);
+        self.config.file_window.min(left).max(MIN_FILE_WINDOW)
     }
 
     /// Declines an offered file; the sender is told.
