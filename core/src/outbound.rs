@@ -84,6 +84,8 @@ impl Buffer {
     /// [`TRANSMIT_MAX`] bytes (at least one), and the bytes after them if everything fits.
     /// Returns the records (`None` if there was nothing to seal, or the record counter ran
     /// out: the far side then sees a gap and hangs up) and whether the buffer is drained.
+    /// Before the handshake is through nothing is sealed and the buffer counts as drained:
+    /// its frames wait for [`Outbound::start_sealing`].
     fn seal_some(&mut self) -> (Option<Bytes>, bool) {
         let Some(sealer) = self.sealer.as_mut() else {
             return (None, true);
@@ -225,10 +227,7 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
             let payload = Payload::Bytes(message);
             self.last_words.push_back(Transmit { to: id, payload });
         }
-        // Frames queued before the handshake finished never go out.
-        if buffer.sealer.is_none() {
-            return;
-        }
+        // Frames queued before the handshake finished never go out (nothing is sealed).
         loop {
             let (sealed, drained) = buffer.seal_some();
             if let Some(bytes) = sealed {
@@ -262,12 +261,8 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
                     payload: Payload::Bytes(message),
                 });
             }
-            if buffer.sealer.is_none() {
-                // Still handshaking: the frames wait for the channel.
-                self.dirty.pop_front();
-                buffer.queued = false;
-                continue;
-            }
+            // Still handshaking, the frames wait for the channel: nothing sealed, and the
+            // connection leaves the line until its handshake is through.
             let (sealed, drained) = buffer.seal_some();
             if drained {
                 self.dirty.pop_front();

@@ -563,21 +563,18 @@ impl Client {
         everyone: bool,
         now: Instant,
     ) {
-        if let ServerLink::Online { snapshot, .. } = &mut self.server {
-            // A list after the login's is a new view, taken the same way.
-            snapshot.get_or_insert_with(|| Snapshot {
-                listed: HashSet::new(),
-                narrowing: true,
-            });
-        }
+        let ServerLink::Online { snapshot, .. } = &mut self.server else {
+            return;
+        };
+        // A list after the login's is a new view, taken the same way.
+        let snapshot = snapshot.get_or_insert_with(|| Snapshot {
+            listed: HashSet::new(),
+            narrowing: true,
+        });
+        snapshot
+            .listed
+            .extend(intros.iter().map(|intro| intro.user.clone()));
         for intro in intros {
-            if let ServerLink::Online {
-                snapshot: Some(snapshot),
-                ..
-            } = &mut self.server
-            {
-                snapshot.listed.insert(intro.user.clone());
-            }
             self.peer_online(intro, now);
         }
         if !last {

@@ -144,28 +144,19 @@ impl Inbound {
             at = len - rest.len();
             if let Some((mut record, body)) = whole {
                 let body_bytes = record.get_mut(body..).unwrap_or_default();
-                match self.opener.as_mut() {
-                    Some(opener) => {
-                        let plain = opener.open_in_place(body_bytes)?;
-                        head = Bytes::from(record).slice(body..body + plain);
-                    }
-                    None => self.opener = on_handshake(body_bytes)?,
-                }
+                let plain = take_record(&mut self.opener, body_bytes, &mut on_handshake)?;
+                head = Bytes::from(record).slice(body..body + plain);
             }
         }
         let mut records = Vec::new();
         while let Some((body, end)) = RecordReader::whole_at(&bytes[..len], at) {
-            match self.opener.as_mut() {
-                Some(opener) => {
-                    let plain = opener.open_in_place(&mut bytes[body.clone()])?;
-                    if plain > 0 {
-                        records.push(body.start..body.start + plain);
-                    }
-                }
-                None => {
-                    let message = bytes[body].to_vec();
-                    self.opener = on_handshake(&message)?;
-                }
+            let plain = take_record(
+                &mut self.opener,
+                &mut bytes[body.clone()],
+                &mut on_handshake,
+            )?;
+            if plain > 0 {
+                records.push(body.start..body.start + plain);
             }
             at = end;
         }
@@ -189,6 +180,22 @@ impl Inbound {
     /// an introduction): records from now on are opened with `opener`.
     pub fn open_with(&mut self, opener: Opener) {
         self.opener = Some(opener);
+    }
+}
+
+/// One whole record, where it lies: opened in place once the handshake is through (the length
+/// of its plaintext, now at its start), else handed to the handshake as a message (0).
+fn take_record<E: From<RecordError>>(
+    opener: &mut Option<Opener>,
+    record: &mut [u8],
+    on_handshake: &mut impl FnMut(&[u8]) -> Result<Option<Opener>, E>,
+) -> Result<usize, E> {
+    match opener {
+        Some(opener) => Ok(opener.open_in_place(record)?),
+        None => {
+            *opener = on_handshake(record)?;
+            Ok(0)
+        }
     }
 }
 

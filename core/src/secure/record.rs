@@ -263,12 +263,10 @@ impl RecordReader {
             self.handed_out = false;
         }
         if self.partial.is_empty() {
-            if let Some(len) = record_len(input) {
-                if input.len() >= HEADER + len {
-                    let (record, rest) = input.split_at(HEADER + len);
-                    *input = rest;
-                    return Some(&record[HEADER..]);
-                }
+            if let Some((body, end)) = Self::whole_at(input, 0) {
+                let whole: &'i [u8] = input;
+                *input = &whole[end..];
+                return Some(&whole[body]);
             }
         }
         // Gather the header first, then exactly the rest of this record.

@@ -124,6 +124,20 @@ impl Server {
         })
     }
 
+    /// The introductions of the users in `watching` who are online, but `conn`'s own.
+    fn watched_online<'w>(
+        &self,
+        conn: ConnId,
+        watching: impl IntoIterator<Item = &'w UserName>,
+    ) -> Vec<PeerIntro> {
+        watching
+            .into_iter()
+            .filter_map(|watched| self.presence.conn_of(watched))
+            .filter(|other| *other != conn)
+            .filter_map(|c| self.intro_of(c))
+            .collect()
+    }
+
     /// A watch frame: recorded on the connection (also before the login is through, since a
     /// client sends it right behind its login frame); once online, the watched users who are
     /// online now are introduced at once. Past `max_watched` per session the rest is ignored:
@@ -192,12 +206,7 @@ impl Server {
                 .collect();
             conns.into_iter().filter_map(|c| self.intro_of(c)).collect()
         } else {
-            watching
-                .iter()
-                .filter_map(|watched| self.presence.conn_of(watched))
-                .filter(|other| *other != conn)
-                .filter_map(|c| self.intro_of(c))
-                .collect()
+            self.watched_online(conn, &watching)
         };
         self.events.push_back(Event::Introduced {
             user: user.clone(),
@@ -258,13 +267,7 @@ impl Server {
             let Some(user) = connection.session().map(|s| s.user.clone()) else {
                 continue;
             };
-            let listed: Vec<PeerIntro> = connection
-                .watching
-                .iter()
-                .filter_map(|watched| self.presence.conn_of(watched))
-                .filter(|other| *other != conn)
-                .filter_map(|c| self.intro_of(c))
-                .collect();
+            let listed = self.watched_online(conn, &connection.watching);
             let listed_count = listed.len();
             self.events.push_back(Event::EveryoneEnded {
                 user,
