@@ -65,16 +65,18 @@ impl Client {
     /// orderly close or an old backoff held its dial back; within the cap the larger name
     /// waits a first redial interval for the smaller one's dial (see `dial_due`).
     pub(super) fn mark_used(&mut self, name: &UserName, now: Instant) {
-        let idle = self.config.channel_idle;
         let wait = if !self.bounded() && &self.config.user > name {
             self.config.redial.first
         } else {
             Duration::ZERO
         };
+        let wanted = self
+            .peers
+            .get(name)
+            .is_some_and(|peer| self.wants_channel(peer, now));
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
-        let wanted = peer.last_used.is_some_and(|at| now < at + idle);
         peer.last_used = Some(peer.last_used.map_or(now, |at| at.max(now)));
         peer.closed_in_order = false;
         if !wanted {
