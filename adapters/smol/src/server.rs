@@ -201,8 +201,8 @@ pub async fn run_server(
 enum Input {
     Accepted(TcpStream, SocketAddr),
     Socket(SocketEvent<ConnId>),
+    /// The host's verdict on a login check of either kind (password or key).
     LoginChecked(ConnId, Result<(), LoginRefusal>),
-    KeyLoginChecked(ConnId, Result<(), LoginRefusal>),
 }
 
 impl From<SocketEvent<ConnId>> for Input {
@@ -286,9 +286,6 @@ impl<H: ServerHost> Owner<H> {
             Input::LoginChecked(conn, verdict) => {
                 self.core.handle_login_checked(conn, verdict, now)
             }
-            Input::KeyLoginChecked(conn, verdict) => {
-                self.core.handle_login_checked(conn, verdict, now)
-            }
         }
     }
 
@@ -367,7 +364,7 @@ impl<H: ServerHost> Owner<H> {
                 let answer = self.inbound_tx.clone();
                 self.lanes.keys.run(move || {
                     let verdict = host.check_key_login(&user, &key);
-                    let _ = answer.send_blocking(Input::KeyLoginChecked(conn, verdict));
+                    let _ = answer.send_blocking(Input::LoginChecked(conn, verdict));
                 });
             }
             Action::StoreOffline { to, message } => {

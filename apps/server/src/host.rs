@@ -29,11 +29,12 @@ pub struct StoreHost {
 impl StoreHost {
     /// Opens the store in `dir` twice (see above).
     pub fn open(dir: &Path, options: StoreOptions) -> Result<StoreHost, StoreError> {
-        let logins = Store::open_with(dir, options.clone())?;
+        let logins = Store::open_with(dir, options)?;
+        let offline = logins.open_again(dir)?;
         Ok(StoreHost {
             passwords: logins.passwords(),
             logins: Arc::new(Mutex::new(logins)),
-            offline: Arc::new(Mutex::new(Store::open_with(dir, options)?)),
+            offline: Arc::new(Mutex::new(offline)),
         })
     }
 
@@ -259,12 +260,12 @@ fn check_password(
 ) -> Result<(), LoginRefusal> {
     let name = user.as_str();
     if register {
-        if password.is_empty() {
-            return Err(LoginRefusal::BadCredentials);
-        }
-        let hash = passwords.hash(password).map_err(|error| {
-            tracing::error!(%user, %error, "cannot hash a password");
-            LoginRefusal::ServerBusy
+        let hash = passwords.hash_new(password).map_err(|error| match error {
+            StoreError::EmptyPassword => LoginRefusal::BadCredentials,
+            error => {
+                tracing::error!(%user, %error, "cannot hash a password");
+                LoginRefusal::ServerBusy
+            }
         })?;
         match lock(logins).add_user_hashed(name, &hash) {
             Ok(()) => {
@@ -296,8 +297,8 @@ fn check_password(
     }
 }
 
-/// Now, in Unix seconds, for when a key was bound and last used.
-fn unix_now() -> i64 {
+/// Now, in Unix seconds, for when a key was bound, last used or revoked.
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

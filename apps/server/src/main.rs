@@ -225,14 +225,17 @@ fn parse_rate(text: &str) -> Result<u64, String> {
     }
 }
 
+/// The store in `data`, for a subcommand; the error is the message for the user.
+fn open_store(data: &Path) -> Result<Store, String> {
+    Store::open(data).map_err(|e| match e {
+        StoreError::DataDir { .. } => e.to_string(),
+        e => format!("cannot open the store in {}: {e}", data.display()),
+    })
+}
+
 /// Runs a `user` subcommand; the error is the message for the user.
 fn user(data: &Path, command: &UserCommand) -> Result<(), String> {
-    let open = || {
-        Store::open(data).map_err(|e| match e {
-            StoreError::DataDir { .. } => e.to_string(),
-            e => format!("cannot open the store in {}: {e}", data.display()),
-        })
-    };
+    let open = || open_store(data);
     match command {
         UserCommand::Add {
             name,
@@ -275,10 +278,7 @@ fn user(data: &Path, command: &UserCommand) -> Result<(), String> {
 
 /// Runs an `account` subcommand; the error is the message for the user.
 fn account(data: &Path, command: &AccountCommand) -> Result<(), String> {
-    let mut store = Store::open(data).map_err(|e| match e {
-        StoreError::DataDir { .. } => e.to_string(),
-        e => format!("cannot open the store in {}: {e}", data.display()),
-    })?;
+    let mut store = open_store(data)?;
     let exists = |store: &Store, name: &str| match store.user_exists(name) {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("no user named {name:?}")),
@@ -299,11 +299,8 @@ fn account(data: &Path, command: &AccountCommand) -> Result<(), String> {
         }
         AccountCommand::Revoke { name, fingerprint } => {
             exists(&store, name)?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
             let revoked = store
-                .revoke_key(name, fingerprint, now)
+                .revoke_key(name, fingerprint, breeze_server::host::unix_now())
                 .map_err(|e| format!("cannot revoke a key of {name}: {e}"))?;
             match revoked {
                 Ok(_) => eprintln!(

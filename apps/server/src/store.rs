@@ -106,18 +106,14 @@ impl Store {
     /// Creates `dir` if it is missing (owner-only on Unix, since it holds password hashes),
     /// then brings the schema up to date.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        create_private_dir(dir).map_err(|source| StoreError::DataDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let conn = Connection::open(dir.join(DATABASE_FILE))?;
-        // WAL lets readers and one writer proceed together; NORMAL is durable in WAL mode
-        // except for the last transactions before a power cut, which is fine for a messenger.
-        // The pragma answers with the mode in force, so it is read rather than just set.
-        let _mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        Store::setup(conn, options)
+        let passwords = Arc::new(PasswordHashing::new(options.argon2_fast_for_tests)?);
+        Store::setup(connect(dir)?, passwords, options.offline_limit)
+    }
+
+    /// A second connection to the database of this store, in `dir`, with its options and its
+    /// password hashing (one bound on the hashes in flight, whichever connection asks).
+    pub fn open_again(&self, dir: &Path) -> Result<Store, StoreError> {
+        Store::setup(connect(dir)?, self.passwords.clone(), self.offline_limit)
     }
 
     /// A store that lives only as long as the value, with production options.
@@ -127,7 +123,12 @@ impl Store {
 
     /// A store that lives only as long as the value.
     pub fn open_in_memory_with(options: StoreOptions) -> Result<Store, StoreError> {
-        Store::setup(Connection::open_in_memory()?, options)
+        let passwords = Arc::new(PasswordHashing::new(options.argon2_fast_for_tests)?);
+        Store::setup(
+            Connection::open_in_memory()?,
+            passwords,
+            options.offline_limit,
+        )
     }
 
     /// The password hashing this store uses, for checks made without holding the store
@@ -141,16 +142,37 @@ impl Store {
         schema::version(&self.conn)
     }
 
-    fn setup(mut conn: Connection, options: StoreOptions) -> Result<Store, StoreError> {
+    fn setup(
+        mut conn: Connection,
+        passwords: Arc<PasswordHashing>,
+        offline_limit: usize,
+    ) -> Result<Store, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "foreign_keys", true)?;
         schema::migrate(&mut conn)?;
         Ok(Store {
             conn,
-            passwords: Arc::new(PasswordHashing::new(options.argon2_fast_for_tests)?),
-            offline_limit: options.offline_limit,
+            passwords,
+            offline_limit,
         })
     }
+}
+
+/// The database in `dir`, created if needed (`dir` owner-only on Unix, since it holds
+/// password hashes), in WAL mode.
+fn connect(dir: &Path) -> Result<Connection, StoreError> {
+    create_private_dir(dir).map_err(|source| StoreError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let conn = Connection::open(dir.join(DATABASE_FILE))?;
+    // WAL lets readers and one writer proceed together; NORMAL is durable in WAL mode
+    // except for the last transactions before a power cut, which is fine for a messenger.
+    // The pragma answers with the mode in force, so it is read rather than just set.
+    let _mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -37,12 +37,9 @@ impl Store {
     /// Creates an account. Fails with `BadName`, `EmptyPassword` or `UserExists`.
     pub fn add_user(&mut self, name: &str, password: &str) -> Result<(), StoreError> {
         let name = valid_name(name)?;
-        if password.is_empty() {
-            return Err(StoreError::EmptyPassword);
-        }
         // Hashing is the slow part; it runs before the write so the database is never locked
         // for its duration (a server process may share the file).
-        let hash = self.passwords.hash(password)?;
+        let hash = self.passwords.hash_new(password)?;
         self.add_user_hashed(name.as_str(), &hash)
     }
 
@@ -74,14 +71,6 @@ impl Store {
                 |row| row.get(0),
             )
             .optional()?)
-    }
-
-    /// Creates an account on a client's own request (open registration).
-    ///
-    /// Today exactly [`add_user`](Store::add_user); kept separate so the self-service path can
-    /// get its own policy without touching the administrator's.
-    pub fn register(&mut self, name: &str, password: &str) -> Result<(), StoreError> {
-        self.add_user(name, password)
     }
 
     /// Deletes an account and every offline and group message waiting for it (a group message
@@ -197,8 +186,6 @@ mod tests {
             matches!(&err, StoreError::UserExists(name) if name == "alice"),
             "{err}"
         );
-        let err = store.register("alice", "third").unwrap_err();
-        assert!(matches!(err, StoreError::UserExists(_)));
         assert_eq!(store.verify("alice", "first").unwrap(), Verdict::Ok);
         assert_eq!(
             store.verify("alice", "second").unwrap(),
@@ -227,13 +214,6 @@ mod tests {
             StoreError::EmptyPassword
         ));
         assert_eq!(store.list_users().unwrap(), ["x".repeat(32)]);
-    }
-
-    #[test]
-    fn register_creates_an_account_like_add_user() {
-        let mut store = store();
-        store.register("carol", "pw").unwrap();
-        assert_eq!(store.verify("carol", "pw").unwrap(), Verdict::Ok);
     }
 
     #[test]

@@ -61,6 +61,16 @@ impl PasswordHashing {
         Ok(hashing)
     }
 
+    /// The hash a new account's `password` is stored as: refused if empty, else
+    /// [`hash`](PasswordHashing::hash). Both ways an account is made (the administrator's
+    /// `add_user`, a client's registration) go through here.
+    pub fn hash_new(&self, password: &str) -> Result<String, StoreError> {
+        if password.is_empty() {
+            return Err(StoreError::EmptyPassword);
+        }
+        self.hash(password)
+    }
+
     /// A PHC string (`$argon2id$v=19$m=…`) for `password`, with a fresh random salt.
     pub fn hash(&self, password: &str) -> Result<String, StoreError> {
         let salt = SaltString::generate(&mut OsRng);
