@@ -19,7 +19,7 @@
 //! sealed text's length that are no seal, its send stamp in its (visible) message id, and each
 //! ack a seal-sized stand-in. The server's work is the same to the byte count (it never opens
 //! what users seal for each other, and the links stay encrypted), the load's is three
-//! XChaCha20-Poly1305 calls per message lighter: a measure of the server for a load that
+//! end-to-end AEAD calls per message lighter: a measure of the server for a load that
 //! costs less than the real clients would.
 //!
 //! Pair keys: each client writes to a bounded set of correspondents ([`Correspondents`]), and

@@ -4,25 +4,21 @@
 //! direct channel, and keeps messages for users who are offline. It must be able to do that
 //! without reading or forging any of it. Each pair of users therefore shares a key that only
 //! they can compute: X25519 between one's identity key and the other's public key, put through
-//! BLAKE3's key derivation together with both public keys. A sealed item is a fresh 24-byte
-//! nonce (from the core's seeded generator) and XChaCha20-Poly1305 ciphertext; the associated
-//! data names the sender's and the recipient's keys and the item's visible header (its kind,
+//! BLAKE3's key derivation together with both public keys. A sealed item is 24 fresh random
+//! bytes (from the core's seeded generator) and AES-256-GCM ciphertext under a key derived from
+//! them (see `item_cipher`); the associated data names the sender's and the recipient's keys and the item's visible header (its kind,
 //! message numbers, transfer id and offset), so the server can neither alter those, nor turn a
 //! message around, nor move it to another pair.
 //!
 //! A recipient who is offline is sealed to in the same way: the sender needs only the
 //! recipient's public key, which the server hands out.
 
+use super::item_cipher::ItemCipher;
 use super::keys::{IdentityKey, PublicKey};
 use crate::rng::SeededRng;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::fmt;
 
-const NONCE: usize = 24;
-const TAG: usize = 16;
-/// What sealing adds to an item's size.
-pub const SEAL_OVERHEAD: usize = NONCE + TAG;
+pub use super::item_cipher::SEAL_OVERHEAD;
 
 /// Why a sealed item could not be opened. The item is dropped; it never reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +45,7 @@ impl std::error::Error for SealError {}
 /// The key one user shares with one other user.
 #[derive(Clone)]
 pub struct PairKey {
-    cipher: XChaCha20Poly1305,
+    cipher: ItemCipher,
     mine: PublicKey,
     theirs: PublicKey,
 }
@@ -75,9 +71,8 @@ impl PairKey {
         material[..32].copy_from_slice(&shared);
         material[32..64].copy_from_slice(&low.0);
         material[64..].copy_from_slice(&high.0);
-        let key = blake3::derive_key("breeze end-to-end pair key v1", &material);
         Some(PairKey {
-            cipher: XChaCha20Poly1305::new(&key.into()),
+            cipher: ItemCipher::new("breeze end-to-end pair key v2", &material),
             mine,
             theirs: *theirs,
         })
@@ -90,43 +85,33 @@ impl PairKey {
 
     /// `plain` sealed from us to them, bound to `header`.
     pub fn seal(&self, header: &[u8], plain: &[u8], rng: &mut SeededRng) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE];
-        nonce.copy_from_slice(&rng.bytes32()[..NONCE]);
+        self.seal_with(header, rng, plain.len(), |out| out.extend_from_slice(plain))
+    }
+
+    /// The plaintext that `write` appends, sealed from us to them and bound to `header`; for
+    /// callers that encode an item straight into the buffer it is sealed in (`capacity`: the
+    /// plaintext's expected size).
+    pub fn seal_with(
+        &self,
+        header: &[u8],
+        rng: &mut SeededRng,
+        capacity: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Vec<u8> {
         let aad = associated(&self.mine, &self.theirs, header);
-        let payload = Payload {
-            msg: plain,
-            aad: &aad,
-        };
-        let sealed = self
-            .cipher
-            .encrypt(XNonce::from_slice(&nonce), payload)
-            .unwrap_or_else(|_| unreachable!("XChaCha20-Poly1305 seals any length we send"));
-        let mut out = Vec::with_capacity(NONCE + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        out
+        self.cipher.seal_with(&aad, rng, capacity, write)
     }
 
     /// What they sealed to us, bound to `header`.
     pub fn open(&self, header: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-        if sealed.len() < SEAL_OVERHEAD {
-            return Err(SealError::Truncated);
-        }
-        let (nonce, body) = sealed.split_at(NONCE);
         let aad = associated(&self.theirs, &self.mine, header);
-        let payload = Payload {
-            msg: body,
-            aad: &aad,
-        };
-        self.cipher
-            .decrypt(XNonce::from_slice(nonce), payload)
-            .map_err(|_| SealError::Forged)
+        self.cipher.open(&aad, sealed)
     }
 }
 
 fn associated(from: &PublicKey, to: &PublicKey, header: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(16 + 64 + header.len());
-    aad.extend_from_slice(b"breeze e2e v1");
+    aad.extend_from_slice(b"breeze e2e v2");
     aad.extend_from_slice(&from.0);
     aad.extend_from_slice(&to.0);
     aad.extend_from_slice(header);

@@ -1,26 +1,23 @@
 //! Group keys: what a member seals its group messages with, handed to the other members in key
 //! envelopes sealed with each pair's key (see `crate::wire::GroupMessage`).
 //!
-//! A sender key is 32 random bytes from the core's seed, used with XChaCha20-Poly1305 (the same
-//! AEAD as the pair keys, so random 24-byte nonces are safe for any number of messages). The
+//! A sender key is 32 random bytes from the core's seed, used with the same AEAD as the pair
+//! keys (`item_cipher`: a key per message, so random nonces are safe for any number). The
 //! associated data names the sender's public key, so a member cannot pass off a message under
 //! another member's name even though every member holds every sender's key.
 
-use super::e2e::{PairKey, SealError, SEAL_OVERHEAD};
+use super::e2e::{PairKey, SealError};
+use super::item_cipher::ItemCipher;
 use super::keys::PublicKey;
 use crate::rng::SeededRng;
 use crate::wire::{GroupId, KeyEnvelope, MessageId, UserName};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::fmt;
-
-const NONCE: usize = 24;
 
 /// One sender's key for one group, for one membership.
 #[derive(Clone)]
 pub struct GroupKey {
     secret: [u8; 32],
-    cipher: XChaCha20Poly1305,
+    cipher: ItemCipher,
 }
 
 impl fmt::Debug for GroupKey {
@@ -47,7 +44,7 @@ pub struct GroupSealHeader {
 impl GroupSealHeader {
     fn bytes(&self, sender: &PublicKey) -> Vec<u8> {
         let mut aad = Vec::with_capacity(16 + 32 + 40);
-        aad.extend_from_slice(b"breeze group v1");
+        aad.extend_from_slice(b"breeze group v2");
         aad.extend_from_slice(&sender.0);
         for n in [
             self.group.0,
@@ -79,7 +76,7 @@ impl GroupKey {
 
     fn from_secret(secret: [u8; 32]) -> Self {
         GroupKey {
-            cipher: XChaCha20Poly1305::new(&secret.into()),
+            cipher: ItemCipher::new("breeze group sender key v2", &secret),
             secret,
         }
     }
@@ -92,23 +89,7 @@ impl GroupKey {
         text: &[u8],
         rng: &mut SeededRng,
     ) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE];
-        nonce.copy_from_slice(&rng.bytes32()[..NONCE]);
-        let aad = header.bytes(sender);
-        let sealed = self
-            .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: text,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_else(|_| unreachable!("XChaCha20-Poly1305 seals any length we send"));
-        let mut out = Vec::with_capacity(NONCE + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        out
+        self.cipher.seal(&header.bytes(sender), text, rng)
     }
 
     /// The text, if `sender` sealed it under this key with this header.
@@ -118,20 +99,7 @@ impl GroupKey {
         header: &GroupSealHeader,
         sealed: &[u8],
     ) -> Result<Vec<u8>, SealError> {
-        if sealed.len() < SEAL_OVERHEAD {
-            return Err(SealError::Truncated);
-        }
-        let (nonce, body) = sealed.split_at(NONCE);
-        let aad = header.bytes(sender);
-        self.cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SealError::Forged)
+        self.cipher.open(&header.bytes(sender), sealed)
     }
 
     /// This key in an envelope for `to`, sealed with the pair key the sender shares with `to`.

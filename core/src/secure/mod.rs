@@ -5,8 +5,9 @@
 //! Everything here is pure: keys come from the host, randomness from the core's seed, and no
 //! primitive is written here. The Noise handshakes come from `snow`; the records after them are
 //! AES-256-GCM from `ring`, keyed once per direction with the keys the handshake yields; the
-//! end-to-end AEAD is XChaCha20-Poly1305 from RustCrypto, over X25519 from curve25519-dalek;
-//! key derivation and fingerprints use BLAKE3's key-derivation mode.
+//! end-to-end items are AES-256-GCM from `ring` too, each under its own key derived with BLAKE3
+//! (`item_cipher`), over X25519 from curve25519-dalek; key derivation and fingerprints use
+//! BLAKE3's key-derivation mode.
 //!
 //! Two Noise patterns are used, both over X25519, AES-GCM and SHA-256:
 //! - **client↔server, XX**: the client learns the server's static key in the second message and
@@ -28,6 +29,7 @@ mod e2e;
 mod group_key;
 mod handshake;
 mod inbound;
+mod item_cipher;
 mod keys;
 mod record;
 mod resolver;

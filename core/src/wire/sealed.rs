@@ -172,8 +172,16 @@ impl SealedFile {
     pub fn seal(message: &FileMessage, pair: &PairKey, rng: &mut SeededRng) -> Option<SealedFile> {
         let id = message.id();
         let hint = Self::hint_of(message);
-        let plain = postcard::to_allocvec(message).ok()?;
-        let sealed = pair.seal(&Self::header(id, hint), &plain, rng);
+        let capacity = match hint {
+            FileHint::Chunk { len, .. } => len as usize + 32,
+            _ => 256,
+        };
+        // Encoded straight into the buffer it is sealed in: a chunk's data is copied once.
+        let mut encoded = Ok(());
+        let sealed = pair.seal_with(&Self::header(id, hint), rng, capacity, |out| {
+            encoded = postcard::to_io(message, out).map(drop);
+        });
+        encoded.ok()?;
         Some(SealedFile {
             id,
             hint,
