@@ -156,7 +156,7 @@ impl std::error::Error for EncodeError {}
 pub trait SharedTail {
     /// The byte string this frame ends with, if it is worth not copying (a file span always
     /// is: it has no bytes to copy).
-    fn shared_tail(&self) -> Option<&Payload> {
+    fn shared_tail(&self) -> Option<Payload> {
         None
     }
 }
@@ -227,7 +227,7 @@ pub fn encode_frame_sharing<T: Serialize + SharedTail>(
     max_frame: usize,
     out: &mut Vec<u8>,
 ) -> Result<Option<Payload>, EncodeError> {
-    encode_leaving_out(message, message.shared_tail(), max_frame, out)
+    encode_leaving_out(message, message.shared_tail().as_ref(), max_frame, out)
 }
 
 /// Appends one frame holding `message` to `out`. On error `out` is left as it was.
@@ -445,8 +445,8 @@ mod tests {
     }
 
     impl SharedTail for TailInTheMiddle {
-        fn shared_tail(&self) -> Option<&Payload> {
-            Some(&self.data)
+        fn shared_tail(&self) -> Option<Payload> {
+            Some(self.data.clone())
         }
     }
 

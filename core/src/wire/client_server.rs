@@ -6,9 +6,11 @@ use super::group::{
 };
 use super::sealed::{SealedAck, SealedChat, SealedFile};
 use super::shared::{ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
-use crate::codec::{Frame, SharedTail};
+use crate::codec::{parse, DecodeError, Frame, SharedTail};
 use crate::password::Password;
 use crate::secure::PublicKey;
+use crate::transmit::Payload;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -336,12 +338,160 @@ pub enum ServerFrame {
     },
 }
 
-/// Relayed file data is sealed, so it is copied once out of the decrypted record like any
-/// other field: there is no chunk fast path on the client↔server link.
-impl SharedTail for ClientFrame {}
+/// `RelayFile`'s variant index, as postcard writes it (a varint before the fields).
+const RELAY_FILE_FRAME: u32 = 6;
+/// `RelayedFile`'s variant index.
+const RELAYED_FILE_FRAME: u32 = 13;
 
-impl SharedTail for ServerFrame {}
+/// A relayed file message's sealed bytes go out from where they are, not copied into the
+/// connection's output first (the record layer copies them once, as it seals).
+impl SharedTail for ClientFrame {
+    fn shared_tail(&self) -> Option<Payload> {
+        match self {
+            ClientFrame::RelayFile { message, .. } => message.shared_tail(),
+            _ => None,
+        }
+    }
+}
 
-impl Frame for ClientFrame {}
+impl SharedTail for ServerFrame {
+    fn shared_tail(&self) -> Option<Payload> {
+        match self {
+            ServerFrame::RelayedFile { message, .. } => message.shared_tail(),
+            _ => None,
+        }
+    }
+}
 
-impl Frame for ServerFrame {}
+/// A relayed file message keeps its sealed bytes in the read buffer they arrived in: the
+/// server forwards them from there, and the recipient opens them from there.
+impl Frame for ClientFrame {
+    fn parse_in(payload: &[u8], source: &Bytes) -> Result<Self, DecodeError> {
+        let shared = || {
+            let rest = variant_fields(payload, RELAY_FILE_FRAME)?;
+            let (to, rest) = postcard::take_from_bytes::<UserName>(rest).ok()?;
+            let message = SealedFile::shared_in(rest, source)?;
+            Some(ClientFrame::RelayFile { to, message })
+        };
+        shared().map_or_else(|| parse(payload), Ok)
+    }
+}
+
+impl Frame for ServerFrame {
+    fn parse_in(payload: &[u8], source: &Bytes) -> Result<Self, DecodeError> {
+        let shared = || {
+            let rest = variant_fields(payload, RELAYED_FILE_FRAME)?;
+            let ((from, key), rest) =
+                postcard::take_from_bytes::<(UserName, PublicKey)>(rest).ok()?;
+            let message = SealedFile::shared_in(rest, source)?;
+            Some(ServerFrame::RelayedFile { from, key, message })
+        };
+        shared().map_or_else(|| parse(payload), Ok)
+    }
+}
+
+/// The fields of `payload` if it encodes the variant `index`.
+fn variant_fields(payload: &[u8], index: u32) -> Option<&[u8]> {
+    match postcard::take_from_bytes::<u32>(payload) {
+        Ok((variant, rest)) if variant == index => Some(rest),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{encode_frame, encode_frame_sharing, DEFAULT_MAX_FRAME};
+    use crate::wire::FileHint;
+
+    fn sealed_chunk(len: usize) -> SealedFile {
+        SealedFile {
+            id: TransferId(9),
+            hint: FileHint::Chunk {
+                offset: 1 << 20,
+                len: len as u32,
+            },
+            sealed: Bytes::from(vec![0xa5; len]),
+        }
+    }
+
+    /// The frame's bytes, as one buffer; checks on the way that encoding it with its tail left
+    /// out gives the same bytes once the tail is put back.
+    fn encoded<T: Serialize + SharedTail>(frame: &T) -> Bytes {
+        let mut plain = Vec::new();
+        encode_frame(frame, DEFAULT_MAX_FRAME, &mut plain).expect("encodes");
+        let mut shared = Vec::new();
+        let tail = encode_frame_sharing(frame, DEFAULT_MAX_FRAME, &mut shared).expect("encodes");
+        let tail = tail.expect("a big sealed file message is left out as the tail");
+        shared.extend_from_slice(tail.as_bytes().expect("bytes"));
+        assert_eq!(shared, plain, "the tail is exactly the frame's end");
+        Bytes::from(plain)
+    }
+
+    fn within(part: &Bytes, source: &Bytes) -> bool {
+        let start = source.as_ptr() as usize;
+        let at = part.as_ptr() as usize;
+        at >= start && at + part.len() <= start + source.len()
+    }
+
+    #[test]
+    fn a_relayed_file_message_is_read_in_place_on_both_sides_of_the_server() {
+        let up = ClientFrame::RelayFile {
+            to: UserName::new("bob").unwrap(),
+            message: sealed_chunk(32 * 1024),
+        };
+        let source = encoded(&up);
+        let payload = &source[4..];
+        let parsed = ClientFrame::parse_in(payload, &source).expect("parses");
+        assert_eq!(parsed, up);
+        let ClientFrame::RelayFile { message, .. } = &parsed else {
+            unreachable!()
+        };
+        assert!(within(&message.sealed, &source), "shared, not copied");
+
+        let down = ServerFrame::RelayedFile {
+            from: UserName::new("alice").unwrap(),
+            key: PublicKey([3; 32]),
+            message: sealed_chunk(32 * 1024),
+        };
+        let source = encoded(&down);
+        let parsed = ServerFrame::parse_in(&source[4..], &source).expect("parses");
+        assert_eq!(parsed, down);
+        let ServerFrame::RelayedFile { message, .. } = &parsed else {
+            unreachable!()
+        };
+        assert!(within(&message.sealed, &source), "shared, not copied");
+    }
+
+    #[test]
+    fn other_frames_and_malformed_ones_take_the_ordinary_decode() {
+        let ping = {
+            let mut bytes = Vec::new();
+            encode_frame(&ClientFrame::Ping, DEFAULT_MAX_FRAME, &mut bytes).unwrap();
+            Bytes::from(bytes)
+        };
+        assert_eq!(
+            ClientFrame::parse_in(&ping[4..], &ping),
+            Ok(ClientFrame::Ping)
+        );
+        let up = ClientFrame::RelayFile {
+            to: UserName::new("bob").unwrap(),
+            message: sealed_chunk(100),
+        };
+        let mut bytes = Vec::new();
+        encode_frame(&up, DEFAULT_MAX_FRAME, &mut bytes).unwrap();
+        // A byte too many after the sealed bytes: neither decode accepts it.
+        bytes.push(0);
+        let bytes = Bytes::from(bytes);
+        assert_eq!(
+            ClientFrame::parse_in(&bytes[4..], &bytes),
+            Err(DecodeError::Malformed)
+        );
+        // Truncated inside the sealed bytes.
+        let short = bytes.slice(..bytes.len() - 10);
+        assert_eq!(
+            ClientFrame::parse_in(&short[4..], &short),
+            Err(DecodeError::Malformed)
+        );
+    }
+}

@@ -200,7 +200,7 @@ pub enum FileMessage {
 
 /// Chunk data at least this big is written out as it is, not copied (a copy of less costs
 /// less than the extra buffer).
-const SHARED_DATA_MIN: usize = 8 * 1024;
+pub(crate) const SHARED_DATA_MIN: usize = 8 * 1024;
 
 /// `Chunk`'s variant index, as postcard writes it (a varint before the fields).
 const CHUNK_MESSAGE: u32 = 4;

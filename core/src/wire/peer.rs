@@ -53,9 +53,9 @@ pub enum ClosingReason {
 
 /// A chunk is the frame's end: its data goes out from where the host read it.
 impl SharedTail for PeerFrame {
-    fn shared_tail(&self) -> Option<&Payload> {
+    fn shared_tail(&self) -> Option<Payload> {
         match self {
-            PeerFrame::File(message) => message.shared_data(),
+            PeerFrame::File(message) => message.shared_data().cloned(),
             _ => None,
         }
     }

@@ -4,10 +4,11 @@
 //! budget), and that header is bound into the seal, so the server can neither read the rest nor
 //! change the header without the recipient noticing.
 
-use super::file::{FileMessage, TransferId};
+use super::file::{FileMessage, TransferId, SHARED_DATA_MIN};
 use super::shared::{Ack, Chat, MessageId};
 use crate::rng::SeededRng;
 use crate::secure::{PairKey, SealError};
+use crate::transmit::Payload;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +141,25 @@ impl SealedAck {
 }
 
 impl SealedFile {
+    /// A sealed file message that is the rest of a frame (`encoded`), its sealed bytes shared
+    /// from `source`, the buffer the frame was read into (see
+    /// [`Frame::parse_in`](crate::codec::Frame::parse_in)); `None` if it is not exactly one,
+    /// and the ordinary decode then decides.
+    pub(crate) fn shared_in(encoded: &[u8], source: &Bytes) -> Option<SealedFile> {
+        let fields = postcard::take_from_bytes::<(TransferId, FileHint, &[u8])>(encoded);
+        let Ok(((id, hint, sealed), [])) = fields else {
+            return None;
+        };
+        let sealed = crate::codec::share(source, sealed);
+        Some(SealedFile { id, hint, sealed })
+    }
+
+    /// The sealed bytes, when they are big enough to be worth writing out from where they
+    /// are (see [`SharedTail`](crate::codec::SharedTail)). They are a frame's last field.
+    pub(crate) fn shared_tail(&self) -> Option<Payload> {
+        (self.sealed.len() >= SHARED_DATA_MIN).then(|| Payload::Bytes(self.sealed.clone()))
+    }
+
     fn hint_of(message: &FileMessage) -> FileHint {
         match message {
             FileMessage::Offer { .. } => FileHint::Offer,
@@ -190,10 +210,13 @@ impl SealedFile {
     }
 
     /// The file message inside, if the other side of `pair` sealed it with this header and it
-    /// says what the header says.
+    /// says what the header says. A chunk's data stays in the buffer it was opened in.
     pub fn open(&self, pair: &PairKey) -> Result<FileMessage, SealError> {
-        let plain = pair.open(&Self::header(self.id, self.hint), &self.sealed)?;
-        let message: FileMessage = postcard::from_bytes(&plain).map_err(|_| SealError::Forged)?;
+        let plain = Bytes::from(pair.open(&Self::header(self.id, self.hint), &self.sealed)?);
+        let message = match FileMessage::chunk_in(&plain, &plain) {
+            Some(chunk) => chunk,
+            None => postcard::from_bytes(&plain).map_err(|_| SealError::Forged)?,
+        };
         if message.id() != self.id || Self::hint_of(&message) != self.hint {
             return Err(SealError::Forged);
         }
