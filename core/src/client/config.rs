@@ -95,9 +95,11 @@ pub struct ClientConfig {
     /// [`MIN_FILE_WINDOW`]), so many transfers at once do not each buffer a full window.
     pub max_file_buffered: u64,
     /// Unacknowledged bytes a sender lets go through the server per transfer, whatever the
-    /// receiver's credit: the relay holds a recipient's file chunks back once 1 MiB of its
+    /// receiver's credit: the relay holds a recipient's file chunks back once 3 MiB of its
     /// output is waiting (`FileRelayLimit::recipient_high_water`), so sending more only gets
-    /// chunks dropped and sent again.
+    /// chunks dropped and sent again. Less than that starves the pipe: the receiver tells how
+    /// far it got only every 256 KiB written, so 1 MiB left a relayed transfer waiting for
+    /// acknowledgements with every process below 55 % of a core (13 % slower, measured).
     pub file_relayed_in_flight: u64,
     /// A transfer whose other side has been silent this long is offered again, which makes
     /// the receiver say where it stands.
@@ -162,7 +164,7 @@ impl ClientConfig {
             first_message_id: 1,
             file_window: 16 * 1024 * 1024,
             max_file_buffered: 64 * 1024 * 1024,
-            file_relayed_in_flight: 1024 * 1024,
+            file_relayed_in_flight: 3 * 1024 * 1024,
             file_retry: Duration::from_secs(10),
             file_stall: Duration::from_secs(60),
             max_transfers: 64,

@@ -14,7 +14,8 @@ pub struct FileRelayLimit {
     /// Bytes that may go at once after a quiet spell.
     pub burst: u64,
     /// File chunks wait (the sender is throttled) while the recipient's connection has
-    /// this much output waiting, so relayed files never push it over its output bound.
+    /// this much output waiting, so relayed files never push it over its output bound
+    /// (`ServerConfig::max_pending_output`, 4 MiB), and chat to it keeps 1 MiB of room.
     pub recipient_high_water: usize,
 }
 
@@ -23,7 +24,7 @@ impl Default for FileRelayLimit {
         FileRelayLimit {
             bytes_per_second: 16 * 1024 * 1024,
             burst: 2 * 1024 * 1024,
-            recipient_high_water: 1024 * 1024,
+            recipient_high_water: 3 * 1024 * 1024,
         }
     }
 }
