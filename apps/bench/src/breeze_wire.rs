@@ -27,7 +27,7 @@
 //! counts as ready, so no X25519 falls inside the timed window.
 
 use crate::core_client::{Fleet, PASSWORD};
-use crate::load::{read_or_tick, sent_at, stamped_text, ClientReport, Pick, Progress, TICK};
+use crate::load::{read_or_tick, sent_at, stamped_text, ClientReport, Pacer, Pick, Progress, TICK};
 use crate::secure_link::{fresh_seed, SecureLink};
 use breeze_core::codec::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 use breeze_core::rng::SeededRng;
@@ -84,6 +84,8 @@ struct WireClient {
     epoch: u64,
     rng: SeededRng,
     pick: Pick,
+    /// A paced run's schedule for this client.
+    pacer: Option<Pacer>,
     in_flight: usize,
     logged_in: bool,
     ready: bool,
@@ -138,6 +140,7 @@ async fn session(
         epoch: u64::from_le_bytes(fresh_seed()[..8].try_into().unwrap_or([1; 8])),
         rng: SeededRng::from_seed(fresh_seed()),
         pick: Pick::new(index as u64 + 1),
+        pacer: Pacer::new(&fleet.plan, index),
         in_flight: 0,
         logged_in: false,
         ready: false,
@@ -219,7 +222,16 @@ impl WireClient {
                 return Ok(());
             }
             let start_wakes = self.ready && !progress.is_started();
-            let n = match read_or_tick(stream, &mut buffer, &mut tick, &progress, start_wakes).await
+            let paced = self.next_slot();
+            let n = match read_or_tick(
+                stream,
+                &mut buffer,
+                &mut tick,
+                &progress,
+                start_wakes,
+                paced,
+            )
+            .await
             {
                 None => {
                     // The heartbeat: a ping when nothing else went out since the last tick.
@@ -412,13 +424,28 @@ impl WireClient {
         index_of(user).and_then(|i| self.pairs.get_mut(i)?.as_mut())
     }
 
-    /// Tops the window up with sealed chats to random correspondents.
+    /// When a paced client's next message is due, if it has room in its window to send it.
+    fn next_slot(&self) -> Option<Instant> {
+        let room = self.ready && self.in_flight < self.fleet.plan.window;
+        self.pacer.as_ref().and_then(Pacer::next).filter(|_| room)
+    }
+
+    /// Tops the window up with sealed chats to random correspondents (in a paced run, as many
+    /// as are due).
     fn send_more(&mut self, progress: &Progress) -> Result<(), Stop> {
         let window = self.fleet.plan.window;
         if !self.ready || self.in_flight >= window || !progress.is_started() {
             return Ok(());
         }
-        let granted = progress.claim((window - self.in_flight) as u64);
+        let room = window - self.in_flight;
+        let want = match self.pacer.as_mut() {
+            Some(pacer) => pacer.due(Instant::now(), room),
+            None => room as u64,
+        };
+        if want == 0 {
+            return Ok(());
+        }
+        let granted = progress.claim(want);
         for _ in 0..granted {
             let to = self.targets[self.pick.below(self.targets.len())];
             let now = Instant::now();
@@ -516,6 +543,7 @@ mod tests {
             messages: 400,
             size: 40,
             window: 4,
+            rate: None,
         };
         let server = InProcessServer::start(clients).unwrap();
         let progress = Arc::new(Progress::new(plan.messages));

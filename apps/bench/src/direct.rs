@@ -63,6 +63,7 @@ pub fn run(args: Args) -> Result<(), String> {
         messages: args.messages,
         size: args.size,
         window: args.window,
+        rate: None,
     };
     // Both ends of every channel and server connection are in this process.
     let n = args.clients as u64;

@@ -171,6 +171,7 @@ pub fn run(args: Args) -> Result<(), String> {
             messages: 0,
             size: 16,
             window: 0,
+            rate: None,
         },
         correspondents: Correspondents::new(clients, 0, 1),
         progress: progress.clone(),

@@ -31,6 +31,51 @@ pub struct Plan {
     pub size: usize,
     /// Messages a client may have sent and not yet seen acknowledged.
     pub window: usize,
+    /// Messages per second over the whole fleet, for a paced run (see [`Pacer`]); `None`:
+    /// every client sends as fast as its window allows.
+    pub rate: Option<u64>,
+}
+
+/// An open-loop pace for one client of a paced run: one message every `interval` (the fleet's
+/// rate shared evenly), from a phase of its own so the fleet's sends spread over the interval
+/// instead of leaving in bursts. A slot missed while the window was full is sent once there is
+/// room: the offered load stays the rate.
+pub struct Pacer {
+    interval: Duration,
+    phase: Duration,
+    /// The next slot; set by the first call once the senders start.
+    next: Option<Instant>,
+}
+
+impl Pacer {
+    /// Client `index`'s pace, if the plan has a rate.
+    pub fn new(plan: &Plan, index: usize) -> Option<Pacer> {
+        let rate = plan.rate.filter(|r| *r > 0)?;
+        let interval = Duration::from_secs_f64(plan.clients.max(1) as f64 / rate as f64);
+        let phase = interval.mul_f64((index % plan.clients.max(1)) as f64 / plan.clients as f64);
+        Some(Pacer {
+            interval,
+            phase,
+            next: None,
+        })
+    }
+
+    /// Messages whose slot has come by `now`, at most `room`; they count as sent.
+    pub fn due(&mut self, now: Instant, room: usize) -> u64 {
+        let next = *self.next.get_or_insert(now + self.phase);
+        if now < next {
+            return 0;
+        }
+        let slots = ((now - next).as_nanos() / self.interval.as_nanos().max(1)) as u64 + 1;
+        let sent = slots.min(room as u64);
+        self.next = Some(next + self.interval.mul_f64(sent as f64));
+        sent
+    }
+
+    /// When the next slot comes, once the schedule has started.
+    pub fn next(&self) -> Option<Instant> {
+        self.next
+    }
 }
 
 /// Counters shared by the load tasks (on any thread) and the thread that watches them.
@@ -185,16 +230,27 @@ pub fn sent_at(origin: Instant, text: &[u8]) -> Option<Instant> {
 }
 
 /// Waits for a read from `stream`, or for `tick` (and for the senders' start too when
-/// `start_wakes`, so a client ready to send does not wait a tick for it). `None`: no read,
-/// the wait ended.
+/// `start_wakes`, so a client ready to send does not wait a tick for it, and for `slot`, a
+/// paced client's next message). `None`: no read, the wait ended.
 pub async fn read_or_tick(
     stream: &mut TcpStream,
     buffer: &mut [u8],
     tick: &mut Timer,
     progress: &Progress,
     start_wakes: bool,
+    slot: Option<Instant>,
 ) -> Option<std::io::Result<usize>> {
     let read = async { Some(stream.read(buffer).await) };
+    let paced = async {
+        match slot {
+            Some(at) => {
+                Timer::at(at).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+        None
+    };
+    let read = race(read, paced);
     let wait = async {
         if start_wakes {
             race(progress.started(), async {
@@ -452,8 +508,15 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// A duration in milliseconds with one decimal.
+/// Milliseconds, to the microsecond below 10 ms (a light load's latencies are a few hundred
+/// microseconds).
 pub fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e3)
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 10.0 {
+        format!("{ms:.3}")
+    } else {
+        format!("{ms:.1}")
+    }
 }
 
 #[cfg(test)]
@@ -469,6 +532,32 @@ mod tests {
             assert_eq!(text.len(), size);
             assert_eq!(sent_at(origin, text.as_bytes()), Some(sent));
         }
+    }
+
+    #[test]
+    fn a_paced_client_sends_on_its_own_phase_and_catches_up_on_missed_slots() {
+        let plan = Plan {
+            clients: 4,
+            messages: 100,
+            size: 16,
+            window: 8,
+            rate: Some(400),
+        };
+        // 100 messages a second each, so one every 10 ms; client 2 starts half a period late.
+        let mut pacer = Pacer::new(&plan, 2).expect("paced");
+        let start = Instant::now();
+        assert_eq!(pacer.due(start, 8), 0);
+        assert_eq!(pacer.next(), Some(start + Duration::from_millis(5)));
+        assert_eq!(pacer.due(start + Duration::from_millis(5), 8), 1);
+        assert_eq!(pacer.due(start + Duration::from_millis(6), 8), 0);
+        // Three slots went by with the window full: they go once there is room, two at a time.
+        let later = start + Duration::from_millis(36);
+        assert_eq!(pacer.due(later, 2), 2);
+        assert_eq!(pacer.due(later, 2), 1);
+        assert_eq!(pacer.due(later, 2), 0);
+        assert_eq!(pacer.next(), Some(start + Duration::from_millis(45)));
+        let unpaced = Plan { rate: None, ..plan };
+        assert!(Pacer::new(&unpaced, 0).is_none());
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! is its id (`u32`).
 
 use crate::load::{
-    read_or_tick, sent_at, stamped_text, ClientReport, Correspondents, Pick, Plan, Progress, TICK,
+    read_or_tick, sent_at, stamped_text, ClientReport, Correspondents, Pacer, Pick, Plan, Progress,
+    TICK,
 };
 use crate::secure_link::{fresh_seed, SecureLink};
 use breeze_core::codec::{encode_frame, DEFAULT_MAX_FRAME};
@@ -321,9 +322,15 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
     let mut owed: Vec<(u32, u32)> = Vec::new();
     let mut ack = vec![0u8; fleet.sizes.ack - HEADER];
     let mut tick = Timer::interval(TICK);
+    let mut pacer = Pacer::new(&plan, index);
     loop {
         if progress.is_started() && in_flight < plan.window {
-            let granted = progress.claim((plan.window - in_flight) as u64);
+            let room = plan.window - in_flight;
+            let want = match pacer.as_mut() {
+                Some(pacer) => pacer.due(Instant::now(), room),
+                None => room as u64,
+            };
+            let granted = if want > 0 { progress.claim(want) } else { 0 };
             for _ in 0..granted {
                 let to = targets[pick.below(targets.len())] as u32;
                 let now = Instant::now();
@@ -353,7 +360,17 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
             return report;
         }
         let start_wakes = !progress.is_started();
-        let n = match read_or_tick(&mut stream, &mut buffer, &mut tick, progress, start_wakes).await
+        let room = in_flight < plan.window;
+        let slot = pacer.as_ref().and_then(Pacer::next).filter(|_| room);
+        let n = match read_or_tick(
+            &mut stream,
+            &mut buffer,
+            &mut tick,
+            progress,
+            start_wakes,
+            slot,
+        )
+        .await
         {
             None => continue,
             Some(Ok(n)) if n > 0 => n,

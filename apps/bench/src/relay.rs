@@ -81,6 +81,11 @@ pub struct Args {
     /// at a time and a login must finish within 10 s of connecting: many more would time out.
     #[arg(long, default_value_t = 32)]
     login_concurrency: usize,
+    /// Pace the load: this many messages a second over the whole fleet, each client sending
+    /// on a schedule of its own (the window still caps what is unacknowledged), instead of
+    /// as fast as the windows allow. For the server's cost and latency at light load.
+    #[arg(long, value_name = "MSGS_PER_SECOND")]
+    rate: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -117,11 +122,15 @@ pub fn run(args: Args) -> Result<(), String> {
     if args.clients < 2 || args.size < 16 || args.window == 0 || args.messages == 0 {
         return Err("need at least 2 clients, 16-byte texts, a window and a message".into());
     }
+    if args.rate.is_some() && args.load == Load::Core {
+        return Err("--rate paces the wire load clients and the raw ones, not --load core".into());
+    }
     let plan = Plan {
         clients: args.clients,
         messages: args.messages,
         size: args.size,
         window: args.window,
+        rate: args.rate,
     };
     // This process holds both ends of every connection in the in-process runs.
     system::ensure_open_files(2 * args.clients as u64 + 256)?;
