@@ -14,8 +14,8 @@ use breeze_core::secure::{
 };
 use breeze_core::server::{ConnId, Server};
 use breeze_core::wire::{
-    Chat, ClientFrame, GroupId, GroupMessage, GroupRequest, KeyEnvelope, MessageId, PeerFrame,
-    SealedChat,
+    Chat, ClientFrame, FileMessage, GroupId, GroupMessage, GroupRequest, KeyEnvelope, MessageId,
+    PeerFrame, SealedChat, SealedFile, TransferId,
 };
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
@@ -376,11 +376,48 @@ fn group_fanout(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a client pays to seal and open end to end: a chat line, and a file chunk as the relay
+/// carries it (the items' AEAD, `secure/item_cipher.rs`).
+fn end_to_end(c: &mut Criterion) {
+    let mut group = c.benchmark_group("end_to_end");
+    let (alice, bob) = (
+        IdentityKey::from_secret([1; 32]),
+        IdentityKey::from_secret([2; 32]),
+    );
+    let to_bob = PairKey::new(&alice, &bob.public()).unwrap();
+    let from_alice = PairKey::new(&bob, &alice.public()).unwrap();
+    let mut rng = SeededRng::from_u64(9);
+    let line = chat(1);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("seal_chat_100_bytes", |b| {
+        b.iter(|| SealedChat::seal(black_box(&line), &to_bob, &mut rng))
+    });
+    let sealed = SealedChat::seal(&line, &to_bob, &mut rng);
+    group.bench_function("open_chat_100_bytes", |b| {
+        b.iter(|| black_box(&sealed).open(&from_alice).unwrap())
+    });
+    let chunk = FileMessage::Chunk {
+        id: TransferId(1),
+        offset: 0,
+        data: vec![7u8; breeze_core::transfer::CHUNK_SIZE].into(),
+    };
+    group.throughput(Throughput::Bytes(breeze_core::transfer::CHUNK_SIZE as u64));
+    group.bench_function("seal_file_chunk", |b| {
+        b.iter(|| SealedFile::seal(black_box(&chunk), &to_bob, &mut rng).unwrap())
+    });
+    let sealed = SealedFile::seal(&chunk, &to_bob, &mut rng).unwrap();
+    group.bench_function("open_file_chunk", |b| {
+        b.iter(|| black_box(&sealed).open(&from_alice).unwrap())
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     decode_throughput,
     server_relay,
     handshakes,
-    group_fanout
+    group_fanout,
+    end_to_end
 );
 criterion_main!(benches);
