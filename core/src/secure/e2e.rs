@@ -6,9 +6,9 @@
 //! they can compute: X25519 between one's identity key and the other's public key, put through
 //! BLAKE3's key derivation together with both public keys. A sealed item is 24 fresh random
 //! bytes (from the core's seeded generator) and AES-256-GCM ciphertext under a key derived from
-//! them (see `item_cipher`); the associated data names the sender's and the recipient's keys and the item's visible header (its kind,
-//! message numbers, transfer id and offset), so the server can neither alter those, nor turn a
-//! message around, nor move it to another pair.
+//! them (see `item_cipher`); the associated data names the sender's and the recipient's keys
+//! and the item's visible header (its kind, message numbers, transfer id and offset), so the
+//! server can neither alter those, nor turn a message around, nor move it to another pair.
 //!
 //! A recipient who is offline is sealed to in the same way: the sender needs only the
 //! recipient's public key, which the server hands out.
@@ -18,29 +18,7 @@ use super::keys::{IdentityKey, PublicKey};
 use crate::rng::SeededRng;
 use std::fmt;
 
-pub use super::item_cipher::SEAL_OVERHEAD;
-
-/// Why a sealed item could not be opened. The item is dropped; it never reaches the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SealError {
-    /// Too short to be a sealed item.
-    Truncated,
-    /// It does not authenticate under this pair's key and header: forged, altered, or sealed
-    /// for someone else.
-    Forged,
-}
-
-impl fmt::Display for SealError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SealError::Truncated => "sealed item too short",
-            SealError::Forged => "sealed item failed authentication",
-        })
-    }
-}
-
-impl std::error::Error for SealError {}
+pub use super::item_cipher::{SealError, SEAL_OVERHEAD};
 
 /// The key one user shares with one other user.
 #[derive(Clone)]

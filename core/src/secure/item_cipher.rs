@@ -12,14 +12,36 @@
 //! instead of 2.0 µs, and a 32 KiB file chunk seals at 7.4 GB/s instead of 1.0 GB/s, which bounded
 //! a relayed file transfer (BENCHMARKS.md, Files).
 
-use super::e2e::SealError;
 use crate::rng::SeededRng;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use std::fmt;
 
 const NONCE: usize = 24;
 const TAG: usize = 16;
 /// What sealing adds to an item's size: the random bytes in front and the tag behind.
 pub const SEAL_OVERHEAD: usize = NONCE + TAG;
+
+/// Why a sealed item could not be opened. The item is dropped; it never reaches the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SealError {
+    /// Too short to be a sealed item.
+    Truncated,
+    /// It does not authenticate under this key and header: forged, altered, or sealed
+    /// for someone else.
+    Forged,
+}
+
+impl fmt::Display for SealError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SealError::Truncated => "sealed item too short",
+            SealError::Forged => "sealed item failed authentication",
+        })
+    }
+}
+
+impl std::error::Error for SealError {}
 
 /// A long-term key for sealing items; each item is sealed under a key derived from it.
 #[derive(Clone)]
