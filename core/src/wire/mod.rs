@@ -27,7 +27,7 @@ pub use shared::{
 };
 
 /// The protocol version this build speaks. Bumped on any incompatible wire change.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The most users one [`ClientFrame::Watch`] may name; a client watching more sends several.
 pub const MAX_WATCH_PER_FRAME: usize = 256;
