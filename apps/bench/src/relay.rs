@@ -102,6 +102,10 @@ enum Only {
     Process,
 }
 
+/// How long the clients stay connected and quiet after relaying before the memory is
+/// measured again: a few of the server's sweeps, which give idle output buffers back.
+const QUIET_AFTER: Duration = Duration::from_secs(2);
+
 /// One run's figures.
 struct Outcome {
     name: &'static str,
@@ -113,8 +117,9 @@ struct Outcome {
     /// The server's writes while relaying.
     server_writes: Option<u64>,
     login_time: Duration,
-    /// Memory of whatever `memory` measured: before, logged in and idle, after relaying.
-    memory: Option<[Memory; 3]>,
+    /// Memory of whatever `memory` measured: before, logged in and idle, after relaying, and
+    /// [`QUIET_AFTER`] later.
+    memory: Option<[Memory; 4]>,
     stats: Option<Stats>,
 }
 
@@ -327,6 +332,7 @@ struct Watched {
     login_time: Duration,
     memory_idle: Option<Memory>,
     memory_after: Option<Memory>,
+    memory_quiet: Option<Memory>,
     cpu_here: Vec<(String, Duration)>,
     cpu_server: Option<Vec<(String, Duration)>>,
     server_writes: Option<u64>,
@@ -403,6 +409,10 @@ fn watch_phases(
     let (here_after, server_after) = (cpu(None), server_pid.map(|pid| cpu(Some(pid))));
     let writes_after = server_pid.and_then(system::writes);
     let memory_after = memory();
+    // The same connections, quiet again: what relaying left behind (sweeps run every 0.5 s and
+    // give back idle output buffers), to compare with the quiet state before it.
+    std::thread::sleep(QUIET_AFTER);
+    let memory_quiet = memory();
     if !complete {
         return Err(format!(
             "only {} of {} messages arrived within {} s",
@@ -415,6 +425,7 @@ fn watch_phases(
         login_time,
         memory_idle,
         memory_after,
+        memory_quiet,
         cpu_here: system::cpu_between(&here_before, &here_after),
         server_writes: writes_before
             .zip(writes_after)
@@ -448,10 +459,14 @@ fn outcome(
     stats: Option<Stats>,
 ) -> Outcome {
     let summary = report.summary();
-    let memory = watched
-        .memory_idle
-        .zip(watched.memory_after)
-        .map(|(idle, after)| [before, idle, after]);
+    let memory = match (
+        watched.memory_idle,
+        watched.memory_after,
+        watched.memory_quiet,
+    ) {
+        (Some(idle), Some(after), Some(quiet)) => Some([before, idle, after, quiet]),
+        _ => None,
+    };
     eprintln!(
         "    {} msgs/s, p50 {} ms, p99 {} ms",
         thousands(summary.rate as u64),
@@ -544,15 +559,21 @@ fn print_table(args: &Args, outcomes: &[Outcome]) {
                 writes as f64 / o.summary.received.max(1) as f64
             );
         }
-        if let Some([before, idle, after]) = o.memory {
+        if let Some([before, idle, after, quiet]) = o.memory {
             let whose = match o.cpu_server {
                 Some(_) => "breeze-server process (its /proc/<pid>/status)",
                 None => "this process (server and load together)",
             };
             println!(
                 "  RSS of {whose}: {} before, {} with {} clients idle, {} after relaying \
-                 (peak {})",
-                before.rss, idle.rss, args.clients, after.rss, after.peak
+                 (peak {}), {} once quiet again {} s later",
+                before.rss,
+                idle.rss,
+                args.clients,
+                after.rss,
+                after.peak,
+                quiet.rss,
+                QUIET_AFTER.as_secs()
             );
         }
     }
