@@ -259,7 +259,9 @@ impl RecordReader {
     /// `input` is used up without completing one.
     pub fn next<'s, 'i: 's>(&'s mut self, input: &mut &'i [u8]) -> Option<&'s [u8]> {
         if self.handed_out {
-            self.partial.clear();
+            // Given back rather than cleared: a record split across reads would otherwise
+            // leave its size allocated to this connection for good (see `FrameDecoder`).
+            self.partial = Vec::new();
             self.handed_out = false;
         }
         if self.partial.is_empty() {
@@ -315,6 +317,24 @@ mod tests {
             assert!(input.is_empty());
         }
         out
+    }
+
+    #[test]
+    fn a_record_split_across_reads_leaves_no_memory_behind_once_handed_out() {
+        let stream = framed(&[4; 3000]);
+        let mut reader = RecordReader::default();
+        let (first, second) = stream.split_at(1000);
+        let mut input = first;
+        assert!(reader.next(&mut input).is_none());
+        let mut input = second;
+        assert_eq!(reader.next(&mut input).map(<[u8]>::len), Some(3000));
+        let mut nothing: &[u8] = &[];
+        assert!(reader.next(&mut nothing).is_none());
+        assert_eq!(
+            reader.partial.capacity(),
+            0,
+            "the record's memory is given back"
+        );
     }
 
     #[test]
