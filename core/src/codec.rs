@@ -79,6 +79,16 @@ pub(crate) fn share(source: &Bytes, part: &[u8]) -> Bytes {
     }
 }
 
+/// The fields of `payload` if it encodes the enum variant `index` (postcard writes the index
+/// as a varint before them): how a [`Frame::parse_in`] picks out the frame it has a fast path
+/// for.
+pub(crate) fn variant_fields(payload: &[u8], index: u32) -> Option<&[u8]> {
+    match postcard::take_from_bytes::<u32>(payload) {
+        Ok((variant, rest)) if variant == index => Some(rest),
+        _ => None,
+    }
+}
+
 /// A frame put together from several reads at least this big becomes a shared buffer of its
 /// own (its file chunk is not copied again); a smaller one is parsed from the reused buffer.
 const ASSEMBLED_SHARED_MIN: usize = 16 * 1024;
@@ -227,7 +237,7 @@ pub fn encode_frame_sharing<T: Serialize + SharedTail>(
     max_frame: usize,
     out: &mut Vec<u8>,
 ) -> Result<Option<Payload>, EncodeError> {
-    encode_leaving_out(message, message.shared_tail().as_ref(), max_frame, out)
+    encode_leaving_out(message, message.shared_tail(), max_frame, out)
 }
 
 /// Appends one frame holding `message` to `out`. On error `out` is left as it was.
@@ -239,9 +249,11 @@ pub fn encode_frame<T: Serialize>(
     encode_leaving_out(message, None, max_frame, out).map(|_| ())
 }
 
-fn encode_leaving_out<T: Serialize>(
+/// [`encode_frame_sharing`] for a caller that already took the frame's tail (to look at it
+/// first): the tail is passed in, not asked for again.
+pub(crate) fn encode_leaving_out<T: Serialize>(
     message: &T,
-    tail: Option<&Payload>,
+    tail: Option<Payload>,
     max_frame: usize,
     out: &mut Vec<u8>,
 ) -> Result<Option<Payload>, EncodeError> {
@@ -249,7 +261,7 @@ fn encode_leaving_out<T: Serialize>(
         len,
         max: max_frame,
     };
-    let left_out = match tail {
+    let left_out = match &tail {
         Some(Payload::Bytes(bytes)) => Some(&bytes[..]),
         Some(Payload::File(span)) => Some(span.stand_in().ok_or(refused(span.len))?),
         None => None,
@@ -287,7 +299,7 @@ fn encode_leaving_out<T: Serialize>(
             return encode_leaving_out(message, None, max_frame, out);
         }
     };
-    let len = buf.len() - start - PREFIX_LEN + tail.map_or(0, Payload::len);
+    let len = buf.len() - start - PREFIX_LEN + tail.as_ref().map_or(0, Payload::len);
     if len > max_frame || len > u32::MAX as usize {
         buf.truncate(start);
         *out = buf;
@@ -295,7 +307,7 @@ fn encode_leaving_out<T: Serialize>(
     }
     buf[start..start + PREFIX_LEN].copy_from_slice(&(len as u32).to_be_bytes());
     *out = buf;
-    Ok(tail.cloned())
+    Ok(tail)
 }
 
 /// Incremental frame decoder for one connection.

@@ -12,7 +12,7 @@
 //! login) wait, and are dropped unsent if the handshake fails. From then on each transmit is
 //! sealed into records just before it is handed out, so one burst of frames costs one seal.
 
-use crate::codec::{encode_frame_sharing, SharedTail};
+use crate::codec::{encode_leaving_out, SharedTail};
 use crate::secure::{sealed_len, Sealer, RECORD_OVERHEAD};
 use crate::transmit::{Payload, Transmit};
 use bytes::Bytes;
@@ -176,7 +176,8 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
         id: Id,
         message: &T,
     ) -> Result<(), QueueError> {
-        if let Some(Payload::File(_)) = message.shared_tail() {
+        let tail = message.shared_tail();
+        if let Some(Payload::File(_)) = tail {
             // A span would go from the file to the socket unsealed: never on an encrypted link.
             return Err(QueueError::TooLarge);
         }
@@ -190,7 +191,7 @@ impl<Id: Copy + Eq + Hash> Outbound<Id> {
         if buffer.bytes.capacity() == 0 {
             buffer.bytes.reserve(RETAINED_CAPACITY);
         }
-        let tail = encode_frame_sharing(message, self.max_frame, &mut buffer.bytes)
+        let tail = encode_leaving_out(message, tail, self.max_frame, &mut buffer.bytes)
             .map_err(|_| QueueError::TooLarge)?;
         if let Some(tail) = tail {
             // The frame goes on with the tail: what is buffered, then the tail itself.

@@ -427,7 +427,7 @@ impl WireClient {
     /// When a paced client's next message is due, if it has room in its window to send it.
     fn next_slot(&self) -> Option<Instant> {
         let room = self.ready && self.in_flight < self.fleet.plan.window;
-        self.pacer.as_ref().and_then(Pacer::next).filter(|_| room)
+        Pacer::wake_at(self.pacer.as_ref(), room)
     }
 
     /// Tops the window up with sealed chats to random correspondents (in a paced run, as many
@@ -438,10 +438,7 @@ impl WireClient {
             return Ok(());
         }
         let room = window - self.in_flight;
-        let want = match self.pacer.as_mut() {
-            Some(pacer) => pacer.due(Instant::now(), room),
-            None => room as u64,
-        };
+        let want = Pacer::allowed(self.pacer.as_mut(), Instant::now(), room);
         if want == 0 {
             return Ok(());
         }

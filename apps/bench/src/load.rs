@@ -76,6 +76,20 @@ impl Pacer {
     pub fn next(&self) -> Option<Instant> {
         self.next
     }
+
+    /// What a client with `room` in its window may send now: as many as are due when paced
+    /// (`pacer`), all of it otherwise.
+    pub fn allowed(pacer: Option<&mut Pacer>, now: Instant, room: usize) -> u64 {
+        match pacer {
+            Some(pacer) => pacer.due(now, room),
+            None => room as u64,
+        }
+    }
+
+    /// When a paced client must wake to send, if it has room to: its next slot.
+    pub fn wake_at(pacer: Option<&Pacer>, has_room: bool) -> Option<Instant> {
+        pacer.and_then(Pacer::next).filter(|_| has_room)
+    }
 }
 
 /// Counters shared by the load tasks (on any thread) and the thread that watches them.

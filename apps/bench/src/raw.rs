@@ -326,10 +326,7 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
     loop {
         if progress.is_started() && in_flight < plan.window {
             let room = plan.window - in_flight;
-            let want = match pacer.as_mut() {
-                Some(pacer) => pacer.due(Instant::now(), room),
-                None => room as u64,
-            };
+            let want = Pacer::allowed(pacer.as_mut(), Instant::now(), room);
             let granted = if want > 0 { progress.claim(want) } else { 0 };
             for _ in 0..granted {
                 let to = targets[pick.below(targets.len())] as u32;
@@ -361,7 +358,7 @@ pub async fn run(fleet: Arc<RawFleet>, index: usize) -> ClientReport {
         }
         let start_wakes = !progress.is_started();
         let room = in_flight < plan.window;
-        let slot = pacer.as_ref().and_then(Pacer::next).filter(|_| room);
+        let slot = Pacer::wake_at(pacer.as_ref(), room);
         let n = match read_or_tick(
             &mut stream,
             &mut buffer,

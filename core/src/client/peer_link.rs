@@ -193,8 +193,7 @@ impl Client {
         len: usize,
         now: Instant,
     ) {
-        let buffer = Box::new(buffer);
-        self.on_link_input(link, Read::Owned { buffer, len }, now);
+        self.on_link_input(link, Read::owned(buffer, len), now);
     }
 
     fn on_link_input(&mut self, link: LinkId, input: Read<'_>, now: Instant) {

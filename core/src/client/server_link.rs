@@ -147,8 +147,7 @@ impl Client {
     /// buffer it read into, `len` bytes of it read: records are opened where they lie and
     /// relayed file chunks keep their data in it (see [`ReadOwner`]).
     pub fn handle_server_buffer(&mut self, buffer: impl ReadOwner, len: usize, now: Instant) {
-        let buffer = Box::new(buffer);
-        self.on_server_input(Read::Owned { buffer, len }, now);
+        self.on_server_input(Read::owned(buffer, len), now);
     }
 
     fn on_server_input(&mut self, input: Read<'_>, now: Instant) {

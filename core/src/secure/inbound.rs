@@ -22,6 +22,16 @@ pub(crate) enum Read<'a> {
     },
 }
 
+impl Read<'static> {
+    /// The first `len` bytes of `buffer`, handed over whole (records are opened in it).
+    pub(crate) fn owned(buffer: impl ReadOwner, len: usize) -> Self {
+        Read::Owned {
+            buffer: Box::new(buffer),
+            len,
+        }
+    }
+}
+
 /// The owner as [`Bytes`] wants it.
 struct Owned(Box<dyn ReadOwner>);
 
@@ -228,10 +238,7 @@ mod tests {
                 // A pooled buffer is longer than what was read into it.
                 let mut buffer = piece.to_vec();
                 buffer.extend_from_slice(&[0xee; 5]);
-                let read = Read::Owned {
-                    buffer: Box::new(buffer),
-                    len: piece.len(),
-                };
+                let read = Read::owned(buffer, piece.len());
                 let plain = inbound
                     .read_plain(read, |_| -> Result<_, RecordError> { Ok(None) })
                     .unwrap();
@@ -250,10 +257,7 @@ mod tests {
         let mut inbound = Inbound::default();
         inbound.open_with(opener);
         let len = wire.len();
-        let read = Read::Owned {
-            buffer: Box::new(wire),
-            len,
-        };
+        let read = Read::owned(wire, len);
         let opened = inbound.read_plain(read, |_| -> Result<_, RecordError> { Ok(None) });
         assert_eq!(opened.err(), Some(RecordError::Forged));
     }

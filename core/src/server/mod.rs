@@ -235,8 +235,7 @@ impl Server {
         len: usize,
         now: Instant,
     ) {
-        let buffer = Box::new(buffer);
-        self.on_input(conn, Read::Owned { buffer, len }, now);
+        self.on_input(conn, Read::owned(buffer, len), now);
         self.reap(now);
     }
 

@@ -6,7 +6,7 @@ use super::group::{
 };
 use super::sealed::{SealedAck, SealedChat, SealedFile};
 use super::shared::{ErrorCode, KickReason, LoginRefusal, Undeliverable, UserName};
-use crate::codec::{parse, DecodeError, Frame, SharedTail};
+use crate::codec::{parse, variant_fields, DecodeError, Frame, SharedTail};
 use crate::password::Password;
 use crate::secure::PublicKey;
 use crate::transmit::Payload;
@@ -387,14 +387,6 @@ impl Frame for ServerFrame {
             Some(ServerFrame::RelayedFile { from, key, message })
         };
         shared().map_or_else(|| parse(payload), Ok)
-    }
-}
-
-/// The fields of `payload` if it encodes the variant `index`.
-fn variant_fields(payload: &[u8], index: u32) -> Option<&[u8]> {
-    match postcard::take_from_bytes::<u32>(payload) {
-        Ok((variant, rest)) if variant == index => Some(rest),
-        _ => None,
     }
 }
 

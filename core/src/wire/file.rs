@@ -210,9 +210,7 @@ impl FileMessage {
     /// (see [`Frame::parse_in`](crate::codec::Frame::parse_in)); `None` when it is anything
     /// else, including a malformed chunk, which the ordinary decode then refuses.
     pub(crate) fn chunk_in(encoded: &[u8], source: &Bytes) -> Option<FileMessage> {
-        let (CHUNK_MESSAGE, rest) = postcard::take_from_bytes::<u32>(encoded).ok()? else {
-            return None;
-        };
+        let rest = crate::codec::variant_fields(encoded, CHUNK_MESSAGE)?;
         let fields = postcard::take_from_bytes::<(TransferId, u64, &[u8])>(rest);
         let Ok(((id, offset, data), [])) = fields else {
             return None;

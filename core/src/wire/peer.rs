@@ -6,7 +6,7 @@
 
 use super::file::FileMessage;
 use super::shared::{Ack, Chat, ErrorCode};
-use crate::codec::{parse, DecodeError, Frame, SharedTail};
+use crate::codec::{parse, variant_fields, DecodeError, Frame, SharedTail};
 use crate::transmit::Payload;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -74,8 +74,5 @@ impl Frame for PeerFrame {
 
 /// `payload` as a `File(Chunk)` frame with its data shared from `source`, if it is one.
 fn chunk_in(payload: &[u8], source: &Bytes) -> Option<FileMessage> {
-    let (FILE_FRAME, rest) = postcard::take_from_bytes::<u32>(payload).ok()? else {
-        return None;
-    };
-    FileMessage::chunk_in(rest, source)
+    FileMessage::chunk_in(variant_fields(payload, FILE_FRAME)?, source)
 }
